@@ -1,0 +1,589 @@
+/* Configuration parsing and validation, driven by one property table. */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <ini.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+typedef enum {
+        SEC_KAFKA,
+        SEC_INPUT,
+        SEC_STATE,
+        SEC_OUTPUT,
+        SEC_LOG,
+        SEC_MEASURE,
+        SEC_WINDOW,
+        SEC__CNT
+} sec_kind_t;
+
+typedef struct sec_desc {
+        const char *name;
+        int named;          /* "[window NAME]" */
+        size_t line_off;    /* offsetof(struct, line) */
+        const char *help;
+} sec_desc_t;
+
+static const sec_desc_t sections[SEC__CNT] = {
+        [SEC_KAFKA] = {"kafka", 0, 0,
+                       "librdkafka properties, passed unchanged to the consumer and the producer"},
+        [SEC_INPUT] = {"input", 0, offsetof(dmp_input_conf_t, line), "where events come from"},
+        [SEC_STATE] = {"state", 0, offsetof(dmp_state_conf_t, line), "RocksDB state and commits"},
+        [SEC_OUTPUT] = {"output", 0, offsetof(dmp_output_conf_t, line), "where results go"},
+        [SEC_LOG] = {"log", 0, offsetof(dmp_log_conf_t, line), "logging"},
+        [SEC_MEASURE] = {"measure", 1, offsetof(dmp_measure_conf_t, line),
+                         "a weighted sum f(x) = sum a_i * x_i of numeric fields"},
+        [SEC_WINDOW] = {"window", 1, offsetof(dmp_window_conf_t, line),
+                        "an event-time window definition over measures"},
+};
+
+typedef enum { PT_STR, PT_INT, PT_ENUM } prop_type_t;
+
+typedef struct prop {
+        sec_kind_t sec;
+        const char *name;
+        prop_type_t type;
+        const char *def;   /* NULL: no default */
+        int64_t min, max;  /* PT_INT range */
+        const char *enums; /* PT_ENUM: "a|b|c" */
+        size_t off;        /* offset of the value in the section struct */
+        const char *help;
+} prop_t;
+
+#define IN(f)  offsetof(dmp_input_conf_t, f)
+#define ST(f)  offsetof(dmp_state_conf_t, f)
+#define OUT(f) offsetof(dmp_output_conf_t, f)
+#define LG(f)  offsetof(dmp_log_conf_t, f)
+#define MS(f)  offsetof(dmp_measure_conf_t, f)
+#define WN(f)  offsetof(dmp_window_conf_t, f)
+
+/* The property table: the single declaration of every property. */
+static const prop_t props[] = {
+        {SEC_INPUT, "topic", PT_STR, NULL, 0, 0, NULL, IN(topic),
+         "Input topic (required). Events of one key must be in one partition."},
+        {SEC_INPUT, "group.id", PT_STR, "dmpflow", 0, 0, NULL, IN(group_id),
+         "Consumer group; instances with the same group.id share the partitions."},
+        {SEC_INPUT, "format", PT_ENUM, "avro", 0, 0, "avro", IN(format),
+         "Input encoding. avro: raw Avro binary written with `schema`."},
+        {SEC_INPUT, "schema", PT_STR, NULL, 0, 0, NULL, IN(schema),
+         "Path of the writer schema (.avsc) of the input events (required for format=avro)."},
+        {SEC_INPUT, "key.field", PT_STR, "", 0, 0, NULL, IN(key_field),
+         "Field (string, int or long) that keys the aggregates; empty: the Kafka message key."},
+        {SEC_INPUT, "time.field", PT_STR, "", 0, 0, NULL, IN(time_field),
+         "Event-time field (long, timestamp-millis or timestamp-micros); empty: the Kafka timestamp."},
+        {SEC_INPUT, "auto.offset.reset", PT_ENUM, "earliest", 0, 0, "earliest|latest",
+         IN(auto_offset_reset),
+         "Where a partition without stored state starts reading."},
+        {SEC_STATE, "dir", PT_STR, "./state", 0, 0, NULL, ST(dir),
+         "RocksDB state directory (aggregates of open windows and the input offsets they reflect)."},
+        {SEC_STATE, "commit.interval.ms", PT_INT, "1000", 10, 3600000, NULL,
+         ST(commit_interval_ms),
+         "Interval between commits: dirty state, stream times and offsets are written atomically."},
+        {SEC_OUTPUT, "topic", PT_STR, NULL, 0, 0, NULL, OUT(topic),
+         "Topic of the window results (schemas/window_result.avsc), keyed by the key (required)."},
+        {SEC_LOG, "level", PT_ENUM, "info", 0, 0, "error|warn|info|debug", LG(level),
+         "Log level."},
+        {SEC_MEASURE, "expr", PT_STR, NULL, 0, 0, NULL, MS(expr),
+         "Weighted sum of numeric fields, e.g. `0.7*price + 0.3*quantity` (required)."},
+        {SEC_WINDOW, "type", PT_ENUM, "tumbling", 0, 0, "tumbling|hopping", WN(type),
+         "Window kind. Windows are half-open [start, end), aligned to epoch 0."},
+        {SEC_WINDOW, "size.ms", PT_INT, NULL, 1, INT64_C(1) << 50, NULL, WN(size_ms),
+         "Window size in ms (required)."},
+        {SEC_WINDOW, "advance.ms", PT_INT, "0", 0, INT64_C(1) << 50, NULL, WN(advance_ms),
+         "Hopping windows: advance in ms, 0 < advance <= size (required for hopping)."},
+        {SEC_WINDOW, "grace.ms", PT_INT, "0", 0, INT64_C(1) << 50, NULL, WN(grace_ms),
+         "A window closes when the partition's stream time >= end + grace."},
+        {SEC_WINDOW, "measures", PT_STR, "", 0, 0, NULL, WN(measures),
+         "Comma-separated measure names aggregated in this window; empty: all measures."},
+        {SEC_WINDOW, "emit", PT_ENUM, "final", 0, 0, "final", WN(emit),
+         "final: exactly one result per key, window and measure, when the window closes."},
+};
+
+/* Index of a property within its section (indexes the section's line[]). */
+static int prop_slot(const prop_t *p) {
+        int slot = 0;
+        for (const prop_t *q = props; q < p; q++)
+                if (q->sec == p->sec)
+                        slot++;
+        return slot;
+}
+
+static const prop_t *prop_find(sec_kind_t sec, const char *name) {
+        for (size_t i = 0; i < DMP_ARRAY_SIZE(props); i++)
+                if (props[i].sec == sec && !strcmp(props[i].name, name))
+                        return &props[i];
+        return NULL;
+}
+
+static const char *prop_suggest(sec_kind_t sec, const char *name) {
+        const char *best = NULL;
+        int best_d = 4;
+        for (size_t i = 0; i < DMP_ARRAY_SIZE(props); i++) {
+                if (props[i].sec != sec)
+                        continue;
+                int d = dmp_edit_distance(name, props[i].name);
+                if (d < best_d) {
+                        best_d = d;
+                        best = props[i].name;
+                }
+        }
+        return best;
+}
+
+void dmp_conf_error(dmp_conf_t *conf, int line, const char *fmt, ...) {
+        char msg[1024];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+
+        char full[1400];
+        int n;
+        if (line > 0)
+                n = snprintf(full, sizeof(full), "%s:%d: %s\n", conf->path, line, msg);
+        else if (line < 0)
+                n = snprintf(full, sizeof(full), "command line: %s\n", msg);
+        else
+                n = snprintf(full, sizeof(full), "%s: %s\n", conf->path, msg);
+        if (n < 0)
+                return;
+        if ((size_t)n >= sizeof(full))
+                n = sizeof(full) - 1;
+        conf->errors = dmp_realloc(conf->errors, conf->errors_len + (size_t)n + 1);
+        memcpy(conf->errors + conf->errors_len, full, (size_t)n + 1);
+        conf->errors_len += (size_t)n;
+        conf->error_cnt++;
+}
+
+static void *sec_instance(dmp_conf_t *conf, sec_kind_t sec, int idx) {
+        switch (sec) {
+        case SEC_INPUT: return &conf->input;
+        case SEC_STATE: return &conf->state;
+        case SEC_OUTPUT: return &conf->output;
+        case SEC_LOG: return &conf->log;
+        case SEC_MEASURE: return &conf->measures[idx];
+        case SEC_WINDOW: return &conf->windows[idx];
+        default: return NULL;
+        }
+}
+
+/* Parses and stores one value. Returns 0, or -1 after reporting the error. */
+static int prop_set(dmp_conf_t *conf, void *obj, const prop_t *p, const char *value,
+                    int line) {
+        char *field = (char *)obj + p->off;
+        switch (p->type) {
+        case PT_STR:
+        case PT_ENUM:
+                if (p->type == PT_ENUM) {
+                        size_t vl = strlen(value);
+                        const char *e = p->enums;
+                        int ok = 0;
+                        while (*e) {
+                                size_t l = strcspn(e, "|");
+                                if (l == vl && !strncmp(e, value, l))
+                                        ok = 1;
+                                e += l + (e[l] == '|');
+                        }
+                        if (!ok) {
+                                dmp_conf_error(conf, line,
+                                               "[%s] %s: invalid value \"%s\" (expected one of %s)",
+                                               sections[p->sec].name, p->name, value, p->enums);
+                                return -1;
+                        }
+                }
+                free(*(char **)field);
+                *(char **)field = dmp_strdup(value);
+                return 0;
+        case PT_INT: {
+                char *end;
+                errno = 0;
+                long long v = strtoll(value, &end, 10);
+                if (errno || end == value || *end != '\0') {
+                        dmp_conf_error(conf, line, "[%s] %s: \"%s\" is not an integer",
+                                       sections[p->sec].name, p->name, value);
+                        return -1;
+                }
+                if (v < p->min || v > p->max) {
+                        dmp_conf_error(conf, line,
+                                       "[%s] %s: %lld is out of range [%lld, %lld]",
+                                       sections[p->sec].name, p->name, v,
+                                       (long long)p->min, (long long)p->max);
+                        return -1;
+                }
+                *(int64_t *)field = v;
+                return 0;
+        }
+        }
+        return -1;
+}
+
+static void sec_defaults(dmp_conf_t *conf, sec_kind_t sec, void *obj) {
+        for (size_t i = 0; i < DMP_ARRAY_SIZE(props); i++)
+                if (props[i].sec == sec && props[i].def)
+                        prop_set(conf, obj, &props[i], props[i].def, 0);
+}
+
+dmp_conf_t *dmp_conf_new(void) {
+        dmp_conf_t *conf = dmp_calloc(1, sizeof(*conf));
+        conf->path = dmp_strdup("(defaults)");
+        sec_defaults(conf, SEC_INPUT, &conf->input);
+        sec_defaults(conf, SEC_STATE, &conf->state);
+        sec_defaults(conf, SEC_OUTPUT, &conf->output);
+        sec_defaults(conf, SEC_LOG, &conf->log);
+        return conf;
+}
+
+static void sec_free(sec_kind_t sec, void *obj) {
+        for (size_t i = 0; i < DMP_ARRAY_SIZE(props); i++)
+                if (props[i].sec == sec && props[i].type != PT_INT)
+                        free(*(char **)((char *)obj + props[i].off));
+}
+
+void dmp_conf_destroy(dmp_conf_t *conf) {
+        if (!conf)
+                return;
+        for (int i = 0; i < conf->kafka_cnt; i++) {
+                free(conf->kafka[i].name);
+                free(conf->kafka[i].value);
+        }
+        free(conf->kafka);
+        sec_free(SEC_INPUT, &conf->input);
+        sec_free(SEC_STATE, &conf->state);
+        sec_free(SEC_OUTPUT, &conf->output);
+        sec_free(SEC_LOG, &conf->log);
+        for (int i = 0; i < conf->measure_cnt; i++) {
+                sec_free(SEC_MEASURE, &conf->measures[i]);
+                free(conf->measures[i].name);
+        }
+        for (int i = 0; i < conf->window_cnt; i++) {
+                sec_free(SEC_WINDOW, &conf->windows[i]);
+                free(conf->windows[i].name);
+        }
+        free(conf->errors);
+        free(conf->path);
+        free(conf);
+}
+
+const char *dmp_conf_kafka_get(const dmp_conf_t *conf, const char *name) {
+        for (int i = conf->kafka_cnt - 1; i >= 0; i--)
+                if (!strcmp(conf->kafka[i].name, name))
+                        return conf->kafka[i].value;
+        return NULL;
+}
+
+static int valid_name(const char *s) {
+        if (!*s)
+                return 0;
+        for (; *s; s++)
+                if (!isalnum((unsigned char)*s) && *s != '_' && *s != '-' && *s != '.')
+                        return 0;
+        return 1;
+}
+
+/* Finds or creates the instance of a named section; -1 on error. */
+static int named_instance(dmp_conf_t *conf, sec_kind_t sec, const char *name, int line) {
+        int *cnt = sec == SEC_MEASURE ? &conf->measure_cnt : &conf->window_cnt;
+        int max = sec == SEC_MEASURE ? DMP_MAX_MEASURES : DMP_MAX_WINDOWS;
+        for (int i = 0; i < *cnt; i++) {
+                const char *n = sec == SEC_MEASURE ? conf->measures[i].name
+                                                   : conf->windows[i].name;
+                if (!strcmp(n, name))
+                        return i;
+        }
+        if (!valid_name(name)) {
+                dmp_conf_error(conf, line, "[%s %s]: invalid name (use letters, digits, _ - .)",
+                               sections[sec].name, name);
+                return -1;
+        }
+        if (*cnt >= max) {
+                dmp_conf_error(conf, line, "too many [%s] sections (at most %d)",
+                               sections[sec].name, max);
+                return -1;
+        }
+        int idx = (*cnt)++;
+        if (sec == SEC_MEASURE) {
+                conf->measures[idx].name = dmp_strdup(name);
+                conf->measures[idx].section_line = line;
+        } else {
+                conf->windows[idx].name = dmp_strdup(name);
+                conf->windows[idx].section_line = line;
+        }
+        sec_defaults(conf, sec, sec_instance(conf, sec, idx));
+        return idx;
+}
+
+/* Stores one "name = value" of "[section]" found at `line` (-1: command line). */
+static void conf_set(dmp_conf_t *conf, const char *section, const char *name,
+                     const char *value, int line) {
+        char kind[64];
+        const char *inst_name = NULL;
+        size_t kl = strcspn(section, " \t");
+        if (kl >= sizeof(kind))
+                kl = sizeof(kind) - 1;
+        memcpy(kind, section, kl);
+        kind[kl] = '\0';
+        if (section[kl]) {
+                inst_name = section + kl;
+                while (*inst_name == ' ' || *inst_name == '\t')
+                        inst_name++;
+        }
+
+        int sec = -1;
+        for (int i = 0; i < SEC__CNT; i++)
+                if (!strcmp(sections[i].name, kind))
+                        sec = i;
+        if (sec < 0) {
+                dmp_conf_error(conf, line, "unknown section [%s] (sections: kafka, input, "
+                               "state, output, log, measure NAME, window NAME)", section);
+                return;
+        }
+        if (sections[sec].named != (inst_name != NULL && *inst_name)) {
+                dmp_conf_error(conf, line, sections[sec].named
+                                                   ? "section [%s] needs a name: [%s NAME]"
+                                                   : "section [%s] takes no name%s",
+                               kind, sections[sec].named ? kind : "");
+                return;
+        }
+
+        if (sec == SEC_KAFKA) {
+                conf->kafka = dmp_realloc(conf->kafka,
+                                          sizeof(*conf->kafka) * (size_t)(conf->kafka_cnt + 1));
+                conf->kafka[conf->kafka_cnt].name = dmp_strdup(name);
+                conf->kafka[conf->kafka_cnt].value = dmp_strdup(value);
+                conf->kafka[conf->kafka_cnt].line = line;
+                conf->kafka_cnt++;
+                return;
+        }
+
+        const prop_t *p = prop_find(sec, name);
+        if (!p) {
+                const char *near = prop_suggest(sec, name);
+                if (near)
+                        dmp_conf_error(conf, line, "[%s] unknown property \"%s\" (did you mean \"%s\"?)",
+                                       kind, name, near);
+                else
+                        dmp_conf_error(conf, line, "[%s] unknown property \"%s\"", kind, name);
+                return;
+        }
+        int idx = 0;
+        if (sections[sec].named && (idx = named_instance(conf, sec, inst_name, line)) < 0)
+                return;
+        void *obj = sec_instance(conf, sec, idx);
+        int *lines = (int *)((char *)obj + sections[sec].line_off);
+        int slot = prop_slot(p);
+        if (line > 0 && lines[slot] > 0) {
+                dmp_conf_error(conf, line, "[%s] %s is set twice (first at line %d)", section,
+                               name, lines[slot]);
+                return;
+        }
+        if (prop_set(conf, obj, p, value, line) == 0)
+                lines[slot] = line;
+}
+
+/* inih gives the handler no line number (Debian builds it without
+ * INI_HANDLER_LINENO), so lines are counted by the reader callback: inih
+ * calls the handler right after reading the line that holds the value. */
+typedef struct parse_ctx {
+        dmp_conf_t *conf;
+        int line;
+        FILE *fp;           /* file source, or */
+        const char *text;   /* string source */
+} parse_ctx_t;
+
+static char *ctx_reader(char *str, int num, void *stream) {
+        parse_ctx_t *ctx = stream;
+        char *r;
+        if (ctx->fp) {
+                r = fgets(str, num, ctx->fp);
+        } else {
+                if (!*ctx->text)
+                        return NULL;
+                size_t l = strcspn(ctx->text, "\n");
+                if (ctx->text[l] == '\n')
+                        l++;
+                if (l > (size_t)num - 1)
+                        l = (size_t)num - 1;
+                memcpy(str, ctx->text, l);
+                str[l] = '\0';
+                ctx->text += l;
+                r = str;
+        }
+        if (r)
+                ctx->line++;
+        return r;
+}
+
+static int ctx_handler(void *user, const char *section, const char *name, const char *value) {
+        parse_ctx_t *ctx = user;
+        if (!*section) {
+                dmp_conf_error(ctx->conf, ctx->line, "\"%s\" is outside of any [section]", name);
+                return 1;
+        }
+        conf_set(ctx->conf, section, name, value ? value : "", ctx->line);
+        return 1;
+}
+
+static int conf_parse(dmp_conf_t *conf, parse_ctx_t *ctx) {
+        int before = conf->error_cnt;
+        int r = ini_parse_stream(ctx_reader, ctx, ctx_handler, ctx);
+        if (r > 0) /* a syntax error inih found itself: returns its line */
+                dmp_conf_error(conf, r, "syntax error (expected [section] or name = value)");
+        else if (r < 0)
+                dmp_conf_error(conf, 0, "cannot parse the file");
+        return conf->error_cnt - before;
+}
+
+int dmp_conf_load_file(dmp_conf_t *conf, const char *path) {
+        free(conf->path);
+        conf->path = dmp_strdup(path);
+        FILE *fp = fopen(path, "r");
+        if (!fp) {
+                dmp_conf_error(conf, 0, "cannot open: %s", strerror(errno));
+                return 1;
+        }
+        parse_ctx_t ctx = {.conf = conf, .fp = fp};
+        int n = conf_parse(conf, &ctx);
+        fclose(fp);
+        return n;
+}
+
+int dmp_conf_load_string(dmp_conf_t *conf, const char *name, const char *text) {
+        free(conf->path);
+        conf->path = dmp_strdup(name);
+        parse_ctx_t ctx = {.conf = conf, .text = text};
+        return conf_parse(conf, &ctx);
+}
+
+int dmp_conf_set_override(dmp_conf_t *conf, const char *assignment) {
+        int before = conf->error_cnt;
+        const char *eq = strchr(assignment, '=');
+        const char *dot = strchr(assignment, '.');
+        if (!eq || !dot || dot > eq) {
+                dmp_conf_error(conf, -1, "\"%s\": expected section.name=value", assignment);
+                return 1;
+        }
+        char *section = dmp_strndup(assignment, (size_t)(dot - assignment));
+        char *name = dmp_strndup(dot + 1, (size_t)(eq - dot - 1));
+        conf_set(conf, section, name, eq + 1, -1);
+        free(section);
+        free(name);
+        return conf->error_cnt - before;
+}
+
+static int line_of(const int *lines, sec_kind_t sec, const char *name) {
+        const prop_t *p = prop_find(sec, name);
+        return p ? lines[prop_slot(p)] : 0;
+}
+
+int dmp_conf_line(const dmp_conf_t *conf, const char *section, const char *name) {
+        for (int s = 0; s < SEC__CNT; s++) {
+                if (strcmp(sections[s].name, section) || sections[s].named || s == SEC_KAFKA)
+                        continue;
+                const void *obj = sec_instance((dmp_conf_t *)conf, (sec_kind_t)s, 0);
+                return line_of((const int *)((const char *)obj + sections[s].line_off),
+                               (sec_kind_t)s, name);
+        }
+        return 0;
+}
+
+int dmp_conf_validate(dmp_conf_t *conf) {
+        int before = conf->error_cnt;
+        if (!conf->input.topic || !*conf->input.topic)
+                dmp_conf_error(conf, 0, "[input] topic is required");
+        if (!strcmp(conf->input.format, "avro") && (!conf->input.schema || !*conf->input.schema))
+                dmp_conf_error(conf, 0, "[input] schema is required for format = avro");
+        if (!conf->output.topic || !*conf->output.topic)
+                dmp_conf_error(conf, 0, "[output] topic is required");
+        if (conf->measure_cnt == 0)
+                dmp_conf_error(conf, 0, "at least one [measure NAME] section is required");
+        if (conf->window_cnt == 0)
+                dmp_conf_error(conf, 0, "at least one [window NAME] section is required");
+
+        for (int i = 0; i < conf->measure_cnt; i++) {
+                dmp_measure_conf_t *m = &conf->measures[i];
+                if (!m->expr || !*m->expr)
+                        dmp_conf_error(conf, m->section_line, "[measure %s] expr is required",
+                                       m->name);
+        }
+        for (int i = 0; i < conf->window_cnt; i++) {
+                dmp_window_conf_t *w = &conf->windows[i];
+                int wl = w->section_line;
+                if (w->size_ms <= 0)
+                        dmp_conf_error(conf, wl, "[window %s] size.ms is required", w->name);
+                if (!strcmp(w->type, "hopping")) {
+                        int al = line_of(w->line, SEC_WINDOW, "advance.ms");
+                        if (w->advance_ms <= 0 || w->advance_ms > w->size_ms)
+                                dmp_conf_error(conf, al ? al : wl,
+                                               "[window %s] hopping windows need 0 < advance.ms <= size.ms",
+                                               w->name);
+                        else if (w->size_ms / w->advance_ms > DMP_MAX_HOPS)
+                                dmp_conf_error(conf, al ? al : wl,
+                                               "[window %s] size.ms / advance.ms must be <= %d "
+                                               "(each event updates that many windows)",
+                                               w->name, DMP_MAX_HOPS);
+                } else if (w->advance_ms != 0 && w->advance_ms != w->size_ms) {
+                        dmp_conf_error(conf, line_of(w->line, SEC_WINDOW, "advance.ms"),
+                                       "[window %s] advance.ms is only for type = hopping",
+                                       w->name);
+                }
+                /* Every listed measure must exist. */
+                const char *s = w->measures;
+                while (*s) {
+                        while (*s == ' ' || *s == ',')
+                                s++;
+                        size_t l = strcspn(s, ", ");
+                        if (!l)
+                                break;
+                        int found = 0;
+                        for (int j = 0; j < conf->measure_cnt; j++)
+                                if (strlen(conf->measures[j].name) == l &&
+                                    !strncmp(conf->measures[j].name, s, l))
+                                        found = 1;
+                        if (!found)
+                                dmp_conf_error(conf, line_of(w->line, SEC_WINDOW, "measures"),
+                                               "[window %s] unknown measure \"%.*s\"", w->name,
+                                               (int)l, s);
+                        s += l;
+                }
+        }
+        return conf->error_cnt - before;
+}
+
+void dmp_conf_print_reference(FILE *fp, int md) {
+        for (int s = 0; s < SEC__CNT; s++) {
+                if (md)
+                        fprintf(fp, "\n## [%s%s]\n\n%s.\n\n", sections[s].name,
+                                sections[s].named ? " NAME" : "", sections[s].help);
+                else
+                        fprintf(fp, "\n[%s%s]  %s\n", sections[s].name,
+                                sections[s].named ? " NAME" : "", sections[s].help);
+                if (md && s != SEC_KAFKA)
+                        fprintf(fp, "| property | type | default | range | description |\n"
+                                    "|---|---|---|---|---|\n");
+                for (size_t i = 0; i < DMP_ARRAY_SIZE(props); i++) {
+                        const prop_t *p = &props[i];
+                        if ((int)p->sec != s)
+                                continue;
+                        char range[64] = "";
+                        if (p->type == PT_INT)
+                                snprintf(range, sizeof(range), "%lld..%lld", (long long)p->min,
+                                         (long long)p->max);
+                        else if (p->type == PT_ENUM)
+                                snprintf(range, sizeof(range), "%s", p->enums);
+                        const char *type = p->type == PT_INT ? "integer"
+                                           : p->type == PT_ENUM ? "enum" : "string";
+                        const char *def = p->def ? p->def : "(required)";
+                        if (md)
+                                fprintf(fp, "| `%s` | %s | `%s` | %s | %s |\n", p->name, type,
+                                        def, range, p->help);
+                        else
+                                fprintf(fp, "  %-20s %-8s default: %-10s %s\n      %s\n", p->name,
+                                        type, *def ? def : "\"\"", range, p->help);
+                }
+        }
+}

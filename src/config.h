@@ -1,0 +1,118 @@
+/* Configuration: one INI file, every property declared once in the table in
+ * config.c (section, name, type, default, range, help). The table drives
+ * parsing, validation (errors as "file:line: message"), defaults and
+ * `dmpflow --help-config`. [kafka] properties pass through to librdkafka. */
+#ifndef DMP_CONFIG_H
+#define DMP_CONFIG_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#define DMP_MAX_MEASURES 32
+#define DMP_MAX_WINDOWS  32
+#define DMP_MAX_PROPS    16 /* properties per section kind */
+#define DMP_MAX_HOPS     1000 /* hopping windows per event */
+
+typedef struct dmp_kv {
+        char *name;
+        char *value;
+        int line;
+} dmp_kv_t;
+
+typedef struct dmp_input_conf {
+        char *topic;
+        char *group_id;
+        char *format;
+        char *schema;
+        char *key_field;
+        char *time_field;
+        char *auto_offset_reset;
+        int line[DMP_MAX_PROPS];
+} dmp_input_conf_t;
+
+typedef struct dmp_state_conf {
+        char *dir;
+        int64_t commit_interval_ms;
+        int line[DMP_MAX_PROPS];
+} dmp_state_conf_t;
+
+typedef struct dmp_output_conf {
+        char *topic;
+        int line[DMP_MAX_PROPS];
+} dmp_output_conf_t;
+
+typedef struct dmp_log_conf {
+        char *level;
+        int line[DMP_MAX_PROPS];
+} dmp_log_conf_t;
+
+typedef struct dmp_measure_conf {
+        char *name;
+        char *expr;
+        int line[DMP_MAX_PROPS];
+        int section_line;
+} dmp_measure_conf_t;
+
+typedef struct dmp_window_conf {
+        char *name;
+        char *type;
+        int64_t size_ms;
+        int64_t advance_ms;
+        int64_t grace_ms;
+        char *measures;
+        char *emit;
+        int line[DMP_MAX_PROPS];
+        int section_line;
+} dmp_window_conf_t;
+
+typedef struct dmp_conf {
+        char *path;
+        dmp_kv_t *kafka;
+        int kafka_cnt;
+        dmp_input_conf_t input;
+        dmp_state_conf_t state;
+        dmp_output_conf_t output;
+        dmp_log_conf_t log;
+        dmp_measure_conf_t measures[DMP_MAX_MEASURES];
+        int measure_cnt;
+        dmp_window_conf_t windows[DMP_MAX_WINDOWS];
+        int window_cnt;
+        /* Errors found so far, one "file:line: message" per line. */
+        char *errors;
+        size_t errors_len;
+        int error_cnt;
+} dmp_conf_t;
+
+/* Creates a configuration holding only defaults. Never fails. */
+dmp_conf_t *dmp_conf_new(void);
+void dmp_conf_destroy(dmp_conf_t *conf);
+
+/* Parses FILE into conf. Returns the number of errors (0 on success); the
+ * messages are in conf->errors. */
+int dmp_conf_load_file(dmp_conf_t *conf, const char *path);
+
+/* Parses INI text (for tests), errors are reported against `name`. */
+int dmp_conf_load_string(dmp_conf_t *conf, const char *name, const char *text);
+
+/* Applies "section.name=value" (e.g. "kafka.bootstrap.servers=host:9092",
+ * "state.dir=/tmp/s") as if it were in the file. Returns errors added. */
+int dmp_conf_set_override(dmp_conf_t *conf, const char *assignment);
+
+/* Checks required properties and cross references. Returns errors added. */
+int dmp_conf_validate(dmp_conf_t *conf);
+
+/* Adds an error "file:line: message" (line <= 0: "file: message"). */
+void dmp_conf_error(dmp_conf_t *conf, int line, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+
+/* The line where [section] name was set (0 if not set in the file), for
+ * errors found after parsing. section is a singleton: input, state, ... */
+int dmp_conf_line(const dmp_conf_t *conf, const char *section, const char *name);
+
+/* Looks up a [kafka] property; NULL if not set. */
+const char *dmp_conf_kafka_get(const dmp_conf_t *conf, const char *name);
+
+/* Prints the property reference (--help-config); markdown if md != 0. */
+void dmp_conf_print_reference(FILE *fp, int md);
+
+#endif

@@ -1,0 +1,422 @@
+/* The daemon: Kafka consumer group + producer around the engine.
+ *
+ * Commit protocol (at every commit.interval.ms, on revocation, on stop):
+ *   1. flush the producer: every result emitted so far is acknowledged;
+ *   2. write the engine's state with the offsets it reflects, atomically;
+ *   3. commit the same offsets to the group (informational, for lag tools).
+ * On assignment each partition resumes at the offset stored with its state,
+ * never at the group's committed offset, so state and input agree. A crash
+ * between 1 and 2 republishes the results of windows that closed since the
+ * last commit (at-least-once output); it never loses or double-counts input.
+ *
+ * Threads: everything below runs on the processing thread, including the
+ * rebalance callback (served from rd_kafka_consumer_poll), except
+ * dmp_daemon_stop() and dmp_daemon_counters(). */
+#include "dmpflow.h"
+
+#include <inttypes.h>
+#include <librdkafka/rdkafka.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "avro_enc.h"
+#include "config.h"
+#include "engine.h"
+#include "log.h"
+#include "util.h"
+
+#define FLUSH_TIMEOUT_MS 60000
+
+struct dmp_daemon {
+        dmp_conf_t *conf;
+        dmp_engine_t *engine;
+        rd_kafka_t *consumer;
+        rd_kafka_t *producer;
+        rd_kafka_topic_t *out_topic;
+        atomic_int stop;
+        int failed; /* a runtime failure: stop without committing */
+        char failure[512];
+        uint64_t delivery_failures;
+        int64_t next_commit_ms;
+        unsigned char outbuf[65536 + 1024];
+        /* counters published for other threads */
+        _Atomic uint64_t c_events_in, c_decode_errors, c_late_events, c_results_out, c_commits;
+};
+
+static void fail(dmp_daemon_t *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void fail(dmp_daemon_t *d, const char *fmt, ...) {
+        if (d->failed)
+                return;
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(d->failure, sizeof(d->failure), fmt, ap);
+        va_end(ap);
+        d->failed = 1;
+        atomic_store(&d->stop, 1);
+        dmp_error("%s", d->failure);
+}
+
+static void kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
+        (void)rk;
+        dmp_log_level_t l = level <= 3 ? DMP_LOG_ERROR : level <= 4 ? DMP_LOG_WARN
+                            : level <= 6 ? DMP_LOG_INFO : DMP_LOG_DEBUG;
+        dmp_log(l, "librdkafka %s: %s", fac, buf);
+}
+
+/* ---- output ---- */
+
+static void delivery_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
+        (void)rk;
+        dmp_daemon_t *d = opaque;
+        if (m->err) {
+                d->delivery_failures++;
+                dmp_error("result delivery to %s failed: %s", rd_kafka_topic_name(m->rkt),
+                          rd_kafka_err2str(m->err));
+        }
+}
+
+/* Encodes a result as schemas/window_result.avsc. */
+static size_t encode_result(unsigned char *buf, const dmp_result_t *r) {
+        unsigned char *p = buf;
+        const char *kind = dmp_window_kind_name(r->window->kind);
+        p = dmp_avro_put_string(p, r->window->name, strlen(r->window->name));
+        p = dmp_avro_put_string(p, kind, strlen(kind));
+        p = dmp_avro_put_string(p, r->key, r->key_len);
+        p = dmp_avro_put_long(p, r->start);
+        p = dmp_avro_put_long(p, r->end);
+        p = dmp_avro_put_string(p, r->measure, strlen(r->measure));
+        p = dmp_avro_put_long(p, r->agg->count);
+        p = dmp_avro_put_double(p, r->agg->sum);
+        p = dmp_avro_put_double(p, r->agg->min);
+        p = dmp_avro_put_double(p, r->agg->max);
+        p = dmp_avro_put_double(p, r->agg->mean);
+        p = dmp_avro_put_double(p, dmp_agg_stddev(r->agg));
+        return (size_t)(p - buf);
+}
+
+static void emit_cb(void *opaque, const dmp_result_t *r) {
+        dmp_daemon_t *d = opaque;
+        size_t len = encode_result(d->outbuf, r);
+        for (;;) {
+                if (rd_kafka_produce(d->out_topic, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY,
+                                     d->outbuf, len, r->key, r->key_len, NULL) == 0)
+                        return;
+                rd_kafka_resp_err_t err = rd_kafka_last_error();
+                if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+                        fail(d, "cannot produce a result: %s", rd_kafka_err2str(err));
+                        return;
+                }
+                rd_kafka_poll(d->producer, 10); /* wait for room in the queue */
+        }
+}
+
+/* ---- commits ---- */
+
+typedef struct offsets_ctx {
+        rd_kafka_topic_partition_list_t *list;
+        const char *topic;
+} offsets_ctx_t;
+
+static void add_offset(void *opaque, int32_t partition, int64_t next_offset) {
+        offsets_ctx_t *oc = opaque;
+        if (next_offset >= 0)
+                rd_kafka_topic_partition_list_add(oc->list, oc->topic, partition)->offset =
+                        next_offset;
+}
+
+static int commit(dmp_daemon_t *d) {
+        if (d->failed)
+                return -1;
+        int64_t t0 = dmp_mono_ms();
+        rd_kafka_resp_err_t err = rd_kafka_flush(d->producer, FLUSH_TIMEOUT_MS);
+        if (err) {
+                fail(d, "results not acknowledged within %d ms: %s; not committing",
+                     FLUSH_TIMEOUT_MS, rd_kafka_err2str(err));
+                return -1;
+        }
+        if (d->delivery_failures) {
+                fail(d, "%" PRIu64 " results could not be published; not committing",
+                     d->delivery_failures);
+                return -1;
+        }
+        char errstr[512];
+        if (dmp_engine_commit(d->engine, errstr, sizeof(errstr))) {
+                fail(d, "state commit failed: %s", errstr);
+                return -1;
+        }
+        /* Informational group offsets, for lag tooling. */
+        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
+        offsets_ctx_t oc = {l, d->conf->input.topic};
+        dmp_engine_foreach_partition(d->engine, add_offset, &oc);
+        if (l->cnt)
+                rd_kafka_commit(d->consumer, l, 1 /* async */);
+        rd_kafka_topic_partition_list_destroy(l);
+        dmp_debug("commit took %" PRId64 " ms", dmp_mono_ms() - t0);
+        d->next_commit_ms = dmp_mono_ms() + d->conf->state.commit_interval_ms;
+        return 0;
+}
+
+/* ---- group membership ---- */
+
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque) {
+        dmp_daemon_t *d = opaque;
+        int cooperative = !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
+        char errstr[512];
+
+        if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+                int64_t reset = !strcmp(d->conf->input.auto_offset_reset, "latest")
+                                        ? RD_KAFKA_OFFSET_END
+                                        : RD_KAFKA_OFFSET_BEGINNING;
+                for (int i = 0; i < parts->cnt; i++) {
+                        rd_kafka_topic_partition_t *p = &parts->elems[i];
+                        int64_t next;
+                        if (dmp_engine_partition_open(d->engine, p->partition, &next, errstr,
+                                                      sizeof(errstr))) {
+                                fail(d, "partition %d: cannot restore state: %s",
+                                     (int)p->partition, errstr);
+                                next = RD_KAFKA_OFFSET_END;
+                        }
+                        p->offset = next >= 0 ? next : reset;
+                }
+                dmp_info("assigned %d partition(s) of %s", parts->cnt, d->conf->input.topic);
+                rd_kafka_error_t *e = NULL;
+                if (cooperative)
+                        e = rd_kafka_incremental_assign(rk, parts);
+                else
+                        rd_kafka_assign(rk, parts);
+                if (e) {
+                        fail(d, "assign failed: %s", rd_kafka_error_string(e));
+                        rd_kafka_error_destroy(e);
+                }
+                return;
+        }
+
+        if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+                /* Commit everything (cheap if clean) before giving partitions away. */
+                commit(d);
+                for (int i = 0; i < parts->cnt; i++)
+                        dmp_engine_partition_close(d->engine, parts->elems[i].partition);
+                dmp_info("revoked %d partition(s)", parts->cnt);
+        } else {
+                dmp_error("rebalance error: %s", rd_kafka_err2str(err));
+        }
+        if (cooperative) {
+                rd_kafka_error_t *e = rd_kafka_incremental_unassign(rk, parts);
+                if (e)
+                        rd_kafka_error_destroy(e);
+        } else {
+                rd_kafka_assign(rk, NULL);
+        }
+}
+
+/* ---- construction ---- */
+
+static rd_kafka_conf_t *kafka_conf(const dmp_conf_t *conf, char *errstr, size_t errstr_size) {
+        rd_kafka_conf_t *kc = rd_kafka_conf_new();
+        rd_kafka_conf_set(kc, "client.id", "dmpflow", NULL, 0);
+        rd_kafka_conf_set_log_cb(kc, kafka_log_cb);
+        for (int i = 0; i < conf->kafka_cnt; i++) {
+                char e[256];
+                if (rd_kafka_conf_set(kc, conf->kafka[i].name, conf->kafka[i].value, e,
+                                      sizeof(e)) != RD_KAFKA_CONF_OK) {
+                        snprintf(errstr, errstr_size, "%s:%d: [kafka] %s", conf->path,
+                                 conf->kafka[i].line, e);
+                        rd_kafka_conf_destroy(kc);
+                        return NULL;
+                }
+        }
+        return kc;
+}
+
+static int set(rd_kafka_conf_t *kc, const char *name, const char *value, char *errstr,
+               size_t errstr_size) {
+        return rd_kafka_conf_set(kc, name, value, errstr, errstr_size) == RD_KAFKA_CONF_OK ? 0
+                                                                                           : -1;
+}
+
+dmp_daemon_t *dmp_daemon_new(dmp_conf_t *conf, int *config_error, char *errstr,
+                             size_t errstr_size) {
+        dmp_daemon_t *d = dmp_calloc(1, sizeof(*d));
+        d->conf = conf;
+        *config_error = 0;
+        if (!dmp_conf_kafka_get(conf, "bootstrap.servers")) {
+                dmp_conf_error(conf, 0, "[kafka] bootstrap.servers is required (no broker? "
+                               "try `dmpflow demo`, which runs an embedded one)");
+                *config_error = 1;
+                goto fail;
+        }
+        d->engine = dmp_engine_new(conf, emit_cb, d, config_error, errstr, errstr_size);
+        if (!d->engine)
+                goto fail;
+
+        /* Producer: results. Idempotence keeps retries from reordering or
+         * duplicating results within a session. */
+        rd_kafka_conf_t *pc = kafka_conf(conf, errstr, errstr_size);
+        if (!pc) {
+                *config_error = 1;
+                goto fail;
+        }
+        rd_kafka_conf_set_opaque(pc, d);
+        rd_kafka_conf_set_dr_msg_cb(pc, delivery_cb);
+        if (!dmp_conf_kafka_get(conf, "enable.idempotence"))
+                set(pc, "enable.idempotence", "true", NULL, 0);
+        if (!dmp_conf_kafka_get(conf, "linger.ms"))
+                set(pc, "linger.ms", "5", NULL, 0);
+        d->producer = rd_kafka_new(RD_KAFKA_PRODUCER, pc, errstr, (size_t)errstr_size);
+        if (!d->producer) {
+                rd_kafka_conf_destroy(pc);
+                goto fail;
+        }
+        d->out_topic = rd_kafka_topic_new(d->producer, conf->output.topic, NULL);
+
+        /* Consumer: offsets are ours (stored with the state), so no automatic
+         * commits or offset stores. */
+        rd_kafka_conf_t *cc = kafka_conf(conf, errstr, errstr_size);
+        if (!cc) {
+                *config_error = 1;
+                goto fail;
+        }
+        rd_kafka_conf_set_opaque(cc, d);
+        rd_kafka_conf_set_rebalance_cb(cc, rebalance_cb);
+        if (set(cc, "group.id", conf->input.group_id, errstr, errstr_size) ||
+            set(cc, "enable.auto.commit", "false", errstr, errstr_size) ||
+            set(cc, "enable.auto.offset.store", "false", errstr, errstr_size) ||
+            set(cc, "auto.offset.reset", conf->input.auto_offset_reset, errstr, errstr_size)) {
+                rd_kafka_conf_destroy(cc);
+                goto fail;
+        }
+        d->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, cc, errstr, errstr_size);
+        if (!d->consumer) {
+                rd_kafka_conf_destroy(cc);
+                goto fail;
+        }
+        rd_kafka_poll_set_consumer(d->consumer);
+        return d;
+fail:
+        dmp_daemon_destroy(d);
+        return NULL;
+}
+
+void dmp_daemon_destroy(dmp_daemon_t *d) {
+        if (!d)
+                return;
+        if (d->consumer)
+                rd_kafka_destroy(d->consumer);
+        if (d->out_topic)
+                rd_kafka_topic_destroy(d->out_topic);
+        if (d->producer)
+                rd_kafka_destroy(d->producer);
+        dmp_engine_destroy(d->engine);
+        free(d);
+}
+
+void dmp_daemon_stop(dmp_daemon_t *d) {
+        atomic_store(&d->stop, 1);
+}
+
+static void publish_counters(dmp_daemon_t *d) {
+        const dmp_engine_stats_t *s = dmp_engine_stats(d->engine);
+        atomic_store(&d->c_events_in, s->events_in);
+        atomic_store(&d->c_decode_errors, s->decode_errors);
+        atomic_store(&d->c_late_events, s->late_events);
+        atomic_store(&d->c_results_out, s->results_out);
+        atomic_store(&d->c_commits, s->commits);
+}
+
+void dmp_daemon_counters(const dmp_daemon_t *d, dmp_daemon_counters_t *out) {
+        out->events_in = atomic_load(&d->c_events_in);
+        out->decode_errors = atomic_load(&d->c_decode_errors);
+        out->late_events = atomic_load(&d->c_late_events);
+        out->results_out = atomic_load(&d->c_results_out);
+        out->commits = atomic_load(&d->c_commits);
+}
+
+/* ---- the loop ---- */
+
+static void process_message(dmp_daemon_t *d, rd_kafka_message_t *m) {
+        if (m->err) {
+                if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                        return;
+                if (m->err == RD_KAFKA_RESP_ERR__FATAL) {
+                        char e[512];
+                        rd_kafka_fatal_error(d->consumer, e, sizeof(e));
+                        fail(d, "fatal consumer error: %s", e);
+                        return;
+                }
+                dmp_warn("consumer: %s", rd_kafka_message_errstr(m));
+                return;
+        }
+        rd_kafka_timestamp_type_t tstype;
+        int64_t ts = rd_kafka_message_timestamp(m, &tstype);
+        char errstr[512];
+        if (dmp_engine_process(d->engine, m->partition, m->offset, m->key, m->key_len, ts,
+                               m->payload, m->len, errstr, sizeof(errstr))) {
+                uint64_t n = dmp_engine_stats(d->engine)->decode_errors;
+                if (n <= 10 || n % 10000 == 0) /* the counter tells the rest */
+                        dmp_warn("%s [%d] offset %" PRId64 ": %s (%" PRIu64 " so far)",
+                                 d->conf->input.topic, (int)m->partition, m->offset, errstr, n);
+        }
+}
+
+int dmp_daemon_run(dmp_daemon_t *d, char *errstr, size_t errstr_size) {
+        rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(topics, d->conf->input.topic, RD_KAFKA_PARTITION_UA);
+        rd_kafka_resp_err_t err = rd_kafka_subscribe(d->consumer, topics);
+        rd_kafka_topic_partition_list_destroy(topics);
+        if (err) {
+                snprintf(errstr, errstr_size, "cannot subscribe to %s: %s", d->conf->input.topic,
+                         rd_kafka_err2str(err));
+                return -1;
+        }
+        dmp_info("dmpflow %s: consuming %s as group %s, results to %s, state in %s",
+                 DMPFLOW_VERSION, d->conf->input.topic, d->conf->input.group_id,
+                 d->conf->output.topic, d->conf->state.dir);
+
+        d->next_commit_ms = dmp_mono_ms() + d->conf->state.commit_interval_ms;
+        int64_t next_progress = dmp_mono_ms() + 10000;
+        uint64_t last_events = 0;
+        while (!atomic_load(&d->stop)) {
+                rd_kafka_message_t *m = rd_kafka_consumer_poll(d->consumer, 100);
+                if (m) {
+                        process_message(d, m);
+                        rd_kafka_message_destroy(m);
+                }
+                rd_kafka_poll(d->producer, 0); /* delivery reports */
+                int64_t now = dmp_mono_ms();
+                if (now >= d->next_commit_ms) {
+                        commit(d);
+                        publish_counters(d);
+                }
+                if (now >= next_progress) {
+                        const dmp_engine_stats_t *s = dmp_engine_stats(d->engine);
+                        dmp_info("progress: %" PRIu64 " events (%.0f/s), %" PRIu64
+                                 " results, %" PRIu64 " late, %" PRIu64 " decode errors",
+                                 s->events_in, (double)(s->events_in - last_events) / 10.0,
+                                 s->results_out, s->late_events, s->decode_errors);
+                        last_events = s->events_in;
+                        next_progress = now + 10000;
+                }
+        }
+
+        if (!d->failed) {
+                dmp_info("stopping: committing and leaving the group");
+                commit(d);
+        }
+        /* Leaves the group; the revoke callback commits again (a no-op when
+         * clean) unless a failure happened. */
+        rd_kafka_consumer_close(d->consumer);
+        publish_counters(d);
+        if (d->failed) {
+                snprintf(errstr, errstr_size, "%s", d->failure);
+                return -1;
+        }
+        const dmp_engine_stats_t *s = dmp_engine_stats(d->engine);
+        dmp_info("stopped: %" PRIu64 " events, %" PRIu64 " results, %" PRIu64 " late, %" PRIu64
+                 " decode errors", s->events_in, s->results_out, s->late_events,
+                 s->decode_errors);
+        return 0;
+}

@@ -1,0 +1,94 @@
+/* The processing engine: decode -> measures -> windows -> emit -> commit.
+ *
+ * It knows nothing of Kafka: the daemon (or a test) feeds it records of
+ * input partitions and commits it; it calls the emit callback for each
+ * result of a closed window. State is kept per input partition ("task"), so
+ * a partition's state can be opened and closed as the consumer group
+ * rebalances.
+ *
+ * Threads: all functions run on the one processing thread. */
+#ifndef DMP_ENGINE_H
+#define DMP_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "agg.h"
+#include "config.h"
+#include "window.h"
+
+typedef struct dmp_result {
+        const dmp_window_t *window;
+        const char *measure;
+        const char *key;
+        size_t key_len;
+        int64_t start;
+        int64_t end;
+        const dmp_agg_t *agg;
+} dmp_result_t;
+
+/* Called for each (key, window, measure) with count >= 1 when the window
+ * closes. The result's memory is valid during the call only. */
+typedef void(dmp_emit_cb_t)(void *opaque, const dmp_result_t *r);
+
+typedef struct dmp_engine_stats {
+        uint64_t events_in;
+        uint64_t decode_errors;
+        uint64_t measure_undefined; /* (event, measure) pairs with a null field */
+        uint64_t late_events;       /* (event, window definition) with no open window */
+        uint64_t late_window_updates; /* (event, window) pairs skipped as closed */
+        uint64_t results_out;
+        uint64_t windows_closed;
+        uint64_t commits;
+        uint64_t open_entries;
+} dmp_engine_stats_t;
+
+typedef struct dmp_engine dmp_engine_t;
+
+/* Builds the engine from a validated configuration: reads the input schema,
+ * compiles measures and windows, opens the state store.
+ * On a configuration problem (e.g. a measure naming a field that is not in
+ * the schema) it adds "file:line: message" errors to conf, sets
+ * *config_error and returns NULL; on another failure (e.g. the store cannot
+ * be opened) it returns NULL with errstr set. */
+dmp_engine_t *dmp_engine_new(dmp_conf_t *conf, dmp_emit_cb_t *emit, void *opaque,
+                             int *config_error, char *errstr, size_t errstr_size);
+void dmp_engine_destroy(dmp_engine_t *e);
+
+/* Compiles the pipeline of conf (schema, measures, windows) without opening
+ * anything; returns the number of "file:line: message" errors added. */
+int dmp_engine_check(dmp_conf_t *conf);
+
+/* Opens a partition's task, loading its state. *next_offset is the offset to
+ * resume from, or -1 if the store has none. Idempotent. Returns 0 or -1. */
+int dmp_engine_partition_open(dmp_engine_t *e, int32_t partition, int64_t *next_offset,
+                              char *errstr, size_t errstr_size);
+
+/* Releases a partition's memory. Commit first: uncommitted changes are lost
+ * (and will be recomputed from the stored offset by whoever owns it next). */
+void dmp_engine_partition_close(dmp_engine_t *e, int32_t partition);
+
+/* Processes one record of an open partition. key/kafka_ts are the Kafka
+ * message key and timestamp (used when no key/time field is configured).
+ * Returns 0, or -1 if the record could not be decoded (counted; errstr
+ * set; its offset is consumed all the same). */
+int dmp_engine_process(dmp_engine_t *e, int32_t partition, int64_t offset, const void *key,
+                       size_t key_len, int64_t kafka_ts, const void *payload, size_t len,
+                       char *errstr, size_t errstr_size);
+
+/* Writes dirty state, deletions of emitted windows and the partitions'
+ * offsets and stream times in one atomic batch. The caller must first make
+ * sure every result emitted so far is durably published. Returns 0 or -1. */
+int dmp_engine_commit(dmp_engine_t *e, char *errstr, size_t errstr_size);
+
+/* Iterates the open partitions: next offset to consume (-1 if none yet). */
+typedef void(dmp_partition_cb_t)(void *opaque, int32_t partition, int64_t next_offset);
+void dmp_engine_foreach_partition(dmp_engine_t *e, dmp_partition_cb_t *cb, void *opaque);
+
+const dmp_engine_stats_t *dmp_engine_stats(const dmp_engine_t *e);
+
+/* The compiled definitions, for callers that print or encode results. */
+int dmp_engine_window_cnt(const dmp_engine_t *e);
+const dmp_window_t *dmp_engine_window(const dmp_engine_t *e, int i);
+
+#endif

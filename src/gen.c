@@ -1,0 +1,150 @@
+#include "gen.h"
+
+#include <inttypes.h>
+#include <librdkafka/rdkafka.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "avro_enc.h"
+#include "log.h"
+#include "util.h"
+
+void dmp_gen_opts_init(dmp_gen_opts_t *o) {
+        memset(o, 0, sizeof(*o));
+        o->brokers = "127.0.0.1:9092";
+        o->topic = "events";
+        o->count = 100000;
+        o->keys = 1000;
+        o->groups = 8;
+        o->seed = 1;
+        o->max_delay_ms = 5000;
+        o->start_ms = INT64_C(1767225600000); /* 2026-01-01T00:00:00Z */
+        o->step_ms = 1;
+        o->null_clicks = 0.3;
+}
+
+void dmp_gen_init(dmp_gen_t *g, const dmp_gen_opts_t *o) {
+        g->o = *o;
+        g->rng = o->seed;
+        g->i = 0;
+}
+
+static uint64_t next_u64(dmp_gen_t *g) {
+        g->rng += 0x9e3779b97f4a7c15ULL; /* splitmix64 */
+        return dmp_mix64(g->rng);
+}
+
+static double next_unit(dmp_gen_t *g) {
+        return (double)(next_u64(g) >> 11) * 0x1.0p-53;
+}
+
+size_t dmp_gen_next(dmp_gen_t *g, unsigned char *buf, char *key, size_t *key_len) {
+        const dmp_gen_opts_t *o = &g->o;
+        int user = (int)(next_u64(g) % (uint64_t)(o->keys > 0 ? o->keys : 1));
+        int64_t ts = o->start_ms + g->i * o->step_ms;
+        if (o->ooo > 0 && next_unit(g) < o->ooo)
+                ts -= (int64_t)(next_unit(g) * (double)(o->max_delay_ms + 1));
+        if (ts < o->start_ms) /* no event precedes the first */
+                ts = o->start_ms;
+        double price = floor(next_unit(g) * 9900.0 + 100.0) / 100.0;
+        int64_t quantity = 1 + (int64_t)(next_u64(g) % 10);
+        int has_clicks = next_unit(g) >= o->null_clicks;
+        int64_t clicks = (int64_t)(next_u64(g) % 20);
+        g->i++;
+
+        char seg[32];
+        *key_len = (size_t)snprintf(key, 32, "user_%d", user);
+        size_t seg_len = (size_t)snprintf(seg, sizeof(seg), "seg_%d",
+                                          user % (o->groups > 0 ? o->groups : 1));
+        unsigned char *p = buf;
+        p = dmp_avro_put_string(p, key, *key_len);
+        p = dmp_avro_put_string(p, seg, seg_len);
+        p = dmp_avro_put_long(p, ts);
+        p = dmp_avro_put_double(p, price);
+        p = dmp_avro_put_long(p, quantity);
+        p = dmp_avro_put_long(p, has_clicks); /* union branch: 0 null, 1 long */
+        if (has_clicks)
+                p = dmp_avro_put_long(p, clicks);
+        return (size_t)(p - buf);
+}
+
+static void gen_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
+        (void)rk;
+        if (m->err)
+                (*(uint64_t *)opaque)++;
+}
+
+int dmp_gen_produce(const dmp_gen_opts_t *o, atomic_int *stop, char *errstr,
+                    size_t errstr_size) {
+        uint64_t failed = 0;
+        rd_kafka_conf_t *kc = rd_kafka_conf_new();
+        if (rd_kafka_conf_set(kc, "bootstrap.servers", o->brokers, errstr, errstr_size) ||
+            rd_kafka_conf_set(kc, "partitioner", "murmur2_random", errstr, errstr_size) ||
+            rd_kafka_conf_set(kc, "linger.ms", "20", errstr, errstr_size) ||
+            rd_kafka_conf_set(kc, "batch.size", "1000000", errstr, errstr_size) ||
+            rd_kafka_conf_set(kc, "compression.type", "lz4", errstr, errstr_size) ||
+            rd_kafka_conf_set(kc, "queue.buffering.max.messages", "1000000", errstr,
+                              errstr_size)) {
+                rd_kafka_conf_destroy(kc);
+                return -1;
+        }
+        rd_kafka_conf_set_opaque(kc, &failed);
+        rd_kafka_conf_set_dr_msg_cb(kc, gen_dr_cb);
+        rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, kc, errstr, errstr_size);
+        if (!rk) {
+                rd_kafka_conf_destroy(kc);
+                return -1;
+        }
+        rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, o->topic, NULL);
+        dmp_gen_t g;
+        dmp_gen_init(&g, o);
+        unsigned char buf[256];
+        char key[32];
+        size_t key_len;
+        int64_t t0 = dmp_mono_ms();
+        int64_t n = 0;
+        int rc = 0;
+        while ((o->count < 0 || n < o->count) && !(stop && atomic_load(stop))) {
+                if (o->rate > 0) { /* pace: never ahead of rate * elapsed */
+                        double due = (double)(dmp_mono_ms() - t0) * o->rate / 1000.0;
+                        if ((double)n >= due) {
+                                struct timespec ts = {0, 1000000};
+                                rd_kafka_poll(rk, 0);
+                                nanosleep(&ts, NULL);
+                                continue;
+                        }
+                }
+                size_t len = dmp_gen_next(&g, buf, key, &key_len);
+                while (rd_kafka_produce(rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, buf,
+                                        len, key, key_len, NULL) != 0) {
+                        if (rd_kafka_last_error() != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+                                snprintf(errstr, errstr_size, "produce failed: %s",
+                                         rd_kafka_err2str(rd_kafka_last_error()));
+                                rc = -1;
+                                goto done;
+                        }
+                        rd_kafka_poll(rk, 10);
+                }
+                n++;
+                if ((n & 1023) == 0)
+                        rd_kafka_poll(rk, 0);
+        }
+done:
+        if (rd_kafka_flush(rk, 60000) != RD_KAFKA_RESP_ERR_NO_ERROR && rc == 0) {
+                snprintf(errstr, errstr_size, "not all events were acknowledged within 60 s");
+                rc = -1;
+        }
+        if (failed && rc == 0) {
+                snprintf(errstr, errstr_size, "%" PRIu64 " events could not be produced", failed);
+                rc = -1;
+        }
+        double secs = (double)(dmp_mono_ms() - t0) / 1000.0;
+        if (!o->quiet && rc == 0)
+                printf("produced %" PRId64 " events to %s in %.2f s (%.0f events/s)\n", n,
+                       o->topic, secs, secs > 0 ? (double)n / secs : 0.0);
+        rd_kafka_topic_destroy(rkt);
+        rd_kafka_destroy(rk);
+        return rc;
+}

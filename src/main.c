@@ -1,0 +1,246 @@
+/* The dmpflow command: a thin main over the library. Exit codes: 0 ok,
+ * 1 runtime failure, 2 bad configuration or usage. */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "demo.h"
+#include "engine.h"
+#include "dmpflow.h"
+#include "gen.h"
+#include "log.h"
+
+static dmp_daemon_t *running;
+
+static void on_signal(int sig) {
+        (void)sig;
+        if (running)
+                dmp_daemon_stop(running);
+}
+
+static void usage(FILE *fp) {
+        fprintf(fp,
+                "dmpflow %s: real-time windowed aggregation of Avro events on Kafka\n"
+                "\n"
+                "usage:\n"
+                "  dmpflow run -c FILE [-o section.name=value]...\n"
+                "        run the pipeline of FILE until SIGINT/SIGTERM\n"
+                "  dmpflow check -c FILE [-o section.name=value]...\n"
+                "        validate FILE (and the input schema) and exit\n"
+                "  dmpflow demo [-c FILE] [--seconds N]\n"
+                "        run the pipeline on an embedded Kafka with synthetic events\n"
+                "        (default config/demo.conf, 20 s)\n"
+                "  dmpflow gen [-b BROKERS] [-t TOPIC] [-n COUNT] [--rate N] [--keys N]\n"
+                "              [--groups N] [--seed N] [--ooo FRACTION] [--max-delay-ms N]\n"
+                "              [--start-ms N] [--step-ms N] [--null-clicks FRACTION]\n"
+                "        produce synthetic events (schemas/event.avsc) keyed by user_id\n"
+                "  dmpflow --help-config [--markdown]   the configuration reference\n"
+                "  dmpflow --version\n"
+                "\n"
+                "exit codes: 0 ok, 1 runtime failure, 2 bad configuration or usage\n",
+                DMPFLOW_VERSION);
+}
+
+/* Loads and validates -c FILE with -o overrides; returns NULL after
+ * printing the errors. */
+static dmp_conf_t *load_conf(const char *path, char **overrides, int noverrides) {
+        dmp_conf_t *conf = dmp_conf_new();
+        dmp_conf_load_file(conf, path);
+        for (int i = 0; i < noverrides; i++)
+                dmp_conf_set_override(conf, overrides[i]);
+        if (!conf->error_cnt)
+                dmp_conf_validate(conf);
+        if (conf->error_cnt) {
+                fputs(conf->errors, stderr);
+                dmp_conf_destroy(conf);
+                return NULL;
+        }
+        int level = dmp_log_level_parse(conf->log.level);
+        if (level >= 0)
+                dmp_log_level = (dmp_log_level_t)level;
+        return conf;
+}
+
+static int cmd_run(int argc, char **argv, int check_only) {
+        const char *path = NULL;
+        char **overrides = calloc((size_t)argc, sizeof(char *));
+        int noverrides = 0, c;
+        static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                             {"set", required_argument, NULL, 'o'},
+                                             {NULL, 0, NULL, 0}};
+        while ((c = getopt_long(argc, argv, "c:o:", opts, NULL)) != -1) {
+                if (c == 'c')
+                        path = optarg;
+                else if (c == 'o')
+                        overrides[noverrides++] = optarg;
+                else {
+                        free(overrides);
+                        return DMP_EXIT_USAGE;
+                }
+        }
+        if (!path) {
+                fprintf(stderr, "dmpflow: -c FILE is required\n");
+                free(overrides);
+                return DMP_EXIT_USAGE;
+        }
+        dmp_conf_t *conf = load_conf(path, overrides, noverrides);
+        free(overrides);
+        if (!conf)
+                return DMP_EXIT_USAGE;
+
+        if (check_only) {
+                int errors = dmp_engine_check(conf);
+                if (errors)
+                        fputs(conf->errors, stderr);
+                else
+                        printf("%s: ok\n", path);
+                dmp_conf_destroy(conf);
+                return errors ? DMP_EXIT_USAGE : DMP_EXIT_OK;
+        }
+
+        char errstr[512];
+        int config_error, rc;
+        running = dmp_daemon_new(conf, &config_error, errstr, sizeof(errstr));
+        if (!running) {
+                if (config_error) {
+                        fputs(conf->errors, stderr);
+                        rc = DMP_EXIT_USAGE;
+                } else {
+                        fprintf(stderr, "dmpflow: %s\n", errstr);
+                        rc = DMP_EXIT_FAILURE;
+                }
+        } else {
+                struct sigaction sa = {.sa_handler = on_signal};
+                sigaction(SIGINT, &sa, NULL);
+                sigaction(SIGTERM, &sa, NULL);
+                signal(SIGPIPE, SIG_IGN);
+                rc = dmp_daemon_run(running, errstr, sizeof(errstr)) ? DMP_EXIT_FAILURE
+                                                                      : DMP_EXIT_OK;
+                if (rc)
+                        fprintf(stderr, "dmpflow: %s\n", errstr);
+        }
+        dmp_daemon_destroy(running);
+        running = NULL;
+        dmp_conf_destroy(conf);
+        return rc;
+}
+
+static int parse_num(const char *opt, const char *s, double *out) {
+        char *end;
+        *out = strtod(s, &end);
+        if (end == s || *end) {
+                fprintf(stderr, "dmpflow gen: %s: \"%s\" is not a number\n", opt, s);
+                return -1;
+        }
+        return 0;
+}
+
+static int cmd_gen(int argc, char **argv) {
+        dmp_gen_opts_t o;
+        dmp_gen_opts_init(&o);
+        static const struct option opts[] = {
+                {"brokers", required_argument, NULL, 'b'},
+                {"topic", required_argument, NULL, 't'},
+                {"count", required_argument, NULL, 'n'},
+                {"rate", required_argument, NULL, 'r'},
+                {"keys", required_argument, NULL, 'k'},
+                {"groups", required_argument, NULL, 'g'},
+                {"seed", required_argument, NULL, 's'},
+                {"ooo", required_argument, NULL, 'O'},
+                {"max-delay-ms", required_argument, NULL, 'D'},
+                {"start-ms", required_argument, NULL, 'S'},
+                {"step-ms", required_argument, NULL, 'T'},
+                {"null-clicks", required_argument, NULL, 'N'},
+                {NULL, 0, NULL, 0}};
+        int c;
+        double v;
+        while ((c = getopt_long(argc, argv, "b:t:n:", opts, NULL)) != -1) {
+                if (c == 'b') {
+                        o.brokers = optarg;
+                        continue;
+                }
+                if (c == 't') {
+                        o.topic = optarg;
+                        continue;
+                }
+                if (c == '?' || parse_num(argv[optind - 1], optarg, &v))
+                        return DMP_EXIT_USAGE;
+                switch (c) {
+                case 'n': o.count = (int64_t)v; break;
+                case 'r': o.rate = v; break;
+                case 'k': o.keys = (int)v; break;
+                case 'g': o.groups = (int)v; break;
+                case 's': o.seed = (uint64_t)v; break;
+                case 'O': o.ooo = v; break;
+                case 'D': o.max_delay_ms = (int64_t)v; break;
+                case 'S': o.start_ms = (int64_t)v; break;
+                case 'T': o.step_ms = (int64_t)v; break;
+                case 'N': o.null_clicks = v; break;
+                }
+        }
+        if (o.keys < 1 || o.groups < 1 || o.ooo < 0 || o.ooo > 1 || o.max_delay_ms < 0 ||
+            o.null_clicks < 0 || o.null_clicks > 1) {
+                fprintf(stderr, "dmpflow gen: need --keys >= 1, --groups >= 1, 0 <= --ooo <= 1, "
+                                "--max-delay-ms >= 0, 0 <= --null-clicks <= 1\n");
+                return DMP_EXIT_USAGE;
+        }
+        char errstr[512];
+        if (dmp_gen_produce(&o, NULL, errstr, sizeof(errstr))) {
+                fprintf(stderr, "dmpflow gen: %s\n", errstr);
+                return DMP_EXIT_FAILURE;
+        }
+        return DMP_EXIT_OK;
+}
+
+static int cmd_demo(int argc, char **argv) {
+        const char *path = "config/demo.conf";
+        int seconds = 20, c;
+        static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                             {"seconds", required_argument, NULL, 's'},
+                                             {NULL, 0, NULL, 0}};
+        while ((c = getopt_long(argc, argv, "c:s:", opts, NULL)) != -1) {
+                if (c == 'c')
+                        path = optarg;
+                else if (c == 's')
+                        seconds = atoi(optarg);
+                else
+                        return DMP_EXIT_USAGE;
+        }
+        if (seconds <= 0) {
+                fprintf(stderr, "dmpflow demo: --seconds must be > 0\n");
+                return DMP_EXIT_USAGE;
+        }
+        return dmp_demo_run(path, seconds);
+}
+
+int main(int argc, char **argv) {
+        if (argc < 2) {
+                usage(stderr);
+                return DMP_EXIT_USAGE;
+        }
+        const char *cmd = argv[1];
+        if (!strcmp(cmd, "run") || !strcmp(cmd, "check"))
+                return cmd_run(argc - 1, argv + 1, !strcmp(cmd, "check"));
+        if (!strcmp(cmd, "gen"))
+                return cmd_gen(argc - 1, argv + 1);
+        if (!strcmp(cmd, "demo"))
+                return cmd_demo(argc - 1, argv + 1);
+        if (!strcmp(cmd, "--help-config")) {
+                dmp_conf_print_reference(stdout, argc > 2 && !strcmp(argv[2], "--markdown"));
+                return DMP_EXIT_OK;
+        }
+        if (!strcmp(cmd, "--version")) {
+                printf("dmpflow %s\n", DMPFLOW_VERSION);
+                return DMP_EXIT_OK;
+        }
+        if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+                usage(stdout);
+                return DMP_EXIT_OK;
+        }
+        fprintf(stderr, "dmpflow: unknown command \"%s\"\n\n", cmd);
+        usage(stderr);
+        return DMP_EXIT_USAGE;
+}

@@ -1,0 +1,92 @@
+#include "wtable.h"
+
+#include <stdlib.h>
+
+dmp_entry_t *dmp_entry_new(uint64_t hash, int win, int64_t start, const char *key,
+                           size_t key_len, int nmeasures) {
+        dmp_entry_t *e = dmp_malloc(sizeof(*e) + sizeof(dmp_agg_t) * (size_t)nmeasures + key_len);
+        e->hash = hash;
+        e->start = start;
+        e->win = (uint16_t)win;
+        e->key_len = (uint16_t)key_len;
+        e->flags = 0;
+        e->nmeasures = (uint8_t)nmeasures;
+        for (int i = 0; i < nmeasures; i++)
+                dmp_agg_init(&e->aggs[i]);
+        memcpy(dmp_entry_key(e), key, key_len);
+        return e;
+}
+
+void dmp_wtable_init(dmp_wtable_t *t) {
+        t->cap = 64;
+        t->cnt = 0;
+        t->slots = dmp_calloc(t->cap, sizeof(*t->slots));
+}
+
+void dmp_wtable_clear(dmp_wtable_t *t) {
+        free(t->slots);
+        t->slots = NULL;
+        t->cap = t->cnt = 0;
+}
+
+static inline int entry_eq(const dmp_entry_t *e, uint64_t hash, int win, int64_t start,
+                           const char *key, size_t key_len) {
+        return e->hash == hash && e->start == start && e->win == win && e->key_len == key_len &&
+               !memcmp(dmp_entry_key(e), key, key_len);
+}
+
+dmp_entry_t *dmp_wtable_find(const dmp_wtable_t *t, uint64_t hash, int win, int64_t start,
+                             const char *key, size_t key_len) {
+        size_t mask = t->cap - 1;
+        for (size_t i = hash & mask;; i = (i + 1) & mask) {
+                dmp_entry_t *e = t->slots[i];
+                if (!e)
+                        return NULL;
+                if (entry_eq(e, hash, win, start, key, key_len))
+                        return e;
+        }
+}
+
+static void place(dmp_entry_t **slots, size_t mask, dmp_entry_t *e) {
+        size_t i = e->hash & mask;
+        while (slots[i])
+                i = (i + 1) & mask;
+        slots[i] = e;
+}
+
+void dmp_wtable_insert(dmp_wtable_t *t, dmp_entry_t *e) {
+        if ((t->cnt + 1) * 4 > t->cap * 3) { /* keep the load factor <= 0.75 */
+                size_t ncap = t->cap * 2;
+                dmp_entry_t **ns = dmp_calloc(ncap, sizeof(*ns));
+                for (size_t i = 0; i < t->cap; i++)
+                        if (t->slots[i])
+                                place(ns, ncap - 1, t->slots[i]);
+                free(t->slots);
+                t->slots = ns;
+                t->cap = ncap;
+        }
+        place(t->slots, t->cap - 1, e);
+        t->cnt++;
+}
+
+void dmp_wtable_remove(dmp_wtable_t *t, const dmp_entry_t *e) {
+        size_t mask = t->cap - 1, i = e->hash & mask;
+        while (t->slots[i] != e) {
+                if (!t->slots[i])
+                        return;
+                i = (i + 1) & mask;
+        }
+        /* Backward-shift deletion: move later members of the probe run into
+         * the hole when their home slot does not lie in (hole, j]. */
+        size_t hole = i;
+        for (size_t j = (i + 1) & mask; t->slots[j]; j = (j + 1) & mask) {
+                size_t home = t->slots[j]->hash & mask;
+                int between = hole <= j ? (home > hole && home <= j) : (home > hole || home <= j);
+                if (!between) {
+                        t->slots[hole] = t->slots[j];
+                        hole = j;
+                }
+        }
+        t->slots[hole] = NULL;
+        t->cnt--;
+}

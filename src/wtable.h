@@ -1,0 +1,59 @@
+/* The in-memory table of open window aggregates of one partition: an
+ * open-addressing hash table (linear probing, backward-shift deletion) of
+ * entries keyed by (window definition, key, window start).
+ *
+ * Ownership: the table holds pointers; entries are owned by the engine. */
+#ifndef DMP_WTABLE_H
+#define DMP_WTABLE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "agg.h"
+#include "util.h"
+
+#define DMP_ENTRY_DIRTY     0x1 /* changed since the last commit (in the dirty list) */
+#define DMP_ENTRY_PERSISTED 0x2 /* RocksDB holds a version of it */
+#define DMP_ENTRY_CLOSED    0x4 /* its window closed and was emitted: delete at commit */
+
+typedef struct dmp_entry {
+        uint64_t hash;
+        int64_t start;
+        uint16_t win;
+        uint16_t key_len;
+        uint8_t flags;
+        uint8_t nmeasures;
+        dmp_agg_t aggs[]; /* nmeasures aggregates, then key_len key bytes */
+} dmp_entry_t;
+
+static inline char *dmp_entry_key(const dmp_entry_t *e) {
+        return (char *)&e->aggs[e->nmeasures];
+}
+
+static inline uint64_t dmp_entry_hash(uint64_t key_hash, int win, int64_t start) {
+        return dmp_mix64(key_hash ^ ((uint64_t)start * 0x9e3779b97f4a7c15ULL) ^ (uint64_t)win);
+}
+
+/* Allocates an entry with zeroed aggregates. */
+dmp_entry_t *dmp_entry_new(uint64_t hash, int win, int64_t start, const char *key,
+                           size_t key_len, int nmeasures);
+
+typedef struct dmp_wtable {
+        dmp_entry_t **slots;
+        size_t cap; /* power of two */
+        size_t cnt;
+} dmp_wtable_t;
+
+void dmp_wtable_init(dmp_wtable_t *t);
+/* Frees the slots, not the entries. */
+void dmp_wtable_clear(dmp_wtable_t *t);
+
+dmp_entry_t *dmp_wtable_find(const dmp_wtable_t *t, uint64_t hash, int win, int64_t start,
+                             const char *key, size_t key_len);
+/* Inserts e, which must not be present. */
+void dmp_wtable_insert(dmp_wtable_t *t, dmp_entry_t *e);
+/* Removes e if present. */
+void dmp_wtable_remove(dmp_wtable_t *t, const dmp_entry_t *e);
+
+#endif
