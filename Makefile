@@ -75,8 +75,12 @@ asan:
 		OPT="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
 		test-unit test-integration
 
-demo: $(BUILD)/dmpflow
-	$(Q)$(BUILD)/dmpflow demo --seconds $${SECONDS_:-20}
+# Installs the build dependencies, builds and runs the demo (DEMO_SECONDS=20).
+DEMO_SECONDS ?= 20
+demo:
+	$(Q)scripts/deps --build-only
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)$(BUILD)/dmpflow demo --seconds $(DEMO_SECONDS)
 
 bench:
 	@echo "make bench: not implemented yet (see the benchmarks issue)"

@@ -229,11 +229,14 @@ int dmp_decoder_decode(dmp_decoder_t *d, const void *buf, size_t len, dmp_event_
         for (int i = 0; i < d->nfields; i++) {
                 const needed_field_t *f = &d->fields[i];
                 avro_value_t v, branch;
-                avro_value_get_by_index(&d->value, (size_t)f->index, &v, NULL);
-                if (f->nullable) {
-                        avro_value_get_current_branch(&v, &branch);
-                        v = branch;
+                if (avro_value_get_by_index(&d->value, (size_t)f->index, &v, NULL) ||
+                    (f->nullable && avro_value_get_current_branch(&v, &branch))) {
+                        snprintf(errstr, errstr_size, "cannot read field %d: %s", f->index,
+                                 avro_strerror());
+                        return -1;
                 }
+                if (f->nullable)
+                        v = branch;
                 avro_type_t t = avro_value_get_type(&v);
                 int64_t l = 0;
                 int32_t n32 = 0;
@@ -246,8 +249,8 @@ int dmp_decoder_decode(dmp_decoder_t *d, const void *buf, size_t len, dmp_event_
                 switch (f->role) {
                 case ROLE_KEY:
                         if (t == AVRO_STRING) {
-                                const char *s;
-                                size_t size;
+                                const char *s = "";
+                                size_t size = 0;
                                 avro_value_get_string(&v, &s, &size);
                                 ev->key = s;
                                 ev->key_len = size ? size - 1 : 0;
@@ -269,11 +272,11 @@ int dmp_decoder_decode(dmp_decoder_t *d, const void *buf, size_t len, dmp_event_
                         ev->time_ms = f->micros ? dmp_floor_div(l, 1000) : l;
                         break;
                 case ROLE_NUM: {
-                        double x;
+                        double x = 0.0;
                         if (t == AVRO_NULL)
                                 continue;
                         if (t == AVRO_FLOAT) {
-                                float fl;
+                                float fl = 0.0f;
                                 avro_value_get_float(&v, &fl);
                                 x = fl;
                         } else if (t == AVRO_DOUBLE) {

@@ -12,6 +12,9 @@
 #include "util.h"
 #include "wtable.h"
 
+/* Event times beyond +-2^60 ms (36 million years) are rejected. */
+#define DMP_MAX_ABS_TIME_MS (INT64_C(1) << 60)
+
 /* Entries of one window start, in creation order. */
 typedef struct bucket {
         int64_t start;
@@ -421,6 +424,12 @@ int dmp_engine_process(dmp_engine_t *e, int32_t partition, int64_t offset, const
         if (kl > UINT16_MAX)
                 kl = UINT16_MAX; /* keys are bounded to 64 KiB - 1 in state */
         int64_t ts = ev.has_time ? ev.time_ms : kafka_ts;
+        if (ts < -DMP_MAX_ABS_TIME_MS || ts > DMP_MAX_ABS_TIME_MS) {
+                /* keeps window arithmetic far from int64 overflow */
+                snprintf(errstr, errstr_size, "event time %" PRId64 " is out of range", ts);
+                e->stats.decode_errors++;
+                return -1;
+        }
 
         int advanced = 0;
         if (ts > t->stream_time) {
