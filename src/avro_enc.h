@@ -36,7 +36,6 @@ static inline unsigned char *dmp_avro_put_string(unsigned char *p, const char *s
         return p + len;
 }
 
-#endif
 
 /* Bounded readers for the same encodings: each returns the advanced
  * position, or NULL if the value does not fit in [p, end) or is malformed
@@ -78,3 +77,5 @@ static inline const unsigned char *dmp_avro_get_string(const unsigned char *p,
         *len = (size_t)l;
         return p + l;
 }
+
+#endif

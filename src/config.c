@@ -285,6 +285,31 @@ static int valid_name(const char *s) {
         return 1;
 }
 
+static int sec_kind_of(const char *kind) {
+        for (int i = 0; i < SEC__CNT; i++)
+                if (!strcmp(sections[i].name, kind))
+                        return i;
+        return -1;
+}
+
+/* Splits "[kind name]" into kind and name (name may be NULL). */
+static void split_section(const char *section, char *kind, size_t kind_size,
+                          const char **name) {
+        size_t kl = strcspn(section, " \t");
+        if (kl >= kind_size)
+                kl = kind_size - 1;
+        memcpy(kind, section, kl);
+        kind[kl] = '\0';
+        *name = NULL;
+        if (section[kl]) {
+                const char *n = section + kl;
+                while (*n == ' ' || *n == '\t')
+                        n++;
+                if (*n)
+                        *name = n;
+        }
+}
+
 /* Finds or creates the instance of a named section; -1 on error. */
 static int named_instance(dmp_conf_t *conf, sec_kind_t sec, const char *name, int line) {
         int *cnt = sec == SEC_MEASURE ? &conf->measure_cnt : &conf->window_cnt;
@@ -317,36 +342,19 @@ static int named_instance(dmp_conf_t *conf, sec_kind_t sec, const char *name, in
         return idx;
 }
 
-/* Stores one "name = value" of "[section]" found at `line` (-1: command line). */
+/* Stores one "name = value" of "[section]" found at `line` (-1: command line).
+ * In files, bad section headers were reported by the reader: their
+ * properties are ignored here. */
 static void conf_set(dmp_conf_t *conf, const char *section, const char *name,
                      const char *value, int line) {
         char kind[64];
-        const char *inst_name = NULL;
-        size_t kl = strcspn(section, " \t");
-        if (kl >= sizeof(kind))
-                kl = sizeof(kind) - 1;
-        memcpy(kind, section, kl);
-        kind[kl] = '\0';
-        if (section[kl]) {
-                inst_name = section + kl;
-                while (*inst_name == ' ' || *inst_name == '\t')
-                        inst_name++;
-        }
-
-        int sec = -1;
-        for (int i = 0; i < SEC__CNT; i++)
-                if (!strcmp(sections[i].name, kind))
-                        sec = i;
-        if (sec < 0) {
-                dmp_conf_error(conf, line, "unknown section [%s] (sections: kafka, input, "
-                               "state, output, log, measure NAME, window NAME)", section);
-                return;
-        }
-        if (sections[sec].named != (inst_name != NULL && *inst_name)) {
-                dmp_conf_error(conf, line, sections[sec].named
-                                                   ? "section [%s] needs a name: [%s NAME]"
-                                                   : "section [%s] takes no name%s",
-                               kind, sections[sec].named ? kind : "");
+        const char *inst_name;
+        split_section(section, kind, sizeof(kind), &inst_name);
+        int sec = sec_kind_of(kind);
+        if (sec < 0 || sections[sec].named != (inst_name != NULL)) {
+                if (line < 0)
+                        dmp_conf_error(conf, line, "unknown or malformed section \"%s\"",
+                                       section);
                 return;
         }
 
@@ -371,6 +379,8 @@ static void conf_set(dmp_conf_t *conf, const char *section, const char *name,
                 return;
         }
         int idx = 0;
+        if (sections[sec].named && line > 0 && !valid_name(inst_name))
+                return; /* reported at the header */
         if (sections[sec].named && (idx = named_instance(conf, sec, inst_name, line)) < 0)
                 return;
         void *obj = sec_instance(conf, sec, idx);
@@ -386,36 +396,115 @@ static void conf_set(dmp_conf_t *conf, const char *section, const char *name,
 }
 
 /* inih gives the handler no line number (Debian builds it without
- * INI_HANDLER_LINENO), so lines are counted by the reader callback: inih
- * calls the handler right after reading the line that holds the value. */
+ * INI_HANDLER_LINENO) and reads lines into a fixed 200-byte buffer, so lines
+ * are read here, by the reader callback, which:
+ *   - counts lines: inih calls the handler right after reading the line
+ *     that holds the value;
+ *   - strips indentation, so indented lines are properties, not inih's
+ *     continuation lines;
+ *   - sees section headers, so named sections get their header's line and
+ *     bad headers are reported there;
+ *   - passes a value too long for inih's buffer out of band: inih gets
+ *     "name = \x01N" and the handler substitutes long value N. */
+#define LONG_VALUE_MARK '\x01'
+
 typedef struct parse_ctx {
         dmp_conf_t *conf;
         int line;
         FILE *fp;           /* file source, or */
         const char *text;   /* string source */
+        char *buf;          /* the current line */
+        size_t buf_cap;
+        char **long_values;
+        int long_cnt;
 } parse_ctx_t;
+
+/* A section header seen at line: checks it, creates named instances. */
+static void section_seen(dmp_conf_t *conf, const char *header, size_t len, int line) {
+        char section[256], kind[64];
+        const char *name;
+        if (len >= sizeof(section))
+                len = sizeof(section) - 1;
+        memcpy(section, header, len);
+        section[len] = '\0';
+        while (len > 0 && (section[len - 1] == ' ' || section[len - 1] == '\t'))
+                section[--len] = '\0';
+        split_section(section, kind, sizeof(kind), &name);
+        int sec = sec_kind_of(kind);
+        if (sec < 0) {
+                dmp_conf_error(conf, line, "unknown section [%s] (sections: kafka, input, "
+                               "state, output, log, measure NAME, window NAME)", section);
+                return;
+        }
+        if (sections[sec].named && !name)
+                dmp_conf_error(conf, line, "section [%s] needs a name: [%s NAME]", kind, kind);
+        else if (!sections[sec].named && name)
+                dmp_conf_error(conf, line, "section [%s] takes no name", kind);
+        else if (sections[sec].named)
+                named_instance(conf, (sec_kind_t)sec, name, line);
+}
+
+/* Reads the next whole line into ctx->buf; NULL at the end. */
+static char *read_line(parse_ctx_t *ctx) {
+        if (ctx->fp) {
+                ssize_t n = getline(&ctx->buf, &ctx->buf_cap, ctx->fp);
+                return n < 0 ? NULL : ctx->buf;
+        }
+        if (!*ctx->text)
+                return NULL;
+        size_t l = strcspn(ctx->text, "\n");
+        if (ctx->text[l] == '\n')
+                l++;
+        if (l + 1 > ctx->buf_cap) {
+                ctx->buf_cap = l + 1;
+                ctx->buf = dmp_realloc(ctx->buf, ctx->buf_cap);
+        }
+        memcpy(ctx->buf, ctx->text, l);
+        ctx->buf[l] = '\0';
+        ctx->text += l;
+        return ctx->buf;
+}
 
 static char *ctx_reader(char *str, int num, void *stream) {
         parse_ctx_t *ctx = stream;
-        char *r;
-        if (ctx->fp) {
-                r = fgets(str, num, ctx->fp);
-        } else {
-                if (!*ctx->text)
-                        return NULL;
-                size_t l = strcspn(ctx->text, "\n");
-                if (ctx->text[l] == '\n')
-                        l++;
-                if (l > (size_t)num - 1)
-                        l = (size_t)num - 1;
-                memcpy(str, ctx->text, l);
-                str[l] = '\0';
-                ctx->text += l;
-                r = str;
+        char *line = read_line(ctx);
+        if (!line)
+                return NULL;
+        ctx->line++;
+        while (*line == ' ' || *line == '\t')
+                line++;
+        if (*line == '[') {
+                size_t close = strcspn(line, "]");
+                if (line[close] == ']')
+                        section_seen(ctx->conf, line + 1, close - 1, ctx->line);
         }
-        if (r)
-                ctx->line++;
-        return r;
+        size_t len = strlen(line);
+        if (len + 1 > (size_t)num) {
+                size_t eq = strcspn(line, "=:");
+                if (!line[eq] || eq + 16 > (size_t)num) {
+                        dmp_conf_error(ctx->conf, ctx->line, "line is too long to parse");
+                        snprintf(str, (size_t)num, "#\n");
+                        return str;
+                }
+                /* The value, trimmed, without an inline " ;comment". */
+                const char *v = line + eq + 1;
+                while (*v == ' ' || *v == '\t')
+                        v++;
+                size_t vl = strcspn(v, "\r\n");
+                const char *sc = strstr(v, " ;");
+                if (sc && (size_t)(sc - v) < vl)
+                        vl = (size_t)(sc - v);
+                while (vl > 0 && (v[vl - 1] == ' ' || v[vl - 1] == '\t'))
+                        vl--;
+                ctx->long_values = dmp_realloc(ctx->long_values,
+                                               sizeof(char *) * (size_t)(ctx->long_cnt + 1));
+                ctx->long_values[ctx->long_cnt] = dmp_strndup(v, vl);
+                snprintf(str, (size_t)num, "%.*s= %c%d\n", (int)eq, line, LONG_VALUE_MARK,
+                         ctx->long_cnt++);
+                return str;
+        }
+        memcpy(str, line, len + 1);
+        return str;
 }
 
 static int ctx_handler(void *user, const char *section, const char *name, const char *value) {
@@ -423,6 +512,11 @@ static int ctx_handler(void *user, const char *section, const char *name, const 
         if (!*section) {
                 dmp_conf_error(ctx->conf, ctx->line, "\"%s\" is outside of any [section]", name);
                 return 1;
+        }
+        if (value && value[0] == LONG_VALUE_MARK) {
+                int i = atoi(value + 1);
+                if (i >= 0 && i < ctx->long_cnt)
+                        value = ctx->long_values[i];
         }
         conf_set(ctx->conf, section, name, value ? value : "", ctx->line);
         return 1;
@@ -435,6 +529,10 @@ static int conf_parse(dmp_conf_t *conf, parse_ctx_t *ctx) {
                 dmp_conf_error(conf, r, "syntax error (expected [section] or name = value)");
         else if (r < 0)
                 dmp_conf_error(conf, 0, "cannot parse the file");
+        for (int i = 0; i < ctx->long_cnt; i++)
+                free(ctx->long_values[i]);
+        free(ctx->long_values);
+        free(ctx->buf);
         return conf->error_cnt - before;
 }
 

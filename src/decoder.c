@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "avro_enc.h"
 #include "util.h"
 
 typedef enum { ROLE_KEY, ROLE_TIME, ROLE_NUM } field_role_t;
@@ -147,13 +148,14 @@ dmp_decoder_t *dmp_decoder_new(const char *schema_json, const char *key_field,
                                const char *time_field, char *errstr, size_t errstr_size) {
         dmp_decoder_t *d = dmp_calloc(1, sizeof(*d));
         json_error_t jerr;
-        d->json = json_loads(schema_json, 0, &jerr);
+        d->json = json_loads(schema_json, JSON_DECODE_ANY, &jerr);
         if (!d->json) {
                 snprintf(errstr, errstr_size, "schema is not valid JSON: line %d: %s", jerr.line,
                          jerr.text);
                 goto fail;
         }
         if (avro_schema_from_json_length(schema_json, strlen(schema_json), &d->schema)) {
+                d->schema = NULL; /* Avro C may leave a freed schema here */
                 snprintf(errstr, errstr_size, "invalid Avro schema: %s", avro_strerror());
                 goto fail;
         }
@@ -216,8 +218,101 @@ int dmp_decoder_num_field(dmp_decoder_t *d, const char *name, char *errstr,
         return d->nslots++;
 }
 
+/* Checks that buf holds one complete value of schema s: every length and
+ * count within the remaining bytes, every varint at most 10 bytes, every
+ * union branch in range. Avro C's reader allocates a string's stated length
+ * before reading it and leaks it when the data is short, so nothing reaches
+ * it unchecked. Returns the end of the value or NULL. */
+#define VALIDATE_MAX_DEPTH 64
+
+static const unsigned char *validate(avro_schema_t s, const unsigned char *p,
+                                     const unsigned char *end, int depth) {
+        int64_t n;
+        if (!p || depth > VALIDATE_MAX_DEPTH)
+                return NULL;
+        switch (avro_typeof(s)) {
+        case AVRO_NULL:
+                return p;
+        case AVRO_BOOLEAN:
+                return p < end ? p + 1 : NULL;
+        case AVRO_INT32:
+        case AVRO_INT64:
+        case AVRO_ENUM:
+                return dmp_avro_get_long(p, end, &n);
+        case AVRO_FLOAT:
+                return end - p >= 4 ? p + 4 : NULL;
+        case AVRO_DOUBLE:
+                return end - p >= 8 ? p + 8 : NULL;
+        case AVRO_STRING:
+        case AVRO_BYTES: {
+                const char *str;
+                size_t len;
+                return dmp_avro_get_string(p, end, &str, &len);
+        }
+        case AVRO_FIXED:
+                n = avro_schema_fixed_size(s);
+                return end - p >= n ? p + n : NULL;
+        case AVRO_RECORD:
+                for (size_t i = 0; i < avro_schema_record_size(s) && p; i++)
+                        p = validate(avro_schema_record_field_get_by_index(s, (int)i), p, end,
+                                     depth + 1);
+                return p;
+        case AVRO_UNION:
+                if (!(p = dmp_avro_get_long(p, end, &n)) || n < 0 ||
+                    (size_t)n >= avro_schema_union_size(s))
+                        return NULL;
+                return validate(avro_schema_union_branch(s, (int)n), p, end, depth + 1);
+        case AVRO_ARRAY:
+        case AVRO_MAP:
+                for (;;) { /* blocks: count (negative: then a byte size), items; 0 ends */
+                        if (!(p = dmp_avro_get_long(p, end, &n)))
+                                return NULL;
+                        if (n == 0)
+                                return p;
+                        if (n < 0) {
+                                int64_t size;
+                                if (n == INT64_MIN || !(p = dmp_avro_get_long(p, end, &size)))
+                                        return NULL;
+                                n = -n;
+                        }
+                        if (n > end - p) /* every item takes at least... */
+                                if (!(avro_typeof(s) == AVRO_ARRAY &&
+                                      is_avro_null(avro_schema_array_items(s))))
+                                        return NULL;
+                        for (int64_t i = 0; i < n && p; i++) {
+                                if (avro_typeof(s) == AVRO_MAP) {
+                                        const char *str;
+                                        size_t len;
+                                        p = dmp_avro_get_string(p, end, &str, &len);
+                                        p = validate(avro_schema_map_values(s), p, end,
+                                                     depth + 1);
+                                } else {
+                                        p = validate(avro_schema_array_items(s), p, end,
+                                                     depth + 1);
+                                }
+                        }
+                        if (!p)
+                                return NULL;
+                }
+        case AVRO_LINK:
+                return validate(avro_schema_link_target(s), p, end, depth + 1);
+        }
+        return NULL;
+}
+
 int dmp_decoder_decode(dmp_decoder_t *d, const void *buf, size_t len, dmp_event_t *ev,
                        char *errstr, size_t errstr_size) {
+        const unsigned char *vend = validate(d->schema, buf, (const unsigned char *)buf + len, 0);
+        if (!vend) {
+                snprintf(errstr, errstr_size, "malformed Avro record: truncated, or a length, "
+                         "count or union branch out of range");
+                return -1;
+        }
+        if (vend != (const unsigned char *)buf + len) {
+                snprintf(errstr, errstr_size, "malformed Avro record: %zu trailing bytes",
+                         (size_t)((const unsigned char *)buf + len - vend));
+                return -1;
+        }
         avro_reader_memory_set_source(d->reader, buf, (int64_t)len);
         avro_value_reset(&d->value);
         if (avro_value_read(d->reader, &d->value)) {

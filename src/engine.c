@@ -209,14 +209,16 @@ dmp_engine_t *dmp_engine_new(dmp_conf_t *conf, dmp_emit_cb_t *emit, void *opaque
 /* ---- tasks ---- */
 
 static void task_free(task_t *t) {
+        /* Closed entries are only in the dirty list, open ones only in the
+         * table (the dirty list may point at them too): free each once. */
+        for (size_t i = 0; i < t->ndirty; i++)
+                if (t->dirty[i]->flags & DMP_ENTRY_CLOSED)
+                        free(t->dirty[i]);
+        free(t->dirty);
         for (size_t i = 0; i < t->table.cap; i++)
                 if (t->table.slots[i])
                         free(t->table.slots[i]);
         dmp_wtable_clear(&t->table);
-        for (size_t i = 0; i < t->ndirty; i++) /* closed entries are out of the table */
-                if (t->dirty[i]->flags & DMP_ENTRY_CLOSED)
-                        free(t->dirty[i]);
-        free(t->dirty);
         for (int w = 0; w < DMP_MAX_WINDOWS; w++) {
                 for (size_t b = 0; b < t->windows[w].n; b++)
                         free(t->windows[w].b[b].v);

@@ -1,0 +1,35 @@
+"""`dmpflow demo`: the embedded default (librdkafka's mock cluster, in-process)
+must run the whole pipeline with nothing else installed and show results."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+from support import REPO, dmpflow_path
+
+
+def test_demo_runs_pipeline_and_reads_results_back():
+    proc = subprocess.run([str(dmpflow_path()), "demo", "--seconds", "7"], cwd=REPO,
+                          capture_output=True, text=True, timeout=60)
+    out = proc.stdout
+    assert proc.returncode == 0, f"exit {proc.returncode}\nstdout:\n{out}\nstderr:\n{proc.stderr}"
+
+    # At 5,000 events/s and event time at 5x, 7 s cover ~35 s of event
+    # time: at least two 10 s windows close and are printed with 5 ranks.
+    windows = re.findall(r"window per_10s \[(\d\d:\d\d:\d\d), (\d\d:\d\d:\d\d)\)\s+(\d+) keys", out)
+    assert len(windows) >= 2, out
+    ranks = re.findall(r"^\s+(\d)\s+user_\d+\s+([\d.]+)\s+([\d.]+)\s+(\d+)$", out, re.M)
+    assert len(ranks) >= 10, out
+    # Within a window the ranking is by sum, descending.
+    first = [float(s) for _, s, _, _ in ranks[:5]]
+    assert first == sorted(first, reverse=True), first
+
+    m = re.search(r"summary: (\d+) events processed, (\d+) results published \((\d+) read back\), "
+                  r"(\d+) late events dropped, (\d+) decode errors", out)
+    assert m, out
+    events, published, read_back, late, decode_errors = map(int, m.groups())
+    assert events > 20000
+    assert published > 0 and read_back == published
+    assert decode_errors == 0
+    assert late > 0  # the demo's generator sends 2 % of events up to 3 s late, grace is 1 s

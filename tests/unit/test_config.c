@@ -1,0 +1,704 @@
+/* Unit tests of src/config.c: parsing (values, defaults, errors with
+ * "name:LINE:"), validation, command-line overrides and dmp_conf_line. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "config.h"
+
+/* Asserts that conf->errors holds a line starting with `prefix` (e.g.
+ * "t.ini:3: ") that also contains every one of the NULL-terminated
+ * substrings that follow. */
+static void expect_error(const dmp_conf_t *conf, const char *prefix, ...) {
+        assert_non_null(conf->errors);
+        const char *line = conf->errors;
+        while (*line) {
+                size_t len = strcspn(line, "\n");
+                if (!strncmp(line, prefix, strlen(prefix))) {
+                        char *copy = strndup(line, len);
+                        va_list ap;
+                        va_start(ap, prefix);
+                        int ok = 1;
+                        const char *s;
+                        while ((s = va_arg(ap, const char *)))
+                                if (!strstr(copy, s))
+                                        ok = 0;
+                        va_end(ap);
+                        free(copy);
+                        if (ok)
+                                return;
+                }
+                line += len + (line[len] == '\n');
+        }
+        fail_msg("no error \"%s...\" with the expected text in:\n%s", prefix, conf->errors);
+}
+
+/* Loads text into a fresh configuration; returns it (errors in it). */
+static dmp_conf_t *load(const char *text, int *nerr) {
+        dmp_conf_t *conf = dmp_conf_new();
+        *nerr = dmp_conf_load_string(conf, "t.ini", text);
+        return conf;
+}
+
+static const char valid_text[] =
+        "[input]\n"                              /* 1 */
+        "topic = events\n"                       /* 2 */
+        "schema = schemas/event.avsc\n"          /* 3 */
+        "key.field = user_id\n"                  /* 4 */
+        "; a comment\n"                          /* 5 */
+        "time.field = ts\n"                      /* 6 */
+        "\n"                                     /* 7 */
+        "[kafka]\n"                              /* 8 */
+        "bootstrap.servers = localhost:9092\n"   /* 9 */
+        "[state]\n"                              /* 10 */
+        "dir = /tmp/dmp-state\n"                 /* 11 */
+        "[output]\n"                             /* 12 */
+        "topic = results\n"                      /* 13 */
+        "[measure score]\n"                      /* 14 */
+        "expr = 0.7*price + 0.3*quantity\n"      /* 15 */
+        "[measure clicks]\n"                     /* 16 */
+        "expr = clicks\n"                        /* 17 */
+        "[window tum]\n"                         /* 18 */
+        "size.ms = 60000\n"                      /* 19 */
+        "grace.ms = 5000\n"                      /* 20 */
+        "measures = score\n"                     /* 21 */
+        "[window hop]\n"                         /* 22 */
+        "type = hopping\n"                       /* 23 */
+        "size.ms = 300000\n"                     /* 24 */
+        "advance.ms = 60000\n";                  /* 25 */
+
+static void test_valid_values_and_defaults(void **state) {
+        (void)state;
+        int n;
+        dmp_conf_t *conf = load(valid_text, &n);
+        assert_int_equal(n, 0);
+        assert_int_equal(conf->error_cnt, 0);
+        assert_null(conf->errors);
+        assert_string_equal(conf->path, "t.ini");
+
+        assert_string_equal(conf->input.topic, "events");
+        assert_string_equal(conf->input.schema, "schemas/event.avsc");
+        assert_string_equal(conf->input.key_field, "user_id");
+        assert_string_equal(conf->input.time_field, "ts");
+        /* defaults */
+        assert_string_equal(conf->input.group_id, "dmpflow");
+        assert_string_equal(conf->input.format, "avro");
+        assert_string_equal(conf->input.auto_offset_reset, "earliest");
+        assert_int_equal(conf->state.commit_interval_ms, 1000);
+        assert_string_equal(conf->log.level, "info");
+
+        assert_string_equal(conf->state.dir, "/tmp/dmp-state");
+        assert_string_equal(conf->output.topic, "results");
+        assert_int_equal(conf->kafka_cnt, 1);
+        assert_string_equal(dmp_conf_kafka_get(conf, "bootstrap.servers"), "localhost:9092");
+        assert_null(dmp_conf_kafka_get(conf, "client.id"));
+
+        assert_int_equal(conf->measure_cnt, 2);
+        assert_string_equal(conf->measures[0].name, "score");
+        assert_string_equal(conf->measures[0].expr, "0.7*price + 0.3*quantity");
+        assert_string_equal(conf->measures[1].name, "clicks");
+        assert_string_equal(conf->measures[1].expr, "clicks");
+
+        assert_int_equal(conf->window_cnt, 2);
+        const dmp_window_conf_t *w = &conf->windows[0];
+        assert_string_equal(w->name, "tum");
+        assert_string_equal(w->type, "tumbling"); /* default */
+        assert_int_equal(w->size_ms, 60000);
+        assert_int_equal(w->grace_ms, 5000);
+        assert_int_equal(w->advance_ms, 0); /* default */
+        assert_string_equal(w->measures, "score");
+        assert_string_equal(w->emit, "final"); /* default */
+        w = &conf->windows[1];
+        assert_string_equal(w->name, "hop");
+        assert_string_equal(w->type, "hopping");
+        assert_int_equal(w->size_ms, 300000);
+        assert_int_equal(w->advance_ms, 60000);
+        assert_int_equal(w->grace_ms, 0);
+        assert_string_equal(w->measures, ""); /* default: all measures */
+
+        assert_int_equal(dmp_conf_validate(conf), 0);
+        assert_int_equal(conf->error_cnt, 0);
+        dmp_conf_destroy(conf);
+}
+
+static void test_new_has_defaults(void **state) {
+        (void)state;
+        dmp_conf_t *conf = dmp_conf_new();
+        assert_string_equal(conf->input.group_id, "dmpflow");
+        assert_int_equal(conf->state.commit_interval_ms, 1000);
+        assert_string_equal(conf->state.dir, "./state");
+        assert_null(conf->input.topic);
+        assert_null(conf->output.topic);
+        assert_string_equal(conf->input.key_field, "");
+        assert_int_equal(conf->measure_cnt, 0);
+        assert_int_equal(conf->window_cnt, 0);
+        assert_int_equal(conf->error_cnt, 0);
+        dmp_conf_destroy(conf);
+}
+
+static void test_unknown_property_suggests(void **state) {
+        (void)state;
+        int n;
+        dmp_conf_t *conf = load("[input]\n"
+                                "topic = a\n"
+                                "group.di = g\n"
+                                "[window w]\n"
+                                "size.ms = 10\n"
+                                "sise.ms = 20\n"
+                                "[state]\n"
+                                "zzzzzzzzzzzz = 1\n",
+                                &n);
+        assert_int_equal(n, 3);
+        expect_error(conf, "t.ini:3: ", "unknown property", "\"group.di\"",
+                     "did you mean \"group.id\"", NULL);
+        expect_error(conf, "t.ini:6: ", "unknown property", "\"sise.ms\"",
+                     "did you mean \"size.ms\"", NULL);
+        expect_error(conf, "t.ini:8: ", "unknown property", "\"zzzzzzzzzzzz\"", NULL);
+        assert_null(strstr(conf->errors, "t.ini:8: [state] unknown property \"zzzzzzzzzzzz\" (did"));
+        /* the valid ones still applied */
+        assert_string_equal(conf->input.topic, "a");
+        assert_int_equal(conf->windows[0].size_ms, 10);
+        dmp_conf_destroy(conf);
+}
+
+static void test_not_integer(void **state) {
+        (void)state;
+        int n;
+        dmp_conf_t *conf = load("[state]\n"
+                                "dir = x\n"
+                                "commit.interval.ms = 10s\n"
+                                "[window w]\n"
+                                "size.ms =\n",
+                                &n);
+        assert_int_equal(n, 2);
+        expect_error(conf, "t.ini:3: ", "commit.interval.ms", "\"10s\" is not an integer", NULL);
+        expect_error(conf, "t.ini:5: ", "size.ms", "is not an integer", NULL);
+        assert_int_equal(conf->state.commit_interval_ms, 1000); /* unchanged */
+        dmp_conf_destroy(conf);
+}
+
+static void test_out_of_range(void **state) {
+        (void)state;
+        int n;
+        dmp_conf_t *conf = load("[state]\n"
+                                "commit.interval.ms = 9\n"
+                                "[window w]\n"
+                                "grace.ms = -1\n"
+                                "size.ms = 0\n",
+                                &n);
+        assert_int_equal(n, 3);
+        expect_error(conf, "t.ini:2: ", "commit.interval.ms", "9 is out of range [10, 3600000]",
+                     NULL);
+        expect_error(conf, "t.ini:4: ", "grace.ms", "-1 is out of range", NULL);
+        expect_error(conf, "t.ini:5: ", "size.ms", "0 is out of range", NULL);
+        dmp_conf_destroy(conf);
+
+        /* the bounds themselves are accepted */
+        conf = load("[state]\ncommit.interval.ms = 10\n", &n);
+        assert_int_equal(n, 0);
+        assert_int_equal(conf->state.commit_interval_ms, 10);
+        dmp_conf_destroy(conf);
+        conf = load("[state]\ncommit.interval.ms = 3600000\n", &n);
+        assert_int_equal(n, 0);
+        assert_int_equal(conf->state.commit_interval_ms, 3600000);
+        dmp_conf_destroy(conf);
+        conf = load("[state]\ncommit.interval.ms = 3600001\n", &n);
+        assert_int_equal(n, 1);
+        expect_error(conf, "t.ini:2: ", "out of range", NULL);
+        dmp_conf_destroy(conf);
+}
+
+static void test_bad_enum(void **state) {
+        (void)state;
+        int n;
+        dmp_conf_t *conf = load("[log]\n"
+                                "level = verbose\n"
+                                "[window w]\n"
+                                "size.ms = 10\n"
+                                "type = sliding\n",
+                                &n);
+        assert_int_equal(n, 2);
+        expect_error(conf, "t.ini:2: ", "[log] level", "invalid value \"verbose\"",
+                     "error|warn|info|debug", NULL);
+        expect_error(conf, "t.ini:5: ", "type", "invalid value \"sliding\"", "tumbling|hopping",
+                     NULL);
+        assert_string_equal(conf->log.level, "info");
+        assert_string_equal(conf->windows[0].type, "tumbling");
+        dmp_conf_destroy(conf);
+
+        /* a prefix of an enum value is not the value */
+        conf = load("[input]\nauto.offset.reset = late\n", &n);
+        assert_int_equal(n, 1);
+        expect_error(conf, "t.ini:2: ", "invalid value \"late\"", NULL);
+        dmp_conf_destroy(conf);
+        conf = load("[input]\nauto.offset.reset = latest\n", &n);
+        assert_int_equal(n, 0);
+        assert_string_equal(conf->input.auto_offset_reset, "latest");
+        dmp_conf_destroy(conf);
+}
+
+static void test_unknown_section(void **state) {
+        (void)state;
+        int n;
+        dmp_conf_t *conf = load("[input]\n"
+                                "topic = a\n"
+                                "[windw w]\n"
+                                "size.ms = 10\n",
+                                &n);
+        assert_int_equal(n, 1);
+        expect_error(conf, "t.ini:3: ", "unknown section [windw w]", NULL);
+        assert_int_equal(conf->window_cnt, 0);
+        dmp_conf_destroy(conf);
+}
+
+static void test_named_section_without_name(void **state) {
+        (void)state;
+        int n;
+        /* The error is reported on the line of the section header. */
+        dmp_conf_t *conf = load("[input]\n"
+                                "topic = a\n"
+                                "[window]\n"
+                                "size.ms = 10\n",
+                                &n);
+        assert_int_equal(n, 1);
+        expect_error(conf, "t.ini:3: ", "section [window] needs a name", NULL);
+        assert_int_equal(conf->window_cnt, 0);
+        dmp_conf_destroy(conf);
+
+        conf = load("[measure]\nexpr = x\n", &n);
+        assert_int_equal(n, 1);
+        expect_error(conf, "t.ini:1: ", "section [measure] needs a name", NULL);
+        assert_int_equal(conf->measure_cnt, 0);
+        dmp_conf_destroy(conf);
+
+        /* and a singleton section takes none */
+        conf = load("[input extra]\ntopic = a\n", &n);
+        assert_int_equal(n, 1);
+        expect_error(conf, "t.ini:1: ", "section [input] takes no name", NULL);
+        assert_null(conf->input.topic);
+        dmp_conf_destroy(conf);
+
+        /* and an invalid name */
+        conf = load("[window a/b]\nsize.ms = 1\n", &n);
+        assert_int_equal(n, 1);
+        expect_error(conf, "t.ini:1: ", "invalid name", NULL);
+        dmp_conf_destroy(conf);
+}
+
+static void test_duplicate_property(void **state) {
+        (void)state;
+        int n;
+        dmp_conf_t *conf = load("[input]\n"
+                                "topic = a\n"
+                                "\n"
+                                "topic = b\n"
+                                "[window w]\n"
+                                "size.ms = 10\n"
+                                "[window v]\n"
+                                "size.ms = 20\n"
+                                "[window w]\n"
+                                "size.ms = 30\n",
+                                &n);
+        assert_int_equal(n, 2);
+        expect_error(conf, "t.ini:4: ", "topic is set twice (first at line 2)", NULL);
+        expect_error(conf, "t.ini:10: ", "size.ms is set twice (first at line 6)", NULL);
+        assert_string_equal(conf->input.topic, "a"); /* the first value stays */
+        assert_int_equal(conf->window_cnt, 2);
+        assert_int_equal(conf->windows[0].size_ms, 10);
+        assert_int_equal(conf->windows[1].size_ms, 20);
+        dmp_conf_destroy(conf);
+}
+
+static void test_key_outside_section(void **state) {
+        (void)state;
+        int n;
+        dmp_conf_t *conf = load("; header comment\n"
+                                "topic = a\n"
+                                "[input]\n"
+                                "topic = b\n",
+                                &n);
+        assert_int_equal(n, 1);
+        expect_error(conf, "t.ini:2: ", "\"topic\" is outside of any [section]", NULL);
+        assert_string_equal(conf->input.topic, "b");
+        dmp_conf_destroy(conf);
+}
+
+static void test_syntax_error_line(void **state) {
+        (void)state;
+        int n;
+        dmp_conf_t *conf = load("[input]\n"
+                                "topic = a\n"
+                                "this line has no equals sign\n"
+                                "schema = s\n",
+                                &n);
+        assert_int_equal(n, 1);
+        expect_error(conf, "t.ini:3: ", "syntax error", NULL);
+        assert_string_equal(conf->input.schema, "s");
+        dmp_conf_destroy(conf);
+}
+
+/* Errors of every kind at once keep their own lines. */
+static void test_error_count_and_lines_mixed(void **state) {
+        (void)state;
+        int n;
+        dmp_conf_t *conf = load("x = 1\n"                  /* 1 outside */
+                                "[input]\n"                /* 2 */
+                                "topik = a\n"              /* 3 unknown */
+                                "[state]\n"                /* 4 */
+                                "commit.interval.ms = a\n" /* 5 not integer */
+                                "[nope]\n"                 /* 6 unknown section */
+                                "a = b\n"                  /* 7 ignored */
+                                "[log]\n"                  /* 8 */
+                                "level = loud\n",          /* 9 bad enum */
+                                &n);
+        assert_int_equal(n, 5);
+        assert_int_equal(conf->error_cnt, 5);
+        expect_error(conf, "t.ini:1: ", "outside", NULL);
+        expect_error(conf, "t.ini:3: ", "did you mean \"topic\"", NULL);
+        expect_error(conf, "t.ini:5: ", "not an integer", NULL);
+        expect_error(conf, "t.ini:6: ", "unknown section [nope]", NULL);
+        expect_error(conf, "t.ini:9: ", "invalid value \"loud\"", NULL);
+        /* 5 lines, each newline-terminated */
+        int lines = 0;
+        for (const char *p = conf->errors; *p; p++)
+                lines += *p == '\n';
+        assert_int_equal(lines, 5);
+        assert_int_equal(strlen(conf->errors), conf->errors_len);
+        dmp_conf_destroy(conf);
+}
+
+/* ---- validate ---- */
+
+static const char base_text[] = "[input]\n"                /* 1 */
+                                "topic = events\n"         /* 2 */
+                                "schema = s.avsc\n"        /* 3 */
+                                "[output]\n"               /* 4 */
+                                "topic = out\n"            /* 5 */
+                                "[measure m]\n"            /* 6 */
+                                "expr = x\n";              /* 7 */
+
+static dmp_conf_t *load_base_plus(const char *more) {
+        size_t l = strlen(base_text) + strlen(more) + 1;
+        char *text = malloc(l);
+        snprintf(text, l, "%s%s", base_text, more);
+        int n;
+        dmp_conf_t *conf = load(text, &n);
+        free(text);
+        assert_int_equal(n, 0);
+        return conf;
+}
+
+static void test_validate_ok(void **state) {
+        (void)state;
+        dmp_conf_t *conf = load_base_plus("[window w]\n"
+                                          "size.ms = 10\n"
+                                          "advance.ms = 10\n" /* == size: allowed */
+                                          "measures = m\n");
+        assert_int_equal(dmp_conf_validate(conf), 0);
+        assert_null(conf->errors);
+        dmp_conf_destroy(conf);
+}
+
+static void test_validate_missing_topic(void **state) {
+        (void)state;
+        int n;
+        dmp_conf_t *conf = load("[input]\n"
+                                "schema = s.avsc\n"
+                                "[output]\n"
+                                "topic = out\n"
+                                "[measure m]\n"
+                                "expr = x\n"
+                                "[window w]\n"
+                                "size.ms = 10\n",
+                                &n);
+        assert_int_equal(n, 0);
+        assert_int_equal(dmp_conf_validate(conf), 1);
+        expect_error(conf, "t.ini: ", "[input] topic is required", NULL);
+        dmp_conf_destroy(conf);
+}
+
+static void test_validate_missing_measures_windows(void **state) {
+        (void)state;
+        int n;
+        dmp_conf_t *conf = load("[input]\n"
+                                "topic = t\n"
+                                "schema = s.avsc\n"
+                                "[output]\n"
+                                "topic = out\n",
+                                &n);
+        assert_int_equal(n, 0);
+        assert_int_equal(dmp_conf_validate(conf), 2);
+        expect_error(conf, "t.ini: ", "at least one [measure NAME]", NULL);
+        expect_error(conf, "t.ini: ", "at least one [window NAME]", NULL);
+        dmp_conf_destroy(conf);
+
+        /* an empty configuration misses everything required */
+        conf = dmp_conf_new();
+        assert_int_equal(dmp_conf_validate(conf), 5);
+        expect_error(conf, "(defaults): ", "[input] topic is required", NULL);
+        expect_error(conf, "(defaults): ", "[input] schema is required", NULL);
+        expect_error(conf, "(defaults): ", "[output] topic is required", NULL);
+        dmp_conf_destroy(conf);
+}
+
+static void test_validate_window_size_required(void **state) {
+        (void)state;
+        dmp_conf_t *conf = load_base_plus("[window w]\n" /* 8 */
+                                          "grace.ms = 5\n");
+        assert_int_equal(dmp_conf_validate(conf), 1);
+        /* (the line of a section: see test_regression_section_line) */
+        expect_error(conf, "t.ini:", "[window w] size.ms is required", NULL);
+        dmp_conf_destroy(conf);
+}
+
+static void test_validate_hopping_without_advance(void **state) {
+        (void)state;
+        dmp_conf_t *conf = load_base_plus("[window ok]\n"    /* 8 */
+                                          "size.ms = 10\n"   /* 9 */
+                                          "[window h]\n"     /* 10 */
+                                          "type = hopping\n" /* 11 */
+                                          "size.ms = 10\n"); /* 12 */
+        assert_int_equal(dmp_conf_validate(conf), 1);
+        /* no advance.ms line: reported at the section (which line: see
+         * test_regression_section_line) */
+        expect_error(conf, "t.ini:", "[window h] hopping windows need 0 < advance.ms <= size.ms",
+                     NULL);
+        dmp_conf_destroy(conf);
+
+        /* advance > size: reported at the advance.ms line */
+        conf = load_base_plus("[window h]\n"       /* 8 */
+                              "type = hopping\n"   /* 9 */
+                              "size.ms = 10\n"     /* 10 */
+                              "advance.ms = 11\n"); /* 11 */
+        assert_int_equal(dmp_conf_validate(conf), 1);
+        expect_error(conf, "t.ini:11: ", "hopping windows need 0 < advance.ms <= size.ms", NULL);
+        dmp_conf_destroy(conf);
+
+        /* too many hops per event */
+        conf = load_base_plus("[window h]\n"         /* 8 */
+                              "type = hopping\n"     /* 9 */
+                              "size.ms = 1001\n"     /* 10 */
+                              "advance.ms = 1\n");   /* 11 */
+        assert_int_equal(dmp_conf_validate(conf), 1);
+        expect_error(conf, "t.ini:11: ", "must be <= 1000", NULL);
+        dmp_conf_destroy(conf);
+        conf = load_base_plus("[window h]\ntype = hopping\nsize.ms = 1000\nadvance.ms = 1\n");
+        assert_int_equal(dmp_conf_validate(conf), 0);
+        dmp_conf_destroy(conf);
+}
+
+static void test_validate_advance_on_tumbling(void **state) {
+        (void)state;
+        dmp_conf_t *conf = load_base_plus("[window t]\n"     /* 8 */
+                                          "size.ms = 10\n"   /* 9 */
+                                          "advance.ms = 5\n"); /* 10 */
+        assert_int_equal(dmp_conf_validate(conf), 1);
+        expect_error(conf, "t.ini:10: ", "[window t] advance.ms is only for type = hopping", NULL);
+        dmp_conf_destroy(conf);
+}
+
+static void test_validate_unknown_measure(void **state) {
+        (void)state;
+        dmp_conf_t *conf = load_base_plus("[window w]\n"                /* 8 */
+                                          "size.ms = 10\n"              /* 9 */
+                                          "measures = m, nope,m2\n");   /* 10 */
+        assert_int_equal(dmp_conf_validate(conf), 2);
+        expect_error(conf, "t.ini:10: ", "[window w] unknown measure \"nope\"", NULL);
+        expect_error(conf, "t.ini:10: ", "[window w] unknown measure \"m2\"", NULL);
+        assert_null(strstr(conf->errors, "unknown measure \"m\""));
+        dmp_conf_destroy(conf);
+}
+
+static void test_validate_measure_without_expr(void **state) {
+        (void)state;
+        int n;
+        dmp_conf_t *conf = load("[input]\ntopic = t\nschema = s\n[output]\ntopic = o\n"
+                                "[measure m]\n"         /* 6 */
+                                "expr =\n"              /* 7: set, but empty */
+                                "[window w]\nsize.ms = 1\n",
+                                &n);
+        assert_int_equal(n, 0);
+        assert_int_equal(dmp_conf_validate(conf), 1);
+        expect_error(conf, "t.ini:", "[measure m] expr is required", NULL);
+        dmp_conf_destroy(conf);
+}
+
+/* ---- overrides ---- */
+
+static void test_overrides(void **state) {
+        (void)state;
+        dmp_conf_t *conf = load_base_plus("[state]\n"              /* 8 */
+                                          "dir = /var/lib/x\n");   /* 9 */
+        assert_int_equal(dmp_conf_set_override(conf, "kafka.bootstrap.servers=x"), 0);
+        assert_string_equal(dmp_conf_kafka_get(conf, "bootstrap.servers"), "x");
+        assert_int_equal(dmp_conf_set_override(conf, "kafka.bootstrap.servers=host:9092"), 0);
+        assert_string_equal(dmp_conf_kafka_get(conf, "bootstrap.servers"), "host:9092");
+        /* overriding a property the file set is not a duplicate */
+        assert_int_equal(dmp_conf_set_override(conf, "state.dir=/tmp/x"), 0);
+        assert_string_equal(conf->state.dir, "/tmp/x");
+        assert_int_equal(dmp_conf_set_override(conf, "state.commit.interval.ms=250"), 0);
+        assert_int_equal(conf->state.commit_interval_ms, 250);
+        assert_int_equal(dmp_conf_set_override(conf, "input.topic=other"), 0);
+        assert_string_equal(conf->input.topic, "other");
+        assert_int_equal(conf->error_cnt, 0);
+        dmp_conf_destroy(conf);
+}
+
+static void test_override_errors(void **state) {
+        (void)state;
+        dmp_conf_t *conf = dmp_conf_new();
+        assert_int_equal(dmp_conf_set_override(conf, "statedir"), 1);
+        expect_error(conf, "command line: ", "\"statedir\": expected section.name=value", NULL);
+        assert_int_equal(dmp_conf_set_override(conf, "state.dir"), 1); /* no '=' */
+        assert_int_equal(dmp_conf_set_override(conf, "dir=a.b"), 1);   /* '.' after '=' */
+        assert_int_equal(conf->error_cnt, 3);
+        /* well-formed but wrong: the property's own errors, from the command line */
+        assert_int_equal(dmp_conf_set_override(conf, "state.commit.interval.ms=abc"), 1);
+        expect_error(conf, "command line: ", "not an integer", NULL);
+        assert_int_equal(dmp_conf_set_override(conf, "state.dri=x"), 1);
+        expect_error(conf, "command line: ", "did you mean \"dir\"", NULL);
+        assert_int_equal(conf->error_cnt, 5);
+        assert_string_equal(conf->state.dir, "./state");
+        dmp_conf_destroy(conf);
+}
+
+static void test_conf_line(void **state) {
+        (void)state;
+        int n;
+        dmp_conf_t *conf = load(valid_text, &n);
+        assert_int_equal(n, 0);
+        assert_int_equal(dmp_conf_line(conf, "input", "topic"), 2);
+        assert_int_equal(dmp_conf_line(conf, "input", "schema"), 3);
+        assert_int_equal(dmp_conf_line(conf, "input", "time.field"), 6);
+        assert_int_equal(dmp_conf_line(conf, "state", "dir"), 11);
+        assert_int_equal(dmp_conf_line(conf, "output", "topic"), 13);
+        /* defaults and unknowns: 0 */
+        assert_int_equal(dmp_conf_line(conf, "input", "group.id"), 0);
+        assert_int_equal(dmp_conf_line(conf, "state", "commit.interval.ms"), 0);
+        assert_int_equal(dmp_conf_line(conf, "input", "nope"), 0);
+        assert_int_equal(dmp_conf_line(conf, "nope", "topic"), 0);
+        assert_int_equal(dmp_conf_line(conf, "kafka", "bootstrap.servers"), 0);
+        assert_int_equal(dmp_conf_line(conf, "window", "size.ms"), 0);
+        dmp_conf_destroy(conf);
+}
+
+static void test_load_file(void **state) {
+        (void)state;
+        char path[] = "/tmp/dmp-conf-XXXXXX";
+        int fd = mkstemp(path);
+        assert_true(fd >= 0);
+        FILE *fp = fdopen(fd, "w");
+        fputs("[input]\ntopic = a\ntopik = b\n", fp);
+        fclose(fp);
+        dmp_conf_t *conf = dmp_conf_new();
+        assert_int_equal(dmp_conf_load_file(conf, path), 1);
+        char prefix[64];
+        snprintf(prefix, sizeof(prefix), "%s:3: ", path);
+        expect_error(conf, prefix, "did you mean \"topic\"", NULL);
+        assert_string_equal(conf->input.topic, "a");
+        dmp_conf_destroy(conf);
+        unlink(path);
+
+        conf = dmp_conf_new();
+        assert_int_equal(dmp_conf_load_file(conf, "/nonexistent/dir/x.ini"), 1);
+        expect_error(conf, "/nonexistent/dir/x.ini: ", "cannot open", NULL);
+        dmp_conf_destroy(conf);
+}
+
+/* Regression (src/config.c, named_instance): section_line is documented by its
+ * name as the line of the "[window NAME]" / "[measure NAME]" header, and
+ * validate() reports section-level errors ("size.ms is required", "hopping
+ * windows need 0 < advance.ms <= size.ms" without an advance.ms line,
+ * "expr is required") there. But it is set when the section's first
+ * property is parsed, to that property's line: such errors point at an
+ * unrelated property (e.g. "grace.ms = 5"), one or more lines off.
+ * Expected: the header line. */
+static void test_regression_section_line(void **state) {
+        (void)state;
+        dmp_conf_t *conf = load_base_plus("[window h]\n"     /* 8 */
+                                          "\n"               /* 9 */
+                                          "grace.ms = 5\n"   /* 10 */
+                                          "type = hopping\n" /* 11 */
+                                          "size.ms = 10\n"); /* 12 */
+        int mline = conf->measures[0].section_line, wline = conf->windows[0].section_line;
+        int n = dmp_conf_validate(conf);
+        char errors[512];
+        snprintf(errors, sizeof(errors), "%s", conf->errors ? conf->errors : "");
+        dmp_conf_destroy(conf);
+        assert_int_equal(n, 1);
+        assert_non_null(strstr(errors, "[window h] hopping windows need"));
+        if (mline != 6 || wline != 8 || strncmp(errors, "t.ini:8: ", 9))
+                fail_msg("[measure m] at line 6: section_line %d; [window h] at line 8: "
+                         "section_line %d; error: %s", mline, wline, errors);
+}
+
+/* Regression (src/config.c, ctx_reader / conf_parse): inih (Debian's build:
+ * INI_MAX_LINE 200, no INI_ALLOW_REALLOC) reads at most 199 bytes per call
+ * of the reader, so a longer line is cut: its value is truncated and its
+ * rest parsed as a new line (here: "t.ini:3: syntax error", but line 3 is
+ * the valid "[input]"), and every later line number is off by one.
+ * A measure of many terms is longer than 199 bytes easily.
+ * Expected: the whole value is stored and no error is reported (or, at
+ * least, a clear "line too long" error at the right line). */
+static void test_regression_long_line(void **state) {
+        (void)state;
+        char expr[400] = "";
+        for (int i = 0; i < 20; i++) {
+                char term[32];
+                snprintf(term, sizeof(term), "%s0.125*field_%02d", i ? " + " : "", i);
+                strcat(expr, term);
+        }
+        assert_true(strlen(expr) > 300);
+        char text[600];
+        snprintf(text, sizeof(text), "[measure m]\nexpr = %s\n[input]\ntopic = t\n", expr);
+        int n;
+        dmp_conf_t *conf = load(text, &n);
+        char errors[512], got[512];
+        snprintf(errors, sizeof(errors), "%s", conf->errors ? conf->errors : "");
+        snprintf(got, sizeof(got), "%s", conf->measure_cnt ? conf->measures[0].expr : "");
+        int line = dmp_conf_line(conf, "input", "topic");
+        dmp_conf_destroy(conf);
+        if (n)
+                fail_msg("%d errors: %s", n, errors);
+        assert_string_equal(got, expr);
+        assert_int_equal(line, 4);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_valid_values_and_defaults),
+                cmocka_unit_test(test_new_has_defaults),
+                cmocka_unit_test(test_unknown_property_suggests),
+                cmocka_unit_test(test_not_integer),
+                cmocka_unit_test(test_out_of_range),
+                cmocka_unit_test(test_bad_enum),
+                cmocka_unit_test(test_unknown_section),
+                cmocka_unit_test(test_named_section_without_name),
+                cmocka_unit_test(test_duplicate_property),
+                cmocka_unit_test(test_key_outside_section),
+                cmocka_unit_test(test_syntax_error_line),
+                cmocka_unit_test(test_error_count_and_lines_mixed),
+                cmocka_unit_test(test_validate_ok),
+                cmocka_unit_test(test_validate_missing_topic),
+                cmocka_unit_test(test_validate_missing_measures_windows),
+                cmocka_unit_test(test_validate_window_size_required),
+                cmocka_unit_test(test_validate_hopping_without_advance),
+                cmocka_unit_test(test_validate_advance_on_tumbling),
+                cmocka_unit_test(test_validate_unknown_measure),
+                cmocka_unit_test(test_validate_measure_without_expr),
+                cmocka_unit_test(test_overrides),
+                cmocka_unit_test(test_override_errors),
+                cmocka_unit_test(test_conf_line),
+                cmocka_unit_test(test_load_file),
+                cmocka_unit_test(test_regression_section_line),
+                cmocka_unit_test(test_regression_long_line),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
