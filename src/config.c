@@ -79,6 +79,11 @@ static const prop_t props[] = {
         {SEC_INPUT, "auto.offset.reset", PT_ENUM, "earliest", 0, 0, "earliest|latest",
          IN(auto_offset_reset),
          "Where a partition without stored state starts reading."},
+        {SEC_INPUT, "idle.timeout.ms", PT_INT, "0", 0, INT64_C(1) << 40, NULL,
+         IN(idle_timeout_ms),
+         "A partition that received nothing for this long (and is read to its end) advances its "
+         "stream time by wall-clock time, so windows still close when data stops. 0: off "
+         "(pure event time, reproducible)."},
         {SEC_STATE, "dir", PT_STR, "./state", 0, 0, NULL, ST(dir),
          "RocksDB state directory (aggregates of open windows and the input offsets they reflect)."},
         {SEC_STATE, "commit.interval.ms", PT_INT, "1000", 10, 3600000, NULL,
@@ -86,22 +91,36 @@ static const prop_t props[] = {
          "Interval between commits: dirty state, stream times and offsets are written atomically."},
         {SEC_OUTPUT, "topic", PT_STR, NULL, 0, 0, NULL, OUT(topic),
          "Topic of the window results (schemas/window_result.avsc), keyed by the key (required)."},
+        {SEC_OUTPUT, "late.topic", PT_STR, "", 0, 0, NULL, OUT(late_topic),
+         "Late events (late for at least one window definition) are copied here unchanged, with "
+         "headers naming their source and the windows they were late for. Empty: not copied "
+         "(always counted)."},
         {SEC_LOG, "level", PT_ENUM, "info", 0, 0, "error|warn|info|debug", LG(level),
          "Log level."},
         {SEC_MEASURE, "expr", PT_STR, NULL, 0, 0, NULL, MS(expr),
          "Weighted sum of numeric fields, e.g. `0.7*price + 0.3*quantity` (required)."},
-        {SEC_WINDOW, "type", PT_ENUM, "tumbling", 0, 0, "tumbling|hopping", WN(type),
-         "Window kind. Windows are half-open [start, end), aligned to epoch 0."},
-        {SEC_WINDOW, "size.ms", PT_INT, NULL, 1, INT64_C(1) << 50, NULL, WN(size_ms),
-         "Window size in ms (required)."},
+        {SEC_WINDOW, "type", PT_ENUM, "tumbling", 0, 0, "tumbling|hopping|sliding|session",
+         WN(type),
+         "Window kind. Results are half-open [start, end) in epoch ms. tumbling and hopping are "
+         "aligned to epoch 0; sliding is Kafka Streams' SlidingWindows; session windows merge "
+         "events closer than gap.ms."},
+        {SEC_WINDOW, "size.ms", PT_INT, "0", 0, INT64_C(1) << 50, NULL, WN(size_ms),
+         "tumbling, hopping: window size (required). sliding: the time difference D; windows are "
+         "[s, s+D] inclusive, reported as [s, s+D+1)."},
         {SEC_WINDOW, "advance.ms", PT_INT, "0", 0, INT64_C(1) << 50, NULL, WN(advance_ms),
          "Hopping windows: advance in ms, 0 < advance <= size (required for hopping)."},
+        {SEC_WINDOW, "gap.ms", PT_INT, "0", 0, INT64_C(1) << 50, NULL, WN(gap_ms),
+         "session: inactivity gap (required); events at most gap.ms apart are one session."},
         {SEC_WINDOW, "grace.ms", PT_INT, "0", 0, INT64_C(1) << 50, NULL, WN(grace_ms),
-         "A window closes when the partition's stream time >= end + grace."},
+         "A window closes when the partition's stream time >= end + grace (a session: end + "
+         "gap + grace)."},
+        {SEC_WINDOW, "retention.ms", PT_INT, "0", 0, INT64_C(1) << 50, NULL, WN(retention_ms),
+         "tumbling, hopping: how long a closed window stays in state after its result."},
         {SEC_WINDOW, "measures", PT_STR, "", 0, 0, NULL, WN(measures),
          "Comma-separated measure names aggregated in this window; empty: all measures."},
-        {SEC_WINDOW, "emit", PT_ENUM, "final", 0, 0, "final", WN(emit),
-         "final: exactly one result per key, window and measure, when the window closes."},
+        {SEC_WINDOW, "emit", PT_ENUM, "final", 0, 0, "final|update", WN(emit),
+         "final: exactly one result per key, window and measure, when the window closes. "
+         "update (tumbling, hopping): a result per changed window at each commit."},
 };
 
 /* Index of a property within its section (indexes the section's line[]). */
@@ -611,8 +630,29 @@ int dmp_conf_validate(dmp_conf_t *conf) {
         for (int i = 0; i < conf->window_cnt; i++) {
                 dmp_window_conf_t *w = &conf->windows[i];
                 int wl = w->section_line;
-                if (w->size_ms <= 0)
+                int keyed = !strcmp(w->type, "session") || !strcmp(w->type, "sliding");
+                if (!strcmp(w->type, "session")) {
+                        if (w->gap_ms <= 0)
+                                dmp_conf_error(conf, wl, "[window %s] gap.ms is required for "
+                                               "session windows", w->name);
+                        if (w->size_ms != 0)
+                                dmp_conf_error(conf, line_of(w->line, SEC_WINDOW, "size.ms"),
+                                               "[window %s] session windows have no size.ms "
+                                               "(they are as long as their events)", w->name);
+                } else if (w->size_ms <= 0) {
                         dmp_conf_error(conf, wl, "[window %s] size.ms is required", w->name);
+                } else if (w->gap_ms != 0) {
+                        dmp_conf_error(conf, line_of(w->line, SEC_WINDOW, "gap.ms"),
+                                       "[window %s] gap.ms is only for type = session", w->name);
+                }
+                if (keyed && !strcmp(w->emit, "update"))
+                        dmp_conf_error(conf, line_of(w->line, SEC_WINDOW, "emit"),
+                                       "[window %s] emit = update is not supported for %s "
+                                       "windows yet (use final)", w->name, w->type);
+                if (keyed && w->retention_ms != 0)
+                        dmp_conf_error(conf, line_of(w->line, SEC_WINDOW, "retention.ms"),
+                                       "[window %s] retention.ms is not supported for %s "
+                                       "windows yet", w->name, w->type);
                 if (!strcmp(w->type, "hopping")) {
                         int al = line_of(w->line, SEC_WINDOW, "advance.ms");
                         if (w->advance_ms <= 0 || w->advance_ms > w->size_ms)

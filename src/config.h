@@ -27,6 +27,7 @@ typedef struct dmp_input_conf {
         char *key_field;
         char *time_field;
         char *auto_offset_reset;
+        int64_t idle_timeout_ms;
         int line[DMP_MAX_PROPS];
 } dmp_input_conf_t;
 
@@ -38,6 +39,7 @@ typedef struct dmp_state_conf {
 
 typedef struct dmp_output_conf {
         char *topic;
+        char *late_topic;
         int line[DMP_MAX_PROPS];
 } dmp_output_conf_t;
 
@@ -59,6 +61,8 @@ typedef struct dmp_window_conf {
         int64_t size_ms;
         int64_t advance_ms;
         int64_t grace_ms;
+        int64_t gap_ms;
+        int64_t retention_ms;
         char *measures;
         char *emit;
         int line[DMP_MAX_PROPS];

@@ -36,6 +36,7 @@ struct dmp_daemon {
         rd_kafka_t *consumer;
         rd_kafka_t *producer;
         rd_kafka_topic_t *out_topic;
+        rd_kafka_topic_t *late_topic; /* NULL: late events are not copied */
         atomic_int stop;
         int failed; /* a runtime failure: stop without committing */
         char failure[512];
@@ -94,6 +95,8 @@ static size_t encode_result(unsigned char *buf, const dmp_result_t *r) {
         p = dmp_avro_put_double(p, r->agg->max);
         p = dmp_avro_put_double(p, r->agg->mean);
         p = dmp_avro_put_double(p, dmp_agg_stddev(r->agg));
+        p = dmp_avro_put_long(p, r->late);
+        *p++ = r->final ? 1 : 0; /* Avro boolean */
         return (size_t)(p - buf);
 }
 
@@ -131,6 +134,7 @@ static int commit(dmp_daemon_t *d) {
         if (d->failed)
                 return -1;
         int64_t t0 = dmp_mono_ms();
+        dmp_engine_emit_updates(d->engine);
         rd_kafka_resp_err_t err = rd_kafka_flush(d->producer, FLUSH_TIMEOUT_MS);
         if (err) {
                 fail(d, "results not acknowledged within %d ms: %s; not committing",
@@ -272,6 +276,8 @@ dmp_daemon_t *dmp_daemon_new(dmp_conf_t *conf, int *config_error, char *errstr,
                 goto fail;
         }
         d->out_topic = rd_kafka_topic_new(d->producer, conf->output.topic, NULL);
+        if (*conf->output.late_topic)
+                d->late_topic = rd_kafka_topic_new(d->producer, conf->output.late_topic, NULL);
 
         /* Consumer: offsets are ours (stored with the state), so no automatic
          * commits or offset stores. */
@@ -308,6 +314,8 @@ void dmp_daemon_destroy(dmp_daemon_t *d) {
                 rd_kafka_destroy(d->consumer);
         if (d->out_topic)
                 rd_kafka_topic_destroy(d->out_topic);
+        if (d->late_topic)
+                rd_kafka_topic_destroy(d->late_topic);
         if (d->producer)
                 rd_kafka_destroy(d->producer);
         dmp_engine_destroy(d->engine);
@@ -337,6 +345,53 @@ void dmp_daemon_counters(const dmp_daemon_t *d, dmp_daemon_counters_t *out) {
 
 /* ---- the loop ---- */
 
+/* Copies a late event unchanged to the late topic, with its provenance. */
+static void copy_late(dmp_daemon_t *d, const rd_kafka_message_t *m, int64_t ts,
+                      uint32_t late_mask) {
+        char part[16], off[24], tsbuf[24], windows[1024];
+        size_t wl = 0;
+        windows[0] = '\0';
+        for (int i = 0; i < dmp_engine_window_cnt(d->engine) && wl < sizeof(windows); i++)
+                if (late_mask & (1u << i))
+                        wl += (size_t)snprintf(windows + wl, sizeof(windows) - wl, "%s%s",
+                                               wl ? "," : "", dmp_engine_window(d->engine, i)->name);
+        snprintf(part, sizeof(part), "%d", (int)m->partition);
+        snprintf(off, sizeof(off), "%" PRId64, m->offset);
+        snprintf(tsbuf, sizeof(tsbuf), "%" PRId64, ts);
+        rd_kafka_headers_t *h = rd_kafka_headers_new(5);
+        rd_kafka_header_add(h, "dmpflow.source.topic", -1, d->conf->input.topic, -1);
+        rd_kafka_header_add(h, "dmpflow.source.partition", -1, part, -1);
+        rd_kafka_header_add(h, "dmpflow.source.offset", -1, off, -1);
+        rd_kafka_header_add(h, "dmpflow.source.timestamp", -1, tsbuf, -1);
+        rd_kafka_header_add(h, "dmpflow.late.windows", -1, windows, -1);
+        for (;;) {
+                rd_kafka_resp_err_t err = rd_kafka_producev(
+                        d->producer, RD_KAFKA_V_RKT(d->late_topic),
+                        RD_KAFKA_V_VALUE(m->payload, m->len), RD_KAFKA_V_KEY(m->key, m->key_len),
+                        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h),
+                        RD_KAFKA_V_END);
+                if (!err)
+                        return; /* the message owns the headers now */
+                if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+                        rd_kafka_headers_destroy(h);
+                        fail(d, "cannot copy a late event: %s", rd_kafka_err2str(err));
+                        return;
+                }
+                rd_kafka_poll(d->producer, 10);
+        }
+}
+
+/* Whether the consumer has read all of a partition that exists so far:
+ * librdkafka's cached high watermark (from fetch responses) is reached. */
+static int caught_up(void *opaque, int32_t partition, int64_t next_offset) {
+        dmp_daemon_t *d = opaque;
+        int64_t lo, hi;
+        if (rd_kafka_get_watermark_offsets(d->consumer, d->conf->input.topic, partition, &lo,
+                                           &hi) != RD_KAFKA_RESP_ERR_NO_ERROR)
+                return 0;
+        return next_offset >= hi || (next_offset < 0 && lo == hi);
+}
+
 static void process_message(dmp_daemon_t *d, rd_kafka_message_t *m) {
         if (m->err) {
                 if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
@@ -353,13 +408,17 @@ static void process_message(dmp_daemon_t *d, rd_kafka_message_t *m) {
         rd_kafka_timestamp_type_t tstype;
         int64_t ts = rd_kafka_message_timestamp(m, &tstype);
         char errstr[512];
+        uint32_t late_mask;
         if (dmp_engine_process(d->engine, m->partition, m->offset, m->key, m->key_len, ts,
-                               m->payload, m->len, errstr, sizeof(errstr))) {
+                               m->payload, m->len, &late_mask, errstr, sizeof(errstr))) {
                 uint64_t n = dmp_engine_stats(d->engine)->decode_errors;
                 if (n <= 10 || n % 10000 == 0) /* the counter tells the rest */
                         dmp_warn("%s [%d] offset %" PRId64 ": %s (%" PRIu64 " so far)",
                                  d->conf->input.topic, (int)m->partition, m->offset, errstr, n);
+                return;
         }
+        if (late_mask && d->late_topic)
+                copy_late(d, m, ts, late_mask);
 }
 
 int dmp_daemon_run(dmp_daemon_t *d, char *errstr, size_t errstr_size) {
@@ -378,6 +437,7 @@ int dmp_daemon_run(dmp_daemon_t *d, char *errstr, size_t errstr_size) {
 
         d->next_commit_ms = dmp_mono_ms() + d->conf->state.commit_interval_ms;
         int64_t next_progress = dmp_mono_ms() + 10000;
+        int64_t next_idle_check = 0;
         uint64_t last_events = 0;
         while (!atomic_load(&d->stop)) {
                 rd_kafka_message_t *m = rd_kafka_consumer_poll(d->consumer, 100);
@@ -387,6 +447,11 @@ int dmp_daemon_run(dmp_daemon_t *d, char *errstr, size_t errstr_size) {
                 }
                 rd_kafka_poll(d->producer, 0); /* delivery reports */
                 int64_t now = dmp_mono_ms();
+                if (d->conf->input.idle_timeout_ms > 0 && now >= next_idle_check) {
+                        dmp_engine_idle_tick(d->engine, dmp_now_ms(),
+                                             d->conf->input.idle_timeout_ms, caught_up, d);
+                        next_idle_check = now + 100;
+                }
                 if (now >= d->next_commit_ms) {
                         commit(d);
                         publish_counters(d);

@@ -1,3 +1,22 @@
+/* The processing engine. See engine.h for the contract.
+ *
+ * State of one input partition ("task"):
+ *   - a hash table of entries keyed by (window definition, key, start):
+ *       * tumbling / hopping: one entry per window, with one aggregate per
+ *         measure of the definition;
+ *       * session / sliding: one entry per key (start DMP_START_KEYSTATE)
+ *         holding the key's open sessions, or its buffered records;
+ *       * late counters: one entry per key with late events since its last
+ *         result (start DMP_START_LATE);
+ *   - per window definition, buckets of entries ordered by time: tumbling /
+ *     hopping by window start (a window closes with its bucket), session /
+ *     sliding by the bucket of the key's next close time;
+ *   - the dirty list: entries to write or delete at the next commit.
+ *
+ * Entry lifetime: an entry is owned by the table while it is in it; once
+ * removed it is CLOSED and owned by the dirty list until the commit deletes
+ * it from the store; a session / sliding entry still referenced by buckets
+ * then lingers as a ZOMBIE until its last bucket reference is dropped. */
 #include "engine.h"
 
 #include <inttypes.h>
@@ -15,29 +34,50 @@
 /* Event times beyond +-2^60 ms (36 million years) are rejected. */
 #define DMP_MAX_ABS_TIME_MS (INT64_C(1) << 60)
 
-/* Entries of one window start, in creation order. */
+#define ENTRY_ZOMBIE  0x20 /* closed, committed, still referenced by buckets */
+#define ENTRY_FREEING 0x40 /* collected for freeing (task_free) */
+
+#define ENTRY_VERSION_WINDOW   1
+#define ENTRY_VERSION_KEYSTATE 2
+
+/* Entries of one window start (tumbling / hopping) or of one scheduling
+ * bucket (session / sliding), in insertion order. */
 typedef struct bucket {
-        int64_t start;
+        int64_t start; /* window start, or bucket id */
+        int emitted;   /* tumbling / hopping: final results are out */
         dmp_entry_t **v;
         size_t n, cap;
 } bucket_t;
 
-/* The windows of one definition in one partition, sorted by start. With a
- * fixed size per definition, end order is start order, so windows close
- * from the front. */
 typedef struct bucket_list {
-        bucket_t *b;
+        bucket_t *b; /* sorted by start */
         size_t n, cap;
 } bucket_list_t;
 
+/* The state of one key of a session or sliding window definition. */
+typedef struct keystate {
+        int64_t sched;        /* the bucket id it is scheduled in, or INT64_MIN */
+        uint32_t refs;        /* bucket references, stale ones included */
+        uint32_t n, cap;      /* items */
+        int64_t emitted_upto; /* sliding: candidate windows with start <= this are done */
+        unsigned char *items; /* sessions or records, fixed size each */
+} keystate_t;
+
+/* A session item: start, last, then nmeasures aggregates. */
+#define SESSION_ITEM_SIZE(nm) (16 + sizeof(dmp_agg_t) * (size_t)(nm))
+/* A sliding record: time, stream time at arrival, defined mask, values. */
+#define RECORD_ITEM_SIZE(nm) (24 + sizeof(double) * (size_t)(nm))
+
 typedef struct task {
         int32_t partition;
-        int64_t next_offset; /* -1: none consumed and none stored */
-        int64_t stream_time; /* INT64_MIN: no event yet */
+        int64_t next_offset;    /* -1: none consumed and none stored */
+        int64_t stream_time;    /* INT64_MIN: no event yet */
+        int64_t idle_base_st;   /* stream time at the last record */
+        int64_t idle_base_wall; /* wall-clock time of the last record */
         int meta_dirty;
         dmp_wtable_t table;
         bucket_list_t windows[DMP_MAX_WINDOWS];
-        dmp_entry_t **dirty; /* entries to write or delete at the next commit */
+        dmp_entry_t **dirty;
         size_t ndirty, dirty_cap;
 } task_t;
 
@@ -50,9 +90,12 @@ struct dmp_engine {
         dmp_measure_t measures[DMP_MAX_MEASURES];
         int nmeasures;
         dmp_window_t windows[DMP_MAX_WINDOWS];
+        int64_t quantum[DMP_MAX_WINDOWS]; /* session / sliding bucket width */
         int nwindows;
         task_t **tasks; /* indexed by partition */
         int32_t ntasks;
+        unsigned char *valbuf; /* entry encoding buffer */
+        size_t valbuf_cap;
         dmp_engine_stats_t stats;
 };
 
@@ -102,15 +145,32 @@ static int find_measure(const dmp_engine_t *e, const char *name, size_t len) {
         return -1;
 }
 
+static int64_t clamp64(int64_t v, int64_t lo, int64_t hi) {
+        return v < lo ? lo : v > hi ? hi : v;
+}
+
 static void compile_windows(dmp_engine_t *e, const dmp_conf_t *conf) {
         for (int i = 0; i < conf->window_cnt; i++) {
                 const dmp_window_conf_t *wc = &conf->windows[i];
-                dmp_window_t *w = &e->windows[e->nwindows++];
+                dmp_window_t *w = &e->windows[e->nwindows];
                 w->name = dmp_strdup(wc->name);
-                w->kind = !strcmp(wc->type, "hopping") ? DMP_WINDOW_HOPPING : DMP_WINDOW_TUMBLING;
+                w->kind = !strcmp(wc->type, "hopping")   ? DMP_WINDOW_HOPPING
+                          : !strcmp(wc->type, "sliding") ? DMP_WINDOW_SLIDING
+                          : !strcmp(wc->type, "session") ? DMP_WINDOW_SESSION
+                                                         : DMP_WINDOW_TUMBLING;
                 w->size = wc->size_ms;
                 w->advance = w->kind == DMP_WINDOW_HOPPING ? wc->advance_ms : wc->size_ms;
+                if (w->kind == DMP_WINDOW_SLIDING) /* [s, s+D] inclusive is [s, s+D+1) */
+                        w->size = wc->size_ms + 1;
+                w->gap = wc->gap_ms;
                 w->grace = wc->grace_ms;
+                w->retention = wc->retention_ms;
+                w->emit = !strcmp(wc->emit, "update") ? DMP_EMIT_UPDATE : DMP_EMIT_FINAL;
+                /* Session / sliding keys are scheduled in buckets of this
+                 * width: results come out up to quantum - 1 ms of stream
+                 * time after their window closed (never before). */
+                e->quantum[e->nwindows] = clamp64(
+                        (w->kind == DMP_WINDOW_SESSION ? w->gap : w->size) / 8, 1, 1000);
                 w->nmeasures = 0;
                 const char *s = wc->measures;
                 while (*s) {
@@ -125,6 +185,7 @@ static void compile_windows(dmp_engine_t *e, const dmp_conf_t *conf) {
                 if (w->nmeasures == 0) /* default: every measure */
                         for (int m = 0; m < e->nmeasures; m++)
                                 w->measures[w->nmeasures++] = m;
+                e->nwindows++;
         }
 }
 
@@ -132,7 +193,7 @@ static void compile_windows(dmp_engine_t *e, const dmp_conf_t *conf) {
 static uint64_t pipeline_fingerprint(const dmp_engine_t *e) {
         char buf[8192];
         size_t n = 0;
-        n += (size_t)snprintf(buf + n, sizeof(buf) - n, "v1|%s|%s|%s|", e->conf->input.topic,
+        n += (size_t)snprintf(buf + n, sizeof(buf) - n, "v2|%s|%s|%s|", e->conf->input.topic,
                               e->conf->input.key_field, e->conf->input.time_field);
         for (int i = 0; i < e->nmeasures && n < sizeof(buf); i++) {
                 n += (size_t)snprintf(buf + n, sizeof(buf) - n, "m:%s", e->measures[i].name);
@@ -144,8 +205,9 @@ static uint64_t pipeline_fingerprint(const dmp_engine_t *e) {
         for (int i = 0; i < e->nwindows && n < sizeof(buf); i++) {
                 const dmp_window_t *w = &e->windows[i];
                 n += (size_t)snprintf(buf + n, sizeof(buf) - n,
-                                      "|w:%s,%d,%" PRId64 ",%" PRId64 ",%" PRId64, w->name,
-                                      (int)w->kind, w->size, w->advance, w->grace);
+                                      "|w:%s,%d,%" PRId64 ",%" PRId64 ",%" PRId64 ",%" PRId64,
+                                      w->name, (int)w->kind, w->size, w->advance, w->gap,
+                                      w->grace);
                 for (int m = 0; m < w->nmeasures && n < sizeof(buf); m++)
                         n += (size_t)snprintf(buf + n, sizeof(buf) - n, ",%d", w->measures[m]);
         }
@@ -206,24 +268,49 @@ dmp_engine_t *dmp_engine_new(dmp_conf_t *conf, dmp_emit_cb_t *emit, void *opaque
         return e;
 }
 
-/* ---- tasks ---- */
+/* ---- entries and buckets ---- */
 
+static void entry_free(dmp_entry_t *en) {
+        if (en->ext) {
+                free(((keystate_t *)en->ext)->items);
+                free(en->ext);
+        }
+        free(en);
+}
+
+/* Frees every entry exactly once: open ones are in the table, closed ones in
+ * the dirty list, zombies only in buckets; some are in several. */
 static void task_free(task_t *t) {
-        /* Closed entries are only in the dirty list, open ones only in the
-         * table (the dirty list may point at them too): free each once. */
+        dmp_entry_t **all = NULL;
+        size_t n = 0, cap = 0;
+#define COLLECT(en)                                                        \
+        do {                                                               \
+                if (!((en)->flags & ENTRY_FREEING)) {                      \
+                        (en)->flags |= ENTRY_FREEING;                      \
+                        if (n == cap)                                      \
+                                all = dmp_realloc(all, (cap = cap ? cap * 2 : 64) * sizeof(*all)); \
+                        all[n++] = (en);                                   \
+                }                                                          \
+        } while (0)
         for (size_t i = 0; i < t->ndirty; i++)
-                if (t->dirty[i]->flags & DMP_ENTRY_CLOSED)
-                        free(t->dirty[i]);
-        free(t->dirty);
+                COLLECT(t->dirty[i]);
         for (size_t i = 0; i < t->table.cap; i++)
                 if (t->table.slots[i])
-                        free(t->table.slots[i]);
-        dmp_wtable_clear(&t->table);
+                        COLLECT(t->table.slots[i]);
         for (int w = 0; w < DMP_MAX_WINDOWS; w++) {
-                for (size_t b = 0; b < t->windows[w].n; b++)
+                for (size_t b = 0; b < t->windows[w].n; b++) {
+                        for (size_t i = 0; i < t->windows[w].b[b].n; i++)
+                                COLLECT(t->windows[w].b[b].v[i]);
                         free(t->windows[w].b[b].v);
+                }
                 free(t->windows[w].b);
         }
+#undef COLLECT
+        for (size_t i = 0; i < n; i++)
+                entry_free(all[i]);
+        free(all);
+        free(t->dirty);
+        dmp_wtable_clear(&t->table);
         free(t);
 }
 
@@ -240,6 +327,7 @@ void dmp_engine_destroy(dmp_engine_t *e) {
                 free(e->windows[i].name);
         dmp_decoder_destroy(e->decoder);
         dmp_store_close(e->store);
+        free(e->valbuf);
         free(e);
 }
 
@@ -258,23 +346,32 @@ static void mark_dirty(task_t *t, dmp_entry_t *en) {
         t->dirty[t->ndirty++] = en;
 }
 
-/* Adds en to the bucket of its window start, keeping buckets sorted. */
-static void bucket_add(task_t *t, dmp_entry_t *en) {
-        bucket_list_t *bl = &t->windows[en->win];
+/* Takes an entry out of the table: it is deleted from the store at the
+ * next commit. */
+static void retire(task_t *t, dmp_entry_t *en) {
+        dmp_wtable_remove(&t->table, en);
+        en->flags |= DMP_ENTRY_CLOSED;
+        mark_dirty(t, en);
+}
+
+/* Returns the bucket of `start` in bl, creating it in order if needed. */
+static bucket_t *bucket_get(bucket_list_t *bl, int64_t start) {
         size_t i = bl->n;
-        while (i > 0 && bl->b[i - 1].start > en->start) /* new windows are usually last */
+        while (i > 0 && bl->b[i - 1].start > start) /* new buckets are usually last */
                 i--;
-        if (i == 0 || bl->b[i - 1].start != en->start) {
-                if (bl->n == bl->cap) {
-                        bl->cap = bl->cap ? bl->cap * 2 : 8;
-                        bl->b = dmp_realloc(bl->b, bl->cap * sizeof(*bl->b));
-                }
-                memmove(&bl->b[i + 1], &bl->b[i], (bl->n - i) * sizeof(*bl->b));
-                bl->b[i] = (bucket_t){.start = en->start};
-                bl->n++;
-                i++;
+        if (i > 0 && bl->b[i - 1].start == start)
+                return &bl->b[i - 1];
+        if (bl->n == bl->cap) {
+                bl->cap = bl->cap ? bl->cap * 2 : 8;
+                bl->b = dmp_realloc(bl->b, bl->cap * sizeof(*bl->b));
         }
-        bucket_t *b = &bl->b[i - 1];
+        memmove(&bl->b[i + 1], &bl->b[i], (bl->n - i) * sizeof(*bl->b));
+        bl->b[i] = (bucket_t){.start = start};
+        bl->n++;
+        return &bl->b[i];
+}
+
+static void bucket_push(bucket_t *b, dmp_entry_t *en) {
         if (b->n == b->cap) {
                 b->cap = b->cap ? b->cap * 2 : 16;
                 b->v = dmp_realloc(b->v, b->cap * sizeof(*b->v));
@@ -282,70 +379,523 @@ static void bucket_add(task_t *t, dmp_entry_t *en) {
         b->v[b->n++] = en;
 }
 
-static void emit_entry(dmp_engine_t *e, const dmp_entry_t *en) {
-        const dmp_window_t *w = &e->windows[en->win];
-        for (int j = 0; j < en->nmeasures; j++) {
-                if (en->aggs[j].count == 0)
+/* Removes the first n buckets of bl (their vectors must be freed). */
+static void buckets_drop_front(bucket_list_t *bl, size_t n) {
+        if (!n)
+                return;
+        memmove(bl->b, bl->b + n, (bl->n - n) * sizeof(*bl->b));
+        bl->n -= n;
+}
+
+/* ---- entry encoding in the store ---- */
+
+static unsigned char *valbuf_reserve(dmp_engine_t *e, size_t n) {
+        if (n > e->valbuf_cap) {
+                e->valbuf_cap = n * 2;
+                e->valbuf = dmp_realloc(e->valbuf, e->valbuf_cap);
+        }
+        return e->valbuf;
+}
+
+static size_t item_size(const dmp_window_t *w) {
+        return w->kind == DMP_WINDOW_SESSION ? SESSION_ITEM_SIZE(w->nmeasures)
+                                             : RECORD_ITEM_SIZE(w->nmeasures);
+}
+
+/* Values are in host byte order (state is not portable across
+ * architectures of different endianness). */
+static size_t entry_encode(dmp_engine_t *e, const dmp_entry_t *en, unsigned char **out) {
+        unsigned char *p;
+        size_t len;
+        if (en->ext) {
+                const keystate_t *ks = en->ext;
+                size_t isz = item_size(&e->windows[en->win]);
+                len = 3 + 8 + 4 + (size_t)ks->n * isz;
+                p = valbuf_reserve(e, len);
+                p[0] = ENTRY_VERSION_KEYSTATE;
+                p[1] = 0;
+                p[2] = (unsigned char)e->windows[en->win].nmeasures;
+                memcpy(p + 3, &ks->emitted_upto, 8);
+                memcpy(p + 11, &ks->n, 4);
+                memcpy(p + 15, ks->items, (size_t)ks->n * isz);
+        } else {
+                len = 3 + sizeof(dmp_agg_t) * en->nmeasures;
+                p = valbuf_reserve(e, len);
+                p[0] = ENTRY_VERSION_WINDOW;
+                p[1] = en->flags & DMP_ENTRY_EMITTED;
+                p[2] = en->nmeasures;
+                memcpy(p + 3, en->aggs, sizeof(dmp_agg_t) * en->nmeasures);
+        }
+        *out = p;
+        return len;
+}
+
+/* ---- results ---- */
+
+/* Takes the key's late count since its previous result (and resets it). */
+static int64_t take_late(task_t *t, int win, const char *key, size_t kl, uint64_t key_hash) {
+        uint64_t h = dmp_entry_hash(key_hash, win, DMP_START_LATE);
+        dmp_entry_t *le = dmp_wtable_find(&t->table, h, win, DMP_START_LATE, key, kl);
+        if (!le)
+                return 0;
+        int64_t n = le->aggs[0].count;
+        retire(t, le);
+        return n;
+}
+
+static void emit_aggs(dmp_engine_t *e, task_t *t, int win, const char *key, size_t kl,
+                      int64_t start, int64_t end, const dmp_agg_t *aggs, int final) {
+        const dmp_window_t *w = &e->windows[win];
+        int64_t late = take_late(t, win, key, kl, dmp_hash_bytes(key, kl, 0));
+        for (int j = 0; j < w->nmeasures; j++) {
+                if (aggs[j].count == 0)
                         continue;
                 dmp_result_t r = {
                         .window = w,
                         .measure = e->measures[w->measures[j]].name,
-                        .key = dmp_entry_key(en),
-                        .key_len = en->key_len,
-                        .start = en->start,
-                        .end = en->start + w->size,
-                        .agg = &en->aggs[j],
+                        .key = key,
+                        .key_len = kl,
+                        .start = start,
+                        .end = end,
+                        .agg = &aggs[j],
+                        .late = late,
+                        .final = final,
                 };
                 e->emit(e->opaque, &r);
                 e->stats.results_out++;
         }
 }
 
-/* Emits and retires every window closed at the task's stream time. */
-static void close_windows(dmp_engine_t *e, task_t *t) {
-        for (int wi = 0; wi < e->nwindows; wi++) {
-                const dmp_window_t *w = &e->windows[wi];
-                bucket_list_t *bl = &t->windows[wi];
-                size_t closed = 0;
-                while (closed < bl->n && dmp_window_closed(w, bl->b[closed].start, t->stream_time)) {
-                        bucket_t *b = &bl->b[closed];
-                        for (size_t i = 0; i < b->n; i++) {
-                                dmp_entry_t *en = b->v[i];
-                                emit_entry(e, en);
-                                dmp_wtable_remove(&t->table, en);
-                                en->flags |= DMP_ENTRY_CLOSED;
-                                mark_dirty(t, en);
-                        }
-                        free(b->v);
-                        e->stats.windows_closed++;
-                        closed++;
-                }
-                if (closed) {
-                        memmove(bl->b, bl->b + closed, (bl->n - closed) * sizeof(*bl->b));
-                        bl->n -= closed;
+static void emit_window_entry(dmp_engine_t *e, task_t *t, dmp_entry_t *en, int final) {
+        const dmp_window_t *w = &e->windows[en->win];
+        emit_aggs(e, t, en->win, dmp_entry_key(en), en->key_len, en->start, en->start + w->size,
+                  en->aggs, final);
+}
+
+static void count_late(dmp_engine_t *e, task_t *t, int win, const char *key, size_t kl,
+                       uint64_t key_hash) {
+        e->stats.late_events++;
+        e->stats.late_by_window[win]++;
+        uint64_t h = dmp_entry_hash(key_hash, win, DMP_START_LATE);
+        dmp_entry_t *le = dmp_wtable_find(&t->table, h, win, DMP_START_LATE, key, kl);
+        if (!le) {
+                le = dmp_entry_new(h, win, DMP_START_LATE, key, kl, 1);
+                dmp_wtable_insert(&t->table, le);
+        }
+        le->aggs[0].count++;
+        mark_dirty(t, le);
+}
+
+/* ---- tumbling and hopping windows ---- */
+
+/* Emits the windows closed at the task's stream time, purges those past
+ * their retention. */
+static void close_fixed(dmp_engine_t *e, task_t *t, int wi) {
+        const dmp_window_t *w = &e->windows[wi];
+        bucket_list_t *bl = &t->windows[wi];
+        int64_t st = t->stream_time;
+        for (size_t i = 0; i < bl->n && dmp_window_closed(w, bl->b[i].start, st); i++) {
+                bucket_t *b = &bl->b[i];
+                if (b->emitted)
+                        continue;
+                b->emitted = 1;
+                e->stats.windows_closed++;
+                for (size_t k = 0; k < b->n; k++) {
+                        dmp_entry_t *en = b->v[k];
+                        if (w->emit == DMP_EMIT_FINAL)
+                                emit_window_entry(e, t, en, 1);
+                        en->flags |= DMP_ENTRY_EMITTED;
+                        if (w->retention > 0)
+                                mark_dirty(t, en); /* persist the emitted mark */
                 }
         }
+        size_t purge = 0;
+        while (purge < bl->n && bl->b[purge].emitted &&
+               bl->b[purge].start + w->size + w->grace + w->retention <= st) {
+                bucket_t *b = &bl->b[purge];
+                for (size_t k = 0; k < b->n; k++)
+                        retire(t, b->v[k]);
+                free(b->v);
+                purge++;
+        }
+        buckets_drop_front(bl, purge);
 }
+
+static void fixed_event(dmp_engine_t *e, task_t *t, int wi, int64_t ts, const char *k,
+                        size_t kl, uint64_t key_hash, const double *vals, uint64_t defined) {
+        const dmp_window_t *w = &e->windows[wi];
+        int open = 0;
+        int64_t last = dmp_window_last_start(w, ts);
+        for (int64_t s = dmp_window_first_start(w, ts); s <= last; s += w->advance) {
+                if (dmp_window_closed(w, s, t->stream_time)) {
+                        e->stats.late_window_updates++;
+                        continue;
+                }
+                open = 1;
+                uint64_t h = dmp_entry_hash(key_hash, wi, s);
+                dmp_entry_t *en = dmp_wtable_find(&t->table, h, wi, s, k, kl);
+                if (!en) {
+                        en = dmp_entry_new(h, wi, s, k, kl, w->nmeasures);
+                        dmp_wtable_insert(&t->table, en);
+                        bucket_push(bucket_get(&t->windows[wi], s), en);
+                }
+                for (int j = 0; j < w->nmeasures; j++)
+                        if (defined & (1ULL << w->measures[j]))
+                                dmp_agg_add(&en->aggs[j], vals[w->measures[j]]);
+                en->flags |= DMP_ENTRY_CHANGED;
+                mark_dirty(t, en);
+        }
+        if (!open)
+                count_late(e, t, wi, k, kl, key_hash);
+}
+
+/* ---- session and sliding windows: per-key state ---- */
+
+static keystate_t *ks_of(const dmp_entry_t *en) {
+        return en->ext;
+}
+
+static unsigned char *ks_item(const keystate_t *ks, size_t isz, uint32_t i) {
+        return ks->items + (size_t)i * isz;
+}
+
+static int64_t item_i64(const unsigned char *item, int at) {
+        int64_t v;
+        memcpy(&v, item + at, 8);
+        return v;
+}
+
+static void ks_remove(keystate_t *ks, size_t isz, uint32_t i, uint32_t cnt) {
+        memmove(ks_item(ks, isz, i), ks_item(ks, isz, i + cnt), (size_t)(ks->n - i - cnt) * isz);
+        ks->n -= cnt;
+}
+
+/* Makes room for an item at position i and returns it. */
+static unsigned char *ks_insert(keystate_t *ks, size_t isz, uint32_t i) {
+        if (ks->n == ks->cap) {
+                ks->cap = ks->cap ? ks->cap * 2 : 4;
+                ks->items = dmp_realloc(ks->items, (size_t)ks->cap * isz);
+        }
+        memmove(ks_item(ks, isz, i + 1), ks_item(ks, isz, i), (size_t)(ks->n - i) * isz);
+        ks->n++;
+        return ks_item(ks, isz, i);
+}
+
+static dmp_entry_t *keystate_new(task_t *t, int wi, const char *k, size_t kl, uint64_t h) {
+        dmp_entry_t *en = dmp_entry_new(h, wi, DMP_START_KEYSTATE, k, kl, 0);
+        keystate_t *ks = dmp_calloc(1, sizeof(*ks));
+        ks->sched = INT64_MIN;
+        ks->emitted_upto = INT64_MIN;
+        en->ext = ks;
+        dmp_wtable_insert(&t->table, en);
+        return en;
+}
+
+/* Sliding: the smallest candidate window start > emitted_upto, or
+ * INT64_MAX. Candidates are each record's right window [t+1, t+1+D] and,
+ * if it was open when the record arrived, its left window [t-D, t]. */
+static int64_t sliding_next_start(const dmp_window_t *w, const keystate_t *ks) {
+        int64_t best = INT64_MAX;
+        size_t isz = RECORD_ITEM_SIZE(w->nmeasures);
+        for (uint32_t i = 0; i < ks->n; i++) {
+                const unsigned char *r = ks_item(ks, isz, i);
+                int64_t rt = item_i64(r, 0), rst = item_i64(r, 8);
+                int64_t left = rt - (w->size - 1);
+                if (left > ks->emitted_upto && rt + 1 + w->grace > rst && left < best)
+                        best = left;
+                if (rt + 1 > ks->emitted_upto && rt + 1 < best)
+                        best = rt + 1;
+        }
+        return best;
+}
+
+/* The stream time at which the key's next window closes, or INT64_MAX. */
+static int64_t keyed_next_close(const dmp_window_t *w, const keystate_t *ks) {
+        if (ks->n == 0)
+                return INT64_MAX;
+        if (w->kind == DMP_WINDOW_SESSION)
+                return dmp_session_close_time(w, item_i64(ks->items, 8));
+        int64_t s = sliding_next_start(w, ks);
+        return s == INT64_MAX ? INT64_MAX : s + w->size + w->grace;
+}
+
+static void keyed_schedule(dmp_engine_t *e, task_t *t, dmp_entry_t *en) {
+        keystate_t *ks = ks_of(en);
+        int64_t c = keyed_next_close(&e->windows[en->win], ks);
+        if (c == INT64_MAX)
+                return;
+        int64_t id = dmp_floor_div(c, e->quantum[en->win]);
+        if (ks->sched == id)
+                return;
+        ks->sched = id;
+        ks->refs++;
+        bucket_push(bucket_get(&t->windows[en->win], id), en);
+}
+
+/* Emits every session / sliding window of the key closed at stream time
+ * st, drops what no open window needs, retires the entry once empty. */
+static void keyed_close_ready(dmp_engine_t *e, task_t *t, dmp_entry_t *en) {
+        const dmp_window_t *w = &e->windows[en->win];
+        keystate_t *ks = ks_of(en);
+        int64_t st = t->stream_time;
+        const char *key = dmp_entry_key(en);
+        int changed = 0;
+        if (w->kind == DMP_WINDOW_SESSION) {
+                size_t isz = SESSION_ITEM_SIZE(w->nmeasures);
+                while (ks->n && dmp_session_close_time(w, item_i64(ks->items, 8)) <= st) {
+                        const unsigned char *s = ks->items;
+                        dmp_agg_t aggs[DMP_MAX_MEASURES];
+                        memcpy(aggs, s + 16, sizeof(dmp_agg_t) * (size_t)w->nmeasures);
+                        emit_aggs(e, t, en->win, key, en->key_len, item_i64(s, 0),
+                                  item_i64(s, 8) + 1, aggs, 1);
+                        e->stats.windows_closed++;
+                        ks_remove(ks, isz, 0, 1);
+                        changed = 1;
+                }
+        } else {
+                size_t isz = RECORD_ITEM_SIZE(w->nmeasures);
+                int64_t s;
+                while ((s = sliding_next_start(w, ks)) != INT64_MAX && s + w->size + w->grace <= st) {
+                        dmp_agg_t aggs[DMP_MAX_MEASURES];
+                        for (int j = 0; j < w->nmeasures; j++)
+                                dmp_agg_init(&aggs[j]);
+                        for (uint32_t i = 0; i < ks->n; i++) {
+                                const unsigned char *r = ks_item(ks, isz, i);
+                                int64_t rt = item_i64(r, 0);
+                                if (rt < s)
+                                        continue;
+                                if (rt >= s + w->size)
+                                        break; /* records are sorted by time */
+                                if (s + w->size + w->grace <= item_i64(r, 8))
+                                        continue; /* the window was closed when it came */
+                                uint32_t mask;
+                                memcpy(&mask, r + 16, 4);
+                                for (int j = 0; j < w->nmeasures; j++) {
+                                        double v;
+                                        memcpy(&v, r + 24 + 8 * j, 8);
+                                        if (mask & (1u << j))
+                                                dmp_agg_add(&aggs[j], v);
+                                }
+                        }
+                        emit_aggs(e, t, en->win, key, en->key_len, s, s + w->size, aggs, 1);
+                        e->stats.windows_closed++;
+                        ks->emitted_upto = s;
+                        changed = 1;
+                }
+                /* Records before every open window are done with. */
+                uint32_t drop = 0;
+                while (drop < ks->n &&
+                       item_i64(ks_item(ks, isz, drop), 0) < st - w->grace - w->size)
+                        drop++;
+                if (drop) {
+                        ks_remove(ks, isz, 0, drop);
+                        changed = 1;
+                }
+        }
+        if (!changed)
+                return;
+        if (ks->n == 0)
+                retire(t, en);
+        else
+                mark_dirty(t, en);
+}
+
+static void session_event(dmp_engine_t *e, task_t *t, int wi, int64_t ts, const char *k,
+                          size_t kl, uint64_t key_hash, const double *vals, uint64_t defined) {
+        const dmp_window_t *w = &e->windows[wi];
+        size_t isz = SESSION_ITEM_SIZE(w->nmeasures);
+        int64_t st = t->stream_time;
+        uint64_t h = dmp_entry_hash(key_hash, wi, DMP_START_KEYSTATE);
+        dmp_entry_t *en = dmp_wtable_find(&t->table, h, wi, DMP_START_KEYSTATE, k, kl);
+        if (en)
+                keyed_close_ready(e, t, en);
+        if (en && (en->flags & DMP_ENTRY_CLOSED))
+                en = NULL;
+        keystate_t *ks = en ? ks_of(en) : NULL;
+
+        /* The session this event makes: it and every open session within
+         * the gap of it. */
+        int64_t mstart = ts, mlast = ts;
+        uint32_t first = 0, cnt = 0;
+        for (uint32_t i = 0; ks && i < ks->n; i++) {
+                const unsigned char *s = ks_item(ks, isz, i);
+                int64_t ss = item_i64(s, 0), sl = item_i64(s, 8);
+                if (ss - w->gap <= ts && ts <= sl + w->gap) {
+                        if (!cnt)
+                                first = i;
+                        cnt++;
+                        if (ss < mstart)
+                                mstart = ss;
+                        if (sl > mlast)
+                                mlast = sl;
+                } else if (ss - w->gap > ts) {
+                        if (!cnt)
+                                first = i;
+                        break;
+                } else {
+                        first = i + 1;
+                }
+        }
+        if (mlast + w->grace < st) { /* Kafka Streams: merged end < stream time - grace */
+                count_late(e, t, wi, k, kl, key_hash);
+                return;
+        }
+        if (!en) {
+                en = keystate_new(t, wi, k, kl, h);
+                ks = ks_of(en);
+                first = 0;
+                cnt = 0;
+        }
+        dmp_agg_t aggs[DMP_MAX_MEASURES];
+        for (int j = 0; j < w->nmeasures; j++) {
+                dmp_agg_init(&aggs[j]);
+                if (defined & (1ULL << w->measures[j]))
+                        dmp_agg_add(&aggs[j], vals[w->measures[j]]);
+        }
+        for (uint32_t i = first; i < first + cnt; i++) {
+                const unsigned char *s = ks_item(ks, isz, i);
+                for (int j = 0; j < w->nmeasures; j++) {
+                        dmp_agg_t part;
+                        memcpy(&part, s + 16 + sizeof(dmp_agg_t) * (size_t)j, sizeof(part));
+                        dmp_agg_merge(&aggs[j], &part);
+                }
+        }
+        if (cnt)
+                ks_remove(ks, isz, first, cnt);
+        unsigned char *s = ks_insert(ks, isz, first);
+        memcpy(s, &mstart, 8);
+        memcpy(s + 8, &mlast, 8);
+        memcpy(s + 16, aggs, sizeof(dmp_agg_t) * (size_t)w->nmeasures);
+        mark_dirty(t, en);
+        keyed_schedule(e, t, en);
+}
+
+static void sliding_event(dmp_engine_t *e, task_t *t, int wi, int64_t ts, const char *k,
+                          size_t kl, uint64_t key_hash, const double *vals, uint64_t defined) {
+        const dmp_window_t *w = &e->windows[wi];
+        size_t isz = RECORD_ITEM_SIZE(w->nmeasures);
+        int64_t st = t->stream_time;
+        uint64_t h = dmp_entry_hash(key_hash, wi, DMP_START_KEYSTATE);
+        dmp_entry_t *en = dmp_wtable_find(&t->table, h, wi, DMP_START_KEYSTATE, k, kl);
+        if (en)
+                keyed_close_ready(e, t, en);
+        if (ts + w->size + w->grace <= st) { /* even [ts, ts + D] is closed */
+                count_late(e, t, wi, k, kl, key_hash);
+                return;
+        }
+        if (!en || (en->flags & DMP_ENTRY_CLOSED))
+                en = keystate_new(t, wi, k, kl, h);
+        keystate_t *ks = ks_of(en);
+        uint32_t pos = ks->n;
+        while (pos > 0 && item_i64(ks_item(ks, isz, pos - 1), 0) > ts)
+                pos--;
+        unsigned char *r = ks_insert(ks, isz, pos);
+        uint32_t mask = 0;
+        memcpy(r, &ts, 8);
+        memcpy(r + 8, &st, 8);
+        for (int j = 0; j < w->nmeasures; j++) {
+                double v = 0.0;
+                if (defined & (1ULL << w->measures[j])) {
+                        mask |= 1u << j;
+                        v = vals[w->measures[j]];
+                }
+                memcpy(r + 24 + 8 * j, &v, 8);
+        }
+        memcpy(r + 16, &mask, 4);
+        memset(r + 20, 0, 4);
+        mark_dirty(t, en);
+        keyed_schedule(e, t, en);
+}
+
+/* Fires the scheduling buckets of a session / sliding definition whose
+ * close times have all passed. */
+static void close_keyed(dmp_engine_t *e, task_t *t, int wi) {
+        bucket_list_t *bl = &t->windows[wi];
+        int64_t q = e->quantum[wi];
+        while (bl->n && bl->b[0].start * q + q - 1 <= t->stream_time) {
+                bucket_t b = bl->b[0]; /* detach: rescheduling may add buckets */
+                buckets_drop_front(bl, 1);
+                for (size_t i = 0; i < b.n; i++) {
+                        dmp_entry_t *en = b.v[i];
+                        keystate_t *ks = ks_of(en);
+                        ks->refs--;
+                        if (en->flags & ENTRY_ZOMBIE) {
+                                if (ks->refs == 0)
+                                        entry_free(en);
+                                continue;
+                        }
+                        if (ks->sched != b.start || (en->flags & DMP_ENTRY_CLOSED))
+                                continue; /* stale: it moved, or was retired */
+                        ks->sched = INT64_MIN;
+                        keyed_close_ready(e, t, en);
+                        if (!(en->flags & DMP_ENTRY_CLOSED))
+                                keyed_schedule(e, t, en);
+                }
+                free(b.v);
+        }
+}
+
+static void close_windows(dmp_engine_t *e, task_t *t) {
+        for (int wi = 0; wi < e->nwindows; wi++) {
+                if (dmp_window_is_keyed(&e->windows[wi]))
+                        close_keyed(e, t, wi);
+                else
+                        close_fixed(e, t, wi);
+        }
+}
+
+/* ---- partitions ---- */
 
 typedef struct load_ctx {
         dmp_engine_t *e;
         task_t *t;
-        int bad;
 } load_ctx_t;
 
-static void load_agg(void *opaque, int win, const char *key, size_t key_len, int64_t start,
-                     const dmp_agg_t *aggs, int n) {
+static int load_entry(void *opaque, int win, const char *key, size_t key_len, int64_t start,
+                      const void *val, size_t len) {
         load_ctx_t *lc = opaque;
-        if (win >= lc->e->nwindows || n != lc->e->windows[win].nmeasures) {
-                lc->bad++;
-                return;
-        }
+        dmp_engine_t *e = lc->e;
+        const unsigned char *v = val;
+        if (win >= e->nwindows || len < 3)
+                return -1;
+        const dmp_window_t *w = &e->windows[win];
         uint64_t h = dmp_entry_hash(dmp_hash_bytes(key, key_len, 0), win, start);
-        dmp_entry_t *en = dmp_entry_new(h, win, start, key, key_len, n);
-        memcpy(en->aggs, aggs, sizeof(*aggs) * (size_t)n);
-        en->flags = DMP_ENTRY_PERSISTED;
+        dmp_entry_t *en;
+        if (v[0] == ENTRY_VERSION_KEYSTATE) {
+                uint32_t n;
+                size_t isz = item_size(w);
+                if (start != DMP_START_KEYSTATE || !dmp_window_is_keyed(w) ||
+                    v[2] != w->nmeasures || len < 15)
+                        return -1;
+                memcpy(&n, v + 11, 4);
+                if (len != 15 + (size_t)n * isz)
+                        return -1;
+                en = keystate_new(lc->t, win, key, key_len, h);
+                keystate_t *ks = ks_of(en);
+                memcpy(&ks->emitted_upto, v + 3, 8);
+                ks->items = dmp_malloc((size_t)n * isz);
+                memcpy(ks->items, v + 15, (size_t)n * isz);
+                ks->n = ks->cap = n;
+                en->flags = DMP_ENTRY_PERSISTED;
+                keyed_schedule(e, lc->t, en);
+                return 0;
+        }
+        if (v[0] != ENTRY_VERSION_WINDOW || len != 3 + (size_t)v[2] * sizeof(dmp_agg_t))
+                return -1;
+        int late = start == DMP_START_LATE;
+        if (v[2] != (late ? 1 : w->nmeasures) || (!late && dmp_window_is_keyed(w)))
+                return -1;
+        en = dmp_entry_new(h, win, start, key, key_len, v[2]);
+        memcpy(en->aggs, v + 3, (size_t)v[2] * sizeof(dmp_agg_t));
+        en->flags = DMP_ENTRY_PERSISTED | (v[1] & DMP_ENTRY_EMITTED);
         dmp_wtable_insert(&lc->t->table, en);
-        bucket_add(lc->t, en);
+        if (!late) {
+                bucket_t *b = bucket_get(&lc->t->windows[win], start);
+                bucket_push(b, en);
+                if (en->flags & DMP_ENTRY_EMITTED)
+                        b->emitted = 1;
+        }
+        return 0;
 }
 
 int dmp_engine_partition_open(dmp_engine_t *e, int32_t partition, int64_t *next_offset,
@@ -377,17 +927,15 @@ int dmp_engine_partition_open(dmp_engine_t *e, int32_t partition, int64_t *next_
                 return -1;
         }
         load_ctx_t lc = {.e = e, .t = t};
-        long n = dmp_store_scan(e->store, partition, load_agg, &lc, errstr, errstr_size);
-        if (n < 0 || lc.bad) {
-                if (lc.bad)
-                        snprintf(errstr, errstr_size,
-                                 "partition %d: %d stored aggregates do not match the windows",
-                                 (int)partition, lc.bad);
+        long n = dmp_store_scan(e->store, partition, load_entry, &lc, errstr, errstr_size);
+        if (n < 0) {
                 task_free(t);
                 return -1;
         }
+        t->idle_base_st = t->stream_time;
+        t->idle_base_wall = dmp_now_ms();
         e->tasks[partition] = t;
-        dmp_info("partition %d: restored %ld open windows, resuming at offset %" PRId64
+        dmp_info("partition %d: restored %ld state entries, resuming at offset %" PRId64
                  ", stream time %" PRId64, (int)partition, n, t->next_offset,
                  t->stream_time == INT64_MIN ? (int64_t)-1 : t->stream_time);
         *next_offset = t->next_offset;
@@ -406,8 +954,9 @@ void dmp_engine_partition_close(dmp_engine_t *e, int32_t partition) {
 
 int dmp_engine_process(dmp_engine_t *e, int32_t partition, int64_t offset, const void *key,
                        size_t key_len, int64_t kafka_ts, const void *payload, size_t len,
-                       char *errstr, size_t errstr_size) {
+                       uint32_t *late_mask, char *errstr, size_t errstr_size) {
         task_t *t = task_get(e, partition);
+        *late_mask = 0;
         if (!t) {
                 snprintf(errstr, errstr_size, "partition %d is not open", (int)partition);
                 return -1;
@@ -438,6 +987,8 @@ int dmp_engine_process(dmp_engine_t *e, int32_t partition, int64_t offset, const
                 t->stream_time = ts;
                 advanced = 1;
         }
+        t->idle_base_st = t->stream_time;
+        t->idle_base_wall = dmp_now_ms();
 
         double vals[DMP_MAX_MEASURES];
         uint64_t defined = 0;
@@ -448,35 +999,65 @@ int dmp_engine_process(dmp_engine_t *e, int32_t partition, int64_t offset, const
                         e->stats.measure_undefined++;
         }
 
-        uint64_t key_hash = dmp_hash_bytes(k, kl, 0);
-        for (int wi = 0; wi < e->nwindows; wi++) {
-                const dmp_window_t *w = &e->windows[wi];
-                int open = 0;
-                int64_t last = dmp_window_last_start(w, ts);
-                for (int64_t s = dmp_window_first_start(w, ts); s <= last; s += w->advance) {
-                        if (dmp_window_closed(w, s, t->stream_time)) {
-                                e->stats.late_window_updates++;
-                                continue;
-                        }
-                        open = 1;
-                        uint64_t h = dmp_entry_hash(key_hash, wi, s);
-                        dmp_entry_t *en = dmp_wtable_find(&t->table, h, wi, s, k, kl);
-                        if (!en) {
-                                en = dmp_entry_new(h, wi, s, k, kl, w->nmeasures);
-                                dmp_wtable_insert(&t->table, en);
-                                bucket_add(t, en);
-                        }
-                        for (int j = 0; j < w->nmeasures; j++)
-                                if (defined & (1ULL << w->measures[j]))
-                                        dmp_agg_add(&en->aggs[j], vals[w->measures[j]]);
-                        mark_dirty(t, en);
-                }
-                if (!open)
-                        e->stats.late_events++;
-        }
+        /* Order: the stream time advances, the windows it closes are
+         * emitted, then the event updates its open windows or is late. */
         if (advanced)
                 close_windows(e, t);
+        uint64_t key_hash = dmp_hash_bytes(k, kl, 0);
+        for (int wi = 0; wi < e->nwindows; wi++) {
+                uint64_t late_before = e->stats.late_by_window[wi];
+                switch (e->windows[wi].kind) {
+                case DMP_WINDOW_TUMBLING:
+                case DMP_WINDOW_HOPPING:
+                        fixed_event(e, t, wi, ts, k, kl, key_hash, vals, defined);
+                        break;
+                case DMP_WINDOW_SESSION:
+                        session_event(e, t, wi, ts, k, kl, key_hash, vals, defined);
+                        break;
+                case DMP_WINDOW_SLIDING:
+                        sliding_event(e, t, wi, ts, k, kl, key_hash, vals, defined);
+                        break;
+                }
+                if (e->stats.late_by_window[wi] != late_before)
+                        *late_mask |= 1u << wi;
+        }
         return 0;
+}
+
+void dmp_engine_idle_tick(dmp_engine_t *e, int64_t now_ms, int64_t idle_timeout_ms,
+                          dmp_caught_up_cb_t *caught_up, void *opaque) {
+        for (int32_t p = 0; p < e->ntasks; p++) {
+                task_t *t = e->tasks[p];
+                if (!t || t->idle_base_st == INT64_MIN ||
+                    now_ms - t->idle_base_wall < idle_timeout_ms ||
+                    !caught_up(opaque, p, t->next_offset))
+                        continue;
+                int64_t st = t->idle_base_st + (now_ms - t->idle_base_wall);
+                if (st <= t->stream_time)
+                        continue;
+                t->stream_time = st;
+                t->meta_dirty = 1;
+                e->stats.idle_advances++;
+                close_windows(e, t);
+        }
+}
+
+void dmp_engine_emit_updates(dmp_engine_t *e) {
+        for (int32_t p = 0; p < e->ntasks; p++) {
+                task_t *t = e->tasks[p];
+                if (!t)
+                        continue;
+                for (size_t i = 0; i < t->ndirty; i++) {
+                        dmp_entry_t *en = t->dirty[i];
+                        if (!(en->flags & DMP_ENTRY_CHANGED))
+                                continue;
+                        en->flags &= (uint8_t)~DMP_ENTRY_CHANGED;
+                        const dmp_window_t *w = &e->windows[en->win];
+                        if (w->emit == DMP_EMIT_UPDATE)
+                                emit_window_entry(e, t, en,
+                                                  dmp_window_closed(w, en->start, t->stream_time));
+                }
+        }
 }
 
 int dmp_engine_commit(dmp_engine_t *e, char *errstr, size_t errstr_size) {
@@ -492,9 +1073,10 @@ int dmp_engine_commit(dmp_engine_t *e, char *errstr, size_t errstr_size) {
                                                              dmp_entry_key(en), en->key_len,
                                                              en->start);
                         } else {
-                                dmp_store_put_agg(e->store, p, en->win, dmp_entry_key(en),
-                                                  en->key_len, en->start, en->aggs,
-                                                  en->nmeasures);
+                                unsigned char *v;
+                                size_t vl = entry_encode(e, en, &v);
+                                dmp_store_put_entry(e->store, p, en->win, dmp_entry_key(en),
+                                                    en->key_len, en->start, v, vl);
                         }
                 }
                 if (t->meta_dirty)
@@ -509,10 +1091,15 @@ int dmp_engine_commit(dmp_engine_t *e, char *errstr, size_t errstr_size) {
                         continue;
                 for (size_t i = 0; i < t->ndirty; i++) {
                         dmp_entry_t *en = t->dirty[i];
-                        if (en->flags & DMP_ENTRY_CLOSED)
-                                free(en);
-                        else
-                                en->flags = DMP_ENTRY_PERSISTED;
+                        if (!(en->flags & DMP_ENTRY_CLOSED)) {
+                                en->flags = (uint8_t)((en->flags & (DMP_ENTRY_EMITTED |
+                                                                    DMP_ENTRY_CHANGED)) |
+                                                      DMP_ENTRY_PERSISTED);
+                        } else if (en->ext && ks_of(en)->refs > 0) {
+                                en->flags = DMP_ENTRY_CLOSED | ENTRY_ZOMBIE;
+                        } else {
+                                entry_free(en);
+                        }
                 }
                 t->ndirty = 0;
                 t->meta_dirty = 0;

@@ -25,6 +25,9 @@ typedef struct dmp_result {
         int64_t start;
         int64_t end;
         const dmp_agg_t *agg;
+        int64_t late; /* late events of this key and window definition dropped
+                       * since the key's previous result */
+        int final;    /* the window has closed: no later result for it */
 } dmp_result_t;
 
 /* Called for each (key, window, measure) with count >= 1 when the window
@@ -36,6 +39,8 @@ typedef struct dmp_engine_stats {
         uint64_t decode_errors;
         uint64_t measure_undefined; /* (event, measure) pairs with a null field */
         uint64_t late_events;       /* (event, window definition) with no open window */
+        uint64_t late_by_window[DMP_MAX_WINDOWS];
+        uint64_t idle_advances;     /* stream time advances of idle partitions */
         uint64_t late_window_updates; /* (event, window) pairs skipped as closed */
         uint64_t results_out;
         uint64_t windows_closed;
@@ -70,11 +75,27 @@ void dmp_engine_partition_close(dmp_engine_t *e, int32_t partition);
 
 /* Processes one record of an open partition. key/kafka_ts are the Kafka
  * message key and timestamp (used when no key/time field is configured).
- * Returns 0, or -1 if the record could not be decoded (counted; errstr
- * set; its offset is consumed all the same). */
+ * *late_mask gets bit i set if the record was late for window definition i
+ * (it updated none of its windows). Returns 0, or -1 if the record could
+ * not be decoded (counted; errstr set; its offset is consumed all the
+ * same). */
 int dmp_engine_process(dmp_engine_t *e, int32_t partition, int64_t offset, const void *key,
                        size_t key_len, int64_t kafka_ts, const void *payload, size_t len,
-                       char *errstr, size_t errstr_size);
+                       uint32_t *late_mask, char *errstr, size_t errstr_size);
+
+/* Whether the consumer has read everything of a partition so far, given
+ * the next offset the engine will process (-1: none processed yet). */
+typedef int(dmp_caught_up_cb_t)(void *opaque, int32_t partition, int64_t next_offset);
+
+/* Advances the stream time of every partition that received no record for
+ * idle_timeout_ms and is caught up, by the wall-clock time since its last
+ * record, and closes the windows that this closes. */
+void dmp_engine_idle_tick(dmp_engine_t *e, int64_t now_ms, int64_t idle_timeout_ms,
+                          dmp_caught_up_cb_t *caught_up, void *opaque);
+
+/* Emits the update-mode results of the windows changed since the previous
+ * call. Call before making the emitted results durable and committing. */
+void dmp_engine_emit_updates(dmp_engine_t *e);
 
 /* Writes dirty state, deletions of emitted windows and the partitions'
  * offsets and stream times in one atomic batch. The caller must first make

@@ -7,10 +7,6 @@
 
 #include "util.h"
 
-#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
-#error "state values are stored in host order; only little-endian hosts are supported"
-#endif
-
 #define STORE_VERSION 1
 #define AGG_KEY_MAX (1 + 4 + 2 + 2 + 65535 + 8)
 
@@ -138,32 +134,29 @@ int dmp_store_get_meta(dmp_store_t *st, int32_t partition, int64_t *next_offset,
         return 1;
 }
 
-long dmp_store_scan(dmp_store_t *st, int32_t partition, dmp_store_agg_cb_t *cb, void *opaque,
+long dmp_store_scan(dmp_store_t *st, int32_t partition, dmp_store_entry_cb_t *cb, void *opaque,
                     char *errstr, size_t errstr_size) {
         unsigned char prefix[5];
         prefix[0] = 'A';
         dmp_be32_put(prefix + 1, (uint32_t)partition);
         rocksdb_iterator_t *it = rocksdb_create_iterator(st->db, st->ropts);
         long n = 0;
-        dmp_agg_t aggs[256];
         for (rocksdb_iter_seek(it, (const char *)prefix, 5); rocksdb_iter_valid(it);
              rocksdb_iter_next(it)) {
                 size_t kl, vl;
                 const unsigned char *k = (const unsigned char *)rocksdb_iter_key(it, &kl);
-                const unsigned char *v = (const unsigned char *)rocksdb_iter_value(it, &vl);
+                const char *v = rocksdb_iter_value(it, &vl);
                 if (kl < 5 || memcmp(k, prefix, 5))
                         break;
                 size_t klen = kl >= 9 ? dmp_be16_get(k + 7) : 0;
-                if (kl != 9 + klen + 8 || vl < 2 || v[0] != STORE_VERSION ||
-                    vl != 2 + (size_t)v[1] * sizeof(dmp_agg_t)) {
-                        snprintf(errstr, errstr_size, "partition %d: corrupt aggregate entry",
+                if (kl != 9 + klen + 8 ||
+                    cb(opaque, dmp_be16_get(k + 5), (const char *)k + 9, klen,
+                       dmp_be64s_get(k + 9 + klen), v, vl)) {
+                        snprintf(errstr, errstr_size, "partition %d: corrupt state entry",
                                  (int)partition);
                         rocksdb_iter_destroy(it);
                         return -1;
                 }
-                memcpy(aggs, v + 2, (size_t)v[1] * sizeof(dmp_agg_t));
-                cb(opaque, dmp_be16_get(k + 5), (const char *)k + 9, klen,
-                   dmp_be64s_get(k + 9 + klen), aggs, v[1]);
                 n++;
         }
         char *err = NULL;
@@ -174,15 +167,10 @@ long dmp_store_scan(dmp_store_t *st, int32_t partition, dmp_store_agg_cb_t *cb, 
         return n;
 }
 
-void dmp_store_put_agg(dmp_store_t *st, int32_t partition, int win, const char *key,
-                       size_t key_len, int64_t start, const dmp_agg_t *aggs, int n) {
-        unsigned char v[2 + 256 * sizeof(dmp_agg_t)];
+void dmp_store_put_entry(dmp_store_t *st, int32_t partition, int win, const char *key,
+                         size_t key_len, int64_t start, const void *val, size_t val_len) {
         size_t kl = agg_key(st->keybuf, partition, win, key, key_len, start);
-        v[0] = STORE_VERSION;
-        v[1] = (unsigned char)n;
-        memcpy(v + 2, aggs, (size_t)n * sizeof(dmp_agg_t));
-        rocksdb_writebatch_put(st->batch, (const char *)st->keybuf, kl, (const char *)v,
-                               2 + (size_t)n * sizeof(dmp_agg_t));
+        rocksdb_writebatch_put(st->batch, (const char *)st->keybuf, kl, val, val_len);
 }
 
 void dmp_store_delete_agg(dmp_store_t *st, int32_t partition, int win, const char *key,

@@ -5,7 +5,9 @@
  *   'G' "fingerprint"                     -> u64 hash of the pipeline definition
  *   'M' p:be32                            -> v1: next_offset:i64 stream_time:i64
  *   'A' p:be32 win:be16 klen:be16 key start:be64(sign-flipped)
- *                                         -> v1: n:u8 then n dmp_agg_t (host order)
+ *                                         -> an entry, encoded by the engine
+ * Within a partition and window definition, keys are ordered by length,
+ * then bytes; one key's windows are adjacent and ordered by start.
  * Every commit is one atomic WriteBatch: aggregates, deletions of emitted
  * windows and the partition metadata (offsets, stream times) they reflect.
  *
@@ -16,7 +18,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "agg.h"
 
 typedef struct dmp_store dmp_store_t;
 
@@ -30,16 +31,18 @@ void dmp_store_close(dmp_store_t *st);
 int dmp_store_get_meta(dmp_store_t *st, int32_t partition, int64_t *next_offset,
                        int64_t *stream_time, char *errstr, size_t errstr_size);
 
-typedef void(dmp_store_agg_cb_t)(void *opaque, int win, const char *key, size_t key_len,
-                                 int64_t start, const dmp_agg_t *aggs, int n);
+/* Called for every entry of a partition; returns 0 to go on, -1 to stop
+ * the scan as failed (a corrupt value). */
+typedef int(dmp_store_entry_cb_t)(void *opaque, int win, const char *key, size_t key_len,
+                                  int64_t start, const void *val, size_t val_len);
 
-/* Calls cb for every aggregate of the partition. Returns the count or -1. */
-long dmp_store_scan(dmp_store_t *st, int32_t partition, dmp_store_agg_cb_t *cb, void *opaque,
+/* Calls cb for every entry of the partition. Returns the count or -1. */
+long dmp_store_scan(dmp_store_t *st, int32_t partition, dmp_store_entry_cb_t *cb, void *opaque,
                     char *errstr, size_t errstr_size);
 
 /* Batch operations, applied atomically by dmp_store_commit. */
-void dmp_store_put_agg(dmp_store_t *st, int32_t partition, int win, const char *key,
-                       size_t key_len, int64_t start, const dmp_agg_t *aggs, int n);
+void dmp_store_put_entry(dmp_store_t *st, int32_t partition, int win, const char *key,
+                         size_t key_len, int64_t start, const void *val, size_t val_len);
 void dmp_store_delete_agg(dmp_store_t *st, int32_t partition, int win, const char *key,
                           size_t key_len, int64_t start);
 void dmp_store_put_meta(dmp_store_t *st, int32_t partition, int64_t next_offset,

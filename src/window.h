@@ -12,17 +12,32 @@
 typedef enum {
         DMP_WINDOW_TUMBLING,
         DMP_WINDOW_HOPPING,
+        DMP_WINDOW_SLIDING, /* Kafka Streams' SlidingWindows */
+        DMP_WINDOW_SESSION,
 } dmp_window_kind_t;
+
+typedef enum {
+        DMP_EMIT_FINAL,  /* one result per window, when it closes */
+        DMP_EMIT_UPDATE, /* a result per changed window per commit interval */
+} dmp_emit_mode_t;
 
 typedef struct dmp_window {
         char *name; /* owned */
         dmp_window_kind_t kind;
-        int64_t size;
-        int64_t advance; /* == size for tumbling */
+        int64_t size;      /* tumbling, hopping; sliding: time difference + 1 */
+        int64_t advance;   /* hopping; == size for tumbling */
+        int64_t gap;       /* session: inactivity gap */
         int64_t grace;
+        int64_t retention; /* how long emitted windows stay in state */
+        dmp_emit_mode_t emit;
         int nmeasures;
         int measures[32]; /* indexes into the engine's measures */
 } dmp_window_t;
+
+/* Kinds whose windows depend on the events (per-key state, scheduled). */
+static inline int dmp_window_is_keyed(const dmp_window_t *w) {
+        return w->kind == DMP_WINDOW_SLIDING || w->kind == DMP_WINDOW_SESSION;
+}
 
 const char *dmp_window_kind_name(dmp_window_kind_t kind);
 
@@ -40,6 +55,12 @@ static inline int64_t dmp_window_first_start(const dmp_window_t *w, int64_t t) {
 /* Whether window [start, start+size) is closed at stream time st. */
 static inline int dmp_window_closed(const dmp_window_t *w, int64_t start, int64_t st) {
         return start + w->size + w->grace <= st;
+}
+
+/* A session [start, last + 1) closes when st >= last + 1 + gap + grace: until
+ * then an event within the gap may still extend it (Kafka Streams' rule). */
+static inline int64_t dmp_session_close_time(const dmp_window_t *w, int64_t last) {
+        return last + 1 + w->gap + w->grace;
 }
 
 #endif

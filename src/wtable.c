@@ -11,6 +11,7 @@ dmp_entry_t *dmp_entry_new(uint64_t hash, int win, int64_t start, const char *ke
         e->key_len = (uint16_t)key_len;
         e->flags = 0;
         e->nmeasures = (uint8_t)nmeasures;
+        e->ext = NULL;
         for (int i = 0; i < nmeasures; i++)
                 dmp_agg_init(&e->aggs[i]);
         memcpy(dmp_entry_key(e), key, key_len);

@@ -15,7 +15,13 @@
 
 #define DMP_ENTRY_DIRTY     0x1 /* changed since the last commit (in the dirty list) */
 #define DMP_ENTRY_PERSISTED 0x2 /* RocksDB holds a version of it */
-#define DMP_ENTRY_CLOSED    0x4 /* its window closed and was emitted: delete at commit */
+#define DMP_ENTRY_CLOSED    0x4 /* out of the table: delete from state at commit, then free */
+#define DMP_ENTRY_CHANGED   0x8 /* updated since its last update-mode result */
+#define DMP_ENTRY_EMITTED   0x10 /* its final result is out; kept for retention */
+
+/* Starts of the entries that are not windows. */
+#define DMP_START_LATE     INT64_MIN       /* late-event counter of a key */
+#define DMP_START_KEYSTATE (INT64_MIN + 1) /* sessions / sliding records of a key */
 
 typedef struct dmp_entry {
         uint64_t hash;
@@ -24,6 +30,7 @@ typedef struct dmp_entry {
         uint16_t key_len;
         uint8_t flags;
         uint8_t nmeasures;
+        void *ext;        /* DMP_START_KEYSTATE: the key's state (engine.c) */
         dmp_agg_t aggs[]; /* nmeasures aggregates, then key_len key bytes */
 } dmp_entry_t;
 

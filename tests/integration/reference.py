@@ -1,28 +1,43 @@
 """Independent reference implementation of dmpflow's window semantics.
 
 This is deliberately written from the specification (shared/DESIGN.md and the
-binary's contract), not from the C code, and deliberately naive: every window
-keeps the full list of values that reached it and the statistics are computed
-at the end with a two-pass formula.  It is the oracle the integration tests
-compare the daemon's published results against.
+semantics documented in docs/WINDOWS.md), not from the C code, and
+deliberately naive: every window keeps the full list of values that reached
+it, statistics are computed at the end with a two-pass formula, and sliding
+windows are recomputed from the buffered records.  It is the oracle the
+integration tests compare the daemon's published results against.
 
-Semantics implemented (Kafka Streams' rule), per input partition, in offset
-order:
+Semantics, per input partition, for each event in offset order:
 
-* ``stream_time = max(stream_time, event_time)`` -- updated *before* the
-  lateness check, including the current event.
-* tumbling size S: the event's window starts at ``floor(t / S) * S``;
-  hopping size S advance A: every ``w`` that is a multiple of A with
-  ``w <= t < w + S``.
-* a window ``[s, e)`` of the partition is closed when
-  ``stream_time >= e + grace``.  The event updates each of its windows that
-  is still open; closed ones are not updated (the event is late for them).
-* a measure is ``sum_i a_i * x_i`` in double arithmetic; if any of its fields
-  is null or absent it is undefined for that event and updates nothing.
-* output: one result per (key, window definition, window start, measure)
-  whose window is closed at the end (``e + grace <= final stream time`` of
-  the partition) and whose count is >= 1.  stddev is the population
-  standard deviation.
+1. ``stream_time = max(stream_time, event_time)``.
+2. Every window closed at that stream time is emitted (once):
+   tumbling / hopping / sliding ``[s, e)`` when ``stream_time >= e + grace``;
+   a session ``[start, last + 1)`` when ``stream_time >= last + 1 + gap + grace``.
+3. The event is applied:
+   * tumbling size S: its window starts at ``floor(t / S) * S``; hopping size S
+     advance A: every ``w`` multiple of A with ``w <= t < w + S``. It updates
+     each of its windows still open; if none is open it is late.
+   * session gap G: it merges with every open session of its key with
+     ``start - G <= t <= last + G``; if the merged session's ``last + grace <
+     stream_time`` it is late (Kafka Streams' rule).
+   * sliding (time difference D): late if ``t + D + 1 + grace <= stream_time``;
+     else buffered. Candidate windows ``[s, s + D]`` (inclusive, reported as
+     ``[s, s + D + 1)``) are each record's right window ``s = t + 1`` and, if
+     it was open when the record arrived, its left window ``s = t - D``. A
+     record contributes to a window containing it iff that window was open
+     when the record arrived. A window with no contributing record emits
+     nothing.
+   A late event updates nothing and is counted against its key: the key's
+   next result of that window definition carries the count in ``late``
+   (and resets it), even if that window emits no record because all its
+   measures were undefined.
+4. A measure is ``sum_i a_i * x_i``; if a field is null it is undefined for
+   that event and updates nothing.
+
+Output: one record per (window definition, key, start, measure) with count
+>= 1, in emission order; with ``idle_end`` every window still open at the end
+is emitted too (an idle partition's stream time keeps advancing).
+stddev is the population standard deviation.
 """
 
 from __future__ import annotations
@@ -104,22 +119,29 @@ class Window:
     """A window definition: ``[window NAME]`` of the config."""
 
     name: str
-    kind: str  # "tumbling" | "hopping"
-    size_ms: int
+    kind: str  # "tumbling" | "hopping" | "sliding" | "session"
+    size_ms: int = 0  # tumbling, hopping: size; sliding: time difference D
     grace_ms: int = 0
     advance_ms: int | None = None  # hopping only
+    gap_ms: int = 0  # session only
     measures: tuple[str, ...] = ()  # empty: all measures
 
     def __post_init__(self) -> None:
-        if self.kind not in ("tumbling", "hopping"):
+        if self.kind not in ("tumbling", "hopping", "sliding", "session"):
             raise ValueError(f"unknown window kind {self.kind!r}")
-        if self.size_ms <= 0 or self.grace_ms < 0:
-            raise ValueError("bad window size/grace")
+        if self.grace_ms < 0:
+            raise ValueError("bad grace")
+        if self.kind == "session":
+            if self.gap_ms <= 0:
+                raise ValueError("session window needs gap_ms > 0")
+        elif self.size_ms <= 0:
+            raise ValueError("bad window size")
         if self.kind == "hopping" and (not self.advance_ms or self.advance_ms <= 0):
             raise ValueError("hopping window needs advance_ms > 0")
 
     def starts(self, t: int) -> list[int]:
-        """All window starts containing event time t, by brute enumeration."""
+        """All window starts containing event time t (tumbling, hopping), by
+        brute enumeration."""
         if self.kind == "tumbling":
             return [(t // self.size_ms) * self.size_ms]
         a = self.advance_ms
@@ -166,15 +188,35 @@ class Reference:
     # (window name, key, start, measure) -> WindowResult record as a dict
     results: dict[tuple[str, str, int, str], dict[str, Any]]
     # window name -> number of (event, window instance) pairs dropped as late
+    # (tumbling / hopping windows only)
     late_pairs: dict[str, int] = field(default_factory=dict)
-    # events with no open window left in any window definition
+    # events late for at least one window definition
     late_events: int = 0
+    # window name -> events late (updating none of its windows)
+    late_by_window: dict[str, int] = field(default_factory=dict)
+    # (partition, position in the partition) -> names of the windows it was late for
+    late_positions: dict[tuple[int, int], list[str]] = field(default_factory=dict)
     # measure name -> events for which the measure was undefined
     undefined: dict[str, int] = field(default_factory=dict)
     # partition -> final stream time
     stream_time: dict[int, int] = field(default_factory=dict)
-    # closed windows at the end that were updated but are still open -> not emitted
+    # windows updated but still open at the end -> not emitted
     open_at_end: int = 0
+
+
+class _Partition:
+    """The state of one partition: open windows per definition and key."""
+
+    def __init__(self) -> None:
+        self.st: int | None = None
+        # fixed windows: (wi, key, start) -> {measure: [values]}
+        self.fixed: dict[tuple[int, str, int], dict[str, list[float]]] = {}
+        # sessions: (wi, key) -> list of [start, last, {measure: [values]}]
+        self.sessions: dict[tuple[int, str], list[list[Any]]] = defaultdict(list)
+        # sliding: (wi, key) -> records [(t, st_at_arrival, {measure: value|None})]
+        self.records: dict[tuple[int, str], list[tuple[int, int, dict[str, float | None]]]] = defaultdict(list)
+        # sliding: (wi, key) -> set of emitted window starts
+        self.emitted: dict[tuple[int, str], set[int]] = defaultdict(set)
 
 
 def compute(
@@ -182,75 +224,155 @@ def compute(
     windows: Sequence[Window],
     measures: Sequence[Measure],
     time_field: str = "ts",
+    idle_end: bool = False,
 ) -> Reference:
     """Compute the expected results.
 
     ``events``: (partition, key, event fields) in per-partition offset order
     (events of different partitions may be interleaved arbitrarily).
+    ``idle_end``: the partitions go idle at the end, so every window closes.
     """
     by_name = {m.name: m for m in measures}
-    win_measures: list[list[Measure]] = []
-    for w in windows:
-        names = w.measures or tuple(by_name)
-        win_measures.append([by_name[n] for n in names])
-
-    stream_time: dict[int, int] = {}
-    # (partition, window idx, key, start, measure name) -> list of values
-    values: dict[tuple[int, int, str, int, str], list[float]] = defaultdict(list)
-    late_pairs = {w.name: 0 for w in windows}
-    undefined = {m.name: 0 for m in measures}
-    late_events = 0
-
-    for partition, key, ev in events:
-        t = int(ev[time_field])
-        st = max(stream_time.get(partition, t), t)
-        stream_time[partition] = st
-
-        for m in measures:
-            if m.value(ev) is None:
-                undefined[m.name] += 1
-
-        any_open = False
-        for wi, w in enumerate(windows):
-            for s in w.starts(t):
-                e = s + w.size_ms
-                if st >= e + w.grace_ms:  # closed: the event is late for it
-                    late_pairs[w.name] += 1
-                    continue
-                any_open = True
-                for m in win_measures[wi]:
-                    v = m.value(ev)
-                    if v is not None:
-                        values[(partition, wi, key, s, m.name)].append(v)
-        if not any_open:
-            late_events += 1
+    wm: list[list[Measure]] = [[by_name[n] for n in (w.measures or tuple(by_name))] for w in windows]
 
     results: dict[tuple[str, str, int, str], dict[str, Any]] = {}
-    open_at_end = 0
-    for (partition, wi, key, s, mname), vals in values.items():
+    pending_late: dict[tuple[int, str], int] = defaultdict(int)  # (wi, key) -> late count
+    late_pairs = {w.name: 0 for w in windows}
+    late_by_window = {w.name: 0 for w in windows}
+    late_positions: dict[tuple[int, int], list[str]] = {}
+    undefined = {m.name: 0 for m in measures}
+    parts: dict[int, _Partition] = {}
+    position: dict[int, int] = defaultdict(int)
+
+    def emit(wi: int, key: str, start: int, end: int, vals: Mapping[str, list[float]]) -> None:
         w = windows[wi]
-        e = s + w.size_ms
-        if e + w.grace_ms > stream_time[partition]:
-            open_at_end += 1
-            continue  # never closed: no final result
-        k = (w.name, key, s, mname)
-        assert k not in results, f"key {key!r} seen in two partitions"
-        rec: dict[str, Any] = {
-            "window": w.name,
-            "kind": w.kind,
-            "key": key,
-            "start": s,
-            "end": e,
-            "measure": mname,
-        }
-        rec.update(stats_of(vals))
-        results[k] = rec
+        late = pending_late.pop((wi, key), 0)
+        for m in wm[wi]:
+            v = vals.get(m.name, [])
+            if not v:
+                continue
+            k = (w.name, key, start, m.name)
+            assert k not in results, f"{k} emitted twice (key in two partitions?)"
+            rec: dict[str, Any] = {"window": w.name, "kind": w.kind, "key": key, "start": start,
+                                   "end": end, "measure": m.name, "late": late, "final": True}
+            rec.update(stats_of(v))
+            results[k] = rec
+
+    def sliding_candidates(wi: int, recs: list[tuple[int, int, dict[str, float | None]]]) -> set[int]:
+        w = windows[wi]
+        out = set()
+        for t, st_arr, _ in recs:
+            out.add(t + 1)
+            if t + 1 + w.grace_ms > st_arr:  # its left window was open when it came
+                out.add(t - w.size_ms)
+        return out
+
+    def sliding_emit(p: _Partition, wi: int, key: str, s: int) -> None:
+        w = windows[wi]
+        d1 = w.size_ms + 1
+        vals: dict[str, list[float]] = defaultdict(list)
+        for t, st_arr, mv in p.records[(wi, key)]:
+            if s <= t < s + d1 and s + d1 + w.grace_ms > st_arr:
+                for name, v in mv.items():
+                    if v is not None:
+                        vals[name].append(v)
+        p.emitted[(wi, key)].add(s)
+        if any(vals.values()):
+            emit(wi, key, s, s + d1, vals)
+        # a window that no record reached emits nothing and takes no late count
+
+    def close(p: _Partition, st: float) -> None:
+        """Emit every window closed at stream time st (inf: all)."""
+        for (wi, key, s) in sorted(p.fixed, key=lambda k: k[2]):
+            w = windows[wi]
+            if s + w.size_ms + w.grace_ms <= st:
+                emit(wi, key, s, s + w.size_ms, p.fixed.pop((wi, key, s)))
+        for (wi, key), sess in p.sessions.items():
+            w = windows[wi]
+            while sess and sess[0][1] + 1 + w.gap_ms + w.grace_ms <= st:
+                start, last, vals = sess.pop(0)
+                emit(wi, key, start, last + 1, vals)
+        for (wi, key), recs in p.records.items():
+            w = windows[wi]
+            d1 = w.size_ms + 1
+            done = p.emitted[(wi, key)]
+            for s in sorted(sliding_candidates(wi, recs) - done):
+                if s + d1 + w.grace_ms <= st:
+                    sliding_emit(p, wi, key, s)
+
+    for partition, key, ev in events:
+        p = parts.setdefault(partition, _Partition())
+        pos = position[partition]
+        position[partition] += 1
+        t = int(ev[time_field])
+        p.st = t if p.st is None else max(p.st, t)
+        st = p.st
+        close(p, st)
+
+        mvals = {m.name: m.value(ev) for m in measures}
+        for name, v in mvals.items():
+            if v is None:
+                undefined[name] += 1
+
+        late_for: list[str] = []
+        for wi, w in enumerate(windows):
+            names = [m.name for m in wm[wi]]
+            late = False
+            if w.kind in ("tumbling", "hopping"):
+                any_open = False
+                for s in w.starts(t):
+                    if s + w.size_ms + w.grace_ms <= st:
+                        late_pairs[w.name] += 1
+                        continue
+                    any_open = True
+                    win = p.fixed.setdefault((wi, key, s), {})
+                    for n in names:
+                        if mvals[n] is not None:
+                            win.setdefault(n, []).append(mvals[n])
+                late = not any_open
+            elif w.kind == "session":
+                sess = p.sessions[(wi, key)]
+                near = [x for x in sess if x[0] - w.gap_ms <= t <= x[1] + w.gap_ms]
+                mstart = min([t] + [x[0] for x in near])
+                mlast = max([t] + [x[1] for x in near])
+                if mlast + w.grace_ms < st:
+                    late = True
+                else:
+                    vals: dict[str, list[float]] = defaultdict(list)
+                    for x in near:
+                        for n, v in x[2].items():
+                            vals[n].extend(v)
+                        sess.remove(x)
+                    for n in names:
+                        if mvals[n] is not None:
+                            vals[n].append(mvals[n])
+                    sess.append([mstart, mlast, vals])
+                    sess.sort(key=lambda x: x[0])
+            else:  # sliding
+                if t + w.size_ms + 1 + w.grace_ms <= st:
+                    late = True
+                else:
+                    p.records[(wi, key)].append((t, st, {n: mvals[n] for n in names}))
+            if late:
+                pending_late[(wi, key)] += 1
+                late_by_window[w.name] += 1
+                late_for.append(w.name)
+        if late_for:
+            late_positions[(partition, pos)] = late_for
+
+    open_at_end = 0
+    for p in parts.values():
+        if idle_end:
+            close(p, math.inf)
+        open_at_end += len(p.fixed) + sum(len(x) for x in p.sessions.values())
 
     return Reference(
         results=results,
         late_pairs=late_pairs,
-        late_events=late_events,
+        late_events=len(late_positions),
+        late_by_window=late_by_window,
+        late_positions=late_positions,
         undefined=undefined,
-        stream_time=stream_time,
+        stream_time={k: v.st for k, v in parts.items() if v.st is not None},
         open_at_end=open_at_end,
     )

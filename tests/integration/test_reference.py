@@ -16,8 +16,8 @@ def ev(t, **fields):
     return {"ts": t, **fields}
 
 
-def run(events, windows, measures=(V,)):
-    return compute(events, windows, list(measures))
+def run(events, windows, measures=(V,), idle_end=False):
+    return compute(events, windows, list(measures), idle_end=idle_end)
 
 
 def test_measure_parse_and_value():
@@ -74,7 +74,7 @@ def test_tumbling_late_and_exact_grace_boundary():
     assert r == {
         "window": "tw", "kind": "tumbling", "key": "a", "start": 100, "end": 110,
         "measure": "v", "count": 2, "sum": 4.0, "min": 1.0, "max": 3.0,
-        "mean": 2.0, "stddev": 1.0,
+        "mean": 2.0, "stddev": 1.0, "late": 0, "final": True,
     }
 
 
@@ -162,3 +162,73 @@ def test_partitions_have_independent_stream_time():
     ref = run(events + [(0, "a", ev(110, v=0))], [w])
     assert list(ref.results) == [("tw", "a", 100, "v")]
     assert ref.results[("tw", "a", 100, "v")]["sum"] == 3.0
+
+
+# ---- issue 4: late counts, sessions, sliding windows, idle end (by hand) ----
+
+
+def test_late_count_goes_to_the_keys_next_result():
+    w = Window("tw", "tumbling", 10, grace_ms=0)
+    evs = [(100, 1), (115, 2),  # [100,110) emitted at st=115 (late 0)
+           (101, 3), (102, 4),  # both late for key a: pending 2
+           (125, 5)]            # [110,120) emitted at st=125 with late 2
+    ref = run([(0, "a", ev(t, v=v)) for t, v in evs], [w])
+    assert ref.results[("tw", "a", 100, "v")]["late"] == 0
+    assert ref.results[("tw", "a", 110, "v")]["late"] == 2
+    assert ref.late_by_window == {"tw": 2}
+    assert ref.late_positions == {(0, 2): ["tw"], (0, 3): ["tw"]}
+    # idle end closes [120,130) too
+    ref = run([(0, "a", ev(t, v=v)) for t, v in evs], [w], idle_end=True)
+    assert ref.results[("tw", "a", 120, "v")]["count"] == 1
+
+
+def test_sessions_merge_extend_close_and_late():
+    w = Window("s", "session", gap_ms=10, grace_ms=5)
+    evs = [(100, 1),  # session A [100,100]
+           (125, 2),  # 125 - 100 > 10: session B [125,125]; A closes at 100+1+10+5=116 <= 125: emitted
+           (133, 3),  # within 10 of B: B = [125,133]
+           (140, 4),  # B = [125,140]
+           (112, 9),  # merged would be [112,112]: 112 + 5 < 140 -> late
+           (160, 5),  # new session C [160,160]; B closes at 140+16=156 <= 160: emitted
+           (150, 6),  # within 10 of C: C = [150,160]; 160 + 5 >= 160: not late
+           (177, 7)]  # C closes at 160+16=176 <= 177: emitted; D [177,177] open
+    ref = run([(0, "k", ev(t, v=v)) for t, v in evs], [w])
+    got = {(k[2], r["end"]): (r["count"], r["sum"], r["late"]) for k, r in ref.results.items()}
+    # the late event (t=112) came while B was open: B is the key's next result
+    assert got == {(100, 101): (1, 1.0, 0), (125, 141): (3, 9.0, 1), (150, 161): (2, 11.0, 0)}
+    assert ref.late_by_window == {"s": 1}
+
+
+def test_session_bridge_merges_two_sessions():
+    w = Window("s", "session", gap_ms=10, grace_ms=100)
+    evs = [(100, 1), (130, 2), (115, 3)]  # 115 is within 10 of 100? no (15); within 10 of 130? no
+    ref = run([(0, "k", ev(t, v=v)) for t, v in evs], [w], idle_end=True)
+    assert sorted((k[2], r["count"]) for k, r in ref.results.items()) == [(100, 1), (115, 1), (130, 1)]
+    evs = [(100, 1), (120, 2), (110, 3)]  # 110 bridges [100] and [120] (gap 10 inclusive)
+    ref = run([(0, "k", ev(t, v=v)) for t, v in evs], [w], idle_end=True)
+    assert [(k[2], r["end"], r["count"], r["sum"]) for k, r in ref.results.items()] == [(100, 121, 3, 6.0)]
+
+
+def test_sliding_windows_by_hand():
+    w = Window("sl", "sliding", size_ms=10, grace_ms=0)  # windows [s, s+10] inclusive
+    evs = [(100, 1), (105, 2), (130, 4)]
+    ref = run([(0, "k", ev(t, v=v)) for t, v in evs], [w], idle_end=True)
+    got = {(k[2], r["end"]): (r["count"], r["sum"]) for k, r in ref.results.items()}
+    # left windows [90,100], [95,105], [120,130]; right windows [101,111] (has 105),
+    # [106,116] (empty), [131,141] (empty)
+    assert got == {(90, 101): (1, 1.0), (95, 106): (2, 3.0), (101, 112): (1, 2.0),
+                   (120, 131): (1, 4.0)}
+
+
+def test_sliding_late_and_left_window_closed_on_arrival():
+    w = Window("sl", "sliding", size_ms=10, grace_ms=2)
+    evs = [(100, 1), (125, 2),  # [90,100] closes at 90+11+2=103 <= 125: emitted
+           (105, 3),            # left [95,105] closes at 108 <= 125: not a candidate;
+                                # 105+11+2=118 <= 125 -> late as a whole
+           (118, 4)]            # 118+13=131 > 125: accepted; left [108,118] closes 121 <= 125: no
+    ref = run([(0, "k", ev(t, v=v)) for t, v in evs], [w], idle_end=True)
+    got = {(k[2], r["end"]): (r["count"], r["sum"], r["late"]) for k, r in ref.results.items()}
+    assert ref.late_by_window == {"sl": 1}
+    # [90,100]: 1; [101,111] has no record; [115,125]: 125 -> left of 125; 118 arrived when
+    # [115,125] (closes 128) was open -> 2+4; [119,129] right of 118: {125}; [126,136]: empty
+    assert got == {(90, 101): (1, 1.0, 0), (115, 126): (2, 6.0, 1), (119, 130): (1, 2.0, 0)}

@@ -24,6 +24,9 @@
 #include "engine.h"
 #include "log.h"
 #include "util.h"
+
+/* late_mask of the last dmp_engine_process call */
+static uint32_t late_mask;
 #include "wtable.h"
 
 /* ---- recording the results ---- */
@@ -231,7 +234,7 @@ static void feed(dmp_engine_t *e, int32_t part, int64_t off, const char *user, i
         size_t n = enc_event(buf, user, "seg", ts, price, qty, clicks);
         char err[256] = "";
         /* the Kafka key and timestamp are decoys: key.field / time.field rule */
-        if (dmp_engine_process(e, part, off, "kafka-key", 9, 999999, buf, n, err, sizeof(err)))
+        if (dmp_engine_process(e, part, off, "kafka-key", 9, 999999, buf, n, &late_mask, err, sizeof(err)))
                 fail_msg("process offset %lld: %s", (long long)off, err);
 }
 
@@ -411,9 +414,9 @@ static void test_keys_and_partitions(void **state) {
         char err[256] = "";
         unsigned char buf[256];
         size_t n = enc_event(buf, "u", "s", 1, 1, 1, 1);
-        assert_int_equal(dmp_engine_process(e, 2, 0, NULL, 0, 0, buf, n, err, sizeof(err)), -1);
+        assert_int_equal(dmp_engine_process(e, 2, 0, NULL, 0, 0, buf, n, &late_mask, err, sizeof(err)), -1);
         assert_true(err[0] != '\0');
-        assert_int_equal(dmp_engine_process(e, -1, 0, NULL, 0, 0, buf, n, err, sizeof(err)), -1);
+        assert_int_equal(dmp_engine_process(e, -1, 0, NULL, 0, 0, buf, n, &late_mask, err, sizeof(err)), -1);
         int64_t next;
         assert_int_equal(dmp_engine_partition_open(e, -1, &next, err, sizeof(err)), -1);
         assert_int_equal(dmp_engine_stats(e)->events_in, 6);
@@ -522,7 +525,7 @@ static void test_decode_errors(void **state) {
         assert_int_equal(open_partition(e, 0), -1);
         char err[256] = "";
         const unsigned char garbage[] = {0x80};
-        assert_int_equal(dmp_engine_process(e, 0, 0, NULL, 0, 0, garbage, 1, err, sizeof(err)),
+        assert_int_equal(dmp_engine_process(e, 0, 0, NULL, 0, 0, garbage, 1, &late_mask, err, sizeof(err)),
                          -1);
         assert_true(err[0] != '\0');
         assert_int_equal(offsets(e).next[0], 1);
@@ -531,7 +534,7 @@ static void test_decode_errors(void **state) {
         unsigned char buf[256];
         size_t n = enc_event(buf, "u1", "s", 500, 1.0, 1, 1);
         err[0] = '\0';
-        assert_int_equal(dmp_engine_process(e, 0, 2, NULL, 0, 0, buf, n - 1, err, sizeof(err)),
+        assert_int_equal(dmp_engine_process(e, 0, 2, NULL, 0, 0, buf, n - 1, &late_mask, err, sizeof(err)),
                          -1);
         assert_true(err[0] != '\0');
         /* the cut event's time (500) did not advance the stream time */
@@ -568,8 +571,8 @@ static void test_time_out_of_range(void **state) {
         for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
                 size_t n = enc_event(buf, "u1", "s", bad[i], 1.0, 0, 0);
                 err[0] = '\0';
-                assert_int_equal(dmp_engine_process(e, 0, (int64_t)i + 1, NULL, 0, 0, buf, n, err,
-                                                    sizeof(err)),
+                assert_int_equal(dmp_engine_process(e, 0, (int64_t)i + 1, NULL, 0, 0, buf, n,
+                                                    &late_mask, err, sizeof(err)),
                                  -1);
                 assert_non_null(strstr(err, "out of range"));
         }
@@ -608,9 +611,9 @@ static void test_kafka_key_and_timestamp(void **state) {
         unsigned char buf[256];
         char err[256];
         size_t n = enc_event(buf, "ignored", "s", 999999, 1.0, 0, 0); /* score 2 */
-        assert_int_equal(dmp_engine_process(e, 0, 0, "kk", 2, 3, buf, n, err, sizeof(err)), 0);
+        assert_int_equal(dmp_engine_process(e, 0, 0, "kk", 2, 3, buf, n, &late_mask, err, sizeof(err)), 0);
         n = enc_event(buf, "ignored", "s", 5, 1.0, 0, 0);
-        assert_int_equal(dmp_engine_process(e, 0, 1, "kk", 2, 10, buf, n, err, sizeof(err)), 0);
+        assert_int_equal(dmp_engine_process(e, 0, 1, "kk", 2, 10, buf, n, &late_mask, err, sizeof(err)), 0);
         expect_result(rs, 0, "tum", "score", "kk", 0, 10, V(2));
         commit(e);
         dmp_engine_destroy(e);

@@ -33,9 +33,13 @@ typedef struct rows {
         int n;
 } rows_t;
 
-static void collect(void *opaque, int win, const char *key, size_t key_len, int64_t start,
-                    const dmp_agg_t *aggs, int n) {
+/* The store keeps values opaque: these tests store arrays of aggregates. */
+static int collect(void *opaque, int win, const char *key, size_t key_len, int64_t start,
+                   const void *val, size_t val_len) {
         rows_t *r = opaque;
+        const dmp_agg_t *aggs = val;
+        assert_int_equal(val_len % sizeof(dmp_agg_t), 0);
+        int n = (int)(val_len / sizeof(dmp_agg_t));
         assert_true(r->n < 64);
         assert_true(n <= 4);
         assert_true(key_len < 64);
@@ -46,6 +50,7 @@ static void collect(void *opaque, int win, const char *key, size_t key_len, int6
         row->start = start;
         row->n = n;
         memcpy(row->aggs, aggs, sizeof(*aggs) * (size_t)n);
+        return 0;
 }
 
 static long scan(dmp_store_t *st, int32_t p, rows_t *r) {
@@ -95,7 +100,7 @@ static dmp_store_t *open_store(const char *dir, uint64_t fp) {
 
 static void put(dmp_store_t *st, int32_t p, int win, const char *key, int64_t start,
                 const dmp_agg_t *aggs, int n) {
-        dmp_store_put_agg(st, p, win, key, strlen(key), start, aggs, n);
+        dmp_store_put_entry(st, p, win, key, strlen(key), start, aggs, sizeof(*aggs) * (size_t)n);
 }
 
 static void assert_row(const row_t *r, int win, const char *key, int64_t start,
