@@ -167,8 +167,8 @@ static void compile_windows(dmp_engine_t *e, const dmp_conf_t *conf) {
                 w->retention = wc->retention_ms;
                 w->emit = !strcmp(wc->emit, "update") ? DMP_EMIT_UPDATE : DMP_EMIT_FINAL;
                 /* Session / sliding keys are scheduled in buckets of this
-                 * width: results come out up to quantum - 1 ms of stream
-                 * time after their window closed (never before). */
+                 * width by their next close time; a bucket is checked at
+                 * each stream time advance once its first ms is reached. */
                 e->quantum[e->nwindows] = clamp64(
                         (w->kind == DMP_WINDOW_SESSION ? w->gap : w->size) / 8, 1, 1000);
                 w->nmeasures = 0;
@@ -504,6 +504,8 @@ static void close_fixed(dmp_engine_t *e, task_t *t, int wi) {
                         dmp_entry_t *en = b->v[k];
                         if (w->emit == DMP_EMIT_FINAL)
                                 emit_window_entry(e, t, en, 1);
+                        else /* its last update, marked final, goes at the commit */
+                                en->flags |= DMP_ENTRY_CHANGED;
                         en->flags |= DMP_ENTRY_EMITTED;
                         if (w->retention > 0)
                                 mark_dirty(t, en); /* persist the emitted mark */
@@ -677,8 +679,16 @@ static void keyed_close_ready(dmp_engine_t *e, task_t *t, dmp_entry_t *en) {
                                                 dmp_agg_add(&aggs[j], v);
                                 }
                         }
-                        emit_aggs(e, t, en->win, key, en->key_len, s, s + w->size, aggs, 1);
-                        e->stats.windows_closed++;
+                        /* A candidate no defined value reached is no window: it
+                         * emits nothing and leaves the late count for the next. */
+                        int any = 0;
+                        for (int j = 0; j < w->nmeasures; j++)
+                                any |= aggs[j].count > 0;
+                        if (any) {
+                                emit_aggs(e, t, en->win, key, en->key_len, s, s + w->size,
+                                          aggs, 1);
+                                e->stats.windows_closed++;
+                        }
                         ks->emitted_upto = s;
                         changed = 1;
                 }
@@ -807,12 +817,14 @@ static void sliding_event(dmp_engine_t *e, task_t *t, int wi, int64_t ts, const 
         keyed_schedule(e, t, en);
 }
 
-/* Fires the scheduling buckets of a session / sliding definition whose
- * close times have all passed. */
+/* Fires the scheduling buckets of a session / sliding definition that hold
+ * close times <= stream time: each key closes exactly what has closed and
+ * is rescheduled; keys not due yet go back to the same bucket, which is
+ * checked again when the stream time advances. */
 static void close_keyed(dmp_engine_t *e, task_t *t, int wi) {
         bucket_list_t *bl = &t->windows[wi];
         int64_t q = e->quantum[wi];
-        while (bl->n && bl->b[0].start * q + q - 1 <= t->stream_time) {
+        while (bl->n && bl->b[0].start * q <= t->stream_time) {
                 bucket_t b = bl->b[0]; /* detach: rescheduling may add buckets */
                 buckets_drop_front(bl, 1);
                 for (size_t i = 0; i < b.n; i++) {
@@ -827,11 +839,14 @@ static void close_keyed(dmp_engine_t *e, task_t *t, int wi) {
                         if (ks->sched != b.start || (en->flags & DMP_ENTRY_CLOSED))
                                 continue; /* stale: it moved, or was retired */
                         ks->sched = INT64_MIN;
-                        keyed_close_ready(e, t, en);
+                        if (keyed_next_close(&e->windows[wi], ks) <= t->stream_time)
+                                keyed_close_ready(e, t, en);
                         if (!(en->flags & DMP_ENTRY_CLOSED))
                                 keyed_schedule(e, t, en);
                 }
                 free(b.v);
+                if (bl->n && bl->b[0].start == b.start)
+                        break; /* what is left of it is not due yet */
         }
 }
 

@@ -109,6 +109,7 @@ class OutputReader:
         self.topic = topic
         self.decode = decode
         self.records: list[tuple[int, int, bytes | None, Any]] = []
+        self.headers: list[dict[str, bytes]] = []  # parallel to records
         self.errors: list[str] = []
         self.consumer = Consumer(
             {
@@ -136,6 +137,7 @@ class OutputReader:
                 self.errors.append(f"p{msg.partition()}@{msg.offset()}: undecodable value ({e}): {msg.value()!r}")
                 continue
             self.records.append((msg.partition(), msg.offset(), msg.key(), rec))
+            self.headers.append(dict(msg.headers() or []))
 
     def until(self, count: int, timeout: float = 60.0) -> bool:
         """Read until at least ``count`` records were seen or timeout; True if reached."""

@@ -42,6 +42,7 @@ stddev is the population standard deviation.
 
 from __future__ import annotations
 
+import heapq
 import math
 import re
 from collections import defaultdict
@@ -217,6 +218,11 @@ class _Partition:
         self.records: dict[tuple[int, str], list[tuple[int, int, dict[str, float | None]]]] = defaultdict(list)
         # sliding: (wi, key) -> set of emitted window starts
         self.emitted: dict[tuple[int, str], set[int]] = defaultdict(set)
+        # (close time, start, kind, id): what may close when; entries are
+        # checked again when popped (a session may have grown since)
+        self.due: list[tuple[int, int, str, tuple[Any, ...]]] = []
+        # session / sliding (wi, key) -> the close time it is due at in `due`
+        self.due_at: dict[tuple[int, str], int] = {}
 
 
 def compute(
@@ -281,24 +287,53 @@ def compute(
             emit(wi, key, s, s + d1, vals)
         # a window that no record reached emits nothing and takes no late count
 
+    def next_sliding_close(p: _Partition, wi: int, key: str) -> int | None:
+        w = windows[wi]
+        todo = sliding_candidates(wi, p.records[(wi, key)]) - p.emitted[(wi, key)]
+        return min(todo) + w.size_ms + 1 + w.grace_ms if todo else None
+
+    def schedule(p: _Partition, wi: int, key: str) -> None:
+        w = windows[wi]
+        if w.kind == "session":
+            sess = p.sessions[(wi, key)]
+            c = sess[0][1] + 1 + w.gap_ms + w.grace_ms if sess else None
+        else:
+            c = next_sliding_close(p, wi, key)
+        if c is None:
+            p.due_at.pop((wi, key), None)
+        elif p.due_at.get((wi, key)) != c:
+            p.due_at[(wi, key)] = c
+            heapq.heappush(p.due, (c, 0, "s" if w.kind == "session" else "l", (wi, key)))
+
     def close(p: _Partition, st: float) -> None:
         """Emit every window closed at stream time st (inf: all)."""
-        for (wi, key, s) in sorted(p.fixed, key=lambda k: k[2]):
-            w = windows[wi]
-            if s + w.size_ms + w.grace_ms <= st:
-                emit(wi, key, s, s + w.size_ms, p.fixed.pop((wi, key, s)))
-        for (wi, key), sess in p.sessions.items():
-            w = windows[wi]
-            while sess and sess[0][1] + 1 + w.gap_ms + w.grace_ms <= st:
-                start, last, vals = sess.pop(0)
-                emit(wi, key, start, last + 1, vals)
-        for (wi, key), recs in p.records.items():
-            w = windows[wi]
-            d1 = w.size_ms + 1
-            done = p.emitted[(wi, key)]
-            for s in sorted(sliding_candidates(wi, recs) - done):
-                if s + d1 + w.grace_ms <= st:
-                    sliding_emit(p, wi, key, s)
+        while p.due and p.due[0][0] <= st:
+            c, _, kind, ident = heapq.heappop(p.due)
+            if kind != "f":
+                if p.due_at.get(ident) != c:
+                    continue  # stale: rescheduled since
+                del p.due_at[ident]
+            if kind == "f":
+                if ident in p.fixed:
+                    wi, key, s = ident
+                    emit(wi, key, s, s + windows[wi].size_ms, p.fixed.pop(ident))
+            elif kind == "s":
+                wi, key = ident
+                w = windows[wi]
+                sess = p.sessions[(wi, key)]
+                while sess and sess[0][1] + 1 + w.gap_ms + w.grace_ms <= st:
+                    start, last, vals = sess.pop(0)
+                    emit(wi, key, start, last + 1, vals)
+                schedule(p, wi, key)
+            else:
+                wi, key = ident
+                w = windows[wi]
+                d1 = w.size_ms + 1
+                done = p.emitted[(wi, key)]
+                for s in sorted(sliding_candidates(wi, p.records[(wi, key)]) - done):
+                    if s + d1 + w.grace_ms <= st:
+                        sliding_emit(p, wi, key, s)
+                schedule(p, wi, key)
 
     for partition, key, ev in events:
         p = parts.setdefault(partition, _Partition())
@@ -325,6 +360,8 @@ def compute(
                         late_pairs[w.name] += 1
                         continue
                     any_open = True
+                    if (wi, key, s) not in p.fixed:
+                        heapq.heappush(p.due, (s + w.size_ms + w.grace_ms, s, "f", (wi, key, s)))
                     win = p.fixed.setdefault((wi, key, s), {})
                     for n in names:
                         if mvals[n] is not None:
@@ -348,11 +385,18 @@ def compute(
                             vals[n].append(mvals[n])
                     sess.append([mstart, mlast, vals])
                     sess.sort(key=lambda x: x[0])
+                    schedule(p, wi, key)
             else:  # sliding
                 if t + w.size_ms + 1 + w.grace_ms <= st:
                     late = True
                 else:
                     p.records[(wi, key)].append((t, st, {n: mvals[n] for n in names}))
+                    # only the buffer of the last D + grace is ever needed
+                    horizon = st - w.grace_ms - w.size_ms - 1
+                    recs = p.records[(wi, key)]
+                    if recs and recs[0][0] < horizon:
+                        p.records[(wi, key)] = [r for r in recs if r[0] >= horizon]
+                    schedule(p, wi, key)
             if late:
                 pending_late[(wi, key)] += 1
                 late_by_window[w.name] += 1
