@@ -29,7 +29,7 @@ else
 Q := @
 endif
 
-.PHONY: all deps test test-unit test-integration asan demo bench clean docs
+.PHONY: all deps test test-unit test-integration asan demo bench bench-windows clean docs
 
 all: $(BUILD)/dmpflow
 
@@ -82,8 +82,18 @@ demo:
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)$(BUILD)/dmpflow demo --seconds $(DEMO_SECONDS)
 
-bench:
-	@echo "make bench: not implemented yet (see the benchmarks issue)"
+# In-process cost of window assignment and update (issue 4); BENCH_EVENTS
+# events per configuration.
+BENCH_EVENTS ?= 3000000
+$(BUILD)/bench_windows: bench/bench_windows.c $(BUILD)/libdmpflow.a
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CFLAGS) $< -o $@ $(BUILD)/libdmpflow.a $(LDLIBS)
+
+bench-windows: $(BUILD)/bench_windows
+	$(Q)mkdir -p bench/results
+	$(Q)$(BUILD)/bench_windows bench/results/windows.json $(BENCH_EVENTS)
+
+bench: bench-windows
 
 docs: $(BUILD)/dmpflow
 	$(Q)mkdir -p docs

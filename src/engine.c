@@ -1002,8 +1002,10 @@ int dmp_engine_process(dmp_engine_t *e, int32_t partition, int64_t offset, const
                 t->stream_time = ts;
                 advanced = 1;
         }
-        t->idle_base_st = t->stream_time;
-        t->idle_base_wall = dmp_now_ms();
+        if (e->conf->input.idle_timeout_ms > 0) { /* a clock read per event otherwise */
+                t->idle_base_st = t->stream_time;
+                t->idle_base_wall = dmp_now_ms();
+        }
 
         double vals[DMP_MAX_MEASURES];
         uint64_t defined = 0;
