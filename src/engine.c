@@ -710,17 +710,26 @@ static void keyed_close_ready(dmp_engine_t *e, task_t *t, dmp_entry_t *en) {
                 mark_dirty(t, en);
 }
 
+/* The key's live session / sliding state after emitting what has closed at
+ * the stream time (step 2 of the order per event), or NULL; *h is its
+ * entry hash. */
+static dmp_entry_t *keyed_lookup_ready(dmp_engine_t *e, task_t *t, int wi, const char *k,
+                                       size_t kl, uint64_t key_hash, uint64_t *h) {
+        *h = dmp_entry_hash(key_hash, wi, DMP_START_KEYSTATE);
+        dmp_entry_t *en = dmp_wtable_find(&t->table, *h, wi, DMP_START_KEYSTATE, k, kl);
+        if (!en)
+                return NULL;
+        keyed_close_ready(e, t, en);
+        return (en->flags & DMP_ENTRY_CLOSED) ? NULL : en;
+}
+
 static void session_event(dmp_engine_t *e, task_t *t, int wi, int64_t ts, const char *k,
                           size_t kl, uint64_t key_hash, const double *vals, uint64_t defined) {
         const dmp_window_t *w = &e->windows[wi];
         size_t isz = SESSION_ITEM_SIZE(w->nmeasures);
         int64_t st = t->stream_time;
-        uint64_t h = dmp_entry_hash(key_hash, wi, DMP_START_KEYSTATE);
-        dmp_entry_t *en = dmp_wtable_find(&t->table, h, wi, DMP_START_KEYSTATE, k, kl);
-        if (en)
-                keyed_close_ready(e, t, en);
-        if (en && (en->flags & DMP_ENTRY_CLOSED))
-                en = NULL;
+        uint64_t h;
+        dmp_entry_t *en = keyed_lookup_ready(e, t, wi, k, kl, key_hash, &h);
         keystate_t *ks = en ? ks_of(en) : NULL;
 
         /* The session this event makes: it and every open session within
@@ -785,15 +794,13 @@ static void sliding_event(dmp_engine_t *e, task_t *t, int wi, int64_t ts, const 
         const dmp_window_t *w = &e->windows[wi];
         size_t isz = RECORD_ITEM_SIZE(w->nmeasures);
         int64_t st = t->stream_time;
-        uint64_t h = dmp_entry_hash(key_hash, wi, DMP_START_KEYSTATE);
-        dmp_entry_t *en = dmp_wtable_find(&t->table, h, wi, DMP_START_KEYSTATE, k, kl);
-        if (en)
-                keyed_close_ready(e, t, en);
+        uint64_t h;
+        dmp_entry_t *en = keyed_lookup_ready(e, t, wi, k, kl, key_hash, &h);
         if (ts + w->size + w->grace <= st) { /* even [ts, ts + D] is closed */
                 count_late(e, t, wi, k, kl, key_hash);
                 return;
         }
-        if (!en || (en->flags & DMP_ENTRY_CLOSED))
+        if (!en)
                 en = keystate_new(t, wi, k, kl, h);
         keystate_t *ks = ks_of(en);
         uint32_t pos = ks->n;
