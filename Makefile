@@ -22,6 +22,10 @@ LIB_SRCS := $(filter-out src/main.c,$(wildcard src/*.c))
 LIB_OBJS := $(LIB_SRCS:src/%.c=$(BUILD)/obj/%.o)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+# Helpers shared by unit tests, fuzz targets and benchmarks (tests/support/).
+SUPPORT_SRCS := $(wildcard tests/support/*.c)
+SUPPORT_OBJS := $(SUPPORT_SRCS:tests/support/%.c=$(BUILD)/obj/support/%.o)
+.SECONDARY: $(SUPPORT_OBJS)
 
 ifeq ($(V),1)
 Q :=
@@ -46,10 +50,15 @@ $(BUILD)/dmpflow: $(BUILD)/obj/main.o $(BUILD)/libdmpflow.a
 	@$(if $(Q),echo "  LINK    $@")
 	$(Q)$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
-$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libdmpflow.a
+$(BUILD)/obj/support/%.o: tests/support/%.c
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
-	$(Q)$(CC) $(CFLAGS) $< -o $@ $(BUILD)/libdmpflow.a $(LDLIBS) -lcmocka
+	$(Q)$(CC) $(CFLAGS) -Itests/support -c $< -o $@
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libdmpflow.a $(SUPPORT_OBJS)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CFLAGS) -Itests/support $< -o $@ $(SUPPORT_OBJS) $(BUILD)/libdmpflow.a $(LDLIBS) -lcmocka
 
 deps:
 	$(Q)scripts/deps
@@ -96,4 +105,4 @@ docs: $(BUILD)/dmpflow
 clean:
 	rm -rf build build-asan
 
--include $(LIB_OBJS:.o=.d) $(BUILD)/obj/main.d
+-include $(LIB_OBJS:.o=.d) $(SUPPORT_OBJS:.o=.d) $(BUILD)/obj/main.d
