@@ -22,27 +22,8 @@
 #include "avro_gen.h"
 #include "avro_plan.h"
 #include "decoder.h"
+#include "pipelines.h"
 #include "util.h"
-
-typedef struct pipeline {
-        const char *schema_path;
-        const char *key, *time;
-        const char *nums[16];
-} pipeline_t;
-
-static const pipeline_t pipelines[] = {
-        {"schemas/event.avsc", "user_id", "ts", {"price", "quantity", "clicks"}},
-        {"schemas/event.avsc", "", "", {"clicks"}},
-        {"tests/schemas/every_type.avsc", "s", "t",
-         {"i", "l", "f", "d", "ni", "ln", "fn", "dn", "multi", "tail"}},
-        {"tests/schemas/every_type.avsc", "ks", "nt", {"tail", "multi", "i"}},
-        {"tests/schemas/every_type.avsc", "i", "l", {"l"}},
-        {"tests/schemas/every_type.avsc", "l", "i", {"fn"}},
-        {"tests/schemas/every_type.avsc", "", "", {NULL}},
-        {"tests/schemas/recursive.avsc", "label", "id", {"weight", "id"}},
-        {"tests/schemas/wide_event.avsc", "user_id", "ts",
-         {"price", "quantity", "discount", "clicks"}},
-};
 
 #define RECORDS_PER_PIPELINE 4000
 
@@ -61,35 +42,16 @@ static avro_schema_t parse_schema(const char *json) {
         return s;
 }
 
-typedef struct fixture {
-        const pipeline_t *pp;
-        avro_schema_t schema; /* the test's own parse, for the generator */
-        dmp_decoder_t *dec;
-        int slots[16];
-        int nnums;
-} fixture_t;
+typedef test_fixture_t fixture_t;
 
-static void fixture_open(fixture_t *fx, const pipeline_t *pp) {
-        memset(fx, 0, sizeof(*fx));
-        fx->pp = pp;
-        char *json = read_text(pp->schema_path);
+static void fixture_open(fixture_t *fx, const test_pipeline_t *pp) {
         char err[512] = "";
-        fx->schema = parse_schema(json);
-        fx->dec = dmp_decoder_new(json, pp->key, pp->time, err, sizeof(err));
-        free(json);
-        if (!fx->dec)
+        if (test_fixture_open(fx, pp, err, sizeof(err)))
                 fail_msg("%s: %s", pp->schema_path, err);
-        for (; fx->nnums < 16 && pp->nums[fx->nnums]; fx->nnums++) {
-                fx->slots[fx->nnums] = dmp_decoder_num_field(fx->dec, pp->nums[fx->nnums], err,
-                                                             sizeof(err));
-                if (fx->slots[fx->nnums] < 0)
-                        fail_msg("%s: %s", pp->nums[fx->nnums], err);
-        }
 }
 
 static void fixture_close(fixture_t *fx) {
-        dmp_decoder_destroy(fx->dec);
-        avro_schema_decref(fx->schema);
+        test_fixture_close(fx);
 }
 
 static const gen_value_t *gen_field(const fixture_t *fx, const avro_gen_t *g, const char *name) {
@@ -98,33 +60,18 @@ static const gen_value_t *gen_field(const fixture_t *fx, const avro_gen_t *g, co
         return &g->top[idx];
 }
 
-/* Compares two decoded events field by field (num bit for bit). */
 static void assert_same_event(const fixture_t *fx, const dmp_event_t *a, const dmp_event_t *b,
                               const char *what, long rec) {
-        if (*fx->pp->key) {
-                if (a->key_len != b->key_len || memcmp(a->key, b->key, a->key_len))
-                        fail_msg("%s record %ld: key differs (%zu vs %zu bytes)", what, rec,
-                                 a->key_len, b->key_len);
-        }
-        if (a->has_time != b->has_time || (a->has_time && a->time_ms != b->time_ms))
-                fail_msg("%s record %ld: time %lld vs %lld", what, rec, (long long)a->time_ms,
-                         (long long)b->time_ms);
-        if (a->defined != b->defined)
-                fail_msg("%s record %ld: defined %llx vs %llx", what, rec, a->defined,
-                         b->defined);
-        for (int i = 0; i < fx->nnums; i++) {
-                int s = fx->slots[i];
-                if ((a->defined >> s & 1) && memcmp(&a->num[s], &b->num[s], sizeof(double)))
-                        fail_msg("%s record %ld: %s = %.17g vs %.17g", what, rec,
-                                 fx->pp->nums[i], a->num[s], b->num[s]);
-        }
+        char why[256];
+        if (test_event_compare(fx, a, b, why, sizeof(why)))
+                fail_msg("%s: %s record %ld: %s", fx->pp->schema_path, what, rec, why);
 }
 
 /* The event the generator says it wrote. Returns 0, or -1 if the record
  * must be rejected (a null event time). */
 static int expected_event(const fixture_t *fx, const avro_gen_t *g, dmp_event_t *ev) {
         memset(ev, 0, sizeof(*ev));
-        const pipeline_t *pp = fx->pp;
+        const test_pipeline_t *pp = fx->pp;
         if (*pp->key) {
                 const gen_value_t *v = gen_field(fx, g, pp->key);
                 if (v->kind == GEN_STRING) {
@@ -163,9 +110,9 @@ static void test_differential(void **state) {
         (void)state;
         static unsigned char buf[1 << 20];
         long total = 0, rejected = 0;
-        for (size_t p = 0; p < DMP_ARRAY_SIZE(pipelines); p++) {
+        for (size_t p = 0; p < test_pipeline_cnt; p++) {
                 fixture_t fx;
-                fixture_open(&fx, &pipelines[p]);
+                fixture_open(&fx, &test_pipelines[p]);
                 avro_gen_t g;
                 avro_gen_init(&g, 1000 + p);
                 for (long r = 0; r < RECORDS_PER_PIPELINE; r++) {
@@ -465,9 +412,9 @@ static void test_mutations(void **state) {
         (void)state;
         static unsigned char buf[1 << 16], mut[1 << 16];
         long accepted = 0, total = 0;
-        for (size_t pi = 0; pi < DMP_ARRAY_SIZE(pipelines); pi++) {
+        for (size_t pi = 0; pi < test_pipeline_cnt; pi++) {
                 fixture_t fx;
-                fixture_open(&fx, &pipelines[pi]);
+                fixture_open(&fx, &test_pipelines[pi]);
                 avro_gen_t g;
                 avro_gen_init(&g, 77 + pi);
                 for (int r = 0; r < 3000; r++) {
