@@ -35,7 +35,7 @@ else
 Q := @
 endif
 
-.PHONY: all deps test test-unit test-integration asan demo bench clean docs fuzz fuzz-seeds
+.PHONY: all deps test test-unit test-integration asan demo bench clean docs fuzz fuzz-seeds bench-decode
 
 all: $(BUILD)/dmpflow
 
@@ -68,6 +68,11 @@ $(BUILD)/fuzz/fuzz_decode: tests/fuzz/fuzz_decode.c $(BUILD)/libdmpflow.a $(SUPP
 	$(Q)$(CC) $(CFLAGS) -fsanitize=fuzzer -Itests/support $< -o $@ $(SUPPORT_OBJS) $(BUILD)/libdmpflow.a $(LDLIBS)
 
 $(BUILD)/fuzz/make_seeds: tests/fuzz/make_seeds.c $(BUILD)/libdmpflow.a $(SUPPORT_OBJS)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CFLAGS) -Itests/support $< -o $@ $(SUPPORT_OBJS) $(BUILD)/libdmpflow.a $(LDLIBS)
+
+$(BUILD)/bench/decode_bench: bench/decode_bench.c $(BUILD)/libdmpflow.a $(SUPPORT_OBJS)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(CFLAGS) -Itests/support $< -o $@ $(SUPPORT_OBJS) $(BUILD)/libdmpflow.a $(LDLIBS)
@@ -124,6 +129,10 @@ demo:
 
 bench:
 	@echo "make bench: not implemented yet (see the benchmarks issue)"
+
+# Decode ns/record: the compiled plan vs Avro C's generic reader.
+bench-decode: $(BUILD)/bench/decode_bench
+	$(Q)$(BUILD)/bench/decode_bench $(BENCH_RECORDS)
 
 docs: $(BUILD)/dmpflow
 	$(Q)mkdir -p docs
