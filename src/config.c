@@ -86,6 +86,10 @@ static const prop_t props[] = {
          "Interval between commits: dirty state, stream times and offsets are written atomically."},
         {SEC_OUTPUT, "topic", PT_STR, NULL, 0, 0, NULL, OUT(topic),
          "Topic of the window results (schemas/window_result.avsc), keyed by the key (required)."},
+        {SEC_OUTPUT, "dlq.topic", PT_STR, "", 0, 0, NULL, OUT(dlq_topic),
+         "Dead-letter topic: input records that cannot be decoded go there unchanged, with "
+         "headers dmpflow.source.{topic,partition,offset,timestamp} and "
+         "dmpflow.error.{class,message}; empty: they are only counted and logged."},
         {SEC_LOG, "level", PT_ENUM, "info", 0, 0, "error|warn|info|debug", LG(level),
          "Log level."},
         {SEC_MEASURE, "expr", PT_STR, NULL, 0, 0, NULL, MS(expr),

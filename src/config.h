@@ -38,6 +38,7 @@ typedef struct dmp_state_conf {
 
 typedef struct dmp_output_conf {
         char *topic;
+        char *dlq_topic;
         int line[DMP_MAX_PROPS];
 } dmp_output_conf_t;
 

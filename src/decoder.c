@@ -37,6 +37,7 @@ static const char *const decode_err_names[DMP_DECODE__CNT] = {
         [DMP_DECODE_TRAILING] = "trailing",
         [DMP_DECODE_DEPTH] = "depth",
         [DMP_DECODE_NULL_TIME] = "null_time",
+        [DMP_DECODE_TIME_RANGE] = "time_range",
 };
 
 static const char *const decode_err_text[DMP_DECODE__CNT] = {
@@ -50,6 +51,7 @@ static const char *const decode_err_text[DMP_DECODE__CNT] = {
         [DMP_DECODE_TRAILING] = "malformed Avro record: trailing bytes",
         [DMP_DECODE_DEPTH] = "malformed Avro record: values nested too deep",
         [DMP_DECODE_NULL_TIME] = "event time field is null",
+        [DMP_DECODE_TIME_RANGE] = "event time out of range",
 };
 
 const char *dmp_decode_err_name(dmp_decode_err_t e) {

@@ -39,6 +39,7 @@ typedef enum dmp_decode_err {
         DMP_DECODE_TRAILING,  /* bytes left after the record */
         DMP_DECODE_DEPTH,     /* values nested deeper than the decoder allows */
         DMP_DECODE_NULL_TIME, /* the event time field is null */
+        DMP_DECODE_TIME_RANGE, /* the event time is beyond +-2^60 ms (engine.c) */
         DMP_DECODE__CNT
 } dmp_decode_err_t;
 

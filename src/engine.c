@@ -54,6 +54,7 @@ struct dmp_engine {
         task_t **tasks; /* indexed by partition */
         int32_t ntasks;
         dmp_engine_stats_t stats;
+        dmp_decode_err_t last_error; /* of the last failed dmp_engine_process */
 };
 
 /* ---- compilation of the pipeline definition ---- */
@@ -408,6 +409,7 @@ int dmp_engine_process(dmp_engine_t *e, int32_t partition, int64_t offset, const
                        size_t key_len, int64_t kafka_ts, const void *payload, size_t len,
                        char *errstr, size_t errstr_size) {
         task_t *t = task_get(e, partition);
+        e->last_error = DMP_DECODE_OK;
         if (!t) {
                 snprintf(errstr, errstr_size, "partition %d is not open", (int)partition);
                 return -1;
@@ -418,6 +420,7 @@ int dmp_engine_process(dmp_engine_t *e, int32_t partition, int64_t offset, const
 
         dmp_event_t ev;
         if (dmp_decoder_decode(e->decoder, payload, len, &ev, errstr, errstr_size)) {
+                e->last_error = dmp_decoder_last_error(e->decoder);
                 e->stats.decode_errors++;
                 return -1;
         }
@@ -429,6 +432,7 @@ int dmp_engine_process(dmp_engine_t *e, int32_t partition, int64_t offset, const
         if (ts < -DMP_MAX_ABS_TIME_MS || ts > DMP_MAX_ABS_TIME_MS) {
                 /* keeps window arithmetic far from int64 overflow */
                 snprintf(errstr, errstr_size, "event time %" PRId64 " is out of range", ts);
+                e->last_error = DMP_DECODE_TIME_RANGE;
                 e->stats.decode_errors++;
                 return -1;
         }
@@ -531,6 +535,10 @@ void dmp_engine_foreach_partition(dmp_engine_t *e, dmp_partition_cb_t *cb, void 
 
 const dmp_engine_stats_t *dmp_engine_stats(const dmp_engine_t *e) {
         return &e->stats;
+}
+
+dmp_decode_err_t dmp_engine_last_error(const dmp_engine_t *e) {
+        return e->last_error;
 }
 
 int dmp_engine_window_cnt(const dmp_engine_t *e) {
