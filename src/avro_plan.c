@@ -19,57 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "avro_plan_ops.h"
 #include "util.h"
-
-/* Operations. Reads of the values the pipeline uses come in variants by
- * destination, so the common ones test nothing but the input: *_NUM writes
- * num[slot], LONG_TIME the event time in ms, STRING_KEY the key; INT and
- * LONG with dst bits set handle the rest (micros, int/long keys, a field in
- * several roles); without dst bits a read only checks and skips. */
-enum {
-        OP_END,
-        OP_NULL,   /* dst: key "" / null time (an error) / num undefined */
-        OP_BOOL,   /* one byte */
-        OP_INT,    /* varint within 32 bits */
-        OP_INT_NUM,
-        OP_LONG,   /* varint */
-        OP_LONG_NUM,
-        OP_LONG_TIME,
-        OP_FLOAT,  /* 4 bytes, little endian */
-        OP_FLOAT_NUM,
-        OP_DOUBLE, /* 8 bytes, little endian */
-        OP_DOUBLE_NUM,
-        OP_BYTES,  /* length + bytes (string or bytes) */
-        OP_STRING_KEY,
-        OP_FIXED,  /* arg: size */
-        OP_ENUM,   /* arg: number of symbols */
-        OP_OPTIONAL, /* [null, T] / [T, null], T primitive: arg = the null
-                      * branch; the next op reads T, and is skipped on null */
-        OP_UNION,  /* arg: tab index of {n, sub[0], ..., sub[n-1]} */
-        OP_UNION_INLINE, /* the same, every branch one primitive op */
-        OP_ARRAY,  /* arg: tab index of {sub, min item size} */
-        OP_MAP,    /* arg: tab index of {sub, min value size} */
-        OP__CNT
-};
-
-/* Destinations of a read op (bits). */
-enum { DST_KEY = 1, DST_TIME = 2, DST_NUM = 4, DST_MICROS = 8 };
-
-typedef struct op {
-        uint8_t code;
-        uint8_t dst;
-        uint16_t slot; /* DST_NUM */
-        uint32_t arg;
-} op_t;
-
-struct dmp_plan {
-        op_t *ops;
-        size_t nops, ops_cap;
-        uint32_t *tab; /* operands of unions, arrays, maps */
-        size_t ntab, tab_cap;
-        uint32_t *starts; /* sub-program id -> first op */
-        size_t nsubs, subs_cap;
-};
 
 /* ---- execution ---- */
 
@@ -175,12 +126,17 @@ static size_t format_long(char *buf, int64_t v) {
 
 static inline void put_long(const op_t *op, int64_t v, dmp_event_t *ev) {
         if (op->dst & DST_NUM) {
-                ev->num[op->slot] = (double)v;
+                ev->num[op->slot] = (op->dst & DST_F32) ? (double)(float)v : (double)v;
                 ev->defined |= 1ULL << op->slot;
         }
         if (op->dst & DST_TIME) {
                 ev->has_time = 1;
-                ev->time_ms = (op->dst & DST_MICROS) ? dmp_floor_div(v, 1000) : v;
+                if (op->dst & DST_MICROS)
+                        ev->time_ms = dmp_floor_div(v, 1000);
+                else if (!(op->dst & DST_DAYS))
+                        ev->time_ms = v;
+                else if (__builtin_mul_overflow(v, INT64_C(86400000), &ev->time_ms))
+                        ev->time_ms = v < 0 ? INT64_MIN : INT64_MAX; /* out of range */
         }
         if (op->dst & DST_KEY) {
                 ev->key_len = format_long(ev->keybuf, v);
@@ -267,6 +223,11 @@ static const unsigned char *run(run_ctx_t *c, uint32_t pc, const unsigned char *
                 [OP_STRING_KEY] = &&op_string_key,
                 [OP_FIXED] = &&op_fixed,
                 [OP_ENUM] = &&op_enum,
+                [OP_ENUM_CHECK] = &&op_enum_check,
+                [OP_FAIL] = &&op_fail,
+                [OP_DEFAULT_NUM] = &&op_default_num,
+                [OP_DEFAULT_TIME] = &&op_default_time,
+                [OP_DEFAULT_KEY] = &&op_default_key,
                 [OP_OPTIONAL] = &&op_optional,
                 [OP_UNION] = &&op_union,
                 [OP_UNION_INLINE] = &&op_union_inline,
@@ -402,6 +363,30 @@ op_enum:
         if (v < 0 || v >= op->arg)
                 return fail_at(c, p0, DMP_DECODE_ENUM);
         NEXT();
+op_enum_check:
+        p0 = p;
+        t = &pl->tab[op->arg];
+        if (!(p = get_varint(c, p, &v)))
+                return NULL;
+        if (v < 0 || v >= t[0])
+                return fail_at(c, p0, DMP_DECODE_ENUM);
+        if (!t[1 + v])
+                return fail_at(c, p0, DMP_DECODE_RESOLVE);
+        NEXT();
+op_fail:
+        return fail_at(c, p, (dmp_decode_err_t)op->arg);
+op_default_num:
+        ev->num[op->slot] = pl->consts[op->arg].d;
+        ev->defined |= 1ULL << op->slot;
+        NEXT();
+op_default_time:
+        ev->has_time = 1;
+        ev->time_ms = pl->consts[op->arg].l;
+        NEXT();
+op_default_key:
+        ev->key = pl->consts[op->arg].s;
+        ev->key_len = pl->consts[op->arg].len;
+        NEXT();
 op_optional:
         p0 = p;
         if (!(p = get_varint(c, p, &v)))
@@ -464,328 +449,12 @@ dmp_decode_err_t dmp_plan_run(const dmp_plan_t *pl, const void *buf, size_t len,
         return c.err;
 }
 
-/* ---- compilation ---- */
-
-#define MAX_SCHEMA_DEPTH 64
-
-typedef struct pending {
-        avro_schema_t schema;
-        uint32_t id;
-        uint8_t dst;
-        uint16_t slot;
-} pending_t;
-
-typedef struct compiler {
-        dmp_plan_t *pl;
-        pending_t *queue; /* sub-programs to compile */
-        size_t nqueue, queue_cap;
-        pending_t *memo; /* skip-only sub-programs by schema */
-        size_t nmemo, memo_cap;
-        char *errstr;
-        size_t errstr_size;
-} compiler_t;
-
-#define GROW(arr, n, cap)                                                        \
-        do {                                                                     \
-                if ((n) == (cap)) {                                              \
-                        (cap) = (cap) ? (cap) * 2 : 16;                          \
-                        (arr) = dmp_realloc((arr), (cap) * sizeof(*(arr)));      \
-                }                                                                \
-        } while (0)
-
-static void emit(compiler_t *c, uint8_t code, uint8_t dst, uint16_t slot, uint32_t arg) {
-        dmp_plan_t *pl = c->pl;
-        GROW(pl->ops, pl->nops, pl->ops_cap);
-        pl->ops[pl->nops++] = (op_t){code, dst, slot, arg};
-}
-
-static uint32_t tab_alloc(compiler_t *c, size_t n) {
-        dmp_plan_t *pl = c->pl;
-        while (pl->ntab + n > pl->tab_cap) {
-                pl->tab_cap = pl->tab_cap ? pl->tab_cap * 2 : 16;
-                pl->tab = dmp_realloc(pl->tab, pl->tab_cap * sizeof(*pl->tab));
-        }
-        uint32_t at = (uint32_t)pl->ntab;
-        pl->ntab += n;
-        return at;
-}
-
-static avro_schema_t deref(avro_schema_t s) {
-        while (is_avro_link(s))
-                s = avro_schema_link_target(s);
-        return s;
-}
-
-/* The id of a sub-program decoding a value of s into dst (compiled later). */
-static uint32_t sub_program(compiler_t *c, avro_schema_t s, uint8_t dst, uint16_t slot) {
-        s = deref(s);
-        if (!dst)
-                for (size_t i = 0; i < c->nmemo; i++)
-                        if (c->memo[i].schema == s)
-                                return c->memo[i].id;
-        dmp_plan_t *pl = c->pl;
-        GROW(pl->starts, pl->nsubs, pl->subs_cap);
-        pending_t pd = {s, (uint32_t)pl->nsubs++, dst, slot};
-        GROW(c->queue, c->nqueue, c->queue_cap);
-        c->queue[c->nqueue++] = pd;
-        if (!dst) {
-                GROW(c->memo, c->nmemo, c->memo_cap);
-                c->memo[c->nmemo++] = pd;
-        }
-        return pd.id;
-}
-
-/* A lower bound of the encoded size of a value of s; 0 only for types whose
- * values are always empty (null, fixed(0), records of such types). */
-static uint32_t min_size(avro_schema_t s, int depth) {
-        s = deref(s);
-        if (depth > MAX_SCHEMA_DEPTH)
-                return 1;
-        switch (avro_typeof(s)) {
-        case AVRO_NULL:
-                return 0;
-        case AVRO_FLOAT:
-                return 4;
-        case AVRO_DOUBLE:
-                return 8;
-        case AVRO_FIXED:
-                return (uint32_t)avro_schema_fixed_size(s);
-        case AVRO_RECORD: {
-                uint64_t n = 0;
-                for (size_t i = 0; i < avro_schema_record_size(s); i++)
-                        n += min_size(avro_schema_record_field_get_by_index(s, (int)i),
-                                      depth + 1);
-                return n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
-        }
-        default: /* a varint, a length, a branch index or a block count */
-                return 1;
-        }
-}
-
-/* Emits a read of a primitive: the variant for dst (see the op enum). */
-static void emit_read(compiler_t *c, uint8_t generic, uint8_t num, uint8_t time, uint8_t key,
-                      uint8_t dst, uint16_t slot) {
-        uint8_t code = generic;
-        if (dst == DST_NUM && num)
-                code = num;
-        else if (dst == DST_TIME && time)
-                code = time;
-        else if (dst == DST_KEY && key)
-                code = key;
-        emit(c, code, dst, slot, 0);
-}
-
-static int emit_value(compiler_t *c, avro_schema_t s, uint8_t dst, uint16_t slot, int depth);
-
-/* ["null", T] or [T, "null"] with T primitive: OP_OPTIONAL and T's op. */
-static int emit_optional(compiler_t *c, avro_schema_t s, uint8_t dst, uint16_t slot,
-                         int depth) {
-        if (avro_schema_union_size(s) != 2)
-                return 0;
-        avro_schema_t a = deref(avro_schema_union_branch(s, 0));
-        avro_schema_t b = deref(avro_schema_union_branch(s, 1));
-        int null_at = is_avro_null(a) ? 0 : is_avro_null(b) ? 1 : -1;
-        avro_schema_t t = null_at == 0 ? b : a;
-        if (null_at < 0 || is_avro_null(t) || !is_avro_primitive(t))
-                return 0;
-        emit(c, OP_OPTIONAL, dst, slot, (uint32_t)null_at);
-        return emit_value(c, t, dst, slot, depth + 1) ? -1 : 1;
-}
-
-/* Emits the ops reading one value of s into dst, inline. */
-static int emit_value(compiler_t *c, avro_schema_t s, uint8_t dst, uint16_t slot, int depth) {
-        s = deref(s);
-        if (depth > MAX_SCHEMA_DEPTH) {
-                snprintf(c->errstr, c->errstr_size, "the schema nests records deeper than %d",
-                         MAX_SCHEMA_DEPTH);
-                return -1;
-        }
-        switch (avro_typeof(s)) {
-        case AVRO_NULL:
-                emit(c, OP_NULL, dst, slot, 0);
-                return 0;
-        case AVRO_BOOLEAN:
-                emit(c, OP_BOOL, 0, 0, 0);
-                return 0;
-        case AVRO_INT32:
-                emit_read(c, OP_INT, OP_INT_NUM, 0, 0, dst, slot);
-                return 0;
-        case AVRO_INT64:
-                emit_read(c, OP_LONG, OP_LONG_NUM, OP_LONG_TIME, 0, dst, slot);
-                return 0;
-        case AVRO_FLOAT:
-                emit_read(c, OP_FLOAT, OP_FLOAT_NUM, 0, 0, dst, slot);
-                return 0;
-        case AVRO_DOUBLE:
-                emit_read(c, OP_DOUBLE, OP_DOUBLE_NUM, 0, 0, dst, slot);
-                return 0;
-        case AVRO_STRING:
-                emit_read(c, OP_BYTES, 0, 0, OP_STRING_KEY, dst, slot);
-                return 0;
-        case AVRO_BYTES:
-                emit(c, OP_BYTES, 0, 0, 0);
-                return 0;
-        case AVRO_FIXED: {
-                int64_t n = avro_schema_fixed_size(s);
-                if (n < 0 || n > INT32_MAX) {
-                        snprintf(c->errstr, c->errstr_size, "fixed %s: size %lld too large",
-                                 avro_schema_name(s), (long long)n);
-                        return -1;
-                }
-                emit(c, OP_FIXED, 0, 0, (uint32_t)n);
-                return 0;
-        }
-        case AVRO_ENUM:
-                emit(c, OP_ENUM, 0, 0, (uint32_t)avro_schema_enum_number_of_symbols(s));
-                return 0;
-        case AVRO_RECORD:
-                for (size_t i = 0; i < avro_schema_record_size(s); i++)
-                        if (emit_value(c, avro_schema_record_field_get_by_index(s, (int)i), 0, 0,
-                                       depth + 1))
-                                return -1;
-                return 0;
-        case AVRO_UNION: {
-                int r = emit_optional(c, s, dst, slot, depth);
-                if (r)
-                        return r < 0 ? -1 : 0;
-                size_t n = avro_schema_union_size(s);
-                uint32_t t = tab_alloc(c, 1 + n);
-                int inline_ok = 1;
-                c->pl->tab[t] = (uint32_t)n;
-                for (size_t i = 0; i < n; i++) {
-                        avro_schema_t b = deref(avro_schema_union_branch(s, (int)i));
-                        c->pl->tab[t + 1 + i] = sub_program(c, b, dst, slot);
-                        inline_ok &= is_avro_primitive(b) || is_avro_fixed(b) || is_avro_enum(b);
-                }
-                emit(c, inline_ok ? OP_UNION_INLINE : OP_UNION, 0, 0, t);
-                return 0;
-        }
-        case AVRO_ARRAY:
-        case AVRO_MAP: {
-                int arr = is_avro_array(s);
-                avro_schema_t item = arr ? avro_schema_array_items(s) : avro_schema_map_values(s);
-                uint32_t t = tab_alloc(c, 2);
-                uint32_t id = sub_program(c, item, 0, 0);
-                c->pl->tab[t] = id;
-                /* a map entry also has its key: at least one byte */
-                c->pl->tab[t + 1] = arr ? min_size(item, depth + 1) : 1;
-                emit(c, arr ? OP_ARRAY : OP_MAP, 0, 0, t);
-                return 0;
-        }
-        case AVRO_LINK:
-                break; /* dereferenced above */
-        }
-        snprintf(c->errstr, c->errstr_size, "unsupported Avro type %s", avro_schema_type_name(s));
-        return -1;
-}
-
-/* Is s acceptable for role, or a union of null and acceptable branches
- * (at least one not null)? */
-static int type_ok(avro_schema_t s, dmp_need_role_t role, int in_union) {
-        s = deref(s);
-        if (is_avro_union(s)) {
-                if (in_union)
-                        return 0;
-                int some = 0;
-                for (size_t i = 0; i < avro_schema_union_size(s); i++) {
-                        avro_schema_t b = deref(avro_schema_union_branch(s, (int)i));
-                        if (is_avro_null(b))
-                                continue;
-                        if (!type_ok(b, role, 1))
-                                return 0;
-                        some = 1;
-                }
-                return some;
-        }
-        switch (role) {
-        case DMP_NEED_KEY:
-                return is_avro_string(s) || is_avro_int32(s) || is_avro_int64(s);
-        case DMP_NEED_TIME:
-                return is_avro_int32(s) || is_avro_int64(s);
-        case DMP_NEED_NUM:
-                return is_avro_int32(s) || is_avro_int64(s) || is_avro_float(s) ||
-                       is_avro_double(s);
-        }
-        return 0;
-}
-
-static const char *const role_wants[] = {"string, int or long", "long or int",
-                                         "int, long, float or double"};
-
-dmp_plan_t *dmp_plan_compile(avro_schema_t writer, const dmp_need_t *needs, int nneeds,
-                             char *errstr, size_t errstr_size) {
-        writer = deref(writer);
-        if (!is_avro_record(writer)) {
-                snprintf(errstr, errstr_size, "the input schema must be a record");
-                return NULL;
-        }
-        size_t nf = avro_schema_record_size(writer);
-        uint8_t *dst = dmp_calloc(nf, 1);
-        uint16_t *slot = dmp_calloc(nf, sizeof(*slot));
-        compiler_t c = {.pl = dmp_calloc(1, sizeof(dmp_plan_t)), .errstr = errstr,
-                        .errstr_size = errstr_size};
-        for (int i = 0; i < nneeds; i++) {
-                const dmp_need_t *nd = &needs[i];
-                int idx = avro_schema_record_field_get_index(writer, nd->field);
-                if (idx < 0) {
-                        snprintf(errstr, errstr_size, "field \"%s\" is not in the input schema",
-                                 nd->field);
-                        goto fail;
-                }
-                avro_schema_t fs = avro_schema_record_field_get_by_index(writer, idx);
-                if (!type_ok(fs, nd->role, 0)) {
-                        snprintf(errstr, errstr_size,
-                                 "field \"%s\" has type %s; expected %s (or a nullable union of it)",
-                                 nd->field, avro_schema_type_name(deref(fs)),
-                                 role_wants[nd->role]);
-                        goto fail;
-                }
-                if (nd->role == DMP_NEED_KEY)
-                        dst[idx] |= DST_KEY;
-                else if (nd->role == DMP_NEED_TIME)
-                        dst[idx] |= DST_TIME | (nd->micros ? DST_MICROS : 0);
-                else {
-                        if (nd->slot < 0 || nd->slot >= DMP_MAX_NUM_FIELDS) {
-                                snprintf(errstr, errstr_size, "field \"%s\": slot %d out of range",
-                                         nd->field, nd->slot);
-                                goto fail;
-                        }
-                        dst[idx] |= DST_NUM;
-                        slot[idx] = (uint16_t)nd->slot;
-                }
-        }
-        /* program 0: the top-level record, then the queued sub-programs */
-        GROW(c.pl->starts, c.pl->nsubs, c.pl->subs_cap);
-        c.pl->starts[c.pl->nsubs++] = 0;
-        for (size_t i = 0; i < nf; i++)
-                if (emit_value(&c, avro_schema_record_field_get_by_index(writer, (int)i), dst[i],
-                               slot[i], 1))
-                        goto fail;
-        emit(&c, OP_END, 0, 0, 0);
-        for (size_t q = 0; q < c.nqueue; q++) { /* the queue grows as we go */
-                pending_t pd = c.queue[q];
-                c.pl->starts[pd.id] = (uint32_t)c.pl->nops;
-                if (emit_value(&c, pd.schema, pd.dst, pd.slot, 1))
-                        goto fail;
-                emit(&c, OP_END, 0, 0, 0);
-        }
-        free(dst);
-        free(slot);
-        free(c.queue);
-        free(c.memo);
-        return c.pl;
-fail:
-        free(dst);
-        free(slot);
-        free(c.queue);
-        free(c.memo);
-        dmp_plan_destroy(c.pl);
-        return NULL;
-}
-
 void dmp_plan_destroy(dmp_plan_t *pl) {
         if (!pl)
                 return;
+        for (size_t i = 0; i < pl->nconsts; i++)
+                free(pl->consts[i].s);
+        free(pl->consts);
         free(pl->ops);
         free(pl->tab);
         free(pl->starts);

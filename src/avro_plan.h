@@ -18,6 +18,7 @@
 #include <avro.h>
 #include <stddef.h>
 
+#include "avro_schema.h"
 #include "decoder.h"
 
 #define DMP_PLAN_MAX_DEPTH 64
@@ -28,24 +29,29 @@ typedef enum dmp_need_role {
         DMP_NEED_NUM,  /* int, long, float or double: dmp_event_t.num[slot] */
 } dmp_need_role_t;
 
-/* One top-level field the pipeline reads. A field may be needed in several
- * roles (e.g. both key and time); each role is one need. */
+/* One top-level field of the reader schema the pipeline reads. A field may
+ * be needed in several roles (e.g. both key and time); each role is one
+ * need. */
 typedef struct dmp_need {
         const char *field;
         dmp_need_role_t role;
         int slot;   /* DMP_NEED_NUM */
         int micros; /* DMP_NEED_TIME: the value is in microseconds */
+        int days;   /* DMP_NEED_TIME: the value is in days (logical type date) */
 } dmp_need_t;
 
 typedef struct dmp_plan dmp_plan_t;
 
-/* Compiles a plan for records of `writer` (a record schema; the caller
- * keeps its reference: the plan does not use the schema after compiling).
- * A needed field must exist and have an acceptable type for its role, or be
- * a union whose branches are null or acceptable. Returns NULL with errstr
- * set otherwise. */
-dmp_plan_t *dmp_plan_compile(avro_schema_t writer, const dmp_need_t *needs, int nneeds,
-                             char *errstr, size_t errstr_size);
+/* Compiles a plan reading records written with `writer` as `reader`
+ * declares them (NULL: the writer schema), by the Avro resolution rules
+ * (see avro_compile.c). The plan does not refer to the schemas afterwards.
+ * A needed field must be a field of the reader record with an acceptable
+ * type for its role, or a union whose branches are null or acceptable.
+ * Returns NULL with errstr set otherwise, or if the writer schema cannot
+ * be read as the reader schema (the message names the field and rule). */
+dmp_plan_t *dmp_plan_compile(const dmp_schema_t *writer, const dmp_schema_t *reader,
+                             const dmp_need_t *needs, int nneeds, char *errstr,
+                             size_t errstr_size);
 void dmp_plan_destroy(dmp_plan_t *pl);
 
 /* Decodes one record into ev: key, has_time/time_ms, defined/num. The key

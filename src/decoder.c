@@ -8,22 +8,23 @@
 #include <string.h>
 
 #include "avro_plan.h"
+#include "avro_schema.h"
 #include "util.h"
 
-/* Role of a need, and the writer field index the generic reference reads. */
 struct dmp_decoder {
-        avro_schema_t schema;
-        json_t *json; /* the schema as JSON, for logical types */
+        dmp_schema_t *reader; /* declares the fields the pipeline reads */
+        dmp_schema_t *writer; /* what the records are written with; NULL: reader */
         dmp_need_t needs[DMP_MAX_NUM_FIELDS + 2];
-        int need_index[DMP_MAX_NUM_FIELDS + 2]; /* writer field of needs[i] */
+        int need_index[DMP_MAX_NUM_FIELDS + 2]; /* reader field of needs[i] */
         int nneeds;
         int nslots;
-        dmp_plan_t *plan; /* recompiled whenever the needs change */
+        dmp_plan_t *plan; /* recompiled whenever the needs or the writer change */
         dmp_decode_err_t last_error;
-        /* The reference (Avro C's generic reader), created on first use. */
-        avro_value_iface_t *iface;
-        avro_value_t value;
-        avro_reader_t reader;
+        /* The reference (Avro C's generic reader, resolving when the writer
+         * schema differs), created on first use. */
+        avro_value_iface_t *riface, *resolver;
+        avro_value_t rvalue, wvalue;
+        avro_reader_t in;
 };
 
 static const char *const decode_err_names[DMP_DECODE__CNT] = {
@@ -37,9 +38,9 @@ static const char *const decode_err_names[DMP_DECODE__CNT] = {
         [DMP_DECODE_TRAILING] = "trailing",
         [DMP_DECODE_DEPTH] = "depth",
         [DMP_DECODE_NULL_TIME] = "null_time",
+        [DMP_DECODE_RESOLVE] = "resolve",
         [DMP_DECODE_TIME_RANGE] = "time_range",
 };
-
 static const char *const decode_err_text[DMP_DECODE__CNT] = {
         [DMP_DECODE_OK] = "ok",
         [DMP_DECODE_TRUNCATED] = "malformed Avro record: truncated",
@@ -51,9 +52,10 @@ static const char *const decode_err_text[DMP_DECODE__CNT] = {
         [DMP_DECODE_TRAILING] = "malformed Avro record: trailing bytes",
         [DMP_DECODE_DEPTH] = "malformed Avro record: values nested too deep",
         [DMP_DECODE_NULL_TIME] = "event time field is null",
+        [DMP_DECODE_RESOLVE] = "a union branch or enum symbol of the writer schema that the "
+                               "reader schema cannot read",
         [DMP_DECODE_TIME_RANGE] = "event time out of range",
 };
-
 const char *dmp_decode_err_name(dmp_decode_err_t e) {
         return (unsigned)e < DMP_DECODE__CNT ? decode_err_names[e] : "unknown";
 }
@@ -85,39 +87,57 @@ char *dmp_read_file(const char *path, size_t *lenp, char *errstr, size_t errstr_
         return buf;
 }
 
-static json_t *json_field(json_t *schema, const char *name) {
-        json_t *fields = json_object_get(schema, "fields");
-        size_t i;
-        json_t *f;
-        json_array_foreach(fields, i, f) {
-                const char *n = json_string_value(json_object_get(f, "name"));
-                if (n && !strcmp(n, name))
-                        return f;
-        }
-        return NULL;
-}
-
-/* The logicalType of a field's (non-null) type, or "". */
-static const char *json_logical_type(json_t *field) {
-        json_t *t = json_object_get(field, "type");
-        if (json_is_array(t)) {
-                size_t i;
-                json_t *b;
-                json_array_foreach(t, i, b) {
-                        if (json_is_object(b)) {
-                                t = b;
-                                break;
-                        }
+/* The unit of a time field: the writer's logical type if it has one (it
+ * describes the data), else the reader's. Sets nd->micros / nd->days. */
+static void time_unit(const dmp_decoder_t *d, dmp_need_t *nd, int ri) {
+        avro_schema_t r = d->reader->avro;
+        const char *lt = "";
+        if (d->writer) {
+                avro_schema_t w = d->writer->avro;
+                int wi = avro_schema_record_field_get_index(w, nd->field);
+                json_t *rf = dmp_schema_field_json(d->reader, r, ri);
+                size_t k;
+                json_t *a;
+                json_array_foreach(json_object_get(rf, "aliases"), k, a) {
+                        if (wi < 0 && json_string_value(a))
+                                wi = avro_schema_record_field_get_index(w, json_string_value(a));
                 }
+                if (wi >= 0)
+                        lt = dmp_schema_logical_type(dmp_schema_field_json(d->writer, w, wi));
         }
-        const char *lt = json_is_object(t) ? json_string_value(json_object_get(t, "logicalType"))
-                                           : NULL;
-        return lt ? lt : "";
+        if (!*lt)
+                lt = dmp_schema_logical_type(dmp_schema_field_json(d->reader, r, ri));
+        nd->micros = !strcmp(lt, "timestamp-micros");
+        nd->days = !strcmp(lt, "date");
 }
 
-/* Recompiles the plan for the current needs; on error the plan is kept. */
+/* Drops the reference reader (rebuilt on its next use). */
+static void reference_reset(dmp_decoder_t *d) {
+        if (d->resolver) {
+                if (d->wvalue.self)
+                        avro_value_decref(&d->wvalue);
+                avro_value_iface_decref(d->resolver);
+        }
+        if (d->riface) {
+                if (d->rvalue.self)
+                        avro_value_decref(&d->rvalue);
+                avro_value_iface_decref(d->riface);
+        }
+        if (d->in)
+                avro_reader_free(d->in);
+        d->resolver = d->riface = NULL;
+        d->wvalue.self = d->rvalue.self = NULL;
+        d->in = NULL;
+}
+
+/* Recompiles the plan for the current writer and needs; on error the old
+ * plan stays. */
 static int recompile(dmp_decoder_t *d, char *errstr, size_t errstr_size) {
-        dmp_plan_t *pl = dmp_plan_compile(d->schema, d->needs, d->nneeds, errstr, errstr_size);
+        for (int i = 0; i < d->nneeds; i++)
+                if (d->needs[i].role == DMP_NEED_TIME && d->need_index[i] >= 0)
+                        time_unit(d, &d->needs[i], d->need_index[i]);
+        dmp_plan_t *pl = dmp_plan_compile(d->writer ? d->writer : d->reader, d->reader, d->needs,
+                                          d->nneeds, errstr, errstr_size);
         if (!pl)
                 return -1;
         dmp_plan_destroy(d->plan);
@@ -128,15 +148,12 @@ static int recompile(dmp_decoder_t *d, char *errstr, size_t errstr_size) {
 /* Adds a need and recompiles; on error the need is dropped again. */
 static int add_need(dmp_decoder_t *d, const char *name, dmp_need_role_t role, int slot,
                     char *errstr, size_t errstr_size) {
-        int idx = avro_schema_record_field_get_index(d->schema, name);
-        dmp_need_t *nd = &d->needs[d->nneeds];
+        avro_schema_t r = d->reader->avro;
+        int idx = avro_schema_record_field_get_index(r, name);
         /* the name is the schema's own copy, which lives as long as d */
-        *nd = (dmp_need_t){.field = idx >= 0 ? avro_schema_record_field_name(d->schema, idx)
-                                             : name,
-                           .role = role, .slot = slot};
-        if (role == DMP_NEED_TIME)
-                nd->micros = !strcmp(json_logical_type(json_field(d->json, name)),
-                                     "timestamp-micros");
+        d->needs[d->nneeds] = (dmp_need_t){
+                .field = idx >= 0 ? avro_schema_record_field_name(r, idx) : name,
+                .role = role, .slot = slot};
         d->need_index[d->nneeds++] = idx;
         if (recompile(d, errstr, errstr_size)) {
                 d->nneeds--;
@@ -148,21 +165,9 @@ static int add_need(dmp_decoder_t *d, const char *name, dmp_need_role_t role, in
 dmp_decoder_t *dmp_decoder_new(const char *schema_json, const char *key_field,
                                const char *time_field, char *errstr, size_t errstr_size) {
         dmp_decoder_t *d = dmp_calloc(1, sizeof(*d));
-        json_error_t jerr;
-        d->json = json_loads(schema_json, JSON_DECODE_ANY, &jerr);
-        if (!d->json) {
-                snprintf(errstr, errstr_size, "schema is not valid JSON: line %d: %s", jerr.line,
-                         jerr.text);
+        if (!(d->reader = dmp_schema_parse(schema_json, errstr, errstr_size)))
                 goto fail;
-        }
-        if (avro_schema_from_json_length(schema_json, strlen(schema_json), &d->schema)) {
-                /* Avro C quirk: on an error inside a record it has already
-                 * stored, then freed, the record schema in *schema. */
-                d->schema = NULL;
-                snprintf(errstr, errstr_size, "invalid Avro schema: %s", avro_strerror());
-                goto fail;
-        }
-        if (!is_avro_record(d->schema)) {
+        if (!is_avro_record(d->reader->avro)) {
                 snprintf(errstr, errstr_size, "the input schema must be a record");
                 goto fail;
         }
@@ -180,30 +185,39 @@ fail:
         return NULL;
 }
 
+int dmp_decoder_set_writer(dmp_decoder_t *d, const char *writer_json, char *errstr,
+                           size_t errstr_size) {
+        dmp_schema_t *w = dmp_schema_parse(writer_json, errstr, errstr_size);
+        if (!w)
+                return -1;
+        dmp_schema_t *old = d->writer;
+        d->writer = w;
+        if (recompile(d, errstr, errstr_size)) {
+                d->writer = old;
+                dmp_schema_destroy(w);
+                recompile(d, errstr, 0); /* the old time units back (cannot fail) */
+                return -1;
+        }
+        reference_reset(d);
+        dmp_schema_destroy(old);
+        return 0;
+}
+
 void dmp_decoder_destroy(dmp_decoder_t *d) {
         if (!d)
                 return;
-        if (d->reader)
-                avro_reader_free(d->reader);
-        if (d->iface) {
-                if (d->value.self)
-                        avro_value_decref(&d->value);
-                avro_value_iface_decref(d->iface);
-        }
+        reference_reset(d);
         dmp_plan_destroy(d->plan);
-        if (d->schema)
-                avro_schema_decref(d->schema);
-        if (d->json)
-                json_decref(d->json);
+        dmp_schema_destroy(d->writer);
+        dmp_schema_destroy(d->reader);
         free(d);
 }
 
 const char *dmp_decoder_field_name(const dmp_decoder_t *d, int i) {
-        if (i < 0 || (size_t)i >= avro_schema_record_size(d->schema))
+        if (i < 0 || (size_t)i >= avro_schema_record_size(d->reader->avro))
                 return NULL;
-        return avro_schema_record_field_name(d->schema, i);
+        return avro_schema_record_field_name(d->reader->avro, i);
 }
-
 int dmp_decoder_num_field(dmp_decoder_t *d, const char *name, char *errstr,
                           size_t errstr_size) {
         for (int i = 0; i < d->nneeds; i++)
@@ -254,18 +268,33 @@ int dmp_decoder_decode_generic(dmp_decoder_t *d, const void *buf, size_t len, dm
         dmp_event_t gate;
         if (dmp_decoder_decode(d, buf, len, &gate, errstr, errstr_size))
                 return -1;
-        if (!d->iface) {
-                d->iface = avro_generic_class_from_schema(d->schema);
-                if (!d->iface || avro_generic_value_new(d->iface, &d->value)) {
+        if (!d->riface) {
+                d->riface = avro_generic_class_from_schema(d->reader->avro);
+                if (!d->riface || avro_generic_value_new(d->riface, &d->rvalue)) {
                         snprintf(errstr, errstr_size, "cannot build a reader: %s",
                                  avro_strerror());
+                        reference_reset(d);
                         return -1;
                 }
-                d->reader = avro_reader_memory("", 0);
+                if (d->writer) {
+                        /* Avro C quirk: its resolver cannot fill a reader
+                         * field the writer lacks (no defaults) */
+                        d->resolver = avro_resolved_writer_new(d->writer->avro,
+                                                               d->reader->avro);
+                        if (!d->resolver ||
+                            avro_resolved_writer_new_value(d->resolver, &d->wvalue)) {
+                                snprintf(errstr, errstr_size, "Avro C cannot resolve: %s",
+                                         avro_strerror());
+                                reference_reset(d);
+                                return -1;
+                        }
+                        avro_resolved_writer_set_dest(&d->wvalue, &d->rvalue);
+                }
+                d->in = avro_reader_memory("", 0);
         }
-        avro_reader_memory_set_source(d->reader, buf, (int64_t)len);
-        avro_value_reset(&d->value);
-        if (avro_value_read(d->reader, &d->value)) {
+        avro_reader_memory_set_source(d->in, buf, (int64_t)len);
+        avro_value_reset(&d->rvalue);
+        if (avro_value_read(d->in, d->resolver ? &d->wvalue : &d->rvalue)) {
                 snprintf(errstr, errstr_size, "malformed Avro record: %s", avro_strerror());
                 return -1;
         }
@@ -274,7 +303,7 @@ int dmp_decoder_decode_generic(dmp_decoder_t *d, const void *buf, size_t len, dm
         for (int i = 0; i < d->nneeds; i++) {
                 const dmp_need_t *f = &d->needs[i];
                 avro_value_t v, branch;
-                if (avro_value_get_by_index(&d->value, (size_t)d->need_index[i], &v, NULL)) {
+                if (avro_value_get_by_index(&d->rvalue, (size_t)d->need_index[i], &v, NULL)) {
                         snprintf(errstr, errstr_size, "cannot read field %s: %s", f->field,
                                  avro_strerror());
                         return -1;
@@ -318,7 +347,12 @@ int dmp_decoder_decode_generic(dmp_decoder_t *d, const void *buf, size_t len, dm
                                 return decode_failed(d, DMP_DECODE_NULL_TIME, 0, errstr,
                                                      errstr_size);
                         ev->has_time = 1;
-                        ev->time_ms = f->micros ? dmp_floor_div(l, 1000) : l;
+                        if (f->micros)
+                                ev->time_ms = dmp_floor_div(l, 1000);
+                        else if (!f->days)
+                                ev->time_ms = l;
+                        else if (__builtin_mul_overflow(l, INT64_C(86400000), &ev->time_ms))
+                                ev->time_ms = l < 0 ? INT64_MIN : INT64_MAX;
                         break;
                 case DMP_NEED_NUM: {
                         double x = 0.0;

@@ -39,6 +39,8 @@ typedef enum dmp_decode_err {
         DMP_DECODE_TRAILING,  /* bytes left after the record */
         DMP_DECODE_DEPTH,     /* values nested deeper than the decoder allows */
         DMP_DECODE_NULL_TIME, /* the event time field is null */
+        DMP_DECODE_RESOLVE,   /* a writer union branch or enum symbol the reader
+                               * schema cannot read (schema resolution) */
         DMP_DECODE_TIME_RANGE, /* the event time is beyond +-2^60 ms (engine.c) */
         DMP_DECODE__CNT
 } dmp_decode_err_t;
@@ -52,6 +54,15 @@ const char *dmp_decode_err_name(dmp_decode_err_t e);
 dmp_decoder_t *dmp_decoder_new(const char *schema_json, const char *key_field,
                                const char *time_field, char *errstr, size_t errstr_size);
 void dmp_decoder_destroy(dmp_decoder_t *d);
+
+/* Sets the schema the records are written with, when it differs from the
+ * schema given to dmp_decoder_new (which then is the reader schema: the
+ * fields the pipeline reads, their types and defaults). Records are read
+ * by the Avro schema resolution rules. Returns 0, or -1 with errstr set
+ * (naming the field and the rule) if the writer schema cannot be read as
+ * the reader schema; the decoder is unchanged then. */
+int dmp_decoder_set_writer(dmp_decoder_t *d, const char *writer_json, char *errstr,
+                           size_t errstr_size);
 
 /* Reads a whole file into a NUL-terminated buffer (caller frees); NULL on
  * error with errstr set. */

@@ -35,13 +35,6 @@ static char *read_text(const char *path) {
         return s;
 }
 
-static avro_schema_t parse_schema(const char *json) {
-        avro_schema_t s;
-        if (avro_schema_from_json_length(json, strlen(json), &s))
-                fail_msg("schema: %s", avro_strerror());
-        return s;
-}
-
 typedef test_fixture_t fixture_t;
 
 static void fixture_open(fixture_t *fx, const test_pipeline_t *pp) {
@@ -468,42 +461,50 @@ static void test_mutations(void **state) {
 
 /* The plan is flat: records of the 6-field event compile to one op per
  * field, plus one for the nullable field's branch index, plus END. */
+static dmp_schema_t *schema_of(const char *json) {
+        char err[256];
+        dmp_schema_t *s = dmp_schema_parse(json, err, sizeof(err));
+        if (!s)
+                fail_msg("%s", err);
+        return s;
+}
+
 static void test_plan_is_flat(void **state) {
         (void)state;
         char *json = read_text("schemas/event.avsc");
-        avro_schema_t s = parse_schema(json);
+        dmp_schema_t *s = schema_of(json);
         free(json);
-        dmp_need_t needs[] = {{"user_id", DMP_NEED_KEY, 0, 0},
-                              {"ts", DMP_NEED_TIME, 0, 0},
-                              {"price", DMP_NEED_NUM, 0, 0},
-                              {"clicks", DMP_NEED_NUM, 1, 0}};
+        dmp_need_t needs[] = {{"user_id", DMP_NEED_KEY, 0, 0, 0},
+                              {"ts", DMP_NEED_TIME, 0, 0, 0},
+                              {"price", DMP_NEED_NUM, 0, 0, 0},
+                              {"clicks", DMP_NEED_NUM, 1, 0, 0}};
         char err[256];
-        dmp_plan_t *pl = dmp_plan_compile(s, needs, 4, err, sizeof(err));
+        dmp_plan_t *pl = dmp_plan_compile(s, NULL, needs, 4, err, sizeof(err));
         assert_non_null(pl);
         assert_int_equal(dmp_plan_size(pl), 6 + 1 + 1);
         dmp_plan_destroy(pl);
 
         /* errors name the field */
-        dmp_need_t bad[] = {{"segment", DMP_NEED_NUM, 0, 0}};
+        dmp_need_t bad[] = {{"segment", DMP_NEED_NUM, 0, 0, 0}};
         err[0] = '\0';
-        assert_null(dmp_plan_compile(s, bad, 1, err, sizeof(err)));
+        assert_null(dmp_plan_compile(s, NULL, bad, 1, err, sizeof(err)));
         assert_non_null(strstr(err, "\"segment\" has type string"));
-        dmp_need_t slot[] = {{"price", DMP_NEED_NUM, DMP_MAX_NUM_FIELDS, 0}};
-        assert_null(dmp_plan_compile(s, slot, 1, err, sizeof(err)));
-        avro_schema_decref(s);
+        dmp_need_t slot[] = {{"price", DMP_NEED_NUM, DMP_MAX_NUM_FIELDS, 0, 0}};
+        assert_null(dmp_plan_compile(s, NULL, slot, 1, err, sizeof(err)));
+        dmp_schema_destroy(s);
 
         /* unions of several numeric types are numeric; with a string not */
-        s = parse_schema("{\"type\": \"record\", \"name\": \"U\", \"fields\": ["
-                         " {\"name\": \"a\", \"type\": [\"null\", \"int\", \"double\"]},"
-                         " {\"name\": \"b\", \"type\": [\"int\", \"string\"]}]}");
-        dmp_need_t ua[] = {{"a", DMP_NEED_NUM, 0, 0}};
-        pl = dmp_plan_compile(s, ua, 1, err, sizeof(err));
+        s = schema_of("{\"type\": \"record\", \"name\": \"U\", \"fields\": ["
+                      " {\"name\": \"a\", \"type\": [\"null\", \"int\", \"double\"]},"
+                      " {\"name\": \"b\", \"type\": [\"int\", \"string\"]}]}");
+        dmp_need_t ua[] = {{"a", DMP_NEED_NUM, 0, 0, 0}};
+        pl = dmp_plan_compile(s, NULL, ua, 1, err, sizeof(err));
         assert_non_null(pl);
         dmp_plan_destroy(pl);
-        dmp_need_t ub[] = {{"b", DMP_NEED_NUM, 0, 0}};
-        assert_null(dmp_plan_compile(s, ub, 1, err, sizeof(err)));
+        dmp_need_t ub[] = {{"b", DMP_NEED_NUM, 0, 0, 0}};
+        assert_null(dmp_plan_compile(s, NULL, ub, 1, err, sizeof(err)));
         assert_non_null(strstr(err, "\"b\" has type union"));
-        avro_schema_decref(s);
+        dmp_schema_destroy(s);
 }
 
 int main(void) {
