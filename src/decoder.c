@@ -52,8 +52,7 @@ static const char *const decode_err_text[DMP_DECODE__CNT] = {
         [DMP_DECODE_TRAILING] = "malformed Avro record: trailing bytes",
         [DMP_DECODE_DEPTH] = "malformed Avro record: values nested too deep",
         [DMP_DECODE_NULL_TIME] = "event time field is null",
-        [DMP_DECODE_RESOLVE] = "a union branch or enum symbol of the writer schema that the "
-                               "reader schema cannot read",
+        [DMP_DECODE_RESOLVE] = "a writer union branch or enum symbol the reader cannot read",
         [DMP_DECODE_TIME_RANGE] = "event time out of range",
 };
 const char *dmp_decode_err_name(dmp_decode_err_t e) {
