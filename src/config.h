@@ -24,6 +24,7 @@ typedef struct dmp_input_conf {
         char *group_id;
         char *format;
         char *schema;
+        char *reader_schema;
         char *key_field;
         char *time_field;
         char *auto_offset_reset;

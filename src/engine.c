@@ -165,13 +165,30 @@ static int engine_compile(dmp_engine_t *e, dmp_conf_t *conf) {
                 dmp_conf_error(conf, sline, "[input] schema: %s", err);
                 return 1;
         }
-        e->decoder = dmp_decoder_new(schema, conf->input.key_field, conf->input.time_field, err,
-                                     sizeof(err));
-        free(schema);
-        if (!e->decoder) {
-                dmp_conf_error(conf, sline, "[input] %s: %s", conf->input.schema, err);
+        const char *rpath = conf->input.reader_schema;
+        int rline = dmp_conf_line(conf, "input", "reader.schema");
+        char *reader = *rpath ? dmp_read_file(rpath, NULL, err, sizeof(err)) : NULL;
+        if (*rpath && !reader) {
+                dmp_conf_error(conf, rline, "[input] reader.schema: %s", err);
+                free(schema);
                 return 1;
         }
+        int bad = 0;
+        e->decoder = dmp_decoder_new(reader ? reader : schema, conf->input.key_field,
+                                     conf->input.time_field, err, sizeof(err));
+        if (!e->decoder) {
+                dmp_conf_error(conf, reader ? rline : sline, "[input] %s: %s",
+                               reader ? rpath : conf->input.schema, err);
+                bad = 1;
+        } else if (reader && dmp_decoder_set_writer(e->decoder, schema, err, sizeof(err))) {
+                dmp_conf_error(conf, sline, "[input] records of %s cannot be read as %s: %s",
+                               conf->input.schema, rpath, err);
+                bad = 1;
+        }
+        free(schema);
+        free(reader);
+        if (bad)
+                return 1;
         int errors = compile_measures(e, conf);
         if (!errors)
                 compile_windows(e, conf);

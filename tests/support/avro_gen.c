@@ -187,7 +187,9 @@ static void gen_value(avro_gen_t *g, avro_schema_t s, out_t *o, int depth, gen_v
                 break;
         }
         case AVRO_ENUM:
-                put_long(o, below(g, avro_schema_enum_number_of_symbols(s)));
+                v.kind = GEN_ENUM;
+                v.l = below(g, avro_schema_enum_number_of_symbols(s));
+                put_long(o, v.l);
                 break;
         case AVRO_RECORD:
                 for (size_t i = 0; i < avro_schema_record_size(s); i++)

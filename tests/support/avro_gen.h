@@ -21,6 +21,7 @@ typedef enum {
         GEN_FLOAT,  /* .d holds the float widened to double */
         GEN_DOUBLE, /* .d */
         GEN_STRING, /* .s (points into the record), .len */
+        GEN_ENUM,   /* .l: the symbol index */
 } gen_kind_t;
 
 /* What was written for one top-level field (through a union: the branch). */

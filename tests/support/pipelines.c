@@ -4,18 +4,26 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define EVERY "tests/schemas/every_type.avsc"
+#define EVO "tests/schemas/evolution/"
+
 const test_pipeline_t test_pipelines[] = {
-        {"schemas/event.avsc", "user_id", "ts", {"price", "quantity", "clicks"}},
-        {"schemas/event.avsc", "", "", {"clicks"}},
-        {"tests/schemas/every_type.avsc", "s", "t",
-         {"i", "l", "f", "d", "ni", "ln", "fn", "dn", "multi", "tail"}},
-        {"tests/schemas/every_type.avsc", "ks", "nt", {"tail", "multi", "i"}},
-        {"tests/schemas/every_type.avsc", "i", "l", {"l"}},
-        {"tests/schemas/every_type.avsc", "l", "i", {"fn"}},
-        {"tests/schemas/every_type.avsc", "", "", {NULL}},
-        {"tests/schemas/recursive.avsc", "label", "id", {"weight", "id"}},
-        {"tests/schemas/wide_event.avsc", "user_id", "ts",
-         {"price", "quantity", "discount", "clicks"}},
+        {.schema_path = "schemas/event.avsc", .key = "user_id", .time = "ts",
+         .nums = {"price", "quantity", "clicks"}},
+        {.schema_path = "schemas/event.avsc", .key = "", .time = "", .nums = {"clicks"}},
+        {.schema_path = EVERY, .key = "s", .time = "t",
+         .nums = {"i", "l", "f", "d", "ni", "ln", "fn", "dn", "multi", "tail"}},
+        {.schema_path = EVERY, .key = "ks", .time = "nt", .nums = {"tail", "multi", "i"}},
+        {.schema_path = EVERY, .key = "i", .time = "l", .nums = {"l"}},
+        {.schema_path = EVERY, .key = "l", .time = "i", .nums = {"fn"}},
+        {.schema_path = EVERY, .key = "", .time = "", .nums = {NULL}},
+        {.schema_path = "tests/schemas/recursive.avsc", .key = "label", .time = "id",
+         .nums = {"weight", "id"}},
+        {.schema_path = "tests/schemas/wide_event.avsc", .key = "user_id", .time = "ts",
+         .nums = {"price", "quantity", "discount", "clicks"}},
+        /* schema resolution; values are exact: float->double, int->long */
+        {.schema_path = EVO "reader_promoted.avsc", .key = "user_id", .time = "ts",
+         .nums = {"price", "quantity", "clicks"}, .writer_path = EVO "writer_v1.avsc"},
 };
 const size_t test_pipeline_cnt = sizeof(test_pipelines) / sizeof(test_pipelines[0]);
 
@@ -24,16 +32,28 @@ int test_fixture_open(test_fixture_t *fx, const test_pipeline_t *pp, char *errst
         memset(fx, 0, sizeof(*fx));
         fx->pp = pp;
         char *json = dmp_read_file(pp->schema_path, NULL, errstr, errstr_size);
-        if (!json)
+        char *wjson = pp->writer_path ? dmp_read_file(pp->writer_path, NULL, errstr, errstr_size)
+                                      : NULL;
+        const char *wtext = pp->writer_path ? wjson : json;
+        if (!json || !wtext) {
+                free(json);
+                free(wjson);
                 return -1;
-        if (avro_schema_from_json_length(json, strlen(json), &fx->schema)) {
+        }
+        if (avro_schema_from_json_length(wtext, strlen(wtext), &fx->schema)) {
                 fx->schema = NULL;
                 snprintf(errstr, errstr_size, "%s: %s", pp->schema_path, avro_strerror());
                 free(json);
+                free(wjson);
                 return -1;
         }
         fx->dec = dmp_decoder_new(json, pp->key, pp->time, errstr, errstr_size);
         free(json);
+        if (fx->dec && wjson && dmp_decoder_set_writer(fx->dec, wjson, errstr, errstr_size)) {
+                dmp_decoder_destroy(fx->dec);
+                fx->dec = NULL;
+        }
+        free(wjson);
         if (!fx->dec) {
                 test_fixture_close(fx);
                 return -1;

@@ -13,9 +13,10 @@
 #define TEST_MAX_NUMS 16
 
 typedef struct test_pipeline {
-        const char *schema_path;
-        const char *key, *time; /* "" for none */
+        const char *schema_path; /* the reader schema */
+        const char *key, *time;  /* "" for none */
         const char *nums[TEST_MAX_NUMS]; /* NULL-terminated */
+        const char *writer_path; /* NULL: records are written with schema_path */
 } test_pipeline_t;
 
 extern const test_pipeline_t test_pipelines[];
@@ -23,7 +24,8 @@ extern const size_t test_pipeline_cnt;
 
 typedef struct test_fixture {
         const test_pipeline_t *pp;
-        avro_schema_t schema; /* the test's own parse, for the generator */
+        avro_schema_t schema; /* the test's own parse of the writer schema, for the
+                               * generator */
         dmp_decoder_t *dec;
         int slots[TEST_MAX_NUMS];
         int nnums;
