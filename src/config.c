@@ -72,6 +72,10 @@ static const prop_t props[] = {
          "Input encoding. avro: raw Avro binary written with `schema`."},
         {SEC_INPUT, "schema", PT_STR, NULL, 0, 0, NULL, IN(schema),
          "Path of the writer schema (.avsc) of the input events (required for format=avro)."},
+        {SEC_INPUT, "reader.schema", PT_STR, "", 0, 0, NULL, IN(reader_schema),
+         "Path of the reader schema (.avsc): the fields the pipeline reads, with their types "
+         "and defaults. Records are read from the writer schema by the Avro resolution rules "
+         "(fields added with defaults, removed, reordered, promoted). Empty: `schema` itself."},
         {SEC_INPUT, "key.field", PT_STR, "", 0, 0, NULL, IN(key_field),
          "Field (string, int or long) that keys the aggregates; empty: the Kafka message key."},
         {SEC_INPUT, "time.field", PT_STR, "", 0, 0, NULL, IN(time_field),
@@ -95,6 +99,10 @@ static const prop_t props[] = {
          "Late events (late for at least one window definition) are copied here unchanged, with "
          "headers naming their source and the windows they were late for. Empty: not copied "
          "(always counted)."},
+        {SEC_OUTPUT, "dlq.topic", PT_STR, "", 0, 0, NULL, OUT(dlq_topic),
+         "Dead-letter topic: input records that cannot be decoded go there unchanged, with "
+         "headers dmpflow.source.{topic,partition,offset,timestamp} and "
+         "dmpflow.error.{class,message}; empty: they are only counted and logged."},
         {SEC_LOG, "level", PT_ENUM, "info", 0, 0, "error|warn|info|debug", LG(level),
          "Log level."},
         {SEC_MEASURE, "expr", PT_STR, NULL, 0, 0, NULL, MS(expr),

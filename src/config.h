@@ -24,6 +24,7 @@ typedef struct dmp_input_conf {
         char *group_id;
         char *format;
         char *schema;
+        char *reader_schema;
         char *key_field;
         char *time_field;
         char *auto_offset_reset;
@@ -40,6 +41,7 @@ typedef struct dmp_state_conf {
 typedef struct dmp_output_conf {
         char *topic;
         char *late_topic;
+        char *dlq_topic;
         int line[DMP_MAX_PROPS];
 } dmp_output_conf_t;
 

@@ -24,6 +24,7 @@
 
 #include "avro_enc.h"
 #include "config.h"
+#include "dlq.h"
 #include "engine.h"
 #include "log.h"
 #include "util.h"
@@ -37,6 +38,7 @@ struct dmp_daemon {
         rd_kafka_t *producer;
         rd_kafka_topic_t *out_topic;
         rd_kafka_topic_t *late_topic; /* NULL: late events are not copied */
+        dmp_dlq_t *dlq;
         atomic_int stop;
         int failed; /* a runtime failure: stop without committing */
         char failure[512];
@@ -278,6 +280,8 @@ dmp_daemon_t *dmp_daemon_new(dmp_conf_t *conf, int *config_error, char *errstr,
         d->out_topic = rd_kafka_topic_new(d->producer, conf->output.topic, NULL);
         if (*conf->output.late_topic)
                 d->late_topic = rd_kafka_topic_new(d->producer, conf->output.late_topic, NULL);
+        if (!(d->dlq = dmp_dlq_new(d->producer, conf->output.dlq_topic, errstr, errstr_size)))
+                goto fail;
 
         /* Consumer: offsets are ours (stored with the state), so no automatic
          * commits or offset stores. */
@@ -316,6 +320,7 @@ void dmp_daemon_destroy(dmp_daemon_t *d) {
                 rd_kafka_topic_destroy(d->out_topic);
         if (d->late_topic)
                 rd_kafka_topic_destroy(d->late_topic);
+        dmp_dlq_destroy(d->dlq);
         if (d->producer)
                 rd_kafka_destroy(d->producer);
         dmp_engine_destroy(d->engine);
@@ -411,10 +416,16 @@ static void process_message(dmp_daemon_t *d, rd_kafka_message_t *m) {
         uint32_t late_mask;
         if (dmp_engine_process(d->engine, m->partition, m->offset, m->key, m->key_len, ts,
                                m->payload, m->len, &late_mask, errstr, sizeof(errstr))) {
-                uint64_t n = dmp_engine_stats(d->engine)->decode_errors;
-                if (n <= 10 || n % 10000 == 0) /* the counter tells the rest */
-                        dmp_warn("%s [%d] offset %" PRId64 ": %s (%" PRIu64 " so far)",
-                                 d->conf->input.topic, (int)m->partition, m->offset, errstr, n);
+                dmp_decode_err_t cls = dmp_engine_last_error(d->engine);
+                dmp_dlq_record_t r = {rd_kafka_topic_name(m->rkt), m->partition, m->offset,
+                                      tstype == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? -1 : ts,
+                                      m->key, m->key_len, m->payload, m->len};
+                char e2[512];
+                if (cls == DMP_DECODE_OK) /* not the record's fault */
+                        dmp_warn("%s [%d] offset %" PRId64 ": %s", r.topic, (int)r.partition,
+                                 r.offset, errstr);
+                else if (dmp_dlq_send(d->dlq, &r, cls, errstr, e2, sizeof(e2)))
+                        fail(d, "dead letter: %s", e2);
                 return;
         }
         if (late_mask && d->late_topic)
@@ -480,8 +491,10 @@ int dmp_daemon_run(dmp_daemon_t *d, char *errstr, size_t errstr_size) {
                 return -1;
         }
         const dmp_engine_stats_t *s = dmp_engine_stats(d->engine);
+        char dead[512];
+        dmp_dlq_format_counts(d->dlq, dead, sizeof(dead));
         dmp_info("stopped: %" PRIu64 " events, %" PRIu64 " results, %" PRIu64 " late, %" PRIu64
-                 " decode errors", s->events_in, s->results_out, s->late_events,
-                 s->decode_errors);
+                 " decode errors; dead letters: %s", s->events_in, s->results_out,
+                 s->late_events, s->decode_errors, dead);
         return 0;
 }

@@ -7,29 +7,57 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "avro_enc.h"
+#include "avro_plan.h"
+#include "avro_schema.h"
 #include "util.h"
 
-typedef enum { ROLE_KEY, ROLE_TIME, ROLE_NUM } field_role_t;
-
-typedef struct needed_field {
-        field_role_t role;
-        int index;   /* position in the writer record */
-        int nullable;
-        int slot;    /* ROLE_NUM */
-        int micros;  /* ROLE_TIME: timestamp-micros */
-} needed_field_t;
-
 struct dmp_decoder {
-        avro_schema_t schema;
-        avro_value_iface_t *iface;
-        avro_value_t value;
-        avro_reader_t reader;
-        json_t *json; /* the schema as JSON, for logical types */
-        needed_field_t fields[DMP_MAX_NUM_FIELDS + 2];
-        int nfields;
+        dmp_schema_t *reader; /* declares the fields the pipeline reads */
+        dmp_schema_t *writer; /* what the records are written with; NULL: reader */
+        dmp_need_t needs[DMP_MAX_NUM_FIELDS + 2];
+        int need_index[DMP_MAX_NUM_FIELDS + 2]; /* reader field of needs[i] */
+        int nneeds;
         int nslots;
+        dmp_plan_t *plan; /* recompiled whenever the needs or the writer change */
+        dmp_decode_err_t last_error;
+        /* The reference (Avro C's generic reader, resolving when the writer
+         * schema differs), created on first use. */
+        avro_value_iface_t *riface, *resolver;
+        avro_value_t rvalue, wvalue;
+        avro_reader_t in;
 };
+
+static const char *const decode_err_names[DMP_DECODE__CNT] = {
+        [DMP_DECODE_OK] = "ok",
+        [DMP_DECODE_TRUNCATED] = "truncated",
+        [DMP_DECODE_VARINT] = "varint",
+        [DMP_DECODE_LENGTH] = "length",
+        [DMP_DECODE_UNION] = "union",
+        [DMP_DECODE_ENUM] = "enum",
+        [DMP_DECODE_INT_RANGE] = "int_range",
+        [DMP_DECODE_TRAILING] = "trailing",
+        [DMP_DECODE_DEPTH] = "depth",
+        [DMP_DECODE_NULL_TIME] = "null_time",
+        [DMP_DECODE_RESOLVE] = "resolve",
+        [DMP_DECODE_TIME_RANGE] = "time_range",
+};
+static const char *const decode_err_text[DMP_DECODE__CNT] = {
+        [DMP_DECODE_OK] = "ok",
+        [DMP_DECODE_TRUNCATED] = "malformed Avro record: truncated",
+        [DMP_DECODE_VARINT] = "malformed Avro record: varint longer than 10 bytes",
+        [DMP_DECODE_LENGTH] = "malformed Avro record: negative length or count, or one past the end",
+        [DMP_DECODE_UNION] = "malformed Avro record: union branch out of range",
+        [DMP_DECODE_ENUM] = "malformed Avro record: enum symbol out of range",
+        [DMP_DECODE_INT_RANGE] = "malformed Avro record: int value out of 32-bit range",
+        [DMP_DECODE_TRAILING] = "malformed Avro record: trailing bytes",
+        [DMP_DECODE_DEPTH] = "malformed Avro record: values nested too deep",
+        [DMP_DECODE_NULL_TIME] = "event time field is null",
+        [DMP_DECODE_RESOLVE] = "a writer union branch or enum symbol the reader cannot read",
+        [DMP_DECODE_TIME_RANGE] = "event time out of range",
+};
+const char *dmp_decode_err_name(dmp_decode_err_t e) {
+        return (unsigned)e < DMP_DECODE__CNT ? decode_err_names[e] : "unknown";
+}
 
 char *dmp_read_file(const char *path, size_t *lenp, char *errstr, size_t errstr_size) {
         FILE *fp = fopen(path, "rb");
@@ -58,88 +86,77 @@ char *dmp_read_file(const char *path, size_t *lenp, char *errstr, size_t errstr_
         return buf;
 }
 
-/* The non-null branch of ["null", T] / [T, "null"], or the schema itself.
- * Sets *nullable. Returns NULL for other unions. */
-static avro_schema_t unwrap_nullable(avro_schema_t s, int *nullable) {
-        *nullable = 0;
-        if (!is_avro_union(s))
-                return s;
-        if (avro_schema_union_size(s) != 2)
-                return NULL;
-        avro_schema_t a = avro_schema_union_branch(s, 0), b = avro_schema_union_branch(s, 1);
-        *nullable = 1;
-        if (is_avro_null(a))
-                return b;
-        if (is_avro_null(b))
-                return a;
-        return NULL;
-}
-
-static json_t *json_field(json_t *schema, const char *name) {
-        json_t *fields = json_object_get(schema, "fields");
-        size_t i;
-        json_t *f;
-        json_array_foreach(fields, i, f) {
-                const char *n = json_string_value(json_object_get(f, "name"));
-                if (n && !strcmp(n, name))
-                        return f;
-        }
-        return NULL;
-}
-
-/* The logicalType of a field's (non-null) type, or "". */
-static const char *json_logical_type(json_t *field) {
-        json_t *t = json_object_get(field, "type");
-        if (json_is_array(t)) {
-                size_t i;
-                json_t *b;
-                json_array_foreach(t, i, b) {
-                        if (json_is_object(b)) {
-                                t = b;
-                                break;
-                        }
+/* The unit of a time field: the writer's logical type if it has one (it
+ * describes the data), else the reader's. Sets nd->micros / nd->days. */
+static void time_unit(const dmp_decoder_t *d, dmp_need_t *nd, int ri) {
+        avro_schema_t r = d->reader->avro;
+        const char *lt = "";
+        if (d->writer) {
+                avro_schema_t w = d->writer->avro;
+                int wi = avro_schema_record_field_get_index(w, nd->field);
+                json_t *rf = dmp_schema_field_json(d->reader, r, ri);
+                size_t k;
+                json_t *a;
+                json_array_foreach(json_object_get(rf, "aliases"), k, a) {
+                        if (wi < 0 && json_string_value(a))
+                                wi = avro_schema_record_field_get_index(w, json_string_value(a));
                 }
+                if (wi >= 0)
+                        lt = dmp_schema_logical_type(dmp_schema_field_json(d->writer, w, wi));
         }
-        const char *lt = json_is_object(t) ? json_string_value(json_object_get(t, "logicalType"))
-                                           : NULL;
-        return lt ? lt : "";
+        if (!*lt)
+                lt = dmp_schema_logical_type(dmp_schema_field_json(d->reader, r, ri));
+        nd->micros = !strcmp(lt, "timestamp-micros");
+        nd->days = !strcmp(lt, "date");
 }
 
-static int add_field(dmp_decoder_t *d, const char *name, field_role_t role, char *errstr,
-                     size_t errstr_size) {
-        int idx = avro_schema_record_field_get_index(d->schema, name);
-        if (idx < 0) {
-                snprintf(errstr, errstr_size, "field \"%s\" is not in the input schema", name);
-                return -1;
+/* Drops the reference reader (rebuilt on its next use). */
+static void reference_reset(dmp_decoder_t *d) {
+        if (d->resolver) {
+                if (d->wvalue.self)
+                        avro_value_decref(&d->wvalue);
+                avro_value_iface_decref(d->resolver);
         }
-        int nullable;
-        avro_schema_t fs = unwrap_nullable(avro_schema_record_field_get_by_index(d->schema, idx),
-                                           &nullable);
-        int ok = fs != NULL;
-        if (ok && role == ROLE_KEY)
-                ok = is_avro_string(fs) || is_avro_int32(fs) || is_avro_int64(fs);
-        else if (ok && role == ROLE_TIME)
-                ok = is_avro_int64(fs) || is_avro_int32(fs);
-        else if (ok)
-                ok = is_avro_int32(fs) || is_avro_int64(fs) || is_avro_float(fs) ||
-                     is_avro_double(fs);
-        if (!ok) {
-                static const char *want[] = {"string, int or long", "long or int",
-                                             "int, long, float or double"};
-                snprintf(errstr, errstr_size, "field \"%s\" has type %s; expected %s (or a "
-                         "nullable union of it)", name,
-                         fs ? avro_schema_type_name(fs) : "union", want[role]);
-                return -1;
+        if (d->riface) {
+                if (d->rvalue.self)
+                        avro_value_decref(&d->rvalue);
+                avro_value_iface_decref(d->riface);
         }
-        needed_field_t *f = &d->fields[d->nfields++];
-        memset(f, 0, sizeof(*f));
-        f->role = role;
-        f->index = idx;
-        f->nullable = nullable;
-        if (role == ROLE_TIME) {
-                const char *lt = json_logical_type(json_field(d->json, name));
-                if (!strcmp(lt, "timestamp-micros"))
-                        f->micros = 1;
+        if (d->in)
+                avro_reader_free(d->in);
+        d->resolver = d->riface = NULL;
+        d->wvalue.self = d->rvalue.self = NULL;
+        d->in = NULL;
+}
+
+/* Recompiles the plan for the current writer and needs; on error the old
+ * plan stays. */
+static int recompile(dmp_decoder_t *d, char *errstr, size_t errstr_size) {
+        for (int i = 0; i < d->nneeds; i++)
+                if (d->needs[i].role == DMP_NEED_TIME && d->need_index[i] >= 0)
+                        time_unit(d, &d->needs[i], d->need_index[i]);
+        dmp_plan_t *pl = dmp_plan_compile(d->writer ? d->writer : d->reader, d->reader, d->needs,
+                                          d->nneeds, errstr, errstr_size);
+        if (!pl)
+                return -1;
+        dmp_plan_destroy(d->plan);
+        d->plan = pl;
+        return 0;
+}
+
+/* Adds a need and recompiles; on error the need is dropped again. */
+static int add_need(dmp_decoder_t *d, const char *name, dmp_need_role_t role, int slot,
+                    char *errstr, size_t errstr_size) {
+        avro_schema_t r = d->reader->avro;
+        int idx = avro_schema_record_field_get_index(r, name);
+        /* the name is the schema's own copy, which lives as long as d */
+        d->needs[d->nneeds] = (dmp_need_t){
+                .field = idx >= 0 ? avro_schema_record_field_name(r, idx) : name,
+                .role = role, .slot = slot};
+        d->need_index[d->nneeds++] = idx;
+        if (recompile(d, errstr, errstr_size)) {
+                d->nneeds--;
+                return -1;
         }
         return 0;
 }
@@ -147,31 +164,19 @@ static int add_field(dmp_decoder_t *d, const char *name, field_role_t role, char
 dmp_decoder_t *dmp_decoder_new(const char *schema_json, const char *key_field,
                                const char *time_field, char *errstr, size_t errstr_size) {
         dmp_decoder_t *d = dmp_calloc(1, sizeof(*d));
-        json_error_t jerr;
-        d->json = json_loads(schema_json, JSON_DECODE_ANY, &jerr);
-        if (!d->json) {
-                snprintf(errstr, errstr_size, "schema is not valid JSON: line %d: %s", jerr.line,
-                         jerr.text);
+        if (!(d->reader = dmp_schema_parse(schema_json, errstr, errstr_size)))
                 goto fail;
-        }
-        if (avro_schema_from_json_length(schema_json, strlen(schema_json), &d->schema)) {
-                d->schema = NULL; /* Avro C may leave a freed schema here */
-                snprintf(errstr, errstr_size, "invalid Avro schema: %s", avro_strerror());
-                goto fail;
-        }
-        if (!is_avro_record(d->schema)) {
+        if (!is_avro_record(d->reader->avro)) {
                 snprintf(errstr, errstr_size, "the input schema must be a record");
                 goto fail;
         }
-        d->iface = avro_generic_class_from_schema(d->schema);
-        if (!d->iface || avro_generic_value_new(d->iface, &d->value)) {
-                snprintf(errstr, errstr_size, "cannot build a reader: %s", avro_strerror());
+        if (recompile(d, errstr, errstr_size))
                 goto fail;
-        }
-        d->reader = avro_reader_memory("", 0);
-        if (key_field && *key_field && add_field(d, key_field, ROLE_KEY, errstr, errstr_size))
+        if (key_field && *key_field &&
+            add_need(d, key_field, DMP_NEED_KEY, 0, errstr, errstr_size))
                 goto fail;
-        if (time_field && *time_field && add_field(d, time_field, ROLE_TIME, errstr, errstr_size))
+        if (time_field && *time_field &&
+            add_need(d, time_field, DMP_NEED_TIME, 0, errstr, errstr_size))
                 goto fail;
         return d;
 fail:
@@ -179,159 +184,137 @@ fail:
         return NULL;
 }
 
+int dmp_decoder_set_writer(dmp_decoder_t *d, const char *writer_json, char *errstr,
+                           size_t errstr_size) {
+        dmp_schema_t *w = dmp_schema_parse(writer_json, errstr, errstr_size);
+        if (!w)
+                return -1;
+        dmp_schema_t *old = d->writer;
+        d->writer = w;
+        if (recompile(d, errstr, errstr_size)) {
+                d->writer = old;
+                dmp_schema_destroy(w);
+                recompile(d, errstr, 0); /* the old time units back (cannot fail) */
+                return -1;
+        }
+        reference_reset(d);
+        dmp_schema_destroy(old);
+        return 0;
+}
+
 void dmp_decoder_destroy(dmp_decoder_t *d) {
         if (!d)
                 return;
-        if (d->reader)
-                avro_reader_free(d->reader);
-        if (d->iface) {
-                if (d->value.self)
-                        avro_value_decref(&d->value);
-                avro_value_iface_decref(d->iface);
-        }
-        if (d->schema)
-                avro_schema_decref(d->schema);
-        if (d->json)
-                json_decref(d->json);
+        reference_reset(d);
+        dmp_plan_destroy(d->plan);
+        dmp_schema_destroy(d->writer);
+        dmp_schema_destroy(d->reader);
         free(d);
 }
 
 const char *dmp_decoder_field_name(const dmp_decoder_t *d, int i) {
-        if (i < 0 || (size_t)i >= avro_schema_record_size(d->schema))
+        if (i < 0 || (size_t)i >= avro_schema_record_size(d->reader->avro))
                 return NULL;
-        return avro_schema_record_field_name(d->schema, i);
+        return avro_schema_record_field_name(d->reader->avro, i);
 }
-
 int dmp_decoder_num_field(dmp_decoder_t *d, const char *name, char *errstr,
                           size_t errstr_size) {
-        int idx = avro_schema_record_field_get_index(d->schema, name);
-        for (int i = 0; i < d->nfields; i++)
-                if (d->fields[i].role == ROLE_NUM && d->fields[i].index == idx)
-                        return d->fields[i].slot;
+        for (int i = 0; i < d->nneeds; i++)
+                if (d->needs[i].role == DMP_NEED_NUM && !strcmp(d->needs[i].field, name))
+                        return d->needs[i].slot;
         if (d->nslots == DMP_MAX_NUM_FIELDS) {
                 snprintf(errstr, errstr_size, "more than %d numeric fields", DMP_MAX_NUM_FIELDS);
                 return -1;
         }
-        if (add_field(d, name, ROLE_NUM, errstr, errstr_size))
+        if (add_need(d, name, DMP_NEED_NUM, d->nslots, errstr, errstr_size))
                 return -1;
-        d->fields[d->nfields - 1].slot = d->nslots;
         return d->nslots++;
 }
 
-/* Checks that buf holds one complete value of schema s: every length and
- * count within the remaining bytes, every varint at most 10 bytes, every
- * union branch in range. Avro C's reader allocates a string's stated length
- * before reading it and leaks it when the data is short, so nothing reaches
- * it unchecked. Returns the end of the value or NULL. */
-#define VALIDATE_MAX_DEPTH 64
+dmp_decode_err_t dmp_decoder_last_error(const dmp_decoder_t *d) {
+        return d->last_error;
+}
 
-static const unsigned char *validate(avro_schema_t s, const unsigned char *p,
-                                     const unsigned char *end, int depth) {
-        int64_t n;
-        if (!p || depth > VALIDATE_MAX_DEPTH)
-                return NULL;
-        switch (avro_typeof(s)) {
-        case AVRO_NULL:
-                return p;
-        case AVRO_BOOLEAN:
-                return p < end ? p + 1 : NULL;
-        case AVRO_INT32:
-        case AVRO_INT64:
-        case AVRO_ENUM:
-                return dmp_avro_get_long(p, end, &n);
-        case AVRO_FLOAT:
-                return end - p >= 4 ? p + 4 : NULL;
-        case AVRO_DOUBLE:
-                return end - p >= 8 ? p + 8 : NULL;
-        case AVRO_STRING:
-        case AVRO_BYTES: {
-                const char *str;
-                size_t len;
-                return dmp_avro_get_string(p, end, &str, &len);
-        }
-        case AVRO_FIXED:
-                n = avro_schema_fixed_size(s);
-                return end - p >= n ? p + n : NULL;
-        case AVRO_RECORD:
-                for (size_t i = 0; i < avro_schema_record_size(s) && p; i++)
-                        p = validate(avro_schema_record_field_get_by_index(s, (int)i), p, end,
-                                     depth + 1);
-                return p;
-        case AVRO_UNION:
-                if (!(p = dmp_avro_get_long(p, end, &n)) || n < 0 ||
-                    (size_t)n >= avro_schema_union_size(s))
-                        return NULL;
-                return validate(avro_schema_union_branch(s, (int)n), p, end, depth + 1);
-        case AVRO_ARRAY:
-        case AVRO_MAP:
-                for (;;) { /* blocks: count (negative: then a byte size), items; 0 ends */
-                        if (!(p = dmp_avro_get_long(p, end, &n)))
-                                return NULL;
-                        if (n == 0)
-                                return p;
-                        if (n < 0) {
-                                int64_t size;
-                                if (n == INT64_MIN || !(p = dmp_avro_get_long(p, end, &size)))
-                                        return NULL;
-                                n = -n;
-                        }
-                        if (n > end - p) /* every item takes at least... */
-                                if (!(avro_typeof(s) == AVRO_ARRAY &&
-                                      is_avro_null(avro_schema_array_items(s))))
-                                        return NULL;
-                        for (int64_t i = 0; i < n && p; i++) {
-                                if (avro_typeof(s) == AVRO_MAP) {
-                                        const char *str;
-                                        size_t len;
-                                        p = dmp_avro_get_string(p, end, &str, &len);
-                                        p = validate(avro_schema_map_values(s), p, end,
-                                                     depth + 1);
-                                } else {
-                                        p = validate(avro_schema_array_items(s), p, end,
-                                                     depth + 1);
-                                }
-                        }
-                        if (!p)
-                                return NULL;
-                }
-        case AVRO_LINK:
-                return validate(avro_schema_link_target(s), p, end, depth + 1);
-        }
-        return NULL;
+static int decode_failed(dmp_decoder_t *d, dmp_decode_err_t e, size_t pos, char *errstr,
+                         size_t errstr_size) {
+        d->last_error = e;
+        snprintf(errstr, errstr_size, "%s (at byte %zu)", decode_err_text[e], pos);
+        return -1;
 }
 
 int dmp_decoder_decode(dmp_decoder_t *d, const void *buf, size_t len, dmp_event_t *ev,
                        char *errstr, size_t errstr_size) {
-        const unsigned char *vend = validate(d->schema, buf, (const unsigned char *)buf + len, 0);
-        if (!vend) {
-                snprintf(errstr, errstr_size, "malformed Avro record: truncated, or a length, "
-                         "count or union branch out of range");
+        size_t pos = 0;
+        dmp_decode_err_t e = dmp_plan_run(d->plan, buf, len, ev, &pos);
+        if (e != DMP_DECODE_OK)
+                return decode_failed(d, e, pos, errstr, errstr_size);
+        d->last_error = DMP_DECODE_OK;
+        return 0;
+}
+
+/* ---- the reference: Avro C's generic reader ----
+ *
+ * Avro C quirks met here (libavro 1.11):
+ *  - its reader allocates a string's or bytes' stated length before reading
+ *    it, and leaks that buffer when the data is short; lengths are not
+ *    bounded by the input. So every record first goes through the plan,
+ *    which bounds everything, and only records it accepts reach Avro C.
+ *  - avro_value_get_string() returns the size including the terminating
+ *    NUL (0 for an empty value that was never set).
+ *  - a union value's type is AVRO_UNION; the branch is a separate value. */
+int dmp_decoder_decode_generic(dmp_decoder_t *d, const void *buf, size_t len, dmp_event_t *ev,
+                               char *errstr, size_t errstr_size) {
+        dmp_event_t gate;
+        if (dmp_decoder_decode(d, buf, len, &gate, errstr, errstr_size))
                 return -1;
+        if (!d->riface) {
+                d->riface = avro_generic_class_from_schema(d->reader->avro);
+                if (!d->riface || avro_generic_value_new(d->riface, &d->rvalue)) {
+                        snprintf(errstr, errstr_size, "cannot build a reader: %s",
+                                 avro_strerror());
+                        reference_reset(d);
+                        return -1;
+                }
+                if (d->writer) {
+                        /* Avro C quirk: its resolver cannot fill a reader
+                         * field the writer lacks (no defaults) */
+                        d->resolver = avro_resolved_writer_new(d->writer->avro,
+                                                               d->reader->avro);
+                        if (!d->resolver ||
+                            avro_resolved_writer_new_value(d->resolver, &d->wvalue)) {
+                                snprintf(errstr, errstr_size, "Avro C cannot resolve: %s",
+                                         avro_strerror());
+                                reference_reset(d);
+                                return -1;
+                        }
+                        avro_resolved_writer_set_dest(&d->wvalue, &d->rvalue);
+                }
+                d->in = avro_reader_memory("", 0);
         }
-        if (vend != (const unsigned char *)buf + len) {
-                snprintf(errstr, errstr_size, "malformed Avro record: %zu trailing bytes",
-                         (size_t)((const unsigned char *)buf + len - vend));
-                return -1;
-        }
-        avro_reader_memory_set_source(d->reader, buf, (int64_t)len);
-        avro_value_reset(&d->value);
-        if (avro_value_read(d->reader, &d->value)) {
+        avro_reader_memory_set_source(d->in, buf, (int64_t)len);
+        avro_value_reset(&d->rvalue);
+        if (avro_value_read(d->in, d->resolver ? &d->wvalue : &d->rvalue)) {
                 snprintf(errstr, errstr_size, "malformed Avro record: %s", avro_strerror());
                 return -1;
         }
         ev->defined = 0;
         ev->has_time = 0;
-        for (int i = 0; i < d->nfields; i++) {
-                const needed_field_t *f = &d->fields[i];
+        for (int i = 0; i < d->nneeds; i++) {
+                const dmp_need_t *f = &d->needs[i];
                 avro_value_t v, branch;
-                if (avro_value_get_by_index(&d->value, (size_t)f->index, &v, NULL) ||
-                    (f->nullable && avro_value_get_current_branch(&v, &branch))) {
-                        snprintf(errstr, errstr_size, "cannot read field %d: %s", f->index,
+                if (avro_value_get_by_index(&d->rvalue, (size_t)d->need_index[i], &v, NULL)) {
+                        snprintf(errstr, errstr_size, "cannot read field %s: %s", f->field,
                                  avro_strerror());
                         return -1;
                 }
-                if (f->nullable)
+                if (avro_value_get_type(&v) == AVRO_UNION) {
+                        if (avro_value_get_current_branch(&v, &branch)) {
+                                snprintf(errstr, errstr_size, "cannot read field %s: %s",
+                                         f->field, avro_strerror());
+                                return -1;
+                        }
                         v = branch;
+                }
                 avro_type_t t = avro_value_get_type(&v);
                 int64_t l = 0;
                 int32_t n32 = 0;
@@ -342,7 +325,7 @@ int dmp_decoder_decode(dmp_decoder_t *d, const void *buf, size_t len, dmp_event_
                         avro_value_get_long(&v, &l);
                 }
                 switch (f->role) {
-                case ROLE_KEY:
+                case DMP_NEED_KEY:
                         if (t == AVRO_STRING) {
                                 const char *s = "";
                                 size_t size = 0;
@@ -358,15 +341,19 @@ int dmp_decoder_decode(dmp_decoder_t *d, const void *buf, size_t len, dmp_event_
                                 ev->key = ev->keybuf;
                         }
                         break;
-                case ROLE_TIME:
-                        if (t == AVRO_NULL) {
-                                snprintf(errstr, errstr_size, "event time field is null");
-                                return -1;
-                        }
+                case DMP_NEED_TIME:
+                        if (t == AVRO_NULL) /* (the plan has rejected it already) */
+                                return decode_failed(d, DMP_DECODE_NULL_TIME, 0, errstr,
+                                                     errstr_size);
                         ev->has_time = 1;
-                        ev->time_ms = f->micros ? dmp_floor_div(l, 1000) : l;
+                        if (f->micros)
+                                ev->time_ms = dmp_floor_div(l, 1000);
+                        else if (!f->days)
+                                ev->time_ms = l;
+                        else if (__builtin_mul_overflow(l, INT64_C(86400000), &ev->time_ms))
+                                ev->time_ms = l < 0 ? INT64_MIN : INT64_MAX;
                         break;
-                case ROLE_NUM: {
+                case DMP_NEED_NUM: {
                         double x = 0.0;
                         if (t == AVRO_NULL)
                                 continue;

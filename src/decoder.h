@@ -1,7 +1,11 @@
 /* Input decoding: from one Avro-encoded event to the values the pipeline
  * uses (its key, its event time and its numeric fields).
  *
- * This version decodes with Avro C's generic reader, then picks the fields.
+ * Avro C parses the schema; the fields the pipeline needs are compiled into
+ * a flat decode plan (avro_plan.h) that reads them and skips the rest with
+ * no allocation per record. Avro C's generic reader is kept as the
+ * reference implementation (dmp_decoder_decode_generic), which tests and
+ * benchmarks compare the plan against.
  * Not thread-safe: one decoder per processing thread. */
 #ifndef DMP_DECODER_H
 #define DMP_DECODER_H
@@ -23,12 +27,42 @@ typedef struct dmp_event {
 
 typedef struct dmp_decoder dmp_decoder_t;
 
+/* Why a record could not be decoded (dead-letter error classes). */
+typedef enum dmp_decode_err {
+        DMP_DECODE_OK = 0,
+        DMP_DECODE_TRUNCATED, /* the record ends inside a value */
+        DMP_DECODE_VARINT,    /* a varint longer than 10 bytes */
+        DMP_DECODE_LENGTH,    /* a negative length or count, or one past the end */
+        DMP_DECODE_UNION,     /* a union branch index out of range */
+        DMP_DECODE_ENUM,      /* an enum symbol index out of range */
+        DMP_DECODE_INT_RANGE, /* an int value outside 32 bits */
+        DMP_DECODE_TRAILING,  /* bytes left after the record */
+        DMP_DECODE_DEPTH,     /* values nested deeper than the decoder allows */
+        DMP_DECODE_NULL_TIME, /* the event time field is null */
+        DMP_DECODE_RESOLVE,   /* a writer union branch or enum symbol the reader
+                               * schema cannot read (schema resolution) */
+        DMP_DECODE_TIME_RANGE, /* the event time is beyond +-2^60 ms (engine.c) */
+        DMP_DECODE__CNT
+} dmp_decode_err_t;
+
+/* A short stable name ("truncated", "varint", ...), for headers and metrics. */
+const char *dmp_decode_err_name(dmp_decode_err_t e);
+
 /* Parses the writer schema in schema_json (a record). key_field and
  * time_field may be NULL or "" (the Kafka key / timestamp are used then).
  * Returns NULL with a message in errstr on error. */
 dmp_decoder_t *dmp_decoder_new(const char *schema_json, const char *key_field,
                                const char *time_field, char *errstr, size_t errstr_size);
 void dmp_decoder_destroy(dmp_decoder_t *d);
+
+/* Sets the schema the records are written with, when it differs from the
+ * schema given to dmp_decoder_new (which then is the reader schema: the
+ * fields the pipeline reads, their types and defaults). Records are read
+ * by the Avro schema resolution rules. Returns 0, or -1 with errstr set
+ * (naming the field and the rule) if the writer schema cannot be read as
+ * the reader schema; the decoder is unchanged then. */
+int dmp_decoder_set_writer(dmp_decoder_t *d, const char *writer_json, char *errstr,
+                           size_t errstr_size);
 
 /* Reads a whole file into a NUL-terminated buffer (caller frees); NULL on
  * error with errstr set. */
@@ -42,9 +76,20 @@ int dmp_decoder_num_field(dmp_decoder_t *d, const char *name, char *errstr,
 /* Names of the schema's fields, for suggestions: NULL past the last one. */
 const char *dmp_decoder_field_name(const dmp_decoder_t *d, int i);
 
-/* Decodes one record. Returns 0, or -1 with errstr set (malformed record,
- * null event time). */
+/* Decodes one record with the compiled plan. Returns 0, or -1 with errstr
+ * set (malformed record, null event time) and the class in
+ * dmp_decoder_last_error(). A string key points into buf. */
 int dmp_decoder_decode(dmp_decoder_t *d, const void *buf, size_t len, dmp_event_t *ev,
                        char *errstr, size_t errstr_size);
+
+/* The class of the last failed decode (DMP_DECODE_OK after a success). */
+dmp_decode_err_t dmp_decoder_last_error(const dmp_decoder_t *d);
+
+/* The reference: the same contract as dmp_decoder_decode, decoded with Avro
+ * C's generic reader (slow; for tests and benchmarks). Records the plan
+ * rejects are not given to Avro C, whose reader trusts lengths (see
+ * decoder.c). A string key points into the decoder's generic value. */
+int dmp_decoder_decode_generic(dmp_decoder_t *d, const void *buf, size_t len, dmp_event_t *ev,
+                               char *errstr, size_t errstr_size);
 
 #endif

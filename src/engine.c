@@ -97,6 +97,7 @@ struct dmp_engine {
         unsigned char *valbuf; /* entry encoding buffer */
         size_t valbuf_cap;
         dmp_engine_stats_t stats;
+        dmp_decode_err_t last_error; /* of the last failed dmp_engine_process */
 };
 
 /* ---- compilation of the pipeline definition ---- */
@@ -226,13 +227,30 @@ static int engine_compile(dmp_engine_t *e, dmp_conf_t *conf) {
                 dmp_conf_error(conf, sline, "[input] schema: %s", err);
                 return 1;
         }
-        e->decoder = dmp_decoder_new(schema, conf->input.key_field, conf->input.time_field, err,
-                                     sizeof(err));
-        free(schema);
-        if (!e->decoder) {
-                dmp_conf_error(conf, sline, "[input] %s: %s", conf->input.schema, err);
+        const char *rpath = conf->input.reader_schema;
+        int rline = dmp_conf_line(conf, "input", "reader.schema");
+        char *reader = *rpath ? dmp_read_file(rpath, NULL, err, sizeof(err)) : NULL;
+        if (*rpath && !reader) {
+                dmp_conf_error(conf, rline, "[input] reader.schema: %s", err);
+                free(schema);
                 return 1;
         }
+        int bad = 0;
+        e->decoder = dmp_decoder_new(reader ? reader : schema, conf->input.key_field,
+                                     conf->input.time_field, err, sizeof(err));
+        if (!e->decoder) {
+                dmp_conf_error(conf, reader ? rline : sline, "[input] %s: %s",
+                               reader ? rpath : conf->input.schema, err);
+                bad = 1;
+        } else if (reader && dmp_decoder_set_writer(e->decoder, schema, err, sizeof(err))) {
+                dmp_conf_error(conf, sline, "[input] records of %s cannot be read as %s: %s",
+                               conf->input.schema, rpath, err);
+                bad = 1;
+        }
+        free(schema);
+        free(reader);
+        if (bad)
+                return 1;
         int errors = compile_measures(e, conf);
         if (!errors)
                 compile_windows(e, conf);
@@ -979,6 +997,7 @@ int dmp_engine_process(dmp_engine_t *e, int32_t partition, int64_t offset, const
                        uint32_t *late_mask, char *errstr, size_t errstr_size) {
         task_t *t = task_get(e, partition);
         *late_mask = 0;
+        e->last_error = DMP_DECODE_OK;
         if (!t) {
                 snprintf(errstr, errstr_size, "partition %d is not open", (int)partition);
                 return -1;
@@ -989,6 +1008,7 @@ int dmp_engine_process(dmp_engine_t *e, int32_t partition, int64_t offset, const
 
         dmp_event_t ev;
         if (dmp_decoder_decode(e->decoder, payload, len, &ev, errstr, errstr_size)) {
+                e->last_error = dmp_decoder_last_error(e->decoder);
                 e->stats.decode_errors++;
                 return -1;
         }
@@ -1000,6 +1020,7 @@ int dmp_engine_process(dmp_engine_t *e, int32_t partition, int64_t offset, const
         if (ts < -DMP_MAX_ABS_TIME_MS || ts > DMP_MAX_ABS_TIME_MS) {
                 /* keeps window arithmetic far from int64 overflow */
                 snprintf(errstr, errstr_size, "event time %" PRId64 " is out of range", ts);
+                e->last_error = DMP_DECODE_TIME_RANGE;
                 e->stats.decode_errors++;
                 return -1;
         }
@@ -1142,6 +1163,10 @@ void dmp_engine_foreach_partition(dmp_engine_t *e, dmp_partition_cb_t *cb, void 
 
 const dmp_engine_stats_t *dmp_engine_stats(const dmp_engine_t *e) {
         return &e->stats;
+}
+
+dmp_decode_err_t dmp_engine_last_error(const dmp_engine_t *e) {
+        return e->last_error;
 }
 
 int dmp_engine_window_cnt(const dmp_engine_t *e) {

@@ -15,6 +15,7 @@
 
 #include "agg.h"
 #include "config.h"
+#include "decoder.h"
 #include "window.h"
 
 typedef struct dmp_result {
@@ -107,6 +108,10 @@ typedef void(dmp_partition_cb_t)(void *opaque, int32_t partition, int64_t next_o
 void dmp_engine_foreach_partition(dmp_engine_t *e, dmp_partition_cb_t *cb, void *opaque);
 
 const dmp_engine_stats_t *dmp_engine_stats(const dmp_engine_t *e);
+
+/* Why the last dmp_engine_process() that returned -1 failed, for dead
+ * letters (DMP_DECODE_OK for a failure that is not the record's fault). */
+dmp_decode_err_t dmp_engine_last_error(const dmp_engine_t *e);
 
 /* The compiled definitions, for callers that print or encode results. */
 int dmp_engine_window_cnt(const dmp_engine_t *e);

@@ -194,9 +194,11 @@ class KafkaHelper:
         events: Sequence[Mapping[str, Any]],
         partitions: int,
         key_field: str = "user_id",
+        encode=encode_event,
     ) -> list[tuple[int, str, Mapping[str, Any]]]:
-        """Produce Avro events, each to partition crc32(key) % partitions, in
-        list order (idempotent producer: per-partition order is preserved).
+        """Produce Avro events (encoded by ``encode``), each to partition
+        crc32(key) % partitions, in list order (idempotent producer:
+        per-partition order is preserved).
         Returns (partition, key, event) in per-partition offset order."""
         errors: list[str] = []
 
@@ -219,7 +221,7 @@ class KafkaHelper:
         for ev in events:
             key = ev[key_field]
             part = partition_for(key, partitions)
-            value = encode_event(ev)
+            value = encode(ev)
             while True:
                 try:
                     p.produce(topic, value=value, key=key.encode("utf-8"), partition=part, on_delivery=on_delivery)

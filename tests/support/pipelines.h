@@ -1,0 +1,45 @@
+/* Test pipelines over the test schemas (which fields a pipeline reads), and
+ * decoders built for them: shared by the differential unit test, the fuzz
+ * target, its seed generator and the decode benchmark. Paths are relative
+ * to the repository root. */
+#ifndef DMP_TEST_PIPELINES_H
+#define DMP_TEST_PIPELINES_H
+
+#include <avro.h>
+#include <stddef.h>
+
+#include "decoder.h"
+
+#define TEST_MAX_NUMS 16
+
+typedef struct test_pipeline {
+        const char *schema_path; /* the reader schema */
+        const char *key, *time;  /* "" for none */
+        const char *nums[TEST_MAX_NUMS]; /* NULL-terminated */
+        const char *writer_path; /* NULL: records are written with schema_path */
+} test_pipeline_t;
+
+extern const test_pipeline_t test_pipelines[];
+extern const size_t test_pipeline_cnt;
+
+typedef struct test_fixture {
+        const test_pipeline_t *pp;
+        avro_schema_t schema; /* the test's own parse of the writer schema, for the
+                               * generator */
+        dmp_decoder_t *dec;
+        int slots[TEST_MAX_NUMS];
+        int nnums;
+} test_fixture_t;
+
+/* Builds the decoder of pp. Returns 0, or -1 with errstr set. */
+int test_fixture_open(test_fixture_t *fx, const test_pipeline_t *pp, char *errstr,
+                      size_t errstr_size);
+void test_fixture_close(test_fixture_t *fx);
+
+/* Compares two events of fx's pipeline: key bytes (if a key field is
+ * configured), time, defined bits and each defined number bit for bit.
+ * Returns 0 if equal, else -1 with the first difference in why. */
+int test_event_compare(const test_fixture_t *fx, const dmp_event_t *a, const dmp_event_t *b,
+                       char *why, size_t why_size);
+
+#endif
