@@ -7,7 +7,9 @@
 #   make test-unit / make test-integration
 #   make asan         the whole test suite under ASan + UBSan
 #   make demo         the pipeline on an embedded Kafka, no broker needed
-#   make bench        benchmarks (see issue: not yet)
+#   make bench        end-to-end benchmark vs Kafka Streams and Quix Streams on
+#                     a real broker (10 M events; bench/RESULTS.md)
+#   make bench-quick  the same, reduced (< 3 min once bench/prepare has run)
 
 CC      ?= gcc
 PKGS    := rdkafka avro-c rocksdb inih jansson
@@ -29,7 +31,7 @@ else
 Q := @
 endif
 
-.PHONY: all deps test test-unit test-integration asan demo bench clean docs
+.PHONY: all deps test test-unit test-integration asan demo bench bench-quick clean docs
 
 all: $(BUILD)/dmpflow
 
@@ -82,8 +84,19 @@ demo:
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)$(BUILD)/dmpflow demo --seconds $(DEMO_SECONDS)
 
-bench:
-	@echo "make bench: not implemented yet (see the benchmarks issue)"
+# Benchmarks (bench/run.py): bench/prepare makes the Python virtualenv and the
+# Kafka Streams jar and prints the Python to use. A broker is started with
+# scripts/kafka-local unless one runs (KAFKA_* as for scripts/kafka-local).
+# BENCH_ARGS adds options, e.g. BENCH_ARGS="--engines dmpflow,kstreams".
+BENCH_ARGS ?=
+bench: all
+	$(Q)py=$$(bench/prepare) && BENCH_COMMAND="make bench" \
+		$$py bench/run.py --events 10000000 $(BENCH_ARGS)
+
+bench-quick: all
+	$(Q)py=$$(bench/prepare) && BENCH_COMMAND="make bench-quick" \
+		$$py bench/run.py --name quick --events 300000 --keys 2000 --verify-keys 200 \
+		$(BENCH_ARGS)
 
 docs: $(BUILD)/dmpflow
 	$(Q)mkdir -p docs
