@@ -32,10 +32,15 @@ What it does (`make bench`; `make bench-quick` is the same, smaller):
 4. Startup: each engine on a tiny topic whose first window closes at once;
    startup_ms = the broker's append time of the first result minus the
    process start.
-5. Verification: the results of --verify-keys sampled keys are read back from
+5. Latency (dmpflow): at --latency-fractions (default 50 % and 80 %) of
+   dmpflow's measured events/s, `dmpflow gen --rate` feeds a topic while
+   dmpflow runs 1 s windows on it; p50/p99 from the broker storing a
+   window's closing event to the broker storing each of its final results
+   (see measure_latency).
+6. Verification: the results of --verify-keys sampled keys are read back from
    every output topic; the peers must have the same (key, window) set as
    dmpflow, equal counts and sum/min/max/mean within 1e-6 relative.
-6. Writes bench/results/<name>.json and a Markdown report (bench/RESULTS.md
+7. Writes bench/results/<name>.json and a Markdown report (bench/RESULTS.md
    for the full run, bench/results/<name>.md otherwise).
 
 All engines compute the same thing: config/dmpflow.conf's pipeline (score =
@@ -58,6 +63,7 @@ import math
 import os
 import platform
 import random
+import shlex
 import shutil
 import signal
 import subprocess
@@ -292,6 +298,7 @@ class Kafka:
                     if want is not None and m.key() not in want:
                         continue
                     r = fastavro.schemaless_reader(io.BytesIO(m.value()), schema, None)
+                    r["_timestamp_ms"] = m.timestamp()[1]
                     k = (r["key"], r["start"])
                     if k in out:
                         r["duplicate"] = True
@@ -319,8 +326,11 @@ class Run:
         return self.prefix + name
 
 
-def dmpflow_cmd(run: Run, tag: str, in_topic: str, out_topic: str) -> list[str]:
+def dmpflow_cmd(run: Run, tag: str, in_topic: str, out_topic: str, time_field: str = "ts",
+                size_ms: int | None = None, grace_ms: int | None = None) -> list[str]:
     a = run.args
+    size_ms = a.size_ms if size_ms is None else size_ms
+    grace_ms = a.grace_ms if grace_ms is None else grace_ms
     conf = run.workdir / f"dmpflow-{tag}.conf"
     conf.write_text(f"""# Written by bench/run.py: config/dmpflow.conf's pipeline on the bench topics.
 [kafka]
@@ -331,7 +341,7 @@ group.id = {run.prefix}dmpflow-{tag}
 format = avro
 schema = {EVENT_SCHEMA}
 key.field = user_id
-time.field = ts
+time.field = {time_field}
 auto.offset.reset = earliest
 [state]
 dir = {run.workdir / f"dmpflow-{tag}-state"}
@@ -340,8 +350,8 @@ commit.interval.ms = {a.commit_interval_ms}
 expr = 0.7*price + 0.3*quantity
 [window per_minute]
 type = tumbling
-size.ms = {a.size_ms}
-grace.ms = {a.grace_ms}
+size.ms = {size_ms}
+grace.ms = {grace_ms}
 measures = score
 [output]
 topic = {out_topic}
@@ -375,9 +385,13 @@ def quix_cmd(run: Run, tag: str, in_topic: str, out_topic: str, instance: int) -
 
 
 def start_engine(run: Run, engine: str, tag: str, in_topic: str, out_topic: str,
-                 instances: int = 1) -> tuple[list[subprocess.Popen], float]:
-    """Starts an engine; returns its processes and the wall-clock start time."""
-    if engine == "dmpflow":
+                 instances: int = 1, cmd: list[str] | None = None
+                 ) -> tuple[list[subprocess.Popen], float]:
+    """Starts an engine (or cmd); returns its processes and the wall-clock
+    start time."""
+    if cmd is not None:
+        cmds = [cmd]
+    elif engine == "dmpflow":
         cmds = [dmpflow_cmd(run, tag, in_topic, out_topic)]
     elif engine == "kstreams":
         cmds = [kstreams_cmd(run, tag, in_topic, out_topic)]
@@ -544,6 +558,148 @@ def preload(run: Run, topic: str, events: int, keys: int, step_ms: int, ooo: flo
 
 
 # ---------------------------------------------------------------------------
+# Latency
+# ---------------------------------------------------------------------------
+
+def murmur2_partition(key: bytes, partitions: int) -> int:
+    """The partition of a key under Kafka's (and librdkafka's murmur2 /
+    murmur2_random) default partitioner."""
+    m, r = 0x5BD1E995, 24
+    length = len(key)
+    h = (0x9747B28C ^ length) & 0xFFFFFFFF
+    i = 0
+    while length - i >= 4:
+        k = int.from_bytes(key[i:i + 4], "little")
+        k = (k * m) & 0xFFFFFFFF
+        k ^= k >> r
+        k = (k * m) & 0xFFFFFFFF
+        h = (h * m) & 0xFFFFFFFF
+        h ^= k
+        i += 4
+    rest = length - i
+    if rest == 3:
+        h ^= key[i + 2] << 16
+    if rest >= 2:
+        h ^= key[i + 1] << 8
+    if rest >= 1:
+        h ^= key[i]
+        h = (h * m) & 0xFFFFFFFF
+    h ^= h >> 13
+    h = (h * m) & 0xFFFFFFFF
+    h ^= h >> 15
+    return (h & 0x7FFFFFFF) % partitions
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    """Nearest-rank percentile of an ascending list."""
+    i = max(0, math.ceil(q / 100.0 * len(sorted_values)) - 1)
+    return sorted_values[i]
+
+
+def wait_for_log(path: Path, text: str, proc: subprocess.Popen, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if text in path.read_text(errors="replace"):
+                return True
+        except OSError:
+            pass
+        time.sleep(0.05)
+    return False
+
+
+def measure_latency(run: Run, rate: int, seconds: float) -> dict:
+    """dmpflow at a fixed input rate: latency from the window-closing event
+    to each final result.
+
+    Event time here is the input message's timestamp, and the input topic
+    uses LogAppendTime: an event's time is the moment the broker stored it.
+    A window [s, e) of a partition closes with the first event of that
+    partition whose time is >= e + grace; its broker time T is found with
+    offsets_for_times. latency = (broker time of the result) - T: the time
+    dmpflow adds between an event being available and the result it
+    triggers being stored, consumer fetch and producer linger included; the
+    generator's own batching (linger.ms=20) before the broker is excluded.
+    dmpflow emits final results only, so this is the latency of final
+    results, not of updates."""
+    a = run.args
+    k = run.kafka
+    tag = f"lat{rate}"
+    in_topic, out_topic = run.topic(f"{tag}-in"), run.topic(f"{tag}-out")
+    k.create(in_topic, a.partitions, {"message.timestamp.type": "LogAppendTime"})
+    k.create(out_topic, a.partitions, {"message.timestamp.type": "LogAppendTime"})
+    size, grace = a.latency_window_ms, 0
+    cmd = dmpflow_cmd(run, tag, in_topic, out_topic, time_field="", size_ms=size,
+                      grace_ms=grace)
+    procs, _ = start_engine(run, "dmpflow", tag, in_topic, out_topic, cmd=cmd)
+    logf = run.workdir / f"dmpflow-{tag}-0.log"
+    n = int(rate * seconds)
+    gen = [str(a.dmpflow), "gen", "-b", k.bootstrap, "-t", in_topic, "-n", str(n),
+           "--rate", str(rate), "--keys", str(a.keys), "--seed", str(a.seed)]
+    run.commands[f"latency-{rate}-gen"] = " ".join(gen)
+    try:
+        if not wait_for_log(logf, "assigned", procs[0], 60):
+            return {"rate": rate, "error": "dmpflow got no partitions within 60 s:\n" + tail(logf)}
+        log(f"latency: {n:,} events at {rate:,}/s")
+        g = subprocess.run(gen, stdout=subprocess.PIPE, text=True)
+        if g.returncode != 0:
+            return {"rate": rate, "error": f"dmpflow gen failed with status {g.returncode}"}
+        out = g.stdout
+        achieved = float(out.split("(")[-1].split()[0]) if "(" in out else None
+        parts = k.partitions(out_topic)
+        last, stable_since = -1, time.monotonic()
+        while time.monotonic() - stable_since < 2.0:
+            c = k.count(out_topic, parts)
+            if c != last:
+                last, stable_since = c, time.monotonic()
+            time.sleep(0.2)
+    finally:
+        stop(procs)
+    results = k.read_results(out_topic, k.partitions(out_topic), None, load_schema(RESULT_SCHEMA))
+    if not results:
+        return {"rate": rate, "error": "no results"}
+    # The closing event of each (input partition, window end).
+    in_parts = len(k.partitions(in_topic))
+    closing: dict[tuple[int, int], int | None] = {}
+    c = Consumer({"bootstrap.servers": k.bootstrap, "group.id": "dmpflow-bench-read",
+                  "enable.auto.commit": False})
+    try:
+        for key, start in results:
+            p = murmur2_partition(key.encode(), in_parts)
+            closing.setdefault((p, start + size), None)
+        for (p, end) in sorted(closing):
+            tp = c.offsets_for_times([TopicPartition(in_topic, p, end + grace)], timeout=10)[0]
+            if tp.offset < 0:
+                continue
+            c.assign([TopicPartition(in_topic, p, tp.offset)])
+            m = None
+            for _ in range(20):
+                m = c.poll(0.5)
+                if m is not None and not m.error():
+                    break
+            if m is None or m.error():
+                continue
+            if m.timestamp()[1] < end + grace or m.key() is None:
+                raise RuntimeError("offsets_for_times returned an event before the window end")
+            # Self-check of murmur2_partition: the closing event's own key.
+            if murmur2_partition(m.key(), in_parts) != p:
+                raise RuntimeError("murmur2_partition disagrees with the producer's partitioner")
+            closing[(p, end)] = m.timestamp()[1]
+    finally:
+        c.close()
+    lat = sorted(r["_timestamp_ms"] - closing[(murmur2_partition(key.encode(), in_parts),
+                                                 start + size)]
+                 for (key, start), r in results.items()
+                 if closing.get((murmur2_partition(key.encode(), in_parts), start + size)))
+    res = {"rate": rate, "achieved_rate": achieved, "events": n, "window_ms": size,
+           "grace_ms": grace, "results": len(lat), "window_closes": len(closing),
+           "p50_ms": percentile(lat, 50), "p99_ms": percentile(lat, 99), "max_ms": lat[-1]}
+    log(f"latency at {rate:,}/s: p50 {res['p50_ms']} ms, p99 {res['p99_ms']} ms, "
+        f"max {res['max_ms']} ms over {len(lat):,} results")
+    return res
+
+
+# ---------------------------------------------------------------------------
 # Verification
 # ---------------------------------------------------------------------------
 
@@ -607,7 +763,8 @@ def ratio(a, b):
     return round(a / b, 2) if a and b else None
 
 
-def summary(engines: dict, startup: dict, verification: dict | None) -> dict:
+def summary(engines: dict, startup: dict, verification: dict | None,
+            latency: list[dict]) -> dict:
     def get(e, f):
         return engines.get(e, {}).get(f)
     s = {
@@ -626,12 +783,18 @@ def summary(engines: dict, startup: dict, verification: dict | None) -> dict:
         "kstreams_startup_ms": startup.get("kstreams", {}).get("startup_ms"),
         "quix_startup_ms": startup.get("quix", {}).get("startup_ms"),
         "p99_latency_ms": None,
+        "p50_latency_ms": None,
         "core_ns_per_event": None,
         "decode_ns_compiled": None,
         "decode_ns_avro_generic": None,
         "nexmark_q5_events_per_s": None,
         "nexmark_q7_events_per_s": None,
     }
+    ok = [r for r in latency if "p99_ms" in r]
+    if ok:  # at the highest measured rate
+        top = max(ok, key=lambda r: r["rate"])
+        s["p99_latency_ms"], s["p50_latency_ms"] = top["p99_ms"], top["p50_ms"]
+        s["latency_rate"] = top["rate"]
     if verification is not None:
         s["peers_agree"] = all(v.get("agree") for k, v in verification.items()
                                if isinstance(v, dict))
@@ -639,8 +802,7 @@ def summary(engines: dict, startup: dict, verification: dict | None) -> dict:
 
 
 NOT_MEASURED = {
-    "p99_latency_ms": "not measured yet: needs the latency run of bench/run.py "
-                      "(fixed --rate input, production to final result)",
+    "p99_latency_ms": "the latency runs were skipped or failed (see details.latency)",
     "core_ns_per_event": "needs an in-process core benchmark binary (no broker); "
                          "not part of this harness yet",
     "decode_ns_compiled": "needs the compiled decoder and an in-process benchmark binary",
@@ -691,7 +853,9 @@ def markdown(result: dict) -> str:
     ]
     setups = {
         "dmpflow": "one processing thread",
-        "kstreams": f"{p['kstreams_threads']} stream threads, emit {p['kstreams_emit']}",
+        "kstreams": f"{p['kstreams_threads']} stream threads, emit {p['kstreams_emit']}, "
+                    + (f"JVM {p['kstreams_jvm_opts']}" if p["kstreams_jvm_opts"]
+                       else "JVM defaults (max heap 1/4 of RAM)"),
         "quix": f"{p['quix_instances']} instance(s), {p['quix_agg']} aggregators",
     }
     for name in ("dmpflow", "kstreams", "quix"):
@@ -717,6 +881,26 @@ def markdown(result: dict) -> str:
     ]
     for name, r in st.items():
         lines.append(f"| {name} | {fmt(r.get('startup_ms')) if 'error' not in r else r['error']} |")
+    lat = result.get("latency") or []
+    if lat:
+        lines += ["", "## Latency (dmpflow, final results)", "",
+                  "dmpflow emits final results only (no update mode yet), so this is the "
+                  "latency of a window's final results: from the broker storing the event "
+                  "that closes the window (input topic with LogAppendTime, event time = that "
+                  "timestamp) to the broker storing each result of the window "
+                  f"({lat[0].get('window_ms', '?')} ms tumbling windows, grace 0, "
+                  f"{p['keys']:,} keys, {p['latency_seconds']:g} s per rate). The "
+                  "generator's own batching (linger.ms=20) is before the broker and not "
+                  "counted. Generator, broker and dmpflow share the machine.", "",
+                  "| rate (events/s) | of peak | achieved | results | p50 ms | p99 ms | max ms |",
+                  "|---:|---:|---:|---:|---:|---:|---:|"]
+        for r in lat:
+            if "error" in r:
+                lines.append(f"| {fmt(r.get('rate'))} | | failed: {r['error'][:80]} | | | | |")
+            else:
+                lines.append(f"| {fmt(r['rate'])} | {r['fraction_of_peak']:.0%} | "
+                             f"{fmt(r['achieved_rate'])} | {fmt(r['results'])} | {r['p50_ms']} | "
+                             f"{r['p99_ms']} | {r['max_ms']} |")
     v = result.get("verification")
     if v:
         lines += ["", "## Equal work", "",
@@ -734,9 +918,10 @@ def markdown(result: dict) -> str:
     for key, why in result["not_measured"].items():
         lines.append(f"- `{key}`: {why}")
     lines += ["", "## Reproduce", "", "```sh", result["command"], "```", "",
+              "which ran `bench/run.py " + shlex.join(result["argv"]) + "`.", "",
               "Commands the harness ran (paths of this run):", "", "```sh"]
     for name, c in result["commands"].items():
-        lines += [f"# {name}", c]
+        lines += [f"# {name}", c.replace(str(REPO) + "/", "")]
     lines += ["```", "", "## Machine", "", f"- CPU: {m['cpu']}", f"- nproc: {m['nproc']}",
               f"- kernel: {m['kernel']}", f"- {m['java']}; Python {m['python']}",
               f"- load average at start: {m['loadavg']}", "", "```", m["free_m"], "```", ""]
@@ -771,6 +956,13 @@ def parse_args(argv=None):
     ap.add_argument("--quix-instances", type=int, default=os.cpu_count())
     ap.add_argument("--quix-agg", choices=("builtin", "reduce"), default="builtin")
     ap.add_argument("--no-startup", action="store_true", help="skip the startup runs")
+    ap.add_argument("--no-latency", action="store_true", help="skip the latency runs")
+    ap.add_argument("--latency-fractions", default="0.5,0.8",
+                    help="input rates of the latency runs, as fractions of the peak")
+    ap.add_argument("--latency-peak", type=int,
+                    help="peak events/s for the latency rates (default: dmpflow's e2e figure)")
+    ap.add_argument("--latency-seconds", type=float, default=30.0)
+    ap.add_argument("--latency-window-ms", type=int, default=1000)
     ap.add_argument("--verify-keys", type=int, default=500)
     ap.add_argument("--poll-s", type=float, default=0.2)
     ap.add_argument("--settle-s", type=float, default=3.0)
@@ -798,7 +990,7 @@ def main(argv=None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="dmpflow-bench-"))
     run = Run(args, kafka, workdir)
     log(f"broker {broker.bootstrap}, work dir {workdir}, topics {run.prefix}*")
-    result = {"command": command, "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+    result = {"command": command, "argv": sys.argv[1:] if argv is None else argv, "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
               "caveat": args.caveat, "machine": machine(),
               "params": {k: (str(v) if isinstance(v, Path) else v)
                          for k, v in vars(args).items()}}
@@ -820,15 +1012,24 @@ def main(argv=None) -> int:
             res[e] = measure(run, e, in_topic, args.events, expected, broker)
             if e == "dmpflow" and not res[e].get("error"):
                 expected = res[e]["results"]
+        latency = []
+        peak = args.latency_peak or res.get("dmpflow", {}).get("events_per_s")
+        if not args.no_latency and "dmpflow" in engines and peak:
+            for f in (float(x) for x in args.latency_fractions.split(",")):
+                r = measure_latency(run, int(peak * f), args.latency_seconds)
+                r["fraction_of_peak"] = f
+                latency.append(r)
         verification = None
         peers = {e: res[e]["output_topic"] for e in engines
                  if e != "dmpflow" and not res[e].get("error")}
         if "dmpflow" in res and not res["dmpflow"].get("error") and peers:
             verification = verify(run, res["dmpflow"]["output_topic"], peers)
         result.update(engines=res, startup=startup, verification=verification,
-                      commands=run.commands)
-        result["summary"] = summary(res, startup, verification)
+                      latency=latency, commands=run.commands)
+        result["summary"] = summary(res, startup, verification, latency)
         nm = dict(NOT_MEASURED)
+        if result["summary"]["p99_latency_ms"] is not None:
+            del nm["p99_latency_ms"]
         for e in ("kstreams", "quix"):
             key = f"{e}_events_per_s"
             if result["summary"][key] is None:
