@@ -358,7 +358,8 @@ topic = {out_topic}
 [log]
 level = info
 """)
-    return [str(a.dmpflow), "run", "-c", str(conf)]
+    return [str(a.dmpflow), "run", "-c", str(conf)] + [
+        x for o in a.dmpflow_set for x in ("-o", o)]
 
 
 def kstreams_cmd(run: Run, tag: str, in_topic: str, out_topic: str) -> list[str]:
@@ -493,14 +494,14 @@ def measure(run: Run, engine: str, in_topic: str, events: int, expected: int | N
     return res
 
 
-def measure_startup(run: Run, engine: str, in_topic: str) -> dict:
+def measure_startup(run: Run, engine: str, in_topic: str, i: int = 0) -> dict:
     """Process start to the broker's append time of the first result."""
     a = run.args
     k = run.kafka
-    out_topic = run.topic(f"startup-out-{engine}")
+    out_topic = run.topic(f"startup{i}-out-{engine}")
     k.create(out_topic, a.partitions, {"message.timestamp.type": "LogAppendTime"})
     parts = k.partitions(out_topic)
-    procs, t0 = start_engine(run, engine, "startup", in_topic, out_topic, 1)
+    procs, t0 = start_engine(run, engine, f"startup{i}", in_topic, out_topic, 1)
     error = None
     try:
         while k.count(out_topic, parts) == 0:
@@ -514,7 +515,7 @@ def measure_startup(run: Run, engine: str, in_topic: str) -> dict:
     finally:
         stop(procs)
     if error:
-        log(f"{engine} startup: {error}:\n{tail(run.workdir / f'{engine}-startup-0.log')}")
+        log(f"{engine} startup: {error}:\n{tail(run.workdir / f'{engine}-startup{i}-0.log')}")
         return {"error": error}
     first = k.last_append_ms(out_topic, parts, first=True) / 1000.0
     ms = (first - t0) * 1000.0
@@ -876,11 +877,16 @@ def markdown(result: dict) -> str:
         "",
         "## Startup (process start to first result published)",
         "",
-        "| engine | ms |",
-        "|---|---:|",
+        "A topic of 100 events of one key, one per second of event time: the first "
+        "window closes at the 66th event. Median of the runs.",
+        "",
+        "| engine | median ms | runs ms |",
+        "|---|---:|---|",
     ]
     for name, r in st.items():
-        lines.append(f"| {name} | {fmt(r.get('startup_ms')) if 'error' not in r else r['error']} |")
+        runs = ", ".join(f"{x:,.0f}" for x in r.get("runs_ms", []))
+        lines.append(f"| {name} | {fmt(r.get('startup_ms')) if 'error' not in r else r['error']}"
+                     f" | {runs} |")
     lat = result.get("latency") or []
     if lat:
         lines += ["", "## Latency (dmpflow, final results)", "",
@@ -914,6 +920,8 @@ def markdown(result: dict) -> str:
                              f"({r['compared']:,} compared, {r['missing']} missing, "
                              f"{r['extra']} extra, {r['different']} different, "
                              f"{r['duplicates']} duplicates)")
+    if result.get("notes"):
+        lines += ["", "## Notes", "", result["notes"].strip()]
     lines += ["", "## Not measured", ""]
     for key, why in result["not_measured"].items():
         lines.append(f"- `{key}`: {why}")
@@ -953,9 +961,13 @@ def parse_args(argv=None):
     ap.add_argument("--kstreams-emit", choices=("suppress", "on-window-close"),
                     default="suppress")
     ap.add_argument("--kstreams-jvm-opts", default="", help="e.g. -Xmx2g")
+    ap.add_argument("--dmpflow-set", action="append", default=[], metavar="SECTION.NAME=VALUE",
+                    help="a dmpflow -o override, e.g. kafka.fetch.wait.max.ms=100 (repeatable)")
     ap.add_argument("--quix-instances", type=int, default=os.cpu_count())
     ap.add_argument("--quix-agg", choices=("builtin", "reduce"), default="builtin")
     ap.add_argument("--no-startup", action="store_true", help="skip the startup runs")
+    ap.add_argument("--startup-runs", type=int, default=5,
+                    help="startup runs per engine; the median is reported")
     ap.add_argument("--no-latency", action="store_true", help="skip the latency runs")
     ap.add_argument("--latency-fractions", default="0.5,0.8",
                     help="input rates of the latency runs, as fractions of the peak")
@@ -969,6 +981,8 @@ def parse_args(argv=None):
     ap.add_argument("--stall-s", type=float, default=180.0)
     ap.add_argument("--timeout-s", type=float, default=3600.0)
     ap.add_argument("--caveat", default="", help="a note printed at the top of the report")
+    ap.add_argument("--notes", type=Path, help="a Markdown file added to the report as its "
+                    "Notes section (observations of the person running it)")
     ap.add_argument("--keep", action="store_true", help="keep topics and the work dir")
     ap.add_argument("--dmpflow", type=Path, default=REPO / "build" / "dmpflow")
     return ap.parse_args(argv)
@@ -992,6 +1006,7 @@ def main(argv=None) -> int:
     log(f"broker {broker.bootstrap}, work dir {workdir}, topics {run.prefix}*")
     result = {"command": command, "argv": sys.argv[1:] if argv is None else argv, "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
               "caveat": args.caveat, "machine": machine(),
+              "notes": args.notes.read_text() if args.notes else "",
               "params": {k: (str(v) if isinstance(v, Path) else v)
                          for k, v in vars(args).items()}}
     try:
@@ -1002,7 +1017,10 @@ def main(argv=None) -> int:
             st_topic = run.topic("startup-in")
             preload(run, st_topic, 100, 1, 1000, 0.0, end_events=False)
             for e in engines:
-                startup[e] = measure_startup(run, e, st_topic)
+                runs = [measure_startup(run, e, st_topic, i) for i in range(args.startup_runs)]
+                ms = sorted(r["startup_ms"] for r in runs if "startup_ms" in r)
+                startup[e] = ({"startup_ms": ms[(len(ms) - 1) // 2], "runs_ms": ms}
+                              if ms else runs[-1])
 
         in_topic = run.topic("in")
         preload(run, in_topic, args.events, args.keys, args.step_ms, args.ooo)
