@@ -7,8 +7,11 @@
 #   make test-unit / make test-integration
 #   make asan         the whole test suite under ASan + UBSan
 #   make demo         the pipeline on an embedded Kafka, no broker needed
-#   make bench        benchmarks (see issue: not yet)
-#   make bench-decode compiled decoder vs Avro C's generic reader, ns/record
+#   make bench        all benchmarks: in-process windows and decode, then end to
+#                     end vs Kafka Streams and Quix Streams on a real broker
+#                     (10 M events; bench/RESULTS.md)
+#   make bench-quick  the end-to-end part, reduced (< 3 min once bench/prepare has run)
+#   make bench-windows / bench-decode   the in-process parts alone
 #   make fuzz         libFuzzer (clang) on the decode path, FUZZ_SECONDS (60)
 
 CC      ?= gcc
@@ -35,7 +38,7 @@ else
 Q := @
 endif
 
-.PHONY: all deps test test-unit test-integration asan demo bench bench-windows clean docs fuzz fuzz-seeds bench-decode
+.PHONY: all deps test test-unit test-integration asan demo bench bench-quick bench-windows clean docs fuzz fuzz-seeds bench-decode
 
 all: $(BUILD)/dmpflow
 
@@ -138,11 +141,24 @@ bench-windows: $(BUILD)/bench_windows
 	$(Q)mkdir -p bench/results
 	$(Q)$(BUILD)/bench_windows bench/results/windows.json $(BENCH_EVENTS)
 
-bench: bench-windows
-
 # Decode ns/record: the compiled plan vs Avro C's generic reader.
 bench-decode: $(BUILD)/bench/decode_bench
 	$(Q)$(BUILD)/bench/decode_bench $(BENCH_RECORDS)
+
+# Benchmarks (bench/run.py): bench/prepare makes the Python virtualenv and the
+# Kafka Streams jar and prints the Python to use. A broker is started with
+# scripts/kafka-local unless one runs (KAFKA_* as for scripts/kafka-local).
+# BENCH_ARGS adds options, e.g. BENCH_ARGS="--engines dmpflow,kstreams".
+BENCH_ARGS ?=
+bench: all bench-windows bench-decode
+	$(Q)py=$$(bench/prepare) && BENCH_COMMAND="make bench" \
+		$$py bench/run.py --events 10000000 $(BENCH_ARGS)
+
+bench-quick: all
+	$(Q)py=$$(bench/prepare) && BENCH_COMMAND="make bench-quick" \
+		$$py bench/run.py --name quick --events 300000 --keys 2000 --verify-keys 200 \
+		--latency-seconds 10 --startup-runs 1 \
+		$(BENCH_ARGS)
 
 docs: $(BUILD)/dmpflow
 	$(Q)mkdir -p docs
