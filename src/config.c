@@ -128,7 +128,8 @@ static const prop_t props[] = {
          "Comma-separated measure names aggregated in this window; empty: all measures."},
         {SEC_WINDOW, "emit", PT_ENUM, "final", 0, 0, "final|update", WN(emit),
          "final: exactly one result per key, window and measure, when the window closes. "
-         "update (tumbling, hopping): a result per changed window at each commit."},
+         "update: a result per changed window at each commit, and its last one (final = true) "
+         "when it closes."},
 };
 
 /* Index of a property within its section (indexes the section's line[]). */
@@ -653,10 +654,6 @@ int dmp_conf_validate(dmp_conf_t *conf) {
                         dmp_conf_error(conf, line_of(w->line, SEC_WINDOW, "gap.ms"),
                                        "[window %s] gap.ms is only for type = session", w->name);
                 }
-                if (keyed && !strcmp(w->emit, "update"))
-                        dmp_conf_error(conf, line_of(w->line, SEC_WINDOW, "emit"),
-                                       "[window %s] emit = update is not supported for %s "
-                                       "windows yet (use final)", w->name, w->type);
                 if (keyed && w->retention_ms != 0)
                         dmp_conf_error(conf, line_of(w->line, SEC_WINDOW, "retention.ms"),
                                        "[window %s] retention.ms is not supported for %s "

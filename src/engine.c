@@ -63,10 +63,17 @@ typedef struct keystate {
         unsigned char *items; /* sessions or records, fixed size each */
 } keystate_t;
 
-/* A session item: start, last, then nmeasures aggregates. */
-#define SESSION_ITEM_SIZE(nm) (16 + sizeof(dmp_agg_t) * (size_t)(nm))
-/* A sliding record: time, stream time at arrival, defined mask, values. */
+/* A session item: start, last, flags, then nmeasures aggregates. */
+#define SESSION_FLAGS_AT 16
+#define SESSION_AGGS_AT 24
+#define SESSION_ITEM_SIZE(nm) (SESSION_AGGS_AT + sizeof(dmp_agg_t) * (size_t)(nm))
+/* A sliding record: time, stream time at arrival, defined mask, flags,
+ * values. */
+#define RECORD_FLAGS_AT 20
 #define RECORD_ITEM_SIZE(nm) (24 + sizeof(double) * (size_t)(nm))
+/* Item flag: changed since the last update-mode result (session), or
+ * arrived since then (sliding record). */
+#define ITEM_NEW 1
 
 typedef struct task {
         int32_t partition;
@@ -611,22 +618,97 @@ static dmp_entry_t *keystate_new(task_t *t, int wi, const char *k, size_t kl, ui
         return en;
 }
 
-/* Sliding: the smallest candidate window start > emitted_upto, or
- * INT64_MAX. Candidates are each record's right window [t+1, t+1+D] and,
- * if it was open when the record arrived, its left window [t-D, t]. */
-static int64_t sliding_next_start(const dmp_window_t *w, const keystate_t *ks) {
+/* Sliding: the smallest candidate window start > after, or INT64_MAX.
+ * Candidates are each record's right window [t+1, t+1+D] and, if it was
+ * open when the record arrived, its left window [t-D, t]. */
+static int64_t sliding_next_start(const dmp_window_t *w, const keystate_t *ks, int64_t after) {
         int64_t best = INT64_MAX;
         size_t isz = RECORD_ITEM_SIZE(w->nmeasures);
         for (uint32_t i = 0; i < ks->n; i++) {
                 const unsigned char *r = ks_item(ks, isz, i);
                 int64_t rt = item_i64(r, 0), rst = item_i64(r, 8);
                 int64_t left = rt - (w->size - 1);
-                if (left > ks->emitted_upto && rt + 1 + w->grace > rst && left < best)
+                if (left > after && rt + 1 + w->grace > rst && left < best)
                         best = left;
-                if (rt + 1 > ks->emitted_upto && rt + 1 < best)
+                if (rt + 1 > after && rt + 1 < best)
                         best = rt + 1;
         }
         return best;
+}
+
+/* Aggregates the records contributing to the sliding window starting at s
+ * (those in it that came while it was open). Returns whether any defined
+ * value reached it; *has_new (if not NULL): whether a record flagged
+ * ITEM_NEW contributed. */
+static int sliding_aggregate(const dmp_window_t *w, const keystate_t *ks, int64_t s,
+                             dmp_agg_t *aggs, int *has_new) {
+        size_t isz = RECORD_ITEM_SIZE(w->nmeasures);
+        int any = 0;
+        for (int j = 0; j < w->nmeasures; j++)
+                dmp_agg_init(&aggs[j]);
+        if (has_new)
+                *has_new = 0;
+        for (uint32_t i = 0; i < ks->n; i++) {
+                const unsigned char *r = ks_item(ks, isz, i);
+                int64_t rt = item_i64(r, 0);
+                if (rt < s)
+                        continue;
+                if (rt >= s + w->size)
+                        break; /* records are sorted by time */
+                if (s + w->size + w->grace <= item_i64(r, 8))
+                        continue; /* the window was closed when it came */
+                uint32_t mask, flags;
+                memcpy(&mask, r + 16, 4);
+                memcpy(&flags, r + RECORD_FLAGS_AT, 4);
+                if (has_new && (flags & ITEM_NEW))
+                        *has_new = 1;
+                for (int j = 0; j < w->nmeasures; j++) {
+                        double v;
+                        memcpy(&v, r + 24 + 8 * j, 8);
+                        if (mask & (1u << j)) {
+                                dmp_agg_add(&aggs[j], v);
+                                any = 1;
+                        }
+                }
+        }
+        return any;
+}
+
+/* Update mode: emits the key's open sessions that changed, or its open
+ * sliding windows that a new record reached, and clears the marks. */
+static void keyed_emit_updates(dmp_engine_t *e, task_t *t, dmp_entry_t *en) {
+        const dmp_window_t *w = &e->windows[en->win];
+        keystate_t *ks = ks_of(en);
+        const char *key = dmp_entry_key(en);
+        if (w->kind == DMP_WINDOW_SESSION) {
+                size_t isz = SESSION_ITEM_SIZE(w->nmeasures);
+                for (uint32_t i = 0; i < ks->n; i++) {
+                        unsigned char *s = ks_item(ks, isz, i);
+                        uint64_t flags;
+                        memcpy(&flags, s + SESSION_FLAGS_AT, 8);
+                        if (!(flags & ITEM_NEW))
+                                continue;
+                        flags &= ~(uint64_t)ITEM_NEW;
+                        memcpy(s + SESSION_FLAGS_AT, &flags, 8);
+                        dmp_agg_t aggs[DMP_MAX_MEASURES];
+                        memcpy(aggs, s + SESSION_AGGS_AT, sizeof(dmp_agg_t) * (size_t)w->nmeasures);
+                        emit_aggs(e, t, en->win, key, en->key_len, item_i64(s, 0),
+                                  item_i64(s, 8) + 1, aggs, 0);
+                }
+                return;
+        }
+        size_t isz = RECORD_ITEM_SIZE(w->nmeasures);
+        /* Every open candidate, in start order. */
+        for (int64_t s = ks->emitted_upto; (s = sliding_next_start(w, ks, s)) != INT64_MAX;) {
+                dmp_agg_t aggs[DMP_MAX_MEASURES];
+                int has_new;
+                if (sliding_aggregate(w, ks, s, aggs, &has_new) && has_new)
+                        emit_aggs(e, t, en->win, key, en->key_len, s, s + w->size, aggs, 0);
+        }
+        for (uint32_t i = 0; i < ks->n; i++) {
+                uint32_t flags = 0;
+                memcpy(ks_item(ks, isz, i) + RECORD_FLAGS_AT, &flags, 4);
+        }
 }
 
 /* The stream time at which the key's next window closes, or INT64_MAX. */
@@ -635,7 +717,7 @@ static int64_t keyed_next_close(const dmp_window_t *w, const keystate_t *ks) {
                 return INT64_MAX;
         if (w->kind == DMP_WINDOW_SESSION)
                 return dmp_session_close_time(w, item_i64(ks->items, 8));
-        int64_t s = sliding_next_start(w, ks);
+        int64_t s = sliding_next_start(w, ks, ks->emitted_upto);
         return s == INT64_MAX ? INT64_MAX : s + w->size + w->grace;
 }
 
@@ -665,7 +747,7 @@ static void keyed_close_ready(dmp_engine_t *e, task_t *t, dmp_entry_t *en) {
                 while (ks->n && dmp_session_close_time(w, item_i64(ks->items, 8)) <= st) {
                         const unsigned char *s = ks->items;
                         dmp_agg_t aggs[DMP_MAX_MEASURES];
-                        memcpy(aggs, s + 16, sizeof(dmp_agg_t) * (size_t)w->nmeasures);
+                        memcpy(aggs, s + SESSION_AGGS_AT, sizeof(dmp_agg_t) * (size_t)w->nmeasures);
                         emit_aggs(e, t, en->win, key, en->key_len, item_i64(s, 0),
                                   item_i64(s, 8) + 1, aggs, 1);
                         e->stats.windows_closed++;
@@ -675,34 +757,12 @@ static void keyed_close_ready(dmp_engine_t *e, task_t *t, dmp_entry_t *en) {
         } else {
                 size_t isz = RECORD_ITEM_SIZE(w->nmeasures);
                 int64_t s;
-                while ((s = sliding_next_start(w, ks)) != INT64_MAX && s + w->size + w->grace <= st) {
+                while ((s = sliding_next_start(w, ks, ks->emitted_upto)) != INT64_MAX &&
+                       s + w->size + w->grace <= st) {
                         dmp_agg_t aggs[DMP_MAX_MEASURES];
-                        for (int j = 0; j < w->nmeasures; j++)
-                                dmp_agg_init(&aggs[j]);
-                        for (uint32_t i = 0; i < ks->n; i++) {
-                                const unsigned char *r = ks_item(ks, isz, i);
-                                int64_t rt = item_i64(r, 0);
-                                if (rt < s)
-                                        continue;
-                                if (rt >= s + w->size)
-                                        break; /* records are sorted by time */
-                                if (s + w->size + w->grace <= item_i64(r, 8))
-                                        continue; /* the window was closed when it came */
-                                uint32_t mask;
-                                memcpy(&mask, r + 16, 4);
-                                for (int j = 0; j < w->nmeasures; j++) {
-                                        double v;
-                                        memcpy(&v, r + 24 + 8 * j, 8);
-                                        if (mask & (1u << j))
-                                                dmp_agg_add(&aggs[j], v);
-                                }
-                        }
                         /* A candidate no defined value reached is no window: it
                          * emits nothing and leaves the late count for the next. */
-                        int any = 0;
-                        for (int j = 0; j < w->nmeasures; j++)
-                                any |= aggs[j].count > 0;
-                        if (any) {
+                        if (sliding_aggregate(w, ks, s, aggs, NULL)) {
                                 emit_aggs(e, t, en->win, key, en->key_len, s, s + w->size,
                                           aggs, 1);
                                 e->stats.windows_closed++;
@@ -793,7 +853,8 @@ static void session_event(dmp_engine_t *e, task_t *t, int wi, int64_t ts, const 
                 const unsigned char *s = ks_item(ks, isz, i);
                 for (int j = 0; j < w->nmeasures; j++) {
                         dmp_agg_t part;
-                        memcpy(&part, s + 16 + sizeof(dmp_agg_t) * (size_t)j, sizeof(part));
+                        memcpy(&part, s + SESSION_AGGS_AT + sizeof(dmp_agg_t) * (size_t)j,
+                               sizeof(part));
                         dmp_agg_merge(&aggs[j], &part);
                 }
         }
@@ -802,7 +863,10 @@ static void session_event(dmp_engine_t *e, task_t *t, int wi, int64_t ts, const 
         unsigned char *s = ks_insert(ks, isz, first);
         memcpy(s, &mstart, 8);
         memcpy(s + 8, &mlast, 8);
-        memcpy(s + 16, aggs, sizeof(dmp_agg_t) * (size_t)w->nmeasures);
+        uint64_t flags = ITEM_NEW;
+        memcpy(s + SESSION_FLAGS_AT, &flags, 8);
+        memcpy(s + SESSION_AGGS_AT, aggs, sizeof(dmp_agg_t) * (size_t)w->nmeasures);
+        en->flags |= DMP_ENTRY_CHANGED;
         mark_dirty(t, en);
         keyed_schedule(e, t, en);
 }
@@ -837,7 +901,9 @@ static void sliding_event(dmp_engine_t *e, task_t *t, int wi, int64_t ts, const 
                 memcpy(r + 24 + 8 * j, &v, 8);
         }
         memcpy(r + 16, &mask, 4);
-        memset(r + 20, 0, 4);
+        uint32_t flags = ITEM_NEW;
+        memcpy(r + RECORD_FLAGS_AT, &flags, 4);
+        en->flags |= DMP_ENTRY_CHANGED;
         mark_dirty(t, en);
         keyed_schedule(e, t, en);
 }
@@ -1098,9 +1164,15 @@ void dmp_engine_emit_updates(dmp_engine_t *e) {
                                 continue;
                         en->flags &= (uint8_t)~DMP_ENTRY_CHANGED;
                         const dmp_window_t *w = &e->windows[en->win];
-                        if (w->emit == DMP_EMIT_UPDATE)
+                        if (w->emit != DMP_EMIT_UPDATE)
+                                continue;
+                        if (en->ext) {
+                                if (!(en->flags & DMP_ENTRY_CLOSED))
+                                        keyed_emit_updates(e, t, en);
+                        } else {
                                 emit_window_entry(e, t, en,
                                                   dmp_window_closed(w, en->start, t->stream_time));
+                        }
                 }
         }
 }

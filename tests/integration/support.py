@@ -168,8 +168,7 @@ def make_config(
             lines.append(f"size.ms = {w.size_ms}")
         if w.kind == "hopping":
             lines.append(f"advance.ms = {w.advance_ms}")
-        if w.kind in ("tumbling", "hopping"):
-            lines.append(f"emit = {emit}")
+        lines.append(f"emit = {emit}")
         lines.append(f"grace.ms = {w.grace_ms}")
         lines.append(f"measures = {', '.join(w.measures)}")
         lines.append("")

@@ -104,8 +104,12 @@ def test_idle_partitions_close_every_window(kafka, dmpflow, tmp_path):
 
 
 def test_update_mode_last_update_is_the_final_value(kafka, dmpflow, tmp_path):
-    wins = [Window("tumble10s", "tumbling", size_ms=10_000, grace_ms=2_000, measures=("score", "clicks"))]
-    events = make_events(20_000, 3, keys=10, step_ms=10, ooo=0.0, max_delay_ms=0, null_clicks=0.3)
+    """Every window kind in update mode: intermediate results (final=false)
+    at commits, then one final=true result per window equal to the
+    reference's final value. (Sessions merged into others only ever have
+    final=false results.)"""
+    wins = WINDOWS
+    events = make_events(8_000, 3, **EVENTS)
     src, dst = kafka.topic(PARTITIONS, "in"), kafka.topic(PARTITIONS, "out")
     produced = kafka.produce(src, events, PARTITIONS)
     ref = compute(produced, wins, measures())
@@ -127,7 +131,8 @@ def test_update_mode_last_update_is_the_final_value(kafka, dmpflow, tmp_path):
         last[(r["window"], r["key"], r["start"], r["measure"])] = r
     finals = {k: r for k, r in last.items() if r["final"]}
     assert set(finals) == set(ref.results)
-    assert len(out.records) > len(finals)  # there were intermediate updates
+    for kind in ("tumbling", "session", "sliding"):  # intermediate updates of every kind
+        assert any(not r["final"] and r["kind"] == kind for *_, r in out.records), kind
     for k, exp in ref.results.items():
         got = finals[k]
         assert got["count"] == exp["count"], k
