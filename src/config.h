@@ -28,6 +28,11 @@ typedef struct dmp_input_conf {
         char *key_field;
         char *time_field;
         char *auto_offset_reset;
+        char *registry_url;
+        char *registry_auth;
+        char *registry_ca;
+        int64_t registry_timeout_ms;
+        int64_t registry_pause_ms;
         int line[DMP_MAX_PROPS];
 } dmp_input_conf_t;
 
