@@ -15,16 +15,16 @@
 #   make fuzz         libFuzzer (clang) on the decode path, FUZZ_SECONDS (60)
 
 CC      ?= gcc
-PKGS    := rdkafka avro-c rocksdb inih jansson
+PKGS    := rdkafka avro-c rocksdb inih jansson libcurl
 CSTD    := -std=c11 -D_GNU_SOURCE
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
 OPT     ?= -O2 -g
 CFLAGS  += $(CSTD) $(WARN) $(OPT) -Iinclude -Isrc -MMD -MP
-LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lrdkafka -lavro -lrocksdb -linih -ljansson) -lpthread -lm
+LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lrdkafka -lavro -lrocksdb -linih -ljansson -lcurl) -lpthread -lm
 BUILD   ?= build
 
 LIB_SRCS := $(filter-out src/main.c,$(wildcard src/*.c))
-LIB_OBJS := $(LIB_SRCS:src/%.c=$(BUILD)/obj/%.o)
+LIB_OBJS := $(LIB_SRCS:src/%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/schemas.o
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 # Helpers shared by unit tests, fuzz targets and benchmarks (tests/support/).
@@ -43,6 +43,19 @@ endif
 all: $(BUILD)/dmpflow
 
 $(BUILD)/obj/%.o: src/%.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CFLAGS) -c $< -o $@
+
+# The output schemas built in (src/schemas.h), generated from schemas/ so
+# that the file stays the one source of truth.
+$(BUILD)/gen/schemas.c: schemas/window_result.avsc
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  GEN     $@")
+	$(Q){ echo '#include "schemas.h"'; echo 'const char dmp_schema_window_result[] ='; \
+	      sed 's/\\/\\\\/g; s/"/\\"/g; s/^/        "/; s/$$/\\n"/' $<; echo ';'; } > $@
+
+$(BUILD)/obj/gen/schemas.o: $(BUILD)/gen/schemas.c
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(CFLAGS) -c $< -o $@

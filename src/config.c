@@ -68,8 +68,10 @@ static const prop_t props[] = {
          "Input topic (required). Events of one key must be in one partition."},
         {SEC_INPUT, "group.id", PT_STR, "dmpflow", 0, 0, NULL, IN(group_id),
          "Consumer group; instances with the same group.id share the partitions."},
-        {SEC_INPUT, "format", PT_ENUM, "avro", 0, 0, "avro", IN(format),
-         "Input encoding. avro: raw Avro binary written with `schema`."},
+        {SEC_INPUT, "format", PT_ENUM, "avro", 0, 0, "avro|confluent", IN(format),
+         "Input encoding. avro: raw Avro binary written with `schema`. confluent: the "
+         "Confluent wire format (byte 0, a 4-byte schema id, Avro); writer schemas come from "
+         "the schema registry at registry.url and are read as reader.schema (or schema)."},
         {SEC_INPUT, "schema", PT_STR, NULL, 0, 0, NULL, IN(schema),
          "Path of the writer schema (.avsc) of the input events (required for format=avro)."},
         {SEC_INPUT, "reader.schema", PT_STR, "", 0, 0, NULL, IN(reader_schema),
@@ -88,6 +90,20 @@ static const prop_t props[] = {
          "A partition that received nothing for this long (and is read to its end) advances its "
          "stream time by wall-clock time, so windows still close when data stops. 0: off "
          "(pure event time, reproducible)."},
+        {SEC_INPUT, "registry.url", PT_STR, "", 0, 0, NULL, IN(registry_url),
+         "Schema registry (Confluent REST API) base URL, http(s)://host:port (format=confluent). "
+         "Results are then framed in the Confluent wire format, their schema registered as "
+         "<output topic>-value."},
+        {SEC_INPUT, "registry.basic.auth.user.info", PT_STR, "", 0, 0, NULL, IN(registry_auth),
+         "Basic authentication for the registry, `user:password`; empty: none."},
+        {SEC_INPUT, "registry.ssl.ca.location", PT_STR, "", 0, 0, NULL, IN(registry_ca),
+         "CA bundle (PEM) that verifies an https registry; empty: the system's."},
+        {SEC_INPUT, "registry.timeout.ms", PT_INT, "5000", 100, 600000, NULL,
+         IN(registry_timeout_ms), "Timeout of one registry request (3 retries with backoff follow "
+         "a failure)."},
+        {SEC_INPUT, "registry.pause.ms", PT_INT, "1000", 10, 600000, NULL, IN(registry_pause_ms),
+         "While the registry does not answer, a partition that needs a schema from it is "
+         "paused (not skipped) and tried again after this long."},
         {SEC_STATE, "dir", PT_STR, "./state", 0, 0, NULL, ST(dir),
          "RocksDB state directory (aggregates of open windows and the input offsets they reflect)."},
         {SEC_STATE, "commit.interval.ms", PT_INT, "1000", 10, 3600000, NULL,
@@ -623,6 +639,14 @@ int dmp_conf_validate(dmp_conf_t *conf) {
                 dmp_conf_error(conf, 0, "[input] topic is required");
         if (!strcmp(conf->input.format, "avro") && (!conf->input.schema || !*conf->input.schema))
                 dmp_conf_error(conf, 0, "[input] schema is required for format = avro");
+        if (!strcmp(conf->input.format, "confluent")) {
+                if ((!conf->input.schema || !*conf->input.schema) && !*conf->input.reader_schema)
+                        dmp_conf_error(conf, 0, "[input] reader.schema (or schema) is required "
+                                       "for format = confluent");
+                if (!*conf->input.registry_url)
+                        dmp_conf_error(conf, 0, "[input] registry.url is required for "
+                                       "format = confluent");
+        }
         if (!conf->output.topic || !*conf->output.topic)
                 dmp_conf_error(conf, 0, "[output] topic is required");
         if (conf->measure_cnt == 0)

@@ -29,6 +29,11 @@ typedef struct dmp_input_conf {
         char *time_field;
         char *auto_offset_reset;
         int64_t idle_timeout_ms;
+        char *registry_url;
+        char *registry_auth;
+        char *registry_ca;
+        int64_t registry_timeout_ms;
+        int64_t registry_pause_ms;
         int line[DMP_MAX_PROPS];
 } dmp_input_conf_t;
 

@@ -27,6 +27,9 @@
 #include "dlq.h"
 #include "engine.h"
 #include "log.h"
+#include "pause.h"
+#include "registry.h"
+#include "schemas.h"
 #include "util.h"
 
 #define FLUSH_TIMEOUT_MS 60000
@@ -39,6 +42,9 @@ struct dmp_daemon {
         rd_kafka_topic_t *out_topic;
         rd_kafka_topic_t *late_topic; /* NULL: late events are not copied */
         dmp_dlq_t *dlq;
+        dmp_registry_t *registry; /* format = confluent */
+        dmp_pauses_t *pauses;     /* partitions waiting for the registry */
+        int32_t out_schema_id;    /* >= 0: results in the Confluent wire format */
         atomic_int stop;
         int failed; /* a runtime failure: stop without committing */
         char failure[512];
@@ -104,7 +110,14 @@ static size_t encode_result(unsigned char *buf, const dmp_result_t *r) {
 
 static void emit_cb(void *opaque, const dmp_result_t *r) {
         dmp_daemon_t *d = opaque;
-        size_t len = encode_result(d->outbuf, r);
+        size_t len;
+        if (d->out_schema_id >= 0) { /* magic byte 0, the schema id, Avro */
+                d->outbuf[0] = 0;
+                dmp_be32_put(d->outbuf + 1, (uint32_t)d->out_schema_id);
+                len = 5 + encode_result(d->outbuf + 5, r);
+        } else {
+                len = encode_result(d->outbuf, r);
+        }
         for (;;) {
                 if (rd_kafka_produce(d->out_topic, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY,
                                      d->outbuf, len, r->key, r->key_len, NULL) == 0)
@@ -204,8 +217,10 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
                 /* Commit everything (cheap if clean) before giving partitions away. */
                 commit(d);
-                for (int i = 0; i < parts->cnt; i++)
+                for (int i = 0; i < parts->cnt; i++) {
                         dmp_engine_partition_close(d->engine, parts->elems[i].partition);
+                        dmp_pauses_forget(d->pauses, parts->elems[i].partition);
+                }
                 dmp_info("revoked %d partition(s)", parts->cnt);
         } else {
                 dmp_error("rebalance error: %s", rd_kafka_err2str(err));
@@ -282,6 +297,26 @@ dmp_daemon_t *dmp_daemon_new(dmp_conf_t *conf, int *config_error, char *errstr,
                 d->late_topic = rd_kafka_topic_new(d->producer, conf->output.late_topic, NULL);
         if (!(d->dlq = dmp_dlq_new(d->producer, conf->output.dlq_topic, errstr, errstr_size)))
                 goto fail;
+        if (!strcmp(conf->input.format, "confluent")) {
+                dmp_registry_opts_t ro;
+                char user[256];
+                dmp_registry_opts_from_conf(&ro, conf, user, sizeof(user));
+                if (!(d->registry = dmp_registry_new(&ro, errstr, errstr_size))) {
+                        *config_error = 1;
+                        goto fail;
+                }
+                dmp_engine_set_schema_provider(d->engine, dmp_registry_provider, d->registry);
+        }
+        d->out_schema_id = -1;
+        if (d->registry) { /* TopicNameStrategy: subject <topic>-value */
+                char subject[512], e[512];
+                snprintf(subject, sizeof(subject), "%s-value", conf->output.topic);
+                if (dmp_registry_register(d->registry, subject, dmp_schema_window_result,
+                                          &d->out_schema_id, e, sizeof(e))) {
+                        snprintf(errstr, errstr_size, "registering %s: %s", subject, e);
+                        goto fail;
+                }
+        }
 
         /* Consumer: offsets are ours (stored with the state), so no automatic
          * commits or offset stores. */
@@ -305,6 +340,7 @@ dmp_daemon_t *dmp_daemon_new(dmp_conf_t *conf, int *config_error, char *errstr,
                 goto fail;
         }
         rd_kafka_poll_set_consumer(d->consumer);
+        d->pauses = dmp_pauses_new(d->consumer);
         return d;
 fail:
         dmp_daemon_destroy(d);
@@ -321,6 +357,8 @@ void dmp_daemon_destroy(dmp_daemon_t *d) {
         if (d->late_topic)
                 rd_kafka_topic_destroy(d->late_topic);
         dmp_dlq_destroy(d->dlq);
+        dmp_registry_destroy(d->registry);
+        dmp_pauses_destroy(d->pauses);
         if (d->producer)
                 rd_kafka_destroy(d->producer);
         dmp_engine_destroy(d->engine);
@@ -421,7 +459,11 @@ static void process_message(dmp_daemon_t *d, rd_kafka_message_t *m) {
                                       tstype == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? -1 : ts,
                                       m->key, m->key_len, m->payload, m->len};
                 char e2[512];
-                if (cls == DMP_DECODE_OK) /* not the record's fault */
+                if (cls == DMP_DECODE_UNAVAILABLE) { /* wait for the registry */
+                        if (dmp_pauses_add(d->pauses, m, d->conf->input.registry_pause_ms,
+                                           errstr, e2, sizeof(e2)))
+                                fail(d, "%s", e2);
+                } else if (cls == DMP_DECODE_OK) /* not the record's fault */
                         dmp_warn("%s [%d] offset %" PRId64 ": %s", r.topic, (int)r.partition,
                                  r.offset, errstr);
                 else if (dmp_dlq_send(d->dlq, &r, cls, errstr, e2, sizeof(e2)))
@@ -463,6 +505,7 @@ int dmp_daemon_run(dmp_daemon_t *d, char *errstr, size_t errstr_size) {
                                              d->conf->input.idle_timeout_ms, caught_up, d);
                         next_idle_check = now + 100;
                 }
+                dmp_pauses_resume_due(d->pauses, now);
                 if (now >= d->next_commit_ms) {
                         commit(d);
                         publish_counters(d);

@@ -20,6 +20,17 @@ struct dmp_decoder {
         int nslots;
         dmp_plan_t *plan; /* recompiled whenever the needs or the writer change */
         dmp_decode_err_t last_error;
+        /* Confluent framing: writer schemas by id, each with its plan, or
+         * the reason it cannot be read */
+        dmp_schema_provider_t *provider;
+        void *provider_opaque;
+        struct writer_entry {
+                int32_t id;
+                dmp_schema_t *schema;
+                dmp_plan_t *plan; /* NULL: incompatible, see error */
+                char *error;
+        } *writers;
+        size_t nwriters, last_writer;
         /* The reference (Avro C's generic reader, resolving when the writer
          * schema differs), created on first use. */
         avro_value_iface_t *riface, *resolver;
@@ -40,6 +51,10 @@ static const char *const decode_err_names[DMP_DECODE__CNT] = {
         [DMP_DECODE_NULL_TIME] = "null_time",
         [DMP_DECODE_RESOLVE] = "resolve",
         [DMP_DECODE_TIME_RANGE] = "time_range",
+        [DMP_DECODE_BAD_MAGIC] = "bad_magic",
+        [DMP_DECODE_UNKNOWN_SCHEMA] = "unknown_schema",
+        [DMP_DECODE_INCOMPATIBLE] = "incompatible",
+        [DMP_DECODE_UNAVAILABLE] = "registry_unavailable",
 };
 static const char *const decode_err_text[DMP_DECODE__CNT] = {
         [DMP_DECODE_OK] = "ok",
@@ -54,6 +69,10 @@ static const char *const decode_err_text[DMP_DECODE__CNT] = {
         [DMP_DECODE_NULL_TIME] = "event time field is null",
         [DMP_DECODE_RESOLVE] = "a writer union branch or enum symbol the reader cannot read",
         [DMP_DECODE_TIME_RANGE] = "event time out of range",
+        [DMP_DECODE_BAD_MAGIC] = "not in the Confluent wire format (magic byte 0, schema id)",
+        [DMP_DECODE_UNKNOWN_SCHEMA] = "unknown schema id",
+        [DMP_DECODE_INCOMPATIBLE] = "writer schema incompatible with the reader schema",
+        [DMP_DECODE_UNAVAILABLE] = "schema registry unavailable",
 };
 const char *dmp_decode_err_name(dmp_decode_err_t e) {
         return (unsigned)e < DMP_DECODE__CNT ? decode_err_names[e] : "unknown";
@@ -88,11 +107,12 @@ char *dmp_read_file(const char *path, size_t *lenp, char *errstr, size_t errstr_
 
 /* The unit of a time field: the writer's logical type if it has one (it
  * describes the data), else the reader's. Sets nd->micros / nd->days. */
-static void time_unit(const dmp_decoder_t *d, dmp_need_t *nd, int ri) {
+static void time_unit(const dmp_decoder_t *d, const dmp_schema_t *writer, dmp_need_t *nd,
+                      int ri) {
         avro_schema_t r = d->reader->avro;
         const char *lt = "";
-        if (d->writer) {
-                avro_schema_t w = d->writer->avro;
+        if (writer) {
+                avro_schema_t w = writer->avro;
                 int wi = avro_schema_record_field_get_index(w, nd->field);
                 json_t *rf = dmp_schema_field_json(d->reader, r, ri);
                 size_t k;
@@ -102,7 +122,7 @@ static void time_unit(const dmp_decoder_t *d, dmp_need_t *nd, int ri) {
                                 wi = avro_schema_record_field_get_index(w, json_string_value(a));
                 }
                 if (wi >= 0)
-                        lt = dmp_schema_logical_type(dmp_schema_field_json(d->writer, w, wi));
+                        lt = dmp_schema_logical_type(dmp_schema_field_json(writer, w, wi));
         }
         if (!*lt)
                 lt = dmp_schema_logical_type(dmp_schema_field_json(d->reader, r, ri));
@@ -129,18 +149,39 @@ static void reference_reset(dmp_decoder_t *d) {
         d->in = NULL;
 }
 
-/* Recompiles the plan for the current writer and needs; on error the old
- * plan stays. */
-static int recompile(dmp_decoder_t *d, char *errstr, size_t errstr_size) {
+/* A plan for records of writer (NULL: the reader schema), with the time
+ * units of that writer; NULL with errstr set if it cannot be read. */
+static dmp_plan_t *compile_for(const dmp_decoder_t *d, const dmp_schema_t *writer,
+                               dmp_need_t *needs, char *errstr, size_t errstr_size) {
         for (int i = 0; i < d->nneeds; i++)
-                if (d->needs[i].role == DMP_NEED_TIME && d->need_index[i] >= 0)
-                        time_unit(d, &d->needs[i], d->need_index[i]);
-        dmp_plan_t *pl = dmp_plan_compile(d->writer ? d->writer : d->reader, d->reader, d->needs,
-                                          d->nneeds, errstr, errstr_size);
+                if (needs[i].role == DMP_NEED_TIME && d->need_index[i] >= 0)
+                        time_unit(d, writer, &needs[i], d->need_index[i]);
+        return dmp_plan_compile(writer ? writer : d->reader, d->reader, needs, d->nneeds, errstr,
+                                errstr_size);
+}
+
+/* The plan of a Confluent writer schema, or its error. */
+static void writer_compile(dmp_decoder_t *d, struct writer_entry *w) {
+        char err[512];
+        dmp_need_t needs[DMP_MAX_NUM_FIELDS + 2];
+        memcpy(needs, d->needs, sizeof(needs[0]) * (size_t)d->nneeds);
+        dmp_plan_destroy(w->plan);
+        free(w->error);
+        w->error = NULL;
+        if (!(w->plan = compile_for(d, w->schema, needs, err, sizeof(err))))
+                w->error = dmp_strdup(err);
+}
+
+/* Recompiles the plans for the current writers and needs; on error the
+ * old plan stays. */
+static int recompile(dmp_decoder_t *d, char *errstr, size_t errstr_size) {
+        dmp_plan_t *pl = compile_for(d, d->writer, d->needs, errstr, errstr_size);
         if (!pl)
                 return -1;
         dmp_plan_destroy(d->plan);
         d->plan = pl;
+        for (size_t i = 0; i < d->nwriters; i++)
+                writer_compile(d, &d->writers[i]);
         return 0;
 }
 
@@ -202,9 +243,21 @@ int dmp_decoder_set_writer(dmp_decoder_t *d, const char *writer_json, char *errs
         return 0;
 }
 
+void dmp_decoder_set_confluent(dmp_decoder_t *d, dmp_schema_provider_t *provider,
+                               void *opaque) {
+        d->provider = provider;
+        d->provider_opaque = opaque;
+}
+
 void dmp_decoder_destroy(dmp_decoder_t *d) {
         if (!d)
                 return;
+        for (size_t i = 0; i < d->nwriters; i++) {
+                dmp_schema_destroy(d->writers[i].schema);
+                dmp_plan_destroy(d->writers[i].plan);
+                free(d->writers[i].error);
+        }
+        free(d->writers);
         reference_reset(d);
         dmp_plan_destroy(d->plan);
         dmp_schema_destroy(d->writer);
@@ -242,10 +295,59 @@ static int decode_failed(dmp_decoder_t *d, dmp_decode_err_t e, size_t pos, char 
         return -1;
 }
 
+/* The Confluent writer entry of id, fetched and compiled on first use;
+ * NULL with the class in d->last_error and errstr set. */
+static struct writer_entry *writer_of(dmp_decoder_t *d, int32_t id, char *errstr,
+                                      size_t errstr_size) {
+        if (d->last_writer < d->nwriters && d->writers[d->last_writer].id == id)
+                return &d->writers[d->last_writer];
+        for (size_t i = 0; i < d->nwriters; i++)
+                if (d->writers[i].id == id)
+                        return &d->writers[d->last_writer = i];
+        const char *json = NULL;
+        char err[512] = "";
+        int r = d->provider(d->provider_opaque, id, &json, err, sizeof(err));
+        if (r) {
+                d->last_error = r < 0 ? DMP_DECODE_UNAVAILABLE : DMP_DECODE_UNKNOWN_SCHEMA;
+                snprintf(errstr, errstr_size, "%s %d: %s", decode_err_text[d->last_error],
+                         (int)id, err);
+                return NULL;
+        }
+        d->writers = dmp_realloc(d->writers, (d->nwriters + 1) * sizeof(*d->writers));
+        struct writer_entry *w = &d->writers[d->nwriters];
+        *w = (struct writer_entry){.id = id};
+        if (!(w->schema = dmp_schema_parse(json, err, sizeof(err))))
+                w->error = dmp_strdup(err);
+        else
+                writer_compile(d, w);
+        return &d->writers[d->last_writer = d->nwriters++];
+}
+
 int dmp_decoder_decode(dmp_decoder_t *d, const void *buf, size_t len, dmp_event_t *ev,
                        char *errstr, size_t errstr_size) {
         size_t pos = 0;
-        dmp_decode_err_t e = dmp_plan_run(d->plan, buf, len, ev, &pos);
+        const dmp_plan_t *plan = d->plan;
+        if (d->provider) {
+                const unsigned char *b = buf;
+                if (len < 5 || b[0] != 0)
+                        return decode_failed(d, DMP_DECODE_BAD_MAGIC, 0, errstr, errstr_size);
+                int32_t id = (int32_t)dmp_be32_get(b + 1);
+                struct writer_entry *w = writer_of(d, id, errstr, errstr_size);
+                if (!w)
+                        return -1;
+                if (!w->plan) {
+                        d->last_error = DMP_DECODE_INCOMPATIBLE;
+                        snprintf(errstr, errstr_size, "schema id %d: %s", (int)id, w->error);
+                        return -1;
+                }
+                plan = w->plan;
+                dmp_decode_err_t e = dmp_plan_run(plan, b + 5, len - 5, ev, &pos);
+                if (e != DMP_DECODE_OK)
+                        return decode_failed(d, e, pos + 5, errstr, errstr_size);
+                d->last_error = DMP_DECODE_OK;
+                return 0;
+        }
+        dmp_decode_err_t e = dmp_plan_run(plan, buf, len, ev, &pos);
         if (e != DMP_DECODE_OK)
                 return decode_failed(d, e, pos, errstr, errstr_size);
         d->last_error = DMP_DECODE_OK;

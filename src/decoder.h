@@ -42,6 +42,11 @@ typedef enum dmp_decode_err {
         DMP_DECODE_RESOLVE,   /* a writer union branch or enum symbol the reader
                                * schema cannot read (schema resolution) */
         DMP_DECODE_TIME_RANGE, /* the event time is beyond +-2^60 ms (engine.c) */
+        DMP_DECODE_BAD_MAGIC, /* Confluent framing: shorter than 5 bytes or byte 0 != 0 */
+        DMP_DECODE_UNKNOWN_SCHEMA, /* Confluent framing: the registry has no such id */
+        DMP_DECODE_INCOMPATIBLE, /* the id's writer schema cannot be read as the reader */
+        DMP_DECODE_UNAVAILABLE, /* not the record's fault: the registry did not answer;
+                                 * the record must be retried, not dead-lettered */
         DMP_DECODE__CNT
 } dmp_decode_err_t;
 
@@ -63,6 +68,17 @@ void dmp_decoder_destroy(dmp_decoder_t *d);
  * the reader schema; the decoder is unchanged then. */
 int dmp_decoder_set_writer(dmp_decoder_t *d, const char *writer_json, char *errstr,
                            size_t errstr_size);
+
+/* Confluent wire format: byte 0 is 0, bytes 1-4 the writer schema's id
+ * (big endian), then the Avro record. After this call dmp_decoder_decode
+ * expects it; writer schemas come from `provider` on the first record of
+ * each id and are compiled against the reader schema once (the plans are
+ * cached by id). provider returns 0 with *json set (valid during the call),
+ * 1 if the id does not exist, -1 if it cannot tell now (with errstr). */
+typedef int(dmp_schema_provider_t)(void *opaque, int32_t id, const char **json, char *errstr,
+                                   size_t errstr_size);
+void dmp_decoder_set_confluent(dmp_decoder_t *d, dmp_schema_provider_t *provider,
+                               void *opaque);
 
 /* Reads a whole file into a NUL-terminated buffer (caller frees); NULL on
  * error with errstr set. */

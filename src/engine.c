@@ -229,8 +229,11 @@ static uint64_t pipeline_fingerprint(const dmp_engine_t *e) {
 static int engine_compile(dmp_engine_t *e, dmp_conf_t *conf) {
         char err[512];
         int sline = dmp_conf_line(conf, "input", "schema");
-        char *schema = dmp_read_file(conf->input.schema, NULL, err, sizeof(err));
-        if (!schema) {
+        /* format confluent: writer schemas come by id (see the daemon) */
+        int confluent = !strcmp(conf->input.format, "confluent");
+        char *schema = NULL;
+        if (conf->input.schema && *conf->input.schema &&
+            !(schema = dmp_read_file(conf->input.schema, NULL, err, sizeof(err)))) {
                 dmp_conf_error(conf, sline, "[input] schema: %s", err);
                 return 1;
         }
@@ -242,6 +245,10 @@ static int engine_compile(dmp_engine_t *e, dmp_conf_t *conf) {
                 free(schema);
                 return 1;
         }
+        if (!schema && !reader) {
+                dmp_conf_error(conf, 0, "[input] schema or reader.schema is required");
+                return 1;
+        }
         int bad = 0;
         e->decoder = dmp_decoder_new(reader ? reader : schema, conf->input.key_field,
                                      conf->input.time_field, err, sizeof(err));
@@ -249,7 +256,8 @@ static int engine_compile(dmp_engine_t *e, dmp_conf_t *conf) {
                 dmp_conf_error(conf, reader ? rline : sline, "[input] %s: %s",
                                reader ? rpath : conf->input.schema, err);
                 bad = 1;
-        } else if (reader && dmp_decoder_set_writer(e->decoder, schema, err, sizeof(err))) {
+        } else if (reader && schema && !confluent &&
+                   dmp_decoder_set_writer(e->decoder, schema, err, sizeof(err))) {
                 dmp_conf_error(conf, sline, "[input] records of %s cannot be read as %s: %s",
                                conf->input.schema, rpath, err);
                 bad = 1;
@@ -1068,6 +1076,7 @@ int dmp_engine_process(dmp_engine_t *e, int32_t partition, int64_t offset, const
                 snprintf(errstr, errstr_size, "partition %d is not open", (int)partition);
                 return -1;
         }
+        int64_t prev_offset = t->next_offset;
         t->next_offset = offset + 1;
         t->meta_dirty = 1;
         e->stats.events_in++;
@@ -1075,6 +1084,11 @@ int dmp_engine_process(dmp_engine_t *e, int32_t partition, int64_t offset, const
         dmp_event_t ev;
         if (dmp_decoder_decode(e->decoder, payload, len, &ev, errstr, errstr_size)) {
                 e->last_error = dmp_decoder_last_error(e->decoder);
+                if (e->last_error == DMP_DECODE_UNAVAILABLE) { /* not consumed: retried */
+                        t->next_offset = prev_offset;
+                        e->stats.events_in--;
+                        return -1;
+                }
                 e->stats.decode_errors++;
                 return -1;
         }
@@ -1239,6 +1253,11 @@ const dmp_engine_stats_t *dmp_engine_stats(const dmp_engine_t *e) {
 
 dmp_decode_err_t dmp_engine_last_error(const dmp_engine_t *e) {
         return e->last_error;
+}
+
+void dmp_engine_set_schema_provider(dmp_engine_t *e, dmp_schema_provider_t *provider,
+                                    void *opaque) {
+        dmp_decoder_set_confluent(e->decoder, provider, opaque);
 }
 
 int dmp_engine_window_cnt(const dmp_engine_t *e) {

@@ -113,6 +113,12 @@ const dmp_engine_stats_t *dmp_engine_stats(const dmp_engine_t *e);
  * letters (DMP_DECODE_OK for a failure that is not the record's fault). */
 dmp_decode_err_t dmp_engine_last_error(const dmp_engine_t *e);
 
+/* Input in the Confluent wire format, writer schemas from provider (see
+ * dmp_decoder_set_confluent). A record whose schema cannot be had now
+ * (DMP_DECODE_UNAVAILABLE) is not consumed: the caller must offer it again. */
+void dmp_engine_set_schema_provider(dmp_engine_t *e, dmp_schema_provider_t *provider,
+                                    void *opaque);
+
 /* The compiled definitions, for callers that print or encode results. */
 int dmp_engine_window_cnt(const dmp_engine_t *e);
 const dmp_window_t *dmp_engine_window(const dmp_engine_t *e, int i);

@@ -1,7 +1,10 @@
 /* libFuzzer target over the decode path (`make fuzz`).
  *
  * Input: byte 0 picks a test pipeline (tests/support/pipelines.c: a schema
- * and the fields it reads), the rest is the record. The compiled plan
+ * and the fields it reads), the rest is the record. With byte 0's high bit
+ * set, the rest is a record in the Confluent wire format instead, read as
+ * schemas/event.avsc with writer schemas by id from a fixed provider (id 1:
+ * event.avsc, 2: an incompatible schema, 3: "unavailable", others unknown). The compiled plan
  * decodes it; whatever it accepts must also be read by Avro C's generic
  * reader, to the same values (abort otherwise); whatever it rejects must
  * carry an error class. Under ASan/UBSan any out-of-bounds read or
@@ -14,6 +17,22 @@
 #include "pipelines.h"
 
 static test_fixture_t *fixtures;
+static dmp_decoder_t *framed;
+static char *event_json;
+
+static int provider(void *opaque, int32_t id, const char **json, char *errstr,
+                    size_t errstr_size) {
+        (void)opaque;
+        static const char incompatible[] =
+                "{\"type\": \"record\", \"name\": \"Event\", \"namespace\": \"dmpflow.example\","
+                " \"fields\": [{\"name\": \"price\", \"type\": \"string\"}]}";
+        snprintf(errstr, errstr_size, "fuzz provider: id %d", (int)id);
+        if (id == 1 || id == 2) {
+                *json = id == 1 ? event_json : incompatible;
+                return 0;
+        }
+        return id == 3 ? -1 : 1;
+}
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -29,12 +48,31 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
                         abort();
                 }
         }
+        char err[512];
+        event_json = dmp_read_file("schemas/event.avsc", NULL, err, sizeof(err));
+        if (!event_json || !(framed = dmp_decoder_new(event_json, "user_id", "ts", err,
+                                                      sizeof(err))) ||
+            dmp_decoder_num_field(framed, "price", err, sizeof(err)) < 0) {
+                fprintf(stderr, "fuzz_decode: %s\n", err);
+                abort();
+        }
+        dmp_decoder_set_confluent(framed, provider, NULL);
         return 0;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (size < 1)
                 return 0;
+        if (data[0] & 0x80) {
+                dmp_event_t ev;
+                char err[256];
+                if (dmp_decoder_decode(framed, data + 1, size - 1, &ev, err, sizeof(err))) {
+                        dmp_decode_err_t e = dmp_decoder_last_error(framed);
+                        if (e <= DMP_DECODE_OK || e >= DMP_DECODE__CNT)
+                                abort();
+                }
+                return 0;
+        }
         test_fixture_t *fx = &fixtures[data[0] % test_pipeline_cnt];
         dmp_event_t a, b;
         char err[256], why[256];

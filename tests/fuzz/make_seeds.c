@@ -61,6 +61,23 @@ int main(int argc, char **argv) {
                 }
                 test_fixture_close(&fx);
         }
+        /* Confluent framing (byte 0 = 0x80): ids 1-4 before an event.avsc record */
+        test_fixture_t fx;
+        char err[512];
+        if (test_fixture_open(&fx, &test_pipelines[0], err, sizeof(err))) {
+                fprintf(stderr, "make_seeds: %s\n", err);
+                return 1;
+        }
+        avro_gen_t g;
+        avro_gen_init(&g, 99);
+        for (int id = 1; id <= 4; id++) {
+                size_t n = avro_gen_record(&g, fx.schema, rec + 5, sizeof(rec) - 5);
+                rec[0] = 0;
+                rec[1] = rec[2] = rec[3] = 0;
+                rec[4] = (unsigned char)id;
+                put(argv[1], 0x80, "framed", id, rec, n + 5);
+        }
+        test_fixture_close(&fx);
         printf("make_seeds: %d seeds in %s\n", seeds, argv[1]);
         return 0;
 }

@@ -76,7 +76,7 @@ def test_out_of_order_streams_match_reference(kafka, dmpflow, tmp_path, seed):
 
 
 def test_sigterm_and_restart_is_exactly_once(kafka, dmpflow, tmp_path):
-    events = make_events(300_000, 7, keys=50, step_ms=10, ooo=0.10, max_delay_ms=8_000, null_clicks=0.30)
+    events = make_events(1_000_000, 7, keys=50, step_ms=10, ooo=0.10, max_delay_ms=8_000, null_clicks=0.30)
     src = kafka.topic(PARTITIONS, "in")
     dst = kafka.topic(PARTITIONS, "out")
     produced = kafka.produce(src, events, PARTITIONS)

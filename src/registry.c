@@ -1,0 +1,262 @@
+#include "registry.h"
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "config.h"
+#include "log.h"
+#include "util.h"
+
+typedef struct cached {
+        int32_t id;
+        char *schema;
+} cached_t;
+
+struct dmp_registry {
+        dmp_registry_opts_t o;
+        char *url, *user, *password, *ca;
+        CURL *curl;
+        cached_t *cache;
+        size_t ncache;
+};
+
+typedef struct body {
+        char *p;
+        size_t n;
+} body_t;
+
+void dmp_registry_opts_init(dmp_registry_opts_t *o) {
+        memset(o, 0, sizeof(*o));
+        o->tls_verify = 1;
+        o->timeout_ms = 5000;
+        o->retries = 3;
+        o->backoff_ms = 100;
+}
+
+void dmp_registry_opts_from_conf(dmp_registry_opts_t *o, const struct dmp_conf *conf,
+                                 char *buf, size_t buf_size) {
+        dmp_registry_opts_init(o);
+        const char *auth = conf->input.registry_auth, *colon = strchr(auth, ':');
+        if (*auth) {
+                snprintf(buf, buf_size, "%.*s",
+                         (int)(colon ? (size_t)(colon - auth) : strlen(auth)), auth);
+                o->user = buf;
+                o->password = colon ? colon + 1 : "";
+        }
+        o->url = conf->input.registry_url;
+        o->ca_location = conf->input.registry_ca;
+        o->timeout_ms = conf->input.registry_timeout_ms;
+}
+
+int dmp_registry_provider(void *r, int32_t id, const char **json, char *errstr,
+                          size_t errstr_size) {
+        switch (dmp_registry_schema(r, id, json, errstr, errstr_size)) {
+        case DMP_REG_OK:
+                return 0;
+        case DMP_REG_UNAVAILABLE:
+                return -1;
+        default:
+                return 1;
+        }
+}
+
+dmp_registry_t *dmp_registry_new(const dmp_registry_opts_t *o, char *errstr,
+                                 size_t errstr_size) {
+        if (!o->url || strncmp(o->url, "http", 4)) {
+                snprintf(errstr, errstr_size, "registry url \"%s\" is not http(s)://...",
+                         o->url ? o->url : "");
+                return NULL;
+        }
+        static int global_init;
+        if (!global_init++) /* the processing thread, before any other curl use */
+                curl_global_init(CURL_GLOBAL_DEFAULT);
+        dmp_registry_t *r = dmp_calloc(1, sizeof(*r));
+        r->o = *o;
+        r->url = dmp_strdup(o->url);
+        size_t l = strlen(r->url);
+        while (l && r->url[l - 1] == '/')
+                r->url[--l] = '\0';
+        r->user = o->user && *o->user ? dmp_strdup(o->user) : NULL;
+        r->password = dmp_strdup(o->password ? o->password : "");
+        r->ca = o->ca_location && *o->ca_location ? dmp_strdup(o->ca_location) : NULL;
+        if (!(r->curl = curl_easy_init())) {
+                snprintf(errstr, errstr_size, "curl_easy_init failed");
+                dmp_registry_destroy(r);
+                return NULL;
+        }
+        return r;
+}
+
+void dmp_registry_destroy(dmp_registry_t *r) {
+        if (!r)
+                return;
+        for (size_t i = 0; i < r->ncache; i++)
+                free(r->cache[i].schema);
+        free(r->cache);
+        if (r->curl)
+                curl_easy_cleanup(r->curl);
+        free(r->url);
+        free(r->user);
+        free(r->password);
+        free(r->ca);
+        free(r);
+}
+
+static size_t on_data(char *p, size_t size, size_t n, void *opaque) {
+        body_t *b = opaque;
+        size_t add = size * n;
+        b->p = dmp_realloc(b->p, b->n + add + 1);
+        memcpy(b->p + b->n, p, add);
+        b->n += add;
+        b->p[b->n] = '\0';
+        return add;
+}
+
+static void sleep_ms(long ms) {
+        struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+}
+
+/* One request with retries. Returns the HTTP status (0: no answer after
+ * the retries) with the body in *out (caller frees). */
+static long request(dmp_registry_t *r, const char *path, const char *post, body_t *out,
+                    char *errstr, size_t errstr_size) {
+        char url[2048];
+        snprintf(url, sizeof(url), "%s%s", r->url, path);
+        long backoff = r->o.backoff_ms, status = 0;
+        for (int attempt = 0; attempt <= r->o.retries; attempt++) {
+                if (attempt) {
+                        sleep_ms(backoff);
+                        backoff *= 2;
+                }
+                CURL *c = r->curl;
+                curl_easy_reset(c);
+                struct curl_slist *h = NULL;
+                h = curl_slist_append(h, "Accept: application/vnd.schemaregistry.v1+json, "
+                                         "application/json");
+                if (post)
+                        h = curl_slist_append(h, "Content-Type: "
+                                                 "application/vnd.schemaregistry.v1+json");
+                free(out->p);
+                *out = (body_t){0};
+                curl_easy_setopt(c, CURLOPT_URL, url);
+                curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+                curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+                curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
+                curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, r->o.timeout_ms);
+                curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+                curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, r->o.tls_verify ? 1L : 0L);
+                curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, r->o.tls_verify ? 2L : 0L);
+                if (r->ca)
+                        curl_easy_setopt(c, CURLOPT_CAINFO, r->ca);
+                if (r->user) {
+                        curl_easy_setopt(c, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
+                        curl_easy_setopt(c, CURLOPT_USERNAME, r->user);
+                        curl_easy_setopt(c, CURLOPT_PASSWORD, r->password);
+                }
+                if (post)
+                        curl_easy_setopt(c, CURLOPT_POSTFIELDS, post);
+                CURLcode rc = curl_easy_perform(c);
+                curl_slist_free_all(h);
+                status = 0;
+                if (rc == CURLE_OK)
+                        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+                else
+                        snprintf(errstr, errstr_size, "%s: %s", url, curl_easy_strerror(rc));
+                if (status && status < 500 && status != 429)
+                        return status; /* an answer */
+                if (status)
+                        snprintf(errstr, errstr_size, "%s: HTTP %ld", url, status);
+                dmp_debug("registry: %s (attempt %d of %d)", errstr, attempt + 1,
+                          r->o.retries + 1);
+        }
+        return 0;
+}
+
+/* The registry's own error message of a body, or the body. */
+static void answer_error(const body_t *b, long status, char *errstr, size_t errstr_size) {
+        json_t *j = b->p ? json_loads(b->p, 0, NULL) : NULL;
+        const char *m = json_string_value(json_object_get(j, "message"));
+        snprintf(errstr, errstr_size, "registry answered HTTP %ld: %s", status,
+                 m ? m : b->p ? b->p : "");
+        json_decref(j);
+}
+
+dmp_reg_status_t dmp_registry_schema(dmp_registry_t *r, int32_t id, const char **schema,
+                                     char *errstr, size_t errstr_size) {
+        for (size_t i = 0; i < r->ncache; i++)
+                if (r->cache[i].id == id) {
+                        *schema = r->cache[i].schema;
+                        return DMP_REG_OK;
+                }
+        char path[64];
+        snprintf(path, sizeof(path), "/schemas/ids/%d", (int)id);
+        body_t b = {0};
+        long status = request(r, path, NULL, &b, errstr, errstr_size);
+        dmp_reg_status_t st = DMP_REG_ERROR;
+        if (!status) {
+                st = DMP_REG_UNAVAILABLE;
+        } else if (status == 404) {
+                answer_error(&b, status, errstr, errstr_size);
+                st = DMP_REG_NOT_FOUND;
+        } else if (status != 200) {
+                answer_error(&b, status, errstr, errstr_size);
+        } else {
+                json_t *j = json_loads(b.p ? b.p : "", 0, NULL);
+                const char *s = json_string_value(json_object_get(j, "schema"));
+                const char *type = json_string_value(json_object_get(j, "schemaType"));
+                if (!s) {
+                        snprintf(errstr, errstr_size, "schema id %d: no \"schema\" in the answer",
+                                 (int)id);
+                } else if (type && strcmp(type, "AVRO")) {
+                        snprintf(errstr, errstr_size, "schema id %d is %s, not AVRO", (int)id,
+                                 type);
+                } else {
+                        r->cache = dmp_realloc(r->cache, (r->ncache + 1) * sizeof(*r->cache));
+                        r->cache[r->ncache] = (cached_t){id, dmp_strdup(s)};
+                        *schema = r->cache[r->ncache++].schema;
+                        st = DMP_REG_OK;
+                }
+                json_decref(j);
+        }
+        free(b.p);
+        return st;
+}
+
+dmp_reg_status_t dmp_registry_register(dmp_registry_t *r, const char *subject,
+                                       const char *schema, int32_t *id, char *errstr,
+                                       size_t errstr_size) {
+        char path[1024];
+        char *esc = curl_easy_escape(r->curl, subject, 0);
+        snprintf(path, sizeof(path), "/subjects/%s/versions", esc ? esc : subject);
+        curl_free(esc);
+        json_t *req = json_pack("{s:s}", "schema", schema);
+        char *post = json_dumps(req, JSON_COMPACT);
+        json_decref(req);
+        body_t b = {0};
+        long status = request(r, path, post, &b, errstr, errstr_size);
+        free(post);
+        dmp_reg_status_t st = DMP_REG_ERROR;
+        if (!status) {
+                st = DMP_REG_UNAVAILABLE;
+        } else if (status != 200) {
+                answer_error(&b, status, errstr, errstr_size);
+        } else {
+                json_t *j = json_loads(b.p ? b.p : "", 0, NULL);
+                json_t *v = json_object_get(j, "id");
+                if (json_is_integer(v)) {
+                        *id = (int32_t)json_integer_value(v);
+                        st = DMP_REG_OK;
+                } else {
+                        snprintf(errstr, errstr_size, "registering %s: no id in the answer",
+                                 subject);
+                }
+                json_decref(j);
+        }
+        free(b.p);
+        return st;
+}

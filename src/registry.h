@@ -1,0 +1,64 @@
+/* A Confluent-compatible schema registry client (REST over libcurl):
+ * writer schemas by id, cached for the client's life (a registry never
+ * changes the schema of an id), and registration of output schemas.
+ *
+ * Each call retries transient failures (no connection, timeouts, HTTP 5xx
+ * and 429) with exponential backoff, up to opts.retries times, then reports
+ * DMP_REG_UNAVAILABLE: the caller decides what waits (dmpflow pauses the
+ * partition that needs the schema).
+ *
+ * Threads: one client per thread (it owns a curl handle). */
+#ifndef DMP_REGISTRY_H
+#define DMP_REGISTRY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct dmp_registry_opts {
+        const char *url;        /* http(s)://host:port[/prefix] */
+        const char *user;       /* basic auth; NULL or "": none */
+        const char *password;
+        const char *ca_location; /* CA bundle for https; NULL or "": the system's */
+        int tls_verify;         /* verify the server's certificate and name */
+        long timeout_ms;        /* per request */
+        int retries;            /* attempts after the first */
+        long backoff_ms;        /* before the first retry; doubled for each next */
+} dmp_registry_opts_t;
+
+typedef enum dmp_reg_status {
+        DMP_REG_OK,
+        DMP_REG_NOT_FOUND,   /* the registry answered: no such id */
+        DMP_REG_UNAVAILABLE, /* no answer after the retries */
+        DMP_REG_ERROR,       /* any other answer (bad credentials, bad schema...) */
+} dmp_reg_status_t;
+
+typedef struct dmp_registry dmp_registry_t;
+
+void dmp_registry_opts_init(dmp_registry_opts_t *o);
+
+/* Options from [input] registry.* of conf (struct dmp_conf, config.h);
+ * user and password point into buf (at least 256 bytes). */
+struct dmp_conf;
+void dmp_registry_opts_from_conf(dmp_registry_opts_t *o, const struct dmp_conf *conf,
+                                 char *buf, size_t buf_size);
+
+/* A dmp_schema_provider_t (decoder.h) over registry r (the opaque): an
+ * unanswered request is -1 (retry later), no such id or a schema that is
+ * not Avro is 1 (a dead letter). */
+int dmp_registry_provider(void *r, int32_t id, const char **json, char *errstr,
+                          size_t errstr_size);
+dmp_registry_t *dmp_registry_new(const dmp_registry_opts_t *o, char *errstr,
+                                 size_t errstr_size);
+void dmp_registry_destroy(dmp_registry_t *r);
+
+/* The schema (JSON text) of id; *schema stays valid until destroy. */
+dmp_reg_status_t dmp_registry_schema(dmp_registry_t *r, int32_t id, const char **schema,
+                                     char *errstr, size_t errstr_size);
+
+/* Registers schema under subject (idempotent on the registry's side) and
+ * returns its id. */
+dmp_reg_status_t dmp_registry_register(dmp_registry_t *r, const char *subject,
+                                       const char *schema, int32_t *id, char *errstr,
+                                       size_t errstr_size);
+
+#endif
