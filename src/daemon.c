@@ -327,6 +327,16 @@ dmp_daemon_t *dmp_daemon_new(dmp_conf_t *conf, int *config_error, char *errstr,
         }
         rd_kafka_conf_set_opaque(cc, d);
         rd_kafka_conf_set_rebalance_cb(cc, rebalance_cb);
+        /* Measured (bench/RESULTS.md): librdkafka 2.0's default 1 MB
+         * max.partition.fetch.bytes caps consumption at ~240 k events/s
+         * when producers write 1 MB batches (librdkafka's default
+         * batch.size); 2 MB let one thread go past 500 k/s. A short
+         * fetch.wait.max.ms halves the time to the first result. Both are
+         * defaults: [kafka] settings win. */
+        if (!dmp_conf_kafka_get(conf, "max.partition.fetch.bytes"))
+                set(cc, "max.partition.fetch.bytes", "2097152", NULL, 0);
+        if (!dmp_conf_kafka_get(conf, "fetch.wait.max.ms"))
+                set(cc, "fetch.wait.max.ms", "10", NULL, 0);
         if (set(cc, "group.id", conf->input.group_id, errstr, errstr_size) ||
             set(cc, "enable.auto.commit", "false", errstr, errstr_size) ||
             set(cc, "enable.auto.offset.store", "false", errstr, errstr_size) ||
