@@ -63,6 +63,7 @@ import math
 import os
 import platform
 import random
+import re
 import shlex
 import shutil
 import signal
@@ -400,14 +401,15 @@ def start_engine(run: Run, engine: str, tag: str, in_topic: str, out_topic: str,
         cmds = [quix_cmd(run, tag, in_topic, out_topic, i) for i in range(instances)]
     else:
         raise ValueError(engine)
-    run.commands[f"{engine}-{tag}"] = " \\\n    ".join(" ".join(c) for c in cmds[:1]) + (
-        f"   # x{len(cmds)} instances" if len(cmds) > 1 else "")
+    if not re.fullmatch(r"startup[1-9]\d*", tag):  # repeated startup runs: listed once
+        run.commands[f"{engine}-{tag}"] = " ".join(cmds[0]) + (
+            f"   # x{len(cmds)} instances" if len(cmds) > 1 else "")
     t0 = time.time()
     procs = []
     for i, c in enumerate(cmds):
-        logf = open(run.workdir / f"{engine}-{tag}-{i}.log", "w")
-        procs.append(subprocess.Popen(c, cwd=REPO, stdout=logf, stderr=subprocess.STDOUT,
-                                      stdin=subprocess.DEVNULL))
+        with open(run.workdir / f"{engine}-{tag}-{i}.log", "w") as logf:
+            procs.append(subprocess.Popen(c, cwd=REPO, stdout=logf, stderr=subprocess.STDOUT,
+                                          stdin=subprocess.DEVNULL))
     return procs, t0
 
 
