@@ -139,7 +139,7 @@ static const prop_t props[] = {
          "A window closes when the partition's stream time >= end + grace (a session: end + "
          "gap + grace)."},
         {SEC_WINDOW, "retention.ms", PT_INT, "0", 0, INT64_C(1) << 50, NULL, WN(retention_ms),
-         "tumbling, hopping: how long a closed window stays in state after its result."},
+         "How long a closed window stays in state after its final result (for queries)."},
         {SEC_WINDOW, "measures", PT_STR, "", 0, 0, NULL, WN(measures),
          "Comma-separated measure names aggregated in this window; empty: all measures."},
         {SEC_WINDOW, "emit", PT_ENUM, "final", 0, 0, "final|update", WN(emit),
@@ -663,7 +663,6 @@ int dmp_conf_validate(dmp_conf_t *conf) {
         for (int i = 0; i < conf->window_cnt; i++) {
                 dmp_window_conf_t *w = &conf->windows[i];
                 int wl = w->section_line;
-                int keyed = !strcmp(w->type, "session") || !strcmp(w->type, "sliding");
                 if (!strcmp(w->type, "session")) {
                         if (w->gap_ms <= 0)
                                 dmp_conf_error(conf, wl, "[window %s] gap.ms is required for "
@@ -678,10 +677,6 @@ int dmp_conf_validate(dmp_conf_t *conf) {
                         dmp_conf_error(conf, line_of(w->line, SEC_WINDOW, "gap.ms"),
                                        "[window %s] gap.ms is only for type = session", w->name);
                 }
-                if (keyed && w->retention_ms != 0)
-                        dmp_conf_error(conf, line_of(w->line, SEC_WINDOW, "retention.ms"),
-                                       "[window %s] retention.ms is not supported for %s "
-                                       "windows yet", w->name, w->type);
                 if (!strcmp(w->type, "hopping")) {
                         int al = line_of(w->line, SEC_WINDOW, "advance.ms");
                         if (w->advance_ms <= 0 || w->advance_ms > w->size_ms)

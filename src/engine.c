@@ -74,6 +74,9 @@ typedef struct keystate {
 /* Item flag: changed since the last update-mode result (session), or
  * arrived since then (sliding record). */
 #define ITEM_NEW 1
+/* Session flag: closed and emitted, kept for retention.ms. Such sessions
+ * are a prefix of the key's list (they closed before every open one). */
+#define ITEM_EMITTED 2
 
 typedef struct task {
         int32_t partition;
@@ -644,6 +647,25 @@ static int64_t sliding_next_start(const dmp_window_t *w, const keystate_t *ks, i
         return best;
 }
 
+static uint64_t session_flags(const unsigned char *s) {
+        uint64_t flags;
+        memcpy(&flags, s + SESSION_FLAGS_AT, 8);
+        return flags;
+}
+
+static void session_set_flags(unsigned char *s, uint64_t flags) {
+        memcpy(s + SESSION_FLAGS_AT, &flags, 8);
+}
+
+/* The index of the key's first open session (after the retained ones). */
+static uint32_t session_first_open(const dmp_window_t *w, const keystate_t *ks) {
+        size_t isz = SESSION_ITEM_SIZE(w->nmeasures);
+        uint32_t i = 0;
+        while (i < ks->n && (session_flags(ks_item(ks, isz, i)) & ITEM_EMITTED))
+                i++;
+        return i;
+}
+
 /* Aggregates the records contributing to the sliding window starting at s
  * (those in it that came while it was open). Returns whether any defined
  * value reached it; *has_new (if not NULL): whether a record flagged
@@ -690,14 +712,12 @@ static void keyed_emit_updates(dmp_engine_t *e, task_t *t, dmp_entry_t *en) {
         const char *key = dmp_entry_key(en);
         if (w->kind == DMP_WINDOW_SESSION) {
                 size_t isz = SESSION_ITEM_SIZE(w->nmeasures);
-                for (uint32_t i = 0; i < ks->n; i++) {
+                for (uint32_t i = session_first_open(w, ks); i < ks->n; i++) {
                         unsigned char *s = ks_item(ks, isz, i);
-                        uint64_t flags;
-                        memcpy(&flags, s + SESSION_FLAGS_AT, 8);
+                        uint64_t flags = session_flags(s);
                         if (!(flags & ITEM_NEW))
                                 continue;
-                        flags &= ~(uint64_t)ITEM_NEW;
-                        memcpy(s + SESSION_FLAGS_AT, &flags, 8);
+                        session_set_flags(s, flags & ~(uint64_t)ITEM_NEW);
                         dmp_agg_t aggs[DMP_MAX_MEASURES];
                         memcpy(aggs, s + SESSION_AGGS_AT, sizeof(dmp_agg_t) * (size_t)w->nmeasures);
                         emit_aggs(e, t, en->win, key, en->key_len, item_i64(s, 0),
@@ -723,8 +743,19 @@ static void keyed_emit_updates(dmp_engine_t *e, task_t *t, dmp_entry_t *en) {
 static int64_t keyed_next_close(const dmp_window_t *w, const keystate_t *ks) {
         if (ks->n == 0)
                 return INT64_MAX;
-        if (w->kind == DMP_WINDOW_SESSION)
-                return dmp_session_close_time(w, item_i64(ks->items, 8));
+        if (w->kind == DMP_WINDOW_SESSION) {
+                size_t isz = SESSION_ITEM_SIZE(w->nmeasures);
+                uint32_t i = session_first_open(w, ks);
+                int64_t c = i < ks->n ? dmp_session_close_time(w, item_i64(ks_item(ks, isz, i), 8))
+                                      : INT64_MAX;
+                if (i > 0) { /* the first retained session's purge time */
+                        int64_t purge = dmp_session_close_time(w, item_i64(ks->items, 8)) +
+                                        w->retention;
+                        if (purge < c)
+                                c = purge;
+                }
+                return c;
+        }
         int64_t s = sliding_next_start(w, ks, ks->emitted_upto);
         return s == INT64_MAX ? INT64_MAX : s + w->size + w->grace;
 }
@@ -752,14 +783,27 @@ static void keyed_close_ready(dmp_engine_t *e, task_t *t, dmp_entry_t *en) {
         int changed = 0;
         if (w->kind == DMP_WINDOW_SESSION) {
                 size_t isz = SESSION_ITEM_SIZE(w->nmeasures);
-                while (ks->n && dmp_session_close_time(w, item_i64(ks->items, 8)) <= st) {
-                        const unsigned char *s = ks->items;
+                uint32_t i = session_first_open(w, ks);
+                while (i < ks->n &&
+                       dmp_session_close_time(w, item_i64(ks_item(ks, isz, i), 8)) <= st) {
+                        unsigned char *s = ks_item(ks, isz, i);
                         dmp_agg_t aggs[DMP_MAX_MEASURES];
                         memcpy(aggs, s + SESSION_AGGS_AT, sizeof(dmp_agg_t) * (size_t)w->nmeasures);
                         emit_aggs(e, t, en->win, key, en->key_len, item_i64(s, 0),
                                   item_i64(s, 8) + 1, aggs, 1);
                         e->stats.windows_closed++;
-                        ks_remove(ks, isz, 0, 1);
+                        session_set_flags(s, ITEM_EMITTED); /* retained, or purged below */
+                        i++;
+                        changed = 1;
+                }
+                uint32_t purge = 0; /* retained sessions past their retention */
+                while (purge < ks->n &&
+                       (session_flags(ks_item(ks, isz, purge)) & ITEM_EMITTED) &&
+                       dmp_session_close_time(w, item_i64(ks_item(ks, isz, purge), 8)) +
+                                       w->retention <= st)
+                        purge++;
+                if (purge) {
+                        ks_remove(ks, isz, 0, purge);
                         changed = 1;
                 }
         } else {
@@ -778,10 +822,10 @@ static void keyed_close_ready(dmp_engine_t *e, task_t *t, dmp_entry_t *en) {
                         ks->emitted_upto = s;
                         changed = 1;
                 }
-                /* Records before every open window are done with. */
+                /* Records before every open (or retained) window are done with. */
                 uint32_t drop = 0;
-                while (drop < ks->n &&
-                       item_i64(ks_item(ks, isz, drop), 0) < st - w->grace - w->size)
+                while (drop < ks->n && item_i64(ks_item(ks, isz, drop), 0) <
+                                               st - w->grace - w->size - w->retention)
                         drop++;
                 if (drop) {
                         ks_remove(ks, isz, 0, drop);
@@ -821,8 +865,9 @@ static void session_event(dmp_engine_t *e, task_t *t, int wi, int64_t ts, const 
         /* The session this event makes: it and every open session within
          * the gap of it. */
         int64_t mstart = ts, mlast = ts;
-        uint32_t first = 0, cnt = 0;
-        for (uint32_t i = 0; ks && i < ks->n; i++) {
+        uint32_t open0 = ks ? session_first_open(w, ks) : 0;
+        uint32_t first = open0, cnt = 0;
+        for (uint32_t i = open0; ks && i < ks->n; i++) {
                 const unsigned char *s = ks_item(ks, isz, i);
                 int64_t ss = item_i64(s, 0), sl = item_i64(s, 8);
                 if (ss - w->gap <= ts && ts <= sl + w->gap) {

@@ -843,6 +843,40 @@ static void test_retention(void **state) {
         expect_unique(rs);
 }
 
+/* Sessions with retention.ms: an emitted session stays in state (not merged
+ * with, not emitted again after a restart) until its close + retention. */
+static void test_session_retention(void **state) {
+        fixture_t *f = *state;
+        recs_t *rs = &f->recs;
+        int mark = 0;
+        const char *w = "type = session\ngap.ms = 10\ngrace.ms = 5\nretention.ms = 20\n";
+        dmp_engine_t *e = start(f, w);
+        feed(f, e, "k", 0, 1);   /* S1 = [0, 0], closes at 0 + 1 + 10 + 5 = 16 */
+        feed(f, e, "k", 20, 2);  /* st 20: S1 emitted, kept until 36; S2 = [20, 20] */
+        EXPECT(rs, &mark, {"session", "k", 0, 1, 1, 1, 1, 1, 1, 0, 0, 1});
+        feed(f, e, "k", 8, 100); /* within the gap of the retained S1 only: 8 + 5 < 20, late */
+        assert_int_equal(late_mask, 1);
+        NONE(rs, &mark);
+        feed(f, e, "m", 40, 3);  /* st 40: S2 closes (36), carrying the late event; S1
+                                  * purged (36 <= 40); S2 kept until 56; M = [40, 40] */
+        EXPECT(rs, &mark, {"session", "k", 20, 21, 1, 2, 2, 2, 2, 0, 1, 1});
+        commit(e);
+        assert_int_equal(dmp_engine_stats(e)->open_entries, 2); /* k (S2 retained), m */
+        dmp_engine_destroy(e);
+
+        e = start(f, w);
+        commit(e);
+        assert_int_equal(dmp_engine_stats(e)->open_entries, 2);
+        feed(f, e, "m", 50, 4);  /* st 50: S2 is not emitted again; M = [40, 50] */
+        NONE(rs, &mark);
+        feed(f, e, "m", 57, 5);  /* st 57 >= 56: S2 purged, k's state goes; M = [40, 57] */
+        NONE(rs, &mark);
+        commit(e);
+        assert_int_equal(dmp_engine_stats(e)->open_entries, 1); /* m */
+        dmp_engine_destroy(e);
+        expect_unique(rs);
+}
+
 int main(void) {
         dmp_log_level = DMP_LOG_ERROR; /* quiet partition_open */
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -863,6 +897,7 @@ int main(void) {
                 T(test_restart_session),
                 T(test_restart_sliding),
                 T(test_retention),
+                T(test_session_retention),
         };
 #undef T
         return cmocka_run_group_tests(tests, NULL, NULL);
