@@ -122,9 +122,16 @@ int main(int argc, char **argv) {
                         dmp_engine_partition_open(e, 0, &next, err, sizeof(err));
 
                         /* decode alone, same records */
-                        dmp_decoder_t *d = dmp_decoder_new(
-                                dmp_read_file("schemas/event.avsc", NULL, err, sizeof(err)),
-                                "user_id", "ts", err, sizeof(err));
+                        char *schema = dmp_read_file("schemas/event.avsc", NULL, err,
+                                                     sizeof(err));
+                        dmp_decoder_t *d = schema ? dmp_decoder_new(schema, "user_id", "ts", err,
+                                                                    sizeof(err))
+                                                  : NULL;
+                        free(schema);
+                        if (!d) {
+                                fprintf(stderr, "decoder: %s\n", err);
+                                return 1;
+                        }
                         dmp_event_t ev;
                         double t0 = now_s();
                         for (size_t i = 0; i < n; i++)
