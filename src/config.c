@@ -90,6 +90,10 @@ static const prop_t props[] = {
          "A partition that received nothing for this long (and is read to its end) advances its "
          "stream time by wall-clock time, so windows still close when data stops. 0: off "
          "(pure event time, reproducible)."},
+        {SEC_INPUT, "nonfinite", PT_ENUM, "dead-letter", 0, 0, "dead-letter|accept", IN(nonfinite),
+         "A numeric field that measures read holding NaN or +-Infinity. dead-letter: the record "
+         "is rejected (class `nonfinite`: counted, copied to dlq.topic) and updates nothing; "
+         "accept: the value is used as it is (one NaN makes the window's sum and mean NaN)."},
         {SEC_INPUT, "registry.url", PT_STR, "", 0, 0, NULL, IN(registry_url),
          "Schema registry (Confluent REST API) base URL, http(s)://host:port (format=confluent). "
          "Results are then framed in the Confluent wire format, their schema registered as "

@@ -29,6 +29,7 @@ typedef struct dmp_input_conf {
         char *time_field;
         char *auto_offset_reset;
         int64_t idle_timeout_ms;
+        char *nonfinite; /* dead-letter | accept */
         char *registry_url;
         char *registry_auth;
         char *registry_ca;

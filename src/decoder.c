@@ -3,6 +3,7 @@
 #include <avro.h>
 #include <errno.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,7 @@ struct dmp_decoder {
         int need_index[DMP_MAX_NUM_FIELDS + 2]; /* reader field of needs[i] */
         int nneeds;
         int nslots;
+        int reject_nonfinite;
         dmp_plan_t *plan; /* recompiled whenever the needs or the writer change */
         dmp_decode_err_t last_error;
         /* Confluent framing: writer schemas by id, each with its plan, or
@@ -55,6 +57,7 @@ static const char *const decode_err_names[DMP_DECODE__CNT] = {
         [DMP_DECODE_UNKNOWN_SCHEMA] = "unknown_schema",
         [DMP_DECODE_INCOMPATIBLE] = "incompatible",
         [DMP_DECODE_UNAVAILABLE] = "registry_unavailable",
+        [DMP_DECODE_NONFINITE] = "nonfinite",
 };
 static const char *const decode_err_text[DMP_DECODE__CNT] = {
         [DMP_DECODE_OK] = "ok",
@@ -73,6 +76,7 @@ static const char *const decode_err_text[DMP_DECODE__CNT] = {
         [DMP_DECODE_UNKNOWN_SCHEMA] = "unknown schema id",
         [DMP_DECODE_INCOMPATIBLE] = "writer schema incompatible with the reader schema",
         [DMP_DECODE_UNAVAILABLE] = "schema registry unavailable",
+        [DMP_DECODE_NONFINITE] = "a numeric field is NaN or infinite",
 };
 const char *dmp_decode_err_name(dmp_decode_err_t e) {
         return (unsigned)e < DMP_DECODE__CNT ? decode_err_names[e] : "unknown";
@@ -295,6 +299,31 @@ static int decode_failed(dmp_decoder_t *d, dmp_decode_err_t e, size_t pos, char 
         return -1;
 }
 
+void dmp_decoder_reject_nonfinite(dmp_decoder_t *d, int on) {
+        d->reject_nonfinite = on;
+}
+
+/* The checks after a successful plan run: 0, or -1 (nonfinite). */
+static int decoded(dmp_decoder_t *d, const dmp_event_t *ev, char *errstr, size_t errstr_size) {
+        if (d->reject_nonfinite) {
+                for (unsigned long long m = ev->defined; m; m &= m - 1) {
+                        int slot = __builtin_ctzll(m);
+                        if (isfinite(ev->num[slot]))
+                                continue;
+                        const char *field = "?";
+                        for (int i = 0; i < d->nneeds; i++)
+                                if (d->needs[i].role == DMP_NEED_NUM && d->needs[i].slot == slot)
+                                        field = d->needs[i].field;
+                        d->last_error = DMP_DECODE_NONFINITE;
+                        snprintf(errstr, errstr_size, "field \"%s\" is %s", field,
+                                 isnan(ev->num[slot]) ? "NaN" : "infinite");
+                        return -1;
+                }
+        }
+        d->last_error = DMP_DECODE_OK;
+        return 0;
+}
+
 /* The Confluent writer entry of id, fetched and compiled on first use;
  * NULL with the class in d->last_error and errstr set. */
 static struct writer_entry *writer_of(dmp_decoder_t *d, int32_t id, char *errstr,
@@ -344,14 +373,12 @@ int dmp_decoder_decode(dmp_decoder_t *d, const void *buf, size_t len, dmp_event_
                 dmp_decode_err_t e = dmp_plan_run(plan, b + 5, len - 5, ev, &pos);
                 if (e != DMP_DECODE_OK)
                         return decode_failed(d, e, pos + 5, errstr, errstr_size);
-                d->last_error = DMP_DECODE_OK;
-                return 0;
+                return decoded(d, ev, errstr, errstr_size);
         }
         dmp_decode_err_t e = dmp_plan_run(plan, buf, len, ev, &pos);
         if (e != DMP_DECODE_OK)
                 return decode_failed(d, e, pos, errstr, errstr_size);
-        d->last_error = DMP_DECODE_OK;
-        return 0;
+        return decoded(d, ev, errstr, errstr_size);
 }
 
 /* ---- the reference: Avro C's generic reader ----

@@ -47,6 +47,7 @@ typedef enum dmp_decode_err {
         DMP_DECODE_INCOMPATIBLE, /* the id's writer schema cannot be read as the reader */
         DMP_DECODE_UNAVAILABLE, /* not the record's fault: the registry did not answer;
                                  * the record must be retried, not dead-lettered */
+        DMP_DECODE_NONFINITE, /* a numeric field is NaN or +-Infinity (when rejected) */
         DMP_DECODE__CNT
 } dmp_decode_err_t;
 
@@ -79,6 +80,11 @@ typedef int(dmp_schema_provider_t)(void *opaque, int32_t id, const char **json, 
                                    size_t errstr_size);
 void dmp_decoder_set_confluent(dmp_decoder_t *d, dmp_schema_provider_t *provider,
                                void *opaque);
+
+/* Rejects records in which a numeric field the pipeline reads (see
+ * dmp_decoder_num_field) is NaN or +-Infinity, as DMP_DECODE_NONFINITE.
+ * Off by default. */
+void dmp_decoder_reject_nonfinite(dmp_decoder_t *d, int on);
 
 /* Reads a whole file into a NUL-terminated buffer (caller frees); NULL on
  * error with errstr set. */

@@ -269,6 +269,7 @@ static int engine_compile(dmp_engine_t *e, dmp_conf_t *conf) {
         free(reader);
         if (bad)
                 return 1;
+        dmp_decoder_reject_nonfinite(e->decoder, !strcmp(conf->input.nonfinite, "dead-letter"));
         int errors = compile_measures(e, conf);
         if (!errors)
                 compile_windows(e, conf);

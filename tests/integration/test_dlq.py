@@ -35,7 +35,7 @@ WINDOWS = [Window("tumble10s", "tumbling", size_ms=10_000, grace_ms=2_000, measu
 
 # The classes of src/decoder.h (dmp_decode_err_name), every one planted.
 ALL_CLASSES = {"truncated", "varint", "length", "union", "enum", "int_range", "trailing",
-               "depth", "null_time", "time_range"}
+               "depth", "null_time", "time_range", "nonfinite"}
 
 
 # ---- a minimal Avro binary encoder, for the poison ----
@@ -110,11 +110,14 @@ POISON_MAKERS = {
     "depth": lambda f: replace(f, 7, avro_tree(nested(70))),       # deeper than 64
     "null_time": lambda f: replace(f, 2, avro_long(0)),
     "time_range": lambda f: replace(f, 2, avro_long(1) + avro_long(2**61)),
+    # well-formed Avro, but a measure field is NaN / infinite ([input] nonfinite's default)
+    "nonfinite": lambda f: replace(f, 3, struct.pack("<d", float("nan"))),
+    "nonfinite_inf": lambda f: replace(f, 3, struct.pack("<d", float("-inf"))),
 }
 
 
 def class_of(maker: str) -> str:
-    return "length" if maker == "length_oversize" else maker
+    return {"length_oversize": "length", "nonfinite_inf": "nonfinite"}.get(maker, maker)
 
 
 def read_all(bootstrap: str, topic: str, partitions: int, count: int, timeout: float) -> list:

@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <malloc.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -379,6 +380,47 @@ static void test_truncated(void **state) {
         dmp_decoder_destroy(d);
 }
 
+/* NaN / +-Infinity in a numeric field: rejected as "nonfinite" when asked
+ * (naming the field), accepted as they are otherwise; a non-finite value in
+ * a field no measure reads is no reason to reject. */
+static void test_nonfinite(void **state) {
+        (void)state;
+        dmp_decoder_t *d = event_decoder("user_id", "ts");
+        int sp = slot(d, "price");
+        unsigned char buf[256];
+        dmp_event_t ev;
+        char err[256];
+        const double bad[] = {NAN, INFINITY, -INFINITY};
+        for (int i = 0; i < 3; i++) {
+                size_t n = enc_event(buf, "u", "s", 1, bad[i], 1, 1, 0);
+                dmp_decoder_reject_nonfinite(d, 0);
+                assert_int_equal(dmp_decoder_decode(d, buf, n, &ev, err, sizeof(err)), 0);
+                assert_true(!isfinite(ev.num[sp]));
+                dmp_decoder_reject_nonfinite(d, 1);
+                assert_int_equal(dmp_decoder_decode(d, buf, n, &ev, err, sizeof(err)), -1);
+                assert_int_equal(dmp_decoder_last_error(d), DMP_DECODE_NONFINITE);
+                assert_string_equal(dmp_decode_err_name(DMP_DECODE_NONFINITE), "nonfinite");
+                assert_non_null(strstr(err, "\"price\""));
+                assert_non_null(strstr(err, i ? "infinite" : "NaN"));
+                /* the reference path rejects it the same way */
+                assert_int_equal(dmp_decoder_decode_generic(d, buf, n, &ev, err, sizeof(err)), -1);
+                assert_int_equal(dmp_decoder_last_error(d), DMP_DECODE_NONFINITE);
+        }
+        /* finite values pass; the last error is reset */
+        size_t n = enc_event(buf, "u", "s", 1, 1e308, 1, 1, 0);
+        assert_int_equal(dmp_decoder_decode(d, buf, n, &ev, err, sizeof(err)), 0);
+        assert_int_equal(dmp_decoder_last_error(d), DMP_DECODE_OK);
+        dmp_decoder_destroy(d);
+
+        /* price not read by the pipeline: its NaN does not matter */
+        d = event_decoder("user_id", "ts");
+        slot(d, "quantity");
+        dmp_decoder_reject_nonfinite(d, 1);
+        n = enc_event(buf, "u", "s", 1, NAN, 1, 1, 0);
+        assert_int_equal(dmp_decoder_decode(d, buf, n, &ev, err, sizeof(err)), 0);
+        dmp_decoder_destroy(d);
+}
+
 static void test_read_file(void **state) {
         (void)state;
         char err[256] = "";
@@ -429,6 +471,7 @@ int main(void) {
                 cmocka_unit_test(test_new_errors),
                 cmocka_unit_test(test_truncated),
                 cmocka_unit_test(test_read_file),
+                cmocka_unit_test(test_nonfinite),
                 cmocka_unit_test(test_regression_invalid_schema_use_after_free),
                 cmocka_unit_test(test_regression_malformed_record_leaks),
         };
