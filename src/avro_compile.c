@@ -50,6 +50,7 @@ typedef struct compiler {
         size_t *memo; /* queue indexes of skip-only sub-programs */
         size_t nmemo, memo_cap;
         int64_t fail_id; /* the OP_FAIL sub-program, -1 until needed */
+        int decimal_scale[DMP_MAX_NUM_FIELDS]; /* a decimal num slot's scale, else -1 */
         char path[1024]; /* the field being compiled, for errors */
         char *errstr;
         size_t errstr_size;
@@ -99,6 +100,11 @@ static uint32_t add_const(compiler_t *c, plan_const_t k) {
         pl->consts = dmp_realloc(pl->consts, (pl->nconsts + 1) * sizeof(*pl->consts));
         pl->consts[pl->nconsts] = k;
         return (uint32_t)pl->nconsts++;
+}
+
+/* The constant holding the scale of decimal num slot `slot`. */
+static uint32_t decimal_const(compiler_t *c, uint16_t slot) {
+        return add_const(c, (plan_const_t){.l = c->decimal_scale[slot]});
 }
 
 static avro_schema_t deref(avro_schema_t s) {
@@ -364,6 +370,28 @@ static int emit_default(compiler_t *c, const json_t *def, const dmp_need_t *nd,
                              add_const(c, (plan_const_t){.s = dmp_strdup(""), .len = 0}));
                 return 0; /* a number: undefined */
         }
+        if (nd->role == DMP_NEED_NUM && nd->decimal && json_is_string(def)) {
+                /* a bytes/fixed default: one code point (0-255) per byte */
+                const unsigned char *u = (const unsigned char *)json_string_value(def);
+                size_t ulen = json_string_length(def), n = 0;
+                unsigned char *bytes = dmp_malloc(ulen + 1);
+                for (size_t i = 0; i < ulen; i++) {
+                        if (u[i] < 0x80) {
+                                bytes[n++] = u[i];
+                        } else if ((u[i] & 0xfe) == 0xc2 && i + 1 < ulen) { /* U+0080..U+00FF */
+                                bytes[n++] = (unsigned char)(((u[i] & 0x03) << 6) | (u[i + 1] & 0x3f));
+                                i++;
+                        } else {
+                                free(bytes);
+                                return error(c, "the decimal default holds a character beyond "
+                                             "U+00FF (a bytes default is one code point per byte)");
+                        }
+                }
+                double d = dmp_decimal_to_double(bytes, n, nd->scale);
+                free(bytes);
+                emit(c, OP_DEFAULT_NUM, 0, (uint16_t)nd->slot, add_const(c, (plan_const_t){.d = d}));
+                return 0;
+        }
         if (nd->role == DMP_NEED_NUM && json_is_number(def)) {
                 double d = json_number_value(def);
                 avro_schema_t t = deref(rtype);
@@ -549,14 +577,24 @@ static int emit_value(compiler_t *c, avro_schema_t w, avro_schema_t r, uint8_t d
                 return 0;
         case AVRO_STRING:
         case AVRO_BYTES:
-                emit_read(c, OP_BYTES, 0, 0, OP_STRING_KEY, dst, slot);
+                if (dst & DST_NUM) /* a decimal (type_ok) */
+                        emit(c, OP_DECIMAL, DST_NUM, slot, decimal_const(c, slot));
+                else
+                        emit_read(c, OP_BYTES, 0, 0, OP_STRING_KEY, dst, slot);
                 return 0;
         case AVRO_FIXED: {
                 int64_t n = avro_schema_fixed_size(w);
                 if (n < 0 || n > INT32_MAX)
                         return error(c, "fixed %s: size %lld too large", avro_schema_name(w),
                                      (long long)n);
-                emit(c, OP_FIXED, 0, 0, (uint32_t)n);
+                if (dst & DST_NUM) {
+                        uint32_t at = tab_alloc(c, 2);
+                        c->pl->tab[at] = (uint32_t)n;
+                        c->pl->tab[at + 1] = decimal_const(c, slot);
+                        emit(c, OP_DECIMAL_FIXED, DST_NUM, slot, at);
+                } else {
+                        emit(c, OP_FIXED, 0, 0, (uint32_t)n);
+                }
                 return 0;
         }
         case AVRO_ENUM:
@@ -587,7 +625,8 @@ static int emit_value(compiler_t *c, avro_schema_t w, avro_schema_t r, uint8_t d
 
 /* Is s acceptable for role, or a union of null and acceptable branches
  * (at least one not null)? */
-static int type_ok(avro_schema_t s, dmp_need_role_t role, int in_union) {
+static int type_ok(avro_schema_t s, const dmp_need_t *nd, int in_union) {
+        dmp_need_role_t role = nd->role;
         s = deref(s);
         if (is_avro_union(s)) {
                 if (in_union)
@@ -597,7 +636,7 @@ static int type_ok(avro_schema_t s, dmp_need_role_t role, int in_union) {
                         avro_schema_t b = deref(avro_schema_union_branch(s, (int)i));
                         if (is_avro_null(b))
                                 continue;
-                        if (!type_ok(b, role, 1))
+                        if (!type_ok(b, nd, 1))
                                 return 0;
                         some = 1;
                 }
@@ -609,6 +648,8 @@ static int type_ok(avro_schema_t s, dmp_need_role_t role, int in_union) {
         case DMP_NEED_TIME:
                 return is_avro_int32(s) || is_avro_int64(s);
         case DMP_NEED_NUM:
+                if (nd->decimal)
+                        return is_avro_bytes(s) || is_avro_fixed(s);
                 return is_avro_int32(s) || is_avro_int64(s) || is_avro_float(s) ||
                        is_avro_double(s);
         }
@@ -616,7 +657,7 @@ static int type_ok(avro_schema_t s, dmp_need_role_t role, int in_union) {
 }
 
 static const char *const role_wants[] = {"string, int or long", "long or int",
-                                         "int, long, float or double"};
+                                         "int, long, float, double, or bytes/fixed with logicalType decimal"};
 
 static void compiler_free(compiler_t *c) {
         for (size_t i = 0; i < c->nqueue; i++)
@@ -653,7 +694,7 @@ dmp_plan_t *dmp_plan_compile(const dmp_schema_t *writer, const dmp_schema_t *rea
                         goto fail;
                 }
                 avro_schema_t fs = avro_schema_record_field_get_by_index(r, idx);
-                if (!type_ok(fs, nd->role, 0)) {
+                if (!type_ok(fs, nd, 0)) {
                         snprintf(errstr, errstr_size,
                                  "field \"%s\" has type %s; expected %s (or a nullable union of it)",
                                  nd->field, avro_schema_type_name(deref(fs)),
@@ -665,6 +706,8 @@ dmp_plan_t *dmp_plan_compile(const dmp_schema_t *writer, const dmp_schema_t *rea
                                  nd->field, nd->slot);
                         goto fail;
                 }
+                if (nd->role == DMP_NEED_NUM)
+                        c.decimal_scale[nd->slot] = nd->decimal ? nd->scale : -1;
         }
         /* program 0: the top-level record, then the queued sub-programs */
         GROW(c.pl->starts, c.pl->nsubs, c.pl->subs_cap);

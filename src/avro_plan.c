@@ -14,6 +14,7 @@
  * contains itself through a union, array or map). */
 #include "avro_plan.h"
 
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -144,6 +145,68 @@ static inline void put_long(const op_t *op, int64_t v, dmp_event_t *ev) {
         }
 }
 
+/* Exact powers of ten as doubles (10^22 is the last). */
+static const double exact_pow10[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                       1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                       1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+double dmp_decimal_to_double(const unsigned char *b, size_t n, int scale) {
+        if (n == 0)
+                return 0.0;
+        int neg = b[0] & 0x80;
+        if (n <= 8 && scale <= 22) {
+                /* sign-extend; both operands exact, so one division rounds
+                 * correctly (IEEE 754) */
+                uint64_t u = neg ? ~UINT64_C(0) : 0;
+                for (size_t i = 0; i < n; i++)
+                        u = (u << 8) | b[i];
+                int64_t v = (int64_t)u;
+                if (v >= -(INT64_C(1) << 53) && v <= (INT64_C(1) << 53))
+                        return (double)v / exact_pow10[scale];
+        }
+        /* Otherwise: the magnitude's decimal digits, then strtod, which
+         * rounds correctly. Digits of a 2^(8n) number: < 2.41 n + 1; the
+         * magnitude is divided by 10 in place, most significant byte first. */
+        unsigned char mag[64];
+        char digits[160 + 2 + 8];
+        if (n > sizeof(mag)) { /* beyond 10^154: fold the excess into the exponent */
+                size_t lead = n - sizeof(mag);
+                for (size_t i = 0; i < lead; i++) /* sign extension only: no value lost */
+                        if (b[i] != (neg ? 0xff : 0x00))
+                                return neg ? -HUGE_VAL : HUGE_VAL;
+                b += lead;
+                n = sizeof(mag);
+        }
+        unsigned carry = 1;
+        for (size_t i = n; i-- > 0;) { /* two's complement magnitude */
+                unsigned x = neg ? (unsigned)(~b[i] & 0xff) + carry : b[i];
+                carry = neg ? x >> 8 : 0;
+                mag[i] = (unsigned char)x;
+        }
+        size_t nd = 0, first = 0;
+        char rev[160];
+        while (first < n) {
+                unsigned rem = 0;
+                for (size_t i = first; i < n; i++) {
+                        unsigned cur = (rem << 8) | mag[i];
+                        mag[i] = (unsigned char)(cur / 10);
+                        rem = cur % 10;
+                }
+                rev[nd++] = (char)('0' + rem);
+                while (first < n && mag[first] == 0)
+                        first++;
+        }
+        size_t len = 0;
+        if (neg)
+                digits[len++] = '-';
+        while (nd)
+                digits[len++] = rev[--nd];
+        if (len == (size_t)(neg ? 1 : 0))
+                digits[len++] = '0';
+        snprintf(digits + len, sizeof(digits) - len, "e-%d", scale);
+        return strtod(digits, NULL);
+}
+
 /* Array and map blocks: a count (0 ends; negative: -count items preceded
  * by the block's byte size), then the items. A count is bounded by the
  * remaining bytes (every item takes at least min bytes), except for items
@@ -222,6 +285,8 @@ static const unsigned char *run(run_ctx_t *c, uint32_t pc, const unsigned char *
                 [OP_BYTES] = &&op_bytes,
                 [OP_STRING_KEY] = &&op_string_key,
                 [OP_FIXED] = &&op_fixed,
+                [OP_DECIMAL] = &&op_decimal,
+                [OP_DECIMAL_FIXED] = &&op_decimal_fixed,
                 [OP_ENUM] = &&op_enum,
                 [OP_ENUM_CHECK] = &&op_enum_check,
                 [OP_FAIL] = &&op_fail,
@@ -355,6 +420,24 @@ op_fixed:
         if ((uint64_t)(end - p) < op->arg)
                 return fail_at(c, p, DMP_DECODE_TRUNCATED);
         p += op->arg;
+        NEXT();
+op_decimal:
+        p0 = p;
+        if (!(p = get_varint(c, p, &v)))
+                return NULL;
+        if (v < 0 || v > end - p)
+                return fail_at(c, p0, DMP_DECODE_LENGTH);
+        ev->num[op->slot] = dmp_decimal_to_double(p, (size_t)v, (int)pl->consts[op->arg].l);
+        ev->defined |= 1ULL << op->slot;
+        p += v;
+        NEXT();
+op_decimal_fixed:
+        t = &pl->tab[op->arg];
+        if ((uint64_t)(end - p) < t[0])
+                return fail_at(c, p, DMP_DECODE_TRUNCATED);
+        ev->num[op->slot] = dmp_decimal_to_double(p, t[0], (int)pl->consts[t[1]].l);
+        ev->defined |= 1ULL << op->slot;
+        p += t[0];
         NEXT();
 op_enum:
         p0 = p;

@@ -26,7 +26,8 @@
 typedef enum dmp_need_role {
         DMP_NEED_KEY,  /* string, int or long: dmp_event_t.key */
         DMP_NEED_TIME, /* int or long: dmp_event_t.time_ms */
-        DMP_NEED_NUM,  /* int, long, float or double: dmp_event_t.num[slot] */
+        DMP_NEED_NUM,  /* int, long, float, double, or bytes/fixed with logical type
+                        * decimal: dmp_event_t.num[slot] */
 } dmp_need_role_t;
 
 /* One top-level field of the reader schema the pipeline reads. A field may
@@ -38,7 +39,14 @@ typedef struct dmp_need {
         int slot;   /* DMP_NEED_NUM */
         int micros; /* DMP_NEED_TIME: the value is in microseconds */
         int days;   /* DMP_NEED_TIME: the value is in days (logical type date) */
+        int decimal; /* DMP_NEED_NUM: logical type decimal (bytes or fixed) */
+        int scale;  /* decimal: the value is unscaled * 10^-scale */
 } dmp_need_t;
+
+/* A decimal (Avro logical type): n bytes of a big-endian two's-complement
+ * unscaled integer, times 10^-scale, rounded correctly to a double (0 for
+ * n = 0). Allocation-free. */
+double dmp_decimal_to_double(const unsigned char *b, size_t n, int scale);
 
 typedef struct dmp_plan dmp_plan_t;
 

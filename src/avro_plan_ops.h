@@ -29,6 +29,8 @@ enum {
         OP_BYTES,  /* length + bytes (string or bytes) */
         OP_STRING_KEY,
         OP_FIXED,  /* arg: size */
+        OP_DECIMAL, /* bytes read as a decimal into num[slot]; arg: const {.l = scale} */
+        OP_DECIMAL_FIXED, /* fixed read as a decimal; arg: tab index of {size, const index} */
         OP_ENUM,   /* arg: number of symbols */
         OP_ENUM_CHECK, /* arg: tab index of {n, readable[0], ..., readable[n-1]} */
         OP_FAIL,   /* arg: a dmp_decode_err_t (a writer branch the reader cannot read) */

@@ -68,16 +68,42 @@ static void collect(dmp_schema_t *s, json_t *t, const char *ns, int depth) {
         free(inner);
 }
 
+/* Removes the "default" of every field and enum in the JSON of a schema. */
+static void drop_defaults(json_t *j, int depth) {
+        if (depth > 256)
+                return;
+        size_t i;
+        json_t *v;
+        if (json_is_array(j)) {
+                json_array_foreach(j, i, v)
+                        drop_defaults(v, depth + 1);
+        } else if (json_is_object(j)) {
+                const char *k;
+                json_object_del(j, "default");
+                json_object_foreach(j, k, v)
+                        drop_defaults(v, depth + 1);
+        }
+}
+
 dmp_schema_t *dmp_schema_parse(const char *text, char *errstr, size_t errstr_size) {
         dmp_schema_t *s = dmp_calloc(1, sizeof(*s));
         json_error_t jerr;
-        s->json = json_loads(text, JSON_DECODE_ANY, &jerr);
+        s->json = json_loads(text, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
         if (!s->json) {
                 snprintf(errstr, errstr_size, "schema is not valid JSON: line %d: %s", jerr.line,
                          jerr.text);
                 goto fail;
         }
-        if (avro_schema_from_json_length(text, strlen(text), &s->avro)) {
+        /* Avro C gets the schema without its defaults: it drops them anyway,
+         * and its JSON parser rejects the "\u0000" that bytes and decimal
+         * defaults often hold. */
+        json_t *bare = json_deep_copy(s->json);
+        drop_defaults(bare, 0);
+        char *bare_text = json_dumps(bare, JSON_ENCODE_ANY | JSON_COMPACT);
+        json_decref(bare);
+        int bad = !bare_text || avro_schema_from_json_length(bare_text, strlen(bare_text), &s->avro);
+        free(bare_text);
+        if (bad) {
                 /* Avro C quirk: on an error inside a record it has already
                  * stored, then freed, the record schema in *schema. */
                 s->avro = NULL;
@@ -125,7 +151,9 @@ json_t *dmp_schema_field_json(const dmp_schema_t *s, avro_schema_t r, int i) {
         return name && want && !strcmp(name, want) ? f : NULL;
 }
 
-const char *dmp_schema_logical_type(const json_t *field) {
+/* The type object of a field (of the first object branch of a union), or
+ * NULL. */
+static json_t *field_type_obj(const json_t *field) {
         json_t *t = json_object_get(field, "type");
         if (json_is_array(t)) {
                 size_t i;
@@ -137,9 +165,18 @@ const char *dmp_schema_logical_type(const json_t *field) {
                         }
                 }
         }
-        const char *lt = json_is_object(t) ? json_string_value(json_object_get(t, "logicalType"))
-                                           : NULL;
+        return json_is_object(t) ? t : NULL;
+}
+
+const char *dmp_schema_logical_type(const json_t *field) {
+        const char *lt = json_string_value(json_object_get(field_type_obj(field), "logicalType"));
         return lt ? lt : "";
+}
+
+int dmp_schema_decimal_scale(const json_t *field) {
+        json_t *sc = json_object_get(field_type_obj(field), "scale");
+        json_int_t v = json_is_integer(sc) ? json_integer_value(sc) : 0;
+        return v < 0 ? 0 : v > DMP_DECIMAL_MAX_SCALE ? DMP_DECIMAL_MAX_SCALE : (int)v;
 }
 
 int dmp_schema_has_alias(const json_t *obj, const char *name) {

@@ -14,6 +14,10 @@
 #include <jansson.h>
 #include <stddef.h>
 
+/* The largest decimal scale taken as it is (beyond it every value is 0 as
+ * a double anyway). */
+#define DMP_DECIMAL_MAX_SCALE 400
+
 typedef struct dmp_named_json {
         char *fullname; /* namespace.name */
         json_t *obj;    /* the type's JSON object (borrowed from the root) */
@@ -40,6 +44,11 @@ json_t *dmp_schema_field_json(const dmp_schema_t *s, avro_schema_t r, int i);
 /* The logicalType of a field's type (of the non-null branch of a union),
  * or "". */
 const char *dmp_schema_logical_type(const json_t *field);
+
+/* The scale of a field whose type (or non-null branch) has logicalType
+ * decimal: its "scale" (0 if absent), clamped to [0, DMP_DECIMAL_MAX_SCALE]
+ * (a negative or non-integer scale counts as 0). */
+int dmp_schema_decimal_scale(const json_t *field);
 
 /* Does the "aliases" array of obj (a field or a named type) hold name? */
 int dmp_schema_has_alias(const json_t *obj, const char *name);

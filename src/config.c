@@ -108,6 +108,11 @@ static const prop_t props[] = {
         {SEC_INPUT, "registry.pause.ms", PT_INT, "1000", 10, 600000, NULL, IN(registry_pause_ms),
          "While the registry does not answer, a partition that needs a schema from it is "
          "paused (not skipped) and tried again after this long."},
+        {SEC_INPUT, "registry.cache.size", PT_INT, "1000", 1, 1000000, NULL,
+         IN(registry_cache_size),
+         "Writer schemas (each with its compiled decoder) kept, by id; beyond it the least "
+         "recently used is dropped and fetched again when needed. An unknown id is remembered "
+         "as unknown for 10 s."},
         {SEC_STATE, "dir", PT_STR, "./state", 0, 0, NULL, ST(dir),
          "RocksDB state directory (aggregates of open windows and the input offsets they reflect)."},
         {SEC_STATE, "commit.interval.ms", PT_INT, "1000", 10, 3600000, NULL,

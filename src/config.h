@@ -35,6 +35,7 @@ typedef struct dmp_input_conf {
         char *registry_ca;
         int64_t registry_timeout_ms;
         int64_t registry_pause_ms;
+        int64_t registry_cache_size;
         int line[DMP_MAX_PROPS];
 } dmp_input_conf_t;
 

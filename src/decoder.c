@@ -28,11 +28,15 @@ struct dmp_decoder {
         void *provider_opaque;
         struct writer_entry {
                 int32_t id;
+                int unknown;        /* the registry has no such id (until expires_ms) */
+                int64_t expires_ms; /* unknown: when to ask the registry again */
+                uint64_t used;      /* last use, for evicting the least recently used */
                 dmp_schema_t *schema;
-                dmp_plan_t *plan; /* NULL: incompatible, see error */
+                dmp_plan_t *plan; /* NULL: incompatible or unknown, see error */
                 char *error;
         } *writers;
-        size_t nwriters, last_writer;
+        size_t nwriters, last_writer, max_writers;
+        uint64_t uses;
         /* The reference (Avro C's generic reader, resolving when the writer
          * schema differs), created on first use. */
         avro_value_iface_t *riface, *resolver;
@@ -109,12 +113,29 @@ char *dmp_read_file(const char *path, size_t *lenp, char *errstr, size_t errstr_
         return buf;
 }
 
-/* The unit of a time field: the writer's logical type if it has one (it
- * describes the data), else the reader's. Sets nd->micros / nd->days. */
-static void time_unit(const dmp_decoder_t *d, const dmp_schema_t *writer, dmp_need_t *nd,
-                      int ri) {
+static void writer_free(struct writer_entry *w) {
+        dmp_schema_destroy(w->schema);
+        dmp_plan_destroy(w->plan);
+        free(w->error);
+}
+
+/* Drops the least recently used writer entry. */
+static void writer_evict(dmp_decoder_t *d) {
+        size_t lru = 0;
+        for (size_t i = 1; i < d->nwriters; i++)
+                if (d->writers[i].used < d->writers[lru].used)
+                        lru = i;
+        writer_free(&d->writers[lru]);
+        d->writers[lru] = d->writers[--d->nwriters];
+        d->last_writer = d->nwriters; /* none */
+}
+
+/* The field JSON whose logical type describes the data of needed field nd
+ * (reader field ri): the writer's if it has a logical type, else the
+ * reader's. */
+static json_t *logical_field(const dmp_decoder_t *d, const dmp_schema_t *writer,
+                             const dmp_need_t *nd, int ri) {
         avro_schema_t r = d->reader->avro;
-        const char *lt = "";
         if (writer) {
                 avro_schema_t w = writer->avro;
                 int wi = avro_schema_record_field_get_index(w, nd->field);
@@ -125,13 +146,23 @@ static void time_unit(const dmp_decoder_t *d, const dmp_schema_t *writer, dmp_ne
                         if (wi < 0 && json_string_value(a))
                                 wi = avro_schema_record_field_get_index(w, json_string_value(a));
                 }
-                if (wi >= 0)
-                        lt = dmp_schema_logical_type(dmp_schema_field_json(writer, w, wi));
+                json_t *wf = wi >= 0 ? dmp_schema_field_json(writer, w, wi) : NULL;
+                if (wf && *dmp_schema_logical_type(wf))
+                        return wf;
         }
-        if (!*lt)
-                lt = dmp_schema_logical_type(dmp_schema_field_json(d->reader, r, ri));
-        nd->micros = !strcmp(lt, "timestamp-micros");
-        nd->days = !strcmp(lt, "date");
+        return dmp_schema_field_json(d->reader, r, ri);
+}
+
+/* Sets the unit of a time field (nd->micros / nd->days) or the decimal
+ * scale of a numeric one from its logical type. */
+static void logical_unit(const dmp_decoder_t *d, const dmp_schema_t *writer, dmp_need_t *nd,
+                         int ri) {
+        json_t *f = logical_field(d, writer, nd, ri);
+        const char *lt = dmp_schema_logical_type(f);
+        nd->micros = nd->role == DMP_NEED_TIME && !strcmp(lt, "timestamp-micros");
+        nd->days = nd->role == DMP_NEED_TIME && !strcmp(lt, "date");
+        nd->decimal = nd->role == DMP_NEED_NUM && !strcmp(lt, "decimal");
+        nd->scale = nd->decimal ? dmp_schema_decimal_scale(f) : 0;
 }
 
 /* Drops the reference reader (rebuilt on its next use). */
@@ -158,8 +189,8 @@ static void reference_reset(dmp_decoder_t *d) {
 static dmp_plan_t *compile_for(const dmp_decoder_t *d, const dmp_schema_t *writer,
                                dmp_need_t *needs, char *errstr, size_t errstr_size) {
         for (int i = 0; i < d->nneeds; i++)
-                if (needs[i].role == DMP_NEED_TIME && d->need_index[i] >= 0)
-                        time_unit(d, writer, &needs[i], d->need_index[i]);
+                if (needs[i].role != DMP_NEED_KEY && d->need_index[i] >= 0)
+                        logical_unit(d, writer, &needs[i], d->need_index[i]);
         return dmp_plan_compile(writer ? writer : d->reader, d->reader, needs, d->nneeds, errstr,
                                 errstr_size);
 }
@@ -185,7 +216,8 @@ static int recompile(dmp_decoder_t *d, char *errstr, size_t errstr_size) {
         dmp_plan_destroy(d->plan);
         d->plan = pl;
         for (size_t i = 0; i < d->nwriters; i++)
-                writer_compile(d, &d->writers[i]);
+                if (d->writers[i].schema)
+                        writer_compile(d, &d->writers[i]);
         return 0;
 }
 
@@ -209,6 +241,7 @@ static int add_need(dmp_decoder_t *d, const char *name, dmp_need_role_t role, in
 dmp_decoder_t *dmp_decoder_new(const char *schema_json, const char *key_field,
                                const char *time_field, char *errstr, size_t errstr_size) {
         dmp_decoder_t *d = dmp_calloc(1, sizeof(*d));
+        d->max_writers = 1000;
         if (!(d->reader = dmp_schema_parse(schema_json, errstr, errstr_size)))
                 goto fail;
         if (!is_avro_record(d->reader->avro)) {
@@ -256,11 +289,8 @@ void dmp_decoder_set_confluent(dmp_decoder_t *d, dmp_schema_provider_t *provider
 void dmp_decoder_destroy(dmp_decoder_t *d) {
         if (!d)
                 return;
-        for (size_t i = 0; i < d->nwriters; i++) {
-                dmp_schema_destroy(d->writers[i].schema);
-                dmp_plan_destroy(d->writers[i].plan);
-                free(d->writers[i].error);
-        }
+        for (size_t i = 0; i < d->nwriters; i++)
+                writer_free(&d->writers[i]);
         free(d->writers);
         reference_reset(d);
         dmp_plan_destroy(d->plan);
@@ -324,31 +354,60 @@ static int decoded(dmp_decoder_t *d, const dmp_event_t *ev, char *errstr, size_t
         return 0;
 }
 
-/* The Confluent writer entry of id, fetched and compiled on first use;
- * NULL with the class in d->last_error and errstr set. */
+void dmp_decoder_set_schema_cache(dmp_decoder_t *d, size_t max_entries) {
+        d->max_writers = max_entries ? max_entries : 1;
+        while (d->nwriters > d->max_writers)
+                writer_evict(d);
+}
+
+/* The Confluent writer entry of id, fetched and compiled on first use (an
+ * unknown id too, for UNKNOWN_SCHEMA_TTL_MS, so that a stream of records
+ * with an unknown id does not become a stream of registry requests); NULL,
+ * with the class in d->last_error and errstr set, if the registry cannot
+ * tell now. At most max_writers entries are kept, the least recently used
+ * evicted (and fetched again if needed). */
+#define UNKNOWN_SCHEMA_TTL_MS 10000
 static struct writer_entry *writer_of(dmp_decoder_t *d, int32_t id, char *errstr,
                                       size_t errstr_size) {
+        struct writer_entry *w = NULL;
         if (d->last_writer < d->nwriters && d->writers[d->last_writer].id == id)
-                return &d->writers[d->last_writer];
-        for (size_t i = 0; i < d->nwriters; i++)
+                w = &d->writers[d->last_writer];
+        for (size_t i = 0; !w && i < d->nwriters; i++)
                 if (d->writers[i].id == id)
-                        return &d->writers[d->last_writer = i];
+                        w = &d->writers[d->last_writer = i];
+        if (w && w->unknown && dmp_mono_ms() >= w->expires_ms) { /* ask again */
+                writer_free(w);
+                *w = d->writers[--d->nwriters];
+                d->last_writer = d->nwriters;
+                w = NULL;
+        }
+        if (w) {
+                w->used = ++d->uses;
+                return w;
+        }
         const char *json = NULL;
         char err[512] = "";
         int r = d->provider(d->provider_opaque, id, &json, err, sizeof(err));
-        if (r) {
-                d->last_error = r < 0 ? DMP_DECODE_UNAVAILABLE : DMP_DECODE_UNKNOWN_SCHEMA;
+        if (r < 0) {
+                d->last_error = DMP_DECODE_UNAVAILABLE;
                 snprintf(errstr, errstr_size, "%s %d: %s", decode_err_text[d->last_error],
                          (int)id, err);
                 return NULL;
         }
+        if (d->nwriters >= d->max_writers)
+                writer_evict(d);
         d->writers = dmp_realloc(d->writers, (d->nwriters + 1) * sizeof(*d->writers));
-        struct writer_entry *w = &d->writers[d->nwriters];
-        *w = (struct writer_entry){.id = id};
-        if (!(w->schema = dmp_schema_parse(json, err, sizeof(err))))
+        w = &d->writers[d->nwriters];
+        *w = (struct writer_entry){.id = id, .used = ++d->uses};
+        if (r > 0) {
+                w->unknown = 1;
+                w->expires_ms = dmp_mono_ms() + UNKNOWN_SCHEMA_TTL_MS;
                 w->error = dmp_strdup(err);
-        else
+        } else if (!(w->schema = dmp_schema_parse(json, err, sizeof(err)))) {
+                w->error = dmp_strdup(err);
+        } else {
                 writer_compile(d, w);
+        }
         return &d->writers[d->last_writer = d->nwriters++];
 }
 
@@ -364,6 +423,12 @@ int dmp_decoder_decode(dmp_decoder_t *d, const void *buf, size_t len, dmp_event_
                 struct writer_entry *w = writer_of(d, id, errstr, errstr_size);
                 if (!w)
                         return -1;
+                if (w->unknown) {
+                        d->last_error = DMP_DECODE_UNKNOWN_SCHEMA;
+                        snprintf(errstr, errstr_size, "%s %d: %s", decode_err_text[d->last_error],
+                                 (int)id, w->error);
+                        return -1;
+                }
                 if (!w->plan) {
                         d->last_error = DMP_DECODE_INCOMPATIBLE;
                         snprintf(errstr, errstr_size, "schema id %d: %s", (int)id, w->error);
@@ -492,6 +557,14 @@ int dmp_decoder_decode_generic(dmp_decoder_t *d, const void *buf, size_t len, dm
                                 x = fl;
                         } else if (t == AVRO_DOUBLE) {
                                 avro_value_get_double(&v, &x);
+                        } else if (t == AVRO_BYTES || t == AVRO_FIXED) { /* a decimal */
+                                const void *b = NULL;
+                                size_t n = 0;
+                                if (t == AVRO_BYTES)
+                                        avro_value_get_bytes(&v, &b, &n);
+                                else
+                                        avro_value_get_fixed(&v, &b, &n);
+                                x = dmp_decimal_to_double(b, n, f->scale);
                         } else {
                                 x = (double)l;
                         }

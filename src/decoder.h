@@ -81,6 +81,12 @@ typedef int(dmp_schema_provider_t)(void *opaque, int32_t id, const char **json, 
 void dmp_decoder_set_confluent(dmp_decoder_t *d, dmp_schema_provider_t *provider,
                                void *opaque);
 
+/* Bounds the writer schemas (with their plans) kept for the Confluent
+ * format to max_entries, evicting the least recently used (default 1000).
+ * An unknown id is kept as such for 10 s before the provider is asked
+ * again. */
+void dmp_decoder_set_schema_cache(dmp_decoder_t *d, size_t max_entries);
+
 /* Rejects records in which a numeric field the pipeline reads (see
  * dmp_decoder_num_field) is NaN or +-Infinity, as DMP_DECODE_NONFINITE.
  * Off by default. */

@@ -1304,6 +1304,7 @@ dmp_decode_err_t dmp_engine_last_error(const dmp_engine_t *e) {
 void dmp_engine_set_schema_provider(dmp_engine_t *e, dmp_schema_provider_t *provider,
                                     void *opaque) {
         dmp_decoder_set_confluent(e->decoder, provider, opaque);
+        dmp_decoder_set_schema_cache(e->decoder, (size_t)e->conf->input.registry_cache_size);
 }
 
 int dmp_engine_window_cnt(const dmp_engine_t *e) {

@@ -11,17 +11,11 @@
 #include "log.h"
 #include "util.h"
 
-typedef struct cached {
-        int32_t id;
-        char *schema;
-} cached_t;
-
 struct dmp_registry {
         dmp_registry_opts_t o;
         char *url, *user, *password, *ca;
         CURL *curl;
-        cached_t *cache;
-        size_t ncache;
+        char *last_schema; /* the last schema fetched (see dmp_registry_schema) */
 };
 
 typedef struct body {
@@ -57,10 +51,10 @@ int dmp_registry_provider(void *r, int32_t id, const char **json, char *errstr,
         switch (dmp_registry_schema(r, id, json, errstr, errstr_size)) {
         case DMP_REG_OK:
                 return 0;
-        case DMP_REG_UNAVAILABLE:
-                return -1;
-        default:
+        case DMP_REG_NOT_FOUND: /* the record's fault: a dead letter */
                 return 1;
+        default: /* not the record's: it waits (bad credentials, TLS, HTTP 5xx...) */
+                return -1;
         }
 }
 
@@ -94,9 +88,7 @@ dmp_registry_t *dmp_registry_new(const dmp_registry_opts_t *o, char *errstr,
 void dmp_registry_destroy(dmp_registry_t *r) {
         if (!r)
                 return;
-        for (size_t i = 0; i < r->ncache; i++)
-                free(r->cache[i].schema);
-        free(r->cache);
+        free(r->last_schema);
         if (r->curl)
                 curl_easy_cleanup(r->curl);
         free(r->url);
@@ -188,11 +180,6 @@ static void answer_error(const body_t *b, long status, char *errstr, size_t errs
 
 dmp_reg_status_t dmp_registry_schema(dmp_registry_t *r, int32_t id, const char **schema,
                                      char *errstr, size_t errstr_size) {
-        for (size_t i = 0; i < r->ncache; i++)
-                if (r->cache[i].id == id) {
-                        *schema = r->cache[i].schema;
-                        return DMP_REG_OK;
-                }
         char path[64];
         snprintf(path, sizeof(path), "/schemas/ids/%d", (int)id);
         body_t b = {0};
@@ -215,10 +202,10 @@ dmp_reg_status_t dmp_registry_schema(dmp_registry_t *r, int32_t id, const char *
                 } else if (type && strcmp(type, "AVRO")) {
                         snprintf(errstr, errstr_size, "schema id %d is %s, not AVRO", (int)id,
                                  type);
+                        st = DMP_REG_NOT_FOUND;
                 } else {
-                        r->cache = dmp_realloc(r->cache, (r->ncache + 1) * sizeof(*r->cache));
-                        r->cache[r->ncache] = (cached_t){id, dmp_strdup(s)};
-                        *schema = r->cache[r->ncache++].schema;
+                        free(r->last_schema);
+                        *schema = r->last_schema = dmp_strdup(s);
                         st = DMP_REG_OK;
                 }
                 json_decref(j);

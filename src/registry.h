@@ -1,6 +1,6 @@
 /* A Confluent-compatible schema registry client (REST over libcurl):
- * writer schemas by id, cached for the client's life (a registry never
- * changes the schema of an id), and registration of output schemas.
+ * writer schemas by id (not cached here: the decoder caches what it
+ * compiled from them, bounded), and registration of output schemas.
  *
  * Each call retries transient failures (no connection, timeouts, HTTP 5xx
  * and 429) with exponential backoff, up to opts.retries times, then reports
@@ -27,9 +27,10 @@ typedef struct dmp_registry_opts {
 
 typedef enum dmp_reg_status {
         DMP_REG_OK,
-        DMP_REG_NOT_FOUND,   /* the registry answered: no such id */
-        DMP_REG_UNAVAILABLE, /* no answer after the retries */
-        DMP_REG_ERROR,       /* any other answer (bad credentials, bad schema...) */
+        DMP_REG_NOT_FOUND,   /* the registry answered: no such id, or its schema is
+                              * not Avro */
+        DMP_REG_UNAVAILABLE, /* no answer after the retries (also TLS failures) */
+        DMP_REG_ERROR,       /* any other answer (bad credentials, HTTP 4xx...) */
 } dmp_reg_status_t;
 
 typedef struct dmp_registry dmp_registry_t;
@@ -42,16 +43,17 @@ struct dmp_conf;
 void dmp_registry_opts_from_conf(dmp_registry_opts_t *o, const struct dmp_conf *conf,
                                  char *buf, size_t buf_size);
 
-/* A dmp_schema_provider_t (decoder.h) over registry r (the opaque): an
- * unanswered request is -1 (retry later), no such id or a schema that is
- * not Avro is 1 (a dead letter). */
+/* A dmp_schema_provider_t (decoder.h) over registry r (the opaque): no
+ * such id or a schema that is not Avro is 1 (a dead letter); anything else
+ * that is not an answer (no answer, bad credentials, a TLS failure, an
+ * error status) is -1: not the record's fault, the record waits. */
 int dmp_registry_provider(void *r, int32_t id, const char **json, char *errstr,
                           size_t errstr_size);
 dmp_registry_t *dmp_registry_new(const dmp_registry_opts_t *o, char *errstr,
                                  size_t errstr_size);
 void dmp_registry_destroy(dmp_registry_t *r);
 
-/* The schema (JSON text) of id; *schema stays valid until destroy. */
+/* The schema (JSON text) of id; *schema stays valid until the next call. */
 dmp_reg_status_t dmp_registry_schema(dmp_registry_t *r, int32_t id, const char **schema,
                                      char *errstr, size_t errstr_size);
 

@@ -180,6 +180,8 @@ static void gen_value(avro_gen_t *g, avro_schema_t s, out_t *o, int depth, gen_v
         }
         case AVRO_FIXED: {
                 int64_t n = avro_schema_fixed_size(s);
+                v.s = (const char *)o->p;
+                v.len = (size_t)n;
                 for (int64_t i = 0; i < n; i++) {
                         unsigned char b = (unsigned char)below(g, 256);
                         put_raw(o, &b, 1);

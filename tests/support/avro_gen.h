@@ -15,7 +15,8 @@
 #include <stdint.h>
 
 typedef enum {
-        GEN_OTHER,  /* not a scalar the pipeline reads */
+        GEN_OTHER,  /* not a scalar the pipeline reads; bytes and fixed values
+                     * (decimals) in .s, .len */
         GEN_NULL,
         GEN_LONG,   /* int or long: .l */
         GEN_FLOAT,  /* .d holds the float widened to double */

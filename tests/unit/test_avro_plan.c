@@ -60,6 +60,49 @@ static void assert_same_event(const fixture_t *fx, const dmp_event_t *a, const d
                 fail_msg("%s: %s record %ld: %s", fx->pp->schema_path, what, rec, why);
 }
 
+/* The decimal fields of tests/schemas/every_type.avsc and their scales. */
+static int decimal_scale_of(const char *field) {
+        return !strcmp(field, "dec") ? 2 : !strcmp(field, "decn") ? 30
+             : !strcmp(field, "decf") ? 4 : -1;
+}
+
+/* A decimal's value computed independently of dmp_decimal_to_double: the
+ * unsigned value's decimal digits by repeated multiply-by-256-and-add,
+ * minus 2^(8n) when negative, then strtod (correctly rounded). */
+static double reference_decimal(const unsigned char *b, size_t n, int scale) {
+        enum { D = 200 };
+        int u[D] = {0}, p[D] = {0}; /* little-endian decimal digits */
+        p[0] = 1;
+        for (size_t i = 0; i < n; i++) {
+                int cu = b[i], cp = 0;
+                for (int k = 0; k < D; k++) {
+                        int x = u[k] * 256 + cu, y = p[k] * 256 + cp;
+                        u[k] = x % 10, cu = x / 10;
+                        p[k] = y % 10, cp = y / 10;
+                }
+        }
+        int neg = n && (b[0] & 0x80);
+        if (neg) { /* magnitude = 2^(8n) - u */
+                int borrow = 0;
+                for (int k = 0; k < D; k++) {
+                        int x = p[k] - u[k] - borrow;
+                        borrow = x < 0;
+                        u[k] = x + 10 * borrow;
+                }
+        }
+        char text[D + 16];
+        size_t len = 0;
+        int k = D - 1;
+        while (k > 0 && !u[k])
+                k--;
+        if (neg)
+                text[len++] = '-';
+        for (; k >= 0; k--)
+                text[len++] = (char)('0' + u[k]);
+        snprintf(text + len, sizeof(text) - len, "e-%d", scale);
+        return strtod(text, NULL);
+}
+
 /* The event the generator says it wrote. Returns 0, or -1 if the record
  * must be rejected (a null event time). */
 static int expected_event(const fixture_t *fx, const avro_gen_t *g, dmp_event_t *ev) {
@@ -93,7 +136,11 @@ static int expected_event(const fixture_t *fx, const avro_gen_t *g, dmp_event_t 
                 int s = fx->slots[i];
                 if (v->kind == GEN_NULL)
                         continue;
-                ev->num[s] = v->kind == GEN_LONG ? (double)v->l : v->d;
+                int scale = decimal_scale_of(pp->nums[i]);
+                if (scale >= 0)
+                        ev->num[s] = reference_decimal((const unsigned char *)v->s, v->len, scale);
+                else
+                        ev->num[s] = v->kind == GEN_LONG ? (double)v->l : v->d;
                 ev->defined |= 1ULL << s;
         }
         return 0;
@@ -474,10 +521,10 @@ static void test_plan_is_flat(void **state) {
         char *json = read_text("schemas/event.avsc");
         dmp_schema_t *s = schema_of(json);
         free(json);
-        dmp_need_t needs[] = {{"user_id", DMP_NEED_KEY, 0, 0, 0},
-                              {"ts", DMP_NEED_TIME, 0, 0, 0},
-                              {"price", DMP_NEED_NUM, 0, 0, 0},
-                              {"clicks", DMP_NEED_NUM, 1, 0, 0}};
+        dmp_need_t needs[] = {{"user_id", DMP_NEED_KEY, 0, 0, 0, 0, 0},
+                              {"ts", DMP_NEED_TIME, 0, 0, 0, 0, 0},
+                              {"price", DMP_NEED_NUM, 0, 0, 0, 0, 0},
+                              {"clicks", DMP_NEED_NUM, 1, 0, 0, 0, 0}};
         char err[256];
         dmp_plan_t *pl = dmp_plan_compile(s, NULL, needs, 4, err, sizeof(err));
         assert_non_null(pl);
@@ -485,11 +532,11 @@ static void test_plan_is_flat(void **state) {
         dmp_plan_destroy(pl);
 
         /* errors name the field */
-        dmp_need_t bad[] = {{"segment", DMP_NEED_NUM, 0, 0, 0}};
+        dmp_need_t bad[] = {{"segment", DMP_NEED_NUM, 0, 0, 0, 0, 0}};
         err[0] = '\0';
         assert_null(dmp_plan_compile(s, NULL, bad, 1, err, sizeof(err)));
         assert_non_null(strstr(err, "\"segment\" has type string"));
-        dmp_need_t slot[] = {{"price", DMP_NEED_NUM, DMP_MAX_NUM_FIELDS, 0, 0}};
+        dmp_need_t slot[] = {{"price", DMP_NEED_NUM, DMP_MAX_NUM_FIELDS, 0, 0, 0, 0}};
         assert_null(dmp_plan_compile(s, NULL, slot, 1, err, sizeof(err)));
         dmp_schema_destroy(s);
 
@@ -497,11 +544,11 @@ static void test_plan_is_flat(void **state) {
         s = schema_of("{\"type\": \"record\", \"name\": \"U\", \"fields\": ["
                       " {\"name\": \"a\", \"type\": [\"null\", \"int\", \"double\"]},"
                       " {\"name\": \"b\", \"type\": [\"int\", \"string\"]}]}");
-        dmp_need_t ua[] = {{"a", DMP_NEED_NUM, 0, 0, 0}};
+        dmp_need_t ua[] = {{"a", DMP_NEED_NUM, 0, 0, 0, 0, 0}};
         pl = dmp_plan_compile(s, NULL, ua, 1, err, sizeof(err));
         assert_non_null(pl);
         dmp_plan_destroy(pl);
-        dmp_need_t ub[] = {{"b", DMP_NEED_NUM, 0, 0, 0}};
+        dmp_need_t ub[] = {{"b", DMP_NEED_NUM, 0, 0, 0, 0, 0}};
         assert_null(dmp_plan_compile(s, NULL, ub, 1, err, sizeof(err)));
         assert_non_null(strstr(err, "\"b\" has type union"));
         dmp_schema_destroy(s);

@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "avro_enc.h"
+#include "avro_plan.h"
 #include "decoder.h"
 
 #define EVENT_SCHEMA "schemas/event.avsc"
@@ -421,6 +422,96 @@ static void test_nonfinite(void **state) {
         dmp_decoder_destroy(d);
 }
 
+/* Decimal (bytes or fixed, logical type decimal) as a measure value: exact
+ * known values, the writer's scale governing under schema evolution, a
+ * decimal default, and clear errors for a non-decimal bytes field. */
+static const char decimal_schema[] =
+        "{\"type\":\"record\",\"name\":\"Pay\",\"fields\":["
+        "{\"name\":\"k\",\"type\":\"string\"},"
+        "{\"name\":\"amt\",\"type\":{\"type\":\"bytes\",\"logicalType\":\"decimal\","
+        "\"precision\":12,\"scale\":2}},"
+        "{\"name\":\"fx\",\"type\":[\"null\",{\"type\":\"fixed\",\"name\":\"D4\",\"size\":4,"
+        "\"logicalType\":\"decimal\",\"precision\":9,\"scale\":3}]},"
+        "{\"name\":\"raw\",\"type\":\"bytes\"}]}";
+
+static size_t enc_pay(unsigned char *buf, const unsigned char *amt, size_t amt_len,
+                      const unsigned char *fx4) {
+        unsigned char *p = dmp_avro_put_string(buf, "k1", 2);
+        p = dmp_avro_put_string(p, (const char *)amt, amt_len);
+        if (fx4) {
+                p = dmp_avro_put_long(p, 1);
+                memcpy(p, fx4, 4);
+                p += 4;
+        } else {
+                p = dmp_avro_put_long(p, 0);
+        }
+        return (size_t)(dmp_avro_put_string(p, "zz", 2) - buf);
+}
+
+static void test_decimal(void **state) {
+        (void)state;
+        /* the conversion: values worked out by hand */
+        const unsigned char v1234[] = {0x04, 0xd2}, vneg[] = {0xfb, 0x2e}, vm128[] = {0x80};
+        const unsigned char big[] = {0x01, 0, 0, 0, 0, 0, 0, 0, 0}; /* 2^64 */
+        const unsigned char nbig[] = {0xff, 0, 0, 0, 0, 0, 0, 0, 0}; /* -2^64 */
+        assert_true(dmp_decimal_to_double(v1234, 2, 2) == 12.34);
+        assert_true(dmp_decimal_to_double(vneg, 2, 2) == -12.34);
+        assert_true(dmp_decimal_to_double(vm128, 1, 0) == -128.0);
+        assert_true(dmp_decimal_to_double(v1234, 0, 5) == 0.0);
+        assert_true(dmp_decimal_to_double(big, 9, 0) == 18446744073709551616.0);
+        assert_true(dmp_decimal_to_double(nbig, 9, 4) == -1844674407370955.1616);
+        assert_true(dmp_decimal_to_double(v1234, 2, 30) == 1234e-30);
+        assert_true(dmp_decimal_to_double(v1234, 2, 400) == 0.0);
+
+        char err[512] = "";
+        dmp_decoder_t *d = dmp_decoder_new(decimal_schema, "k", "", err, sizeof(err));
+        assert_non_null(d);
+        int sa = dmp_decoder_num_field(d, "amt", err, sizeof(err));
+        int sf = dmp_decoder_num_field(d, "fx", err, sizeof(err));
+        assert_true(sa >= 0 && sf >= 0);
+        assert_int_equal(dmp_decoder_num_field(d, "raw", err, sizeof(err)), -1);
+        assert_non_null(strstr(err, "decimal"));
+
+        unsigned char buf[128];
+        const unsigned char fx4[] = {0xff, 0xff, 0xfc, 0x18}; /* -1000 -> -1.000 */
+        dmp_event_t ev, gev;
+        size_t n = enc_pay(buf, v1234, 2, fx4);
+        assert_int_equal(dmp_decoder_decode(d, buf, n, &ev, err, sizeof(err)), 0);
+        assert_true(ev.num[sa] == 12.34 && ev.num[sf] == -1.0);
+        assert_true(ev.defined == ((1ULL << sa) | (1ULL << sf)));
+        assert_int_equal(dmp_decoder_decode_generic(d, buf, n, &gev, err, sizeof(err)), 0);
+        assert_true(gev.num[sa] == 12.34 && gev.num[sf] == -1.0);
+        n = enc_pay(buf, vneg, 2, NULL); /* null fixed: undefined */
+        assert_int_equal(dmp_decoder_decode(d, buf, n, &ev, err, sizeof(err)), 0);
+        assert_true(ev.num[sa] == -12.34 && ev.defined == (1ULL << sa));
+        /* a length past the end is a length error, as for any bytes */
+        buf[3] = 0x7e;
+        assert_int_equal(dmp_decoder_decode(d, buf, n, &ev, err, sizeof(err)), -1);
+        assert_int_equal(dmp_decoder_last_error(d), DMP_DECODE_LENGTH);
+
+        /* evolution: the writer wrote scale 2; the reader says scale 4 and
+         * adds a decimal field with a default ("\u0001\u0000" = 256) */
+        static const char reader[] =
+                "{\"type\":\"record\",\"name\":\"Pay\",\"fields\":["
+                "{\"name\":\"k\",\"type\":\"string\"},"
+                "{\"name\":\"amt\",\"type\":{\"type\":\"bytes\",\"logicalType\":\"decimal\","
+                "\"precision\":12,\"scale\":4}},"
+                "{\"name\":\"fee\",\"type\":{\"type\":\"bytes\",\"logicalType\":\"decimal\","
+                "\"precision\":5,\"scale\":1},\"default\":\"\\u0001\\u0000\"}]}";
+        dmp_decoder_t *r = dmp_decoder_new(reader, "k", "", err, sizeof(err));
+        if (!r) fail_msg("%s", err);
+        sa = dmp_decoder_num_field(r, "amt", err, sizeof(err));
+        int sfee = dmp_decoder_num_field(r, "fee", err, sizeof(err));
+        assert_true(sa >= 0 && sfee >= 0);
+        assert_int_equal(dmp_decoder_set_writer(r, decimal_schema, err, sizeof(err)), 0);
+        n = enc_pay(buf, v1234, 2, fx4);
+        assert_int_equal(dmp_decoder_decode(r, buf, n, &ev, err, sizeof(err)), 0);
+        assert_true(ev.num[sa] == 12.34);  /* the writer's scale describes the data */
+        assert_true(ev.num[sfee] == 25.6); /* 256 * 10^-1 */
+        dmp_decoder_destroy(r);
+        dmp_decoder_destroy(d);
+}
+
 static void test_read_file(void **state) {
         (void)state;
         char err[256] = "";
@@ -472,6 +563,7 @@ int main(void) {
                 cmocka_unit_test(test_truncated),
                 cmocka_unit_test(test_read_file),
                 cmocka_unit_test(test_nonfinite),
+                cmocka_unit_test(test_decimal),
                 cmocka_unit_test(test_regression_invalid_schema_use_after_free),
                 cmocka_unit_test(test_regression_malformed_record_leaks),
         };
