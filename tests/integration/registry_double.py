@@ -12,19 +12,25 @@ Endpoints: POST /subjects/{s}/versions (register; the same schema text gets
 the same id), POST /subjects/{s} (look up), GET /schemas/ids/{id},
 GET /subjects/{s}/versions/latest. `down = True` answers 503 to everything;
 `lookups_down = True` answers 503 to GET /schemas/ids/... only (registration
-still works), to test how dmpflow waits for the registry."""
+still works), to test how dmpflow waits for the registry.
+
+Options: `tls=(certfile, keyfile)` serves HTTPS; `basic_auth=(user, password)`
+answers 401 to requests without those credentials."""
 
 from __future__ import annotations
 
+import base64
 import json
 import re
+import ssl
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote, urlparse
 
 
 class RegistryDouble:
-    def __init__(self) -> None:
+    def __init__(self, tls: tuple[str, str] | None = None,
+                 basic_auth: tuple[str, str] | None = None) -> None:
         self.schemas: dict[int, str] = {}
         self.ids_by_text: dict[str, int] = {}
         self.subjects: dict[str, list[int]] = {}
@@ -50,7 +56,10 @@ class RegistryDouble:
                 path = urlparse(self.path).path
                 n = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(n) or b"{}") if n else {}
-                status, answer = double._route(method, path, body)
+                if basic_auth and self.headers.get("Authorization") != want_auth:
+                    status, answer = 401, {"error_code": 401, "message": "Unauthorized"}
+                else:
+                    status, answer = double._route(method, path, body)
                 with double.lock:
                     double.requests.append((method, path, status))
                 self._send(status, answer)
@@ -61,8 +70,16 @@ class RegistryDouble:
             def do_POST(self):
                 self._handle("POST")
 
+        want_auth = ("Basic " + base64.b64encode(":".join(basic_auth).encode()).decode()
+                     if basic_auth else None)
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        scheme = "http"
+        if tls:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*tls)
+            self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
+            scheme = "https"
+        self.url = f"{scheme}://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import copy
 import datetime
+import decimal
 import json
 import re
+import subprocess
 
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
@@ -126,5 +128,88 @@ def test_three_writer_versions_through_registry(kafka, dmpflow, tmp_path):
         fetched = sorted(p for meth, p, st in registry.requests if meth == "GET" and st == 200
                          and p.startswith("/schemas/ids/") and p != f"/schemas/ids/{out_id}")
         assert fetched == ["/schemas/ids/1", "/schemas/ids/2", "/schemas/ids/3"], fetched
+    finally:
+        registry.close()
+
+
+def self_signed_cert(tmp_path):
+    """A certificate for 127.0.0.1 (its own CA) and its key, made with openssl."""
+    cert, key = tmp_path / "registry.pem", tmp_path / "registry.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    return cert, key
+
+
+def test_decimal_through_tls_registry_with_basic_auth(kafka, dmpflow, tmp_path):
+    """Prices written as Avro decimals (bytes, scale 2) by the standard
+    AvroSerializer, through a registry served over HTTPS (verified with
+    [input] registry.ssl.ca.location) that requires basic authentication.
+    With a wrong password dmpflow waits (partitions paused, nothing
+    dead-lettered or published, the 401 in the log); with the right one every
+    result equals the reference computed on the decimals' exact values."""
+    cert, key = self_signed_cert(tmp_path)
+    registry = RegistryDouble(tls=(str(cert), str(key)), basic_auth=("dmp", "s3cret"))
+    try:
+        assert registry.url.startswith("https://")
+        schema = copy.deepcopy(V1)
+        for f in schema["fields"]:
+            if f["name"] == "price":
+                f["type"] = {"type": "bytes", "logicalType": "decimal", "precision": 24,
+                             "scale": 2}
+        reader_path = tmp_path / "decimal_event.avsc"
+        reader_path.write_text(json.dumps(schema))
+        client = SchemaRegistryClient({"url": registry.url, "ssl.ca.location": str(cert),
+                                       "basic.auth.user.info": "dmp:s3cret"})
+        ser = AvroSerializer(client, json.dumps(schema), conf={"auto.register.schemas": True})
+        events = make_events(6_000, 31, keys=30, step_ms=10, ooo=0.05, max_delay_ms=3_000,
+                             null_clicks=0.3)
+        for i, ev in enumerate(events):  # cents, some negative, some large
+            cents = round(ev["price"] * 100) * (-1 if i % 7 == 0 else 1) * (10**13 if i % 11 == 0 else 1)
+            ev["price"] = decimal.Decimal(cents).scaleb(-2)
+        src = kafka.topic(PARTITIONS, "in")
+        dst = kafka.topic(PARTITIONS, "out")
+        ctx = SerializationContext(src, MessageField.VALUE)
+        produced = kafka.produce(src, events, PARTITIONS, encode=lambda ev: ser(ev, ctx))
+        # the reference sees each decimal's exact value as the nearest double
+        ref = compute([(p, k, {**e, "price": float(e["price"])}) for p, k, e in produced],
+                      WINDOWS, [Measure.parse(n, x) for n, x in MEASURES.items()])
+        assert len(ref.results) > 100
+
+        def config(password):
+            return dmpflow.write_config(make_config(
+                bootstrap=kafka.bootstrap, input_topic=src, output_topic=dst,
+                state_dir=tmp_path / "state", group_id=f"{src}-g", measures=MEASURES,
+                windows=WINDOWS, commit_interval_ms=200, input_format="confluent",
+                reader_schema=reader_path, dlq_topic=f"{src}-dlq",
+                input_extra=[f"registry.url = {registry.url}",
+                             f"registry.ssl.ca.location = {cert}",
+                             f"registry.basic.auth.user.info = dmp:{password}",
+                             "registry.timeout.ms = 500", "registry.pause.ms = 200"]))
+
+        out_ctx = SerializationContext(dst, MessageField.VALUE)
+        deserializer = AvroDeserializer(client)
+        reader = kafka.reader(dst, decode=lambda v: (lambda r: {**r, "start": ms(r["start"]),
+                                                                 "end": ms(r["end"])})(
+            deserializer(v, out_ctx)))
+
+        # wrong password: dmpflow cannot register its output schema: a clear
+        # error at startup, exit code 1, nothing consumed
+        proc = dmpflow.run("run", "-c", config("Wr0ngPa55"), timeout=30)
+        assert proc.poll() == 1, proc.stderr[-2000:]
+        assert "401" in proc.stderr and "Unauthorized" in proc.stderr, proc.stderr[-2000:]
+        assert "Wr0ngPa55" not in proc.stderr  # no credentials in the log
+
+        proc = dmpflow.start("run", "-c", config("s3cret"))
+        reader.until(len(ref.results), timeout=60)
+        assert proc.poll() is None, f"dmpflow exited early with code {proc.poll()}"
+        assert dmpflow.stop(proc, timeout=10) == 0
+        reader.drain(2.0)
+        assert not reader.errors, reader.errors[:5]
+        assert "0 decode errors; dead letters: none" in proc.stderr, proc.stderr[-2000:]
+        assert_matches_reference(reader.records, ref)
+        gets = [p for meth, p, st in registry.requests if meth == "GET" and st == 200]
+        assert "/schemas/ids/1" in gets  # fetched over TLS with the credentials
     finally:
         registry.close()
