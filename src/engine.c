@@ -1112,6 +1112,11 @@ void dmp_engine_partition_close(dmp_engine_t *e, int32_t partition) {
 
 /* ---- the hot path ---- */
 
+int dmp_engine_wants(const dmp_engine_t *e, int32_t partition, int64_t offset) {
+        const task_t *t = task_get(e, partition);
+        return t && offset >= t->next_offset;
+}
+
 int dmp_engine_process(dmp_engine_t *e, int32_t partition, int64_t offset, const void *key,
                        size_t key_len, int64_t kafka_ts, const void *payload, size_t len,
                        uint32_t *late_mask, char *errstr, size_t errstr_size) {

@@ -84,6 +84,13 @@ int dmp_engine_process(dmp_engine_t *e, int32_t partition, int64_t offset, const
                        size_t key_len, int64_t kafka_ts, const void *payload, size_t len,
                        uint32_t *late_mask, char *errstr, size_t errstr_size);
 
+/* Whether the record of `partition` at `offset` is one to process: its
+ * partition is open and the offset was not processed yet. A batch consumed
+ * across a rebalance can hold records of a partition revoked meanwhile, or
+ * records read again after the partition was reopened at its stored
+ * offset: those are skipped. */
+int dmp_engine_wants(const dmp_engine_t *e, int32_t partition, int64_t offset);
+
 /* Whether the consumer has read everything of a partition so far, given
  * the next offset the engine will process (-1: none processed yet). */
 typedef int(dmp_caught_up_cb_t)(void *opaque, int32_t partition, int64_t next_offset);

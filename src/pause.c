@@ -45,6 +45,13 @@ static paused_t *entry(dmp_pauses_t *ps, const char *topic, int32_t partition) {
         return &ps->v[ps->n++];
 }
 
+int dmp_pauses_is_paused(const dmp_pauses_t *ps, int32_t partition) {
+        for (size_t i = 0; i < ps->n; i++) /* one topic: the partition is the key */
+                if (ps->v[i].partition == partition && ps->v[i].until)
+                        return 1;
+        return 0;
+}
+
 static void pause_or_resume(dmp_pauses_t *ps, const paused_t *p, int64_t offset, int pause) {
         rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
         rd_kafka_topic_partition_list_add(l, p->topic, p->partition)->offset = offset;

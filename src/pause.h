@@ -20,6 +20,11 @@ void dmp_pauses_destroy(dmp_pauses_t *ps);
 int dmp_pauses_add(dmp_pauses_t *ps, const rd_kafka_message_t *m, int64_t delay_ms,
                    const char *why, char *errstr, size_t errstr_size);
 
+/* Whether the partition is paused now: its records still in hand (e.g. in
+ * the rest of a consumed batch) must not be processed; they are read again
+ * after the resumption. */
+int dmp_pauses_is_paused(const dmp_pauses_t *ps, int32_t partition);
+
 /* Resumes the partitions whose time has come (now: dmp_mono_ms()). */
 void dmp_pauses_resume_due(dmp_pauses_t *ps, int64_t now);
 
