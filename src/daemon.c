@@ -501,6 +501,7 @@ int dmp_daemon_run(dmp_daemon_t *d, char *errstr, size_t errstr_size) {
         d->next_commit_ms = dmp_mono_ms() + d->conf->state.commit_interval_ms;
         int64_t next_progress = dmp_mono_ms() + 10000;
         int64_t next_idle_check = 0;
+        int64_t next_budget_check = 0;
         uint64_t last_events = 0;
         while (!atomic_load(&d->stop)) {
                 rd_kafka_message_t *m = rd_kafka_consumer_poll(d->consumer, 100);
@@ -516,6 +517,11 @@ int dmp_daemon_run(dmp_daemon_t *d, char *errstr, size_t errstr_size) {
                         next_idle_check = now + 100;
                 }
                 dmp_pauses_resume_due(d->pauses, now);
+                if (now >= next_budget_check) { /* over the memory budget: commit early */
+                        if (dmp_engine_over_budget(d->engine))
+                                d->next_commit_ms = now;
+                        next_budget_check = now + 50;
+                }
                 if (now >= d->next_commit_ms) {
                         commit(d);
                         publish_counters(d);

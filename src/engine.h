@@ -47,6 +47,14 @@ typedef struct dmp_engine_stats {
         uint64_t windows_closed;
         uint64_t commits;
         uint64_t open_entries;
+        /* Memory, bytes (updated at each commit and dmp_engine_over_budget):
+         * the configured budget, the in-memory entries (with their table
+         * slots and dirty list), RocksDB's block cache and memtables. */
+        uint64_t mem_budget;
+        uint64_t mem_entries;
+        uint64_t mem_block_cache;
+        uint64_t mem_memtables;
+        uint64_t pressure_commits; /* commits made early because of the budget */
 } dmp_engine_stats_t;
 
 typedef struct dmp_engine dmp_engine_t;
@@ -102,6 +110,12 @@ void dmp_engine_emit_updates(dmp_engine_t *e);
  * offsets and stream times in one atomic batch. The caller must first make
  * sure every result emitted so far is durably published. Returns 0 or -1. */
 int dmp_engine_commit(dmp_engine_t *e, char *errstr, size_t errstr_size);
+
+/* Whether the state's memory is over its budget (entries over their share,
+ * or the total over the budget); the caller then commits early (counted
+ * in pressure_commits). Cheap: a
+ * sum over the open partitions and two RocksDB property reads. */
+int dmp_engine_over_budget(dmp_engine_t *e);
 
 /* Iterates the open partitions: next offset to consume (-1 if none yet). */
 typedef void(dmp_partition_cb_t)(void *opaque, int32_t partition, int64_t next_offset);
