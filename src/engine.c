@@ -278,6 +278,20 @@ static int engine_compile(dmp_engine_t *e, dmp_conf_t *conf) {
         return errors;
 }
 
+dmp_engine_t *dmp_engine_compile(dmp_conf_t *conf) {
+        dmp_engine_t *e = dmp_calloc(1, sizeof(*e));
+        e->conf = conf;
+        if (engine_compile(e, conf)) {
+                dmp_engine_destroy(e);
+                return NULL;
+        }
+        return e;
+}
+
+uint64_t dmp_engine_fingerprint(const dmp_engine_t *e) {
+        return pipeline_fingerprint(e);
+}
+
 int dmp_engine_check(dmp_conf_t *conf) {
         dmp_engine_t *e = dmp_calloc(1, sizeof(*e));
         e->conf = conf;
@@ -1383,4 +1397,140 @@ int dmp_engine_window_cnt(const dmp_engine_t *e) {
 
 const dmp_window_t *dmp_engine_window(const dmp_engine_t *e, int i) {
         return &e->windows[i];
+}
+
+/* ---- inspection (dmpflow state) ---- */
+
+/* Checks one aggregate; appends it to out. Returns 0 or -1 (errstr). */
+static int describe_agg(const dmp_agg_t *a, const char *name, char *out, size_t *n,
+                        size_t out_size, char *errstr, size_t errstr_size) {
+        const char *bad = NULL;
+        double tol = 1e-9 * (fabs(a->min) + fabs(a->max) + 1.0);
+        if (a->count < 0)
+                bad = "negative count";
+        else if (a->count == 0 && (a->sum != 0.0 || a->m2 != 0.0))
+                bad = "empty aggregate with a sum";
+        else if (a->count > 0 && !(a->min <= a->max && a->mean >= a->min - tol &&
+                                   a->mean <= a->max + tol))
+                bad = "not min <= mean <= max";
+        else if (a->count > 0 && !(a->m2 >= -tol * tol * (double)a->count))
+                bad = "negative M2";
+        else if (isnan(a->sum) || isnan(a->mean))
+                bad = "NaN";
+        if (bad) {
+                snprintf(errstr, errstr_size, "measure %s: %s (count %" PRId64 ", sum %.17g, "
+                         "min %.17g, max %.17g, mean %.17g, m2 %.17g)", name, bad, a->count,
+                         a->sum, a->min, a->max, a->mean, a->m2);
+                return -1;
+        }
+        if (out && *n < out_size && a->count > 0)
+                *n += (size_t)snprintf(out + *n, out_size - *n,
+                                       " %s{count=%" PRId64 " sum=%.17g min=%.17g max=%.17g "
+                                       "mean=%.17g stddev=%.17g}",
+                                       name, a->count, a->sum, a->min, a->max, a->mean,
+                                       dmp_agg_stddev(a));
+        return 0;
+}
+
+int dmp_engine_describe_entry(const dmp_engine_t *e, int win, int64_t start, const void *val,
+                              size_t len, char *out, size_t out_size, char *errstr,
+                              size_t errstr_size) {
+        const unsigned char *v = val;
+        char tmp[1];
+        if (!out) {
+                out = tmp;
+                out_size = 0;
+        }
+        size_t n = 0;
+        if (win < 0 || win >= e->nwindows || len < 3) {
+                snprintf(errstr, errstr_size, "window definition %d of %d, value of %zu bytes",
+                         win, e->nwindows, len);
+                return -1;
+        }
+        const dmp_window_t *w = &e->windows[win];
+        if (out_size)
+                n = (size_t)snprintf(out, out_size, "window %s", w->name);
+        if (v[0] == ENTRY_VERSION_KEYSTATE) {
+                uint32_t cnt;
+                size_t isz = item_size(w);
+                if (start != DMP_START_KEYSTATE || !dmp_window_is_keyed(w) ||
+                    v[2] != w->nmeasures || len < 15 ||
+                    (memcpy(&cnt, v + 11, 4), len != 15 + (size_t)cnt * isz)) {
+                        snprintf(errstr, errstr_size, "window %s: malformed key state", w->name);
+                        return -1;
+                }
+                if (n < out_size)
+                        n += (size_t)snprintf(out + n, out_size - n, " %s: %u %s",
+                                              dmp_window_kind_name(w->kind), cnt,
+                                              w->kind == DMP_WINDOW_SESSION ? "sessions"
+                                                                            : "records");
+                int64_t prev = INT64_MIN;
+                for (uint32_t i = 0; i < cnt; i++) {
+                        const unsigned char *it = v + 15 + (size_t)i * isz;
+                        int64_t t0 = item_i64(it, 0), t1 = item_i64(it, 8);
+                        if (w->kind == DMP_WINDOW_SESSION) {
+                                if (t0 > t1 || (i && t0 <= prev)) {
+                                        snprintf(errstr, errstr_size, "window %s: session %u "
+                                                 "[%" PRId64 ", %" PRId64 "] out of order",
+                                                 w->name, i, t0, t1);
+                                        return -1;
+                                }
+                                prev = t1;
+                                if (n < out_size)
+                                        n += (size_t)snprintf(out + n, out_size - n,
+                                                              "\n  session [%" PRId64 ", %" PRId64
+                                                              "]", t0, t1 + 1);
+                                for (int j = 0; j < w->nmeasures; j++) {
+                                        dmp_agg_t a;
+                                        memcpy(&a, it + SESSION_AGGS_AT + sizeof(a) * (size_t)j,
+                                               sizeof(a));
+                                        if (describe_agg(&a, e->measures[w->measures[j]].name,
+                                                         out, &n, out_size, errstr, errstr_size))
+                                                return -1;
+                                }
+                        } else if (i && t0 < prev) {
+                                snprintf(errstr, errstr_size, "window %s: records out of time "
+                                         "order", w->name);
+                                return -1;
+                        } else {
+                                prev = t0;
+                        }
+                }
+                return 0;
+        }
+        int late = start == DMP_START_LATE;
+        if (v[0] != ENTRY_VERSION_WINDOW || len != 3 + (size_t)v[2] * sizeof(dmp_agg_t) ||
+            v[2] != (late ? 1 : w->nmeasures) || (!late && dmp_window_is_keyed(w)) ||
+            (v[1] & ~DMP_ENTRY_EMITTED)) {
+                snprintf(errstr, errstr_size, "window %s: malformed entry (version %d, %zu "
+                         "bytes)", w->name, v[0], len);
+                return -1;
+        }
+        if (!late && dmp_floor_div(start, w->advance) * w->advance != start) {
+                snprintf(errstr, errstr_size, "window %s: start %" PRId64 " not aligned to %"
+                         PRId64, w->name, start, w->advance);
+                return -1;
+        }
+        dmp_agg_t a[DMP_MAX_MEASURES];
+        memcpy(a, v + 3, (size_t)v[2] * sizeof(dmp_agg_t));
+        if (late) {
+                if (a[0].count < 1) {
+                        snprintf(errstr, errstr_size, "window %s: late count %" PRId64,
+                                 w->name, a[0].count);
+                        return -1;
+                }
+                if (n < out_size)
+                        snprintf(out + n, out_size - n, " late events since the last result: %"
+                                 PRId64, a[0].count);
+                return 0;
+        }
+        if (n < out_size)
+                n += (size_t)snprintf(out + n, out_size - n, " [%" PRId64 ", %" PRId64 ")%s",
+                                      start, start + w->size,
+                                      v[1] & DMP_ENTRY_EMITTED ? " emitted" : "");
+        for (int j = 0; j < w->nmeasures; j++)
+                if (describe_agg(&a[j], e->measures[w->measures[j]].name, out, &n, out_size,
+                                 errstr, errstr_size))
+                        return -1;
+        return 0;
 }

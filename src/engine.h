@@ -133,6 +133,20 @@ dmp_decode_err_t dmp_engine_last_error(const dmp_engine_t *e);
 void dmp_engine_set_schema_provider(dmp_engine_t *e, dmp_schema_provider_t *provider,
                                     void *opaque);
 
+/* Compiles conf's pipeline without opening the state store, for
+ * inspection (dmpflow state). NULL after adding "file:line" errors. */
+dmp_engine_t *dmp_engine_compile(dmp_conf_t *conf);
+/* The hash of the definitions that give stored state its meaning. */
+uint64_t dmp_engine_fingerprint(const dmp_engine_t *e);
+
+/* Decodes a stored window entry (dmp_store_scan's win, start, value),
+ * checks its invariants (encoding, sizes, count >= 0, min <= mean <= max,
+ * M2 >= 0, aligned starts, ordered sessions / records) and, if out is not
+ * NULL, describes it on one line. Returns 0, or -1 with errstr. */
+int dmp_engine_describe_entry(const dmp_engine_t *e, int win, int64_t start, const void *val,
+                              size_t len, char *out, size_t out_size, char *errstr,
+                              size_t errstr_size);
+
 /* The compiled definitions, for callers that print or encode results. */
 int dmp_engine_window_cnt(const dmp_engine_t *e);
 const dmp_window_t *dmp_engine_window(const dmp_engine_t *e, int i);

@@ -33,12 +33,12 @@ WINDOWS = [
 ]
 
 
-def _committed(bootstrap: str, group: str, topic: str) -> dict[int, int]:
+def _committed(bootstrap: str, group: str, topic: str, partitions: int = PARTITIONS) -> dict[int, int]:
     """The group's committed offsets (dmpflow commits the offsets stored with
     its state after each state commit)."""
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "log_level": 3})
     try:
-        tps = c.committed([TopicPartition(topic, p) for p in range(PARTITIONS)], timeout=10)
+        tps = c.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=10)
         return {tp.partition: tp.offset for tp in tps}
     finally:
         c.close()
@@ -91,7 +91,7 @@ def test_kill9_restarts_lose_and_double_count_nothing(kafka, dmpflow, tmp_path):
     assert sum(ends.values()) == EVENTS, ends
     proc = dmpflow.start("run", "-c", conf)
     deadline = time.monotonic() + 240
-    while _committed(kafka.bootstrap, group, in_topic) != ends:
+    while "assigned" not in proc.stderr or _committed(kafka.bootstrap, group, in_topic) != ends:
         assert proc.poll() is None, f"dmpflow exited ({proc.poll()}):\n{proc.stderr[-3000:]}"
         assert time.monotonic() < deadline, (
             f"not caught up: committed {_committed(kafka.bootstrap, group, in_topic)} "
