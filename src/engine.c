@@ -46,6 +46,7 @@
 typedef struct bucket {
         int64_t start; /* window start, or bucket id */
         int emitted;   /* tumbling / hopping: final results are out */
+        size_t evicted; /* tumbling / hopping: entries evicted to the store */
         dmp_entry_t **v;
         size_t n, cap;
 } bucket_t;
@@ -111,6 +112,7 @@ struct dmp_engine {
         dmp_engine_stats_t stats;
         dmp_decode_err_t last_error; /* of the last failed dmp_engine_process */
         dmp_mem_split_t mem;         /* the memory budget and its shares */
+        char failure[512];           /* a state read failed: the next commit fails */
 };
 
 /* ---- compilation of the pipeline definition ---- */
@@ -558,6 +560,132 @@ static void count_late(dmp_engine_t *e, task_t *t, int win, const char *key, siz
         mark_dirty(t, le);
 }
 
+/* ---- eviction (memory budget) ----
+ *
+ * Under memory pressure, right after a commit, clean tumbling / hopping
+ * entries (in the store, not dirty, not emitted, no pending update) are
+ * freed and counted in their window's bucket (bucket_t.evicted). A touch of
+ * an evicted entry reloads it with one point get (only in buckets that
+ * evicted something, so the common miss of a new key costs nothing); a
+ * window closing with evicted entries reloads them with one scan of the
+ * partition before emitting. Session / sliding key states and late
+ * counters are not evicted. */
+
+static int load_entry(void *opaque, int win, const char *key, size_t key_len, int64_t start,
+                      const void *val, size_t len);
+
+typedef struct load_ctx {
+        dmp_engine_t *e;
+        task_t *t;
+        int lazy; /* partition open: entries past the budget stay in the store */
+} load_ctx_t;
+
+static void state_read_failed(dmp_engine_t *e, task_t *t, const char *what) {
+        if (!e->failure[0])
+                snprintf(e->failure, sizeof(e->failure), "partition %d: %s", (int)t->partition,
+                         what);
+        dmp_error("partition %d: %s", (int)t->partition, what);
+}
+
+static bucket_t *bucket_find(bucket_list_t *bl, int64_t start) {
+        for (size_t i = bl->n; i > 0; i--) {
+                if (bl->b[i - 1].start == start)
+                        return &bl->b[i - 1];
+                if (bl->b[i - 1].start < start)
+                        break;
+        }
+        return NULL;
+}
+
+/* Reloads the evicted entry (wi, key, s) of bucket b; NULL if the store has
+ * none (a key new to that window). */
+static dmp_entry_t *reload_entry(dmp_engine_t *e, task_t *t, bucket_t *b, int wi,
+                                 const char *k, size_t kl, int64_t s, uint64_t h) {
+        void *v;
+        size_t vl;
+        char err[256];
+        int r = dmp_store_get_entry(e->store, t->partition, wi, k, kl, s, &v, &vl, err,
+                                    sizeof(err));
+        if (r <= 0) {
+                if (r < 0)
+                        state_read_failed(e, t, err);
+                return NULL;
+        }
+        load_ctx_t lc = {e, t, 0};
+        int bad = load_entry(&lc, wi, k, kl, s, v, vl);
+        free(v);
+        if (bad) {
+                state_read_failed(e, t, "corrupt state entry on reload");
+                return NULL;
+        }
+        b->evicted--;
+        e->stats.reloads++;
+        return dmp_wtable_find(&t->table, h, wi, s, k, kl);
+}
+
+typedef struct reload_ctx {
+        load_ctx_t lc;
+        int win;
+        int64_t start;
+} reload_ctx_t;
+
+static int reload_one(void *opaque, int win, const char *key, size_t key_len, int64_t start,
+                      const void *val, size_t len) {
+        reload_ctx_t *rc = opaque;
+        if (win != rc->win || start != rc->start)
+                return 0;
+        uint64_t h = dmp_entry_hash(dmp_hash_bytes(key, key_len, 0), win, start);
+        if (dmp_wtable_find(&rc->lc.t->table, h, win, start, key, key_len))
+                return 0; /* in memory: newer than the store */
+        rc->lc.e->stats.reloads++;
+        return load_entry(&rc->lc, win, key, key_len, start, val, len);
+}
+
+/* Brings back every evicted entry of a closing window. */
+static void reload_bucket(dmp_engine_t *e, task_t *t, int wi, bucket_t *b) {
+        char err[256];
+        reload_ctx_t rc = {{e, t, 0}, wi, b->start};
+        if (dmp_store_scan(e->store, t->partition, reload_one, &rc, err, sizeof(err)) < 0)
+                state_read_failed(e, t, err);
+        b->evicted = 0;
+}
+
+/* Evicts clean tumbling / hopping entries, newest windows first, until
+ * *bytes <= target. */
+static void evict(dmp_engine_t *e, task_t *t, uint64_t *bytes, uint64_t target) {
+        for (int wi = 0; wi < e->nwindows && *bytes > target; wi++) {
+                if (dmp_window_is_keyed(&e->windows[wi]))
+                        continue;
+                bucket_list_t *bl = &t->windows[wi];
+                /* CHANGED matters in update mode only (a pending update) */
+                uint8_t ok = DMP_ENTRY_PERSISTED |
+                             (e->windows[wi].emit == DMP_EMIT_FINAL ? DMP_ENTRY_CHANGED : 0);
+                for (size_t i = bl->n; i > 0 && *bytes > target; i--) {
+                        bucket_t *b = &bl->b[i - 1];
+                        if (b->emitted)
+                                continue;
+                        size_t keep = 0;
+                        for (size_t k = 0; k < b->n; k++) {
+                                dmp_entry_t *en = b->v[k];
+                                if (*bytes <= target || (en->flags & ~ok) ||
+                                    !(en->flags & DMP_ENTRY_PERSISTED)) {
+                                        b->v[keep++] = en;
+                                        continue;
+                                }
+                                uint64_t sz = entry_bytes(e, en);
+                                dmp_wtable_remove(&t->table, en);
+                                entry_free(en);
+                                t->entry_bytes -= sz;
+                                *bytes -= sz;
+                                b->evicted++;
+                                e->stats.evictions++;
+                        }
+                        b->n = keep;
+                }
+        }
+        dmp_wtable_fit(&t->table);
+}
+
 /* ---- tumbling and hopping windows ---- */
 
 /* Emits the windows closed at the task's stream time, purges those past
@@ -570,6 +698,8 @@ static void close_fixed(dmp_engine_t *e, task_t *t, int wi) {
                 bucket_t *b = &bl->b[i];
                 if (b->emitted)
                         continue;
+                if (b->evicted)
+                        reload_bucket(e, t, wi, b);
                 b->emitted = 1;
                 e->stats.windows_closed++;
                 for (size_t k = 0; k < b->n; k++) {
@@ -608,6 +738,11 @@ static void fixed_event(dmp_engine_t *e, task_t *t, int wi, int64_t ts, const ch
                 open = 1;
                 uint64_t h = dmp_entry_hash(key_hash, wi, s);
                 dmp_entry_t *en = dmp_wtable_find(&t->table, h, wi, s, k, kl);
+                if (!en) {
+                        bucket_t *b = bucket_find(&t->windows[wi], s);
+                        if (b && b->evicted)
+                                en = reload_entry(e, t, b, wi, k, kl, s, h);
+                }
                 if (!en) {
                         en = dmp_entry_new(h, wi, s, k, kl, w->nmeasures);
                         dmp_wtable_insert(&t->table, en);
@@ -1046,11 +1181,6 @@ static void close_windows(dmp_engine_t *e, task_t *t) {
 
 /* ---- partitions ---- */
 
-typedef struct load_ctx {
-        dmp_engine_t *e;
-        task_t *t;
-} load_ctx_t;
-
 static int load_entry(void *opaque, int win, const char *key, size_t key_len, int64_t start,
                       const void *val, size_t len) {
         load_ctx_t *lc = opaque;
@@ -1086,6 +1216,13 @@ static int load_entry(void *opaque, int win, const char *key, size_t key_len, in
         int late = start == DMP_START_LATE;
         if (v[2] != (late ? 1 : w->nmeasures) || (!late && dmp_window_is_keyed(w)))
                 return -1;
+        if (lc->lazy && !late && !(v[1] & DMP_ENTRY_EMITTED) &&
+            lc->t->entry_bytes > e->mem.entries / 2) {
+                /* Over half the share while opening a partition: leave it in
+                 * the store, to be reloaded on touch or close (eviction). */
+                bucket_get(&lc->t->windows[win], start)->evicted++;
+                return 0;
+        }
         en = dmp_entry_new(h, win, start, key, key_len, v[2]);
         lc->t->entry_bytes += entry_bytes(e, en);
         memcpy(en->aggs, v + 3, (size_t)v[2] * sizeof(dmp_agg_t));
@@ -1128,7 +1265,7 @@ int dmp_engine_partition_open(dmp_engine_t *e, int32_t partition, int64_t *next_
                 task_free(t);
                 return -1;
         }
-        load_ctx_t lc = {.e = e, .t = t};
+        load_ctx_t lc = {.e = e, .t = t, .lazy = 1};
         long n = dmp_store_scan(e->store, partition, load_entry, &lc, errstr, errstr_size);
         if (n < 0) {
                 task_free(t);
@@ -1296,6 +1433,10 @@ static int entry_key_cmp(const void *a, const void *b) {
 }
 
 int dmp_engine_commit(dmp_engine_t *e, char *errstr, size_t errstr_size) {
+        if (e->failure[0]) { /* state the engine needed could not be read */
+                snprintf(errstr, errstr_size, "%s", e->failure);
+                return -1;
+        }
         for (int32_t p = 0; p < e->ntasks; p++) {
                 task_t *t = e->tasks[p];
                 if (!t)
@@ -1345,9 +1486,22 @@ int dmp_engine_commit(dmp_engine_t *e, char *errstr, size_t errstr_size) {
                 t->meta_dirty = 0;
                 open += t->table.cnt;
         }
-        e->stats.open_entries = open;
         e->stats.commits++;
         engine_mem_update(e);
+        if (e->stats.mem_entries > e->mem.entries) {
+                /* Everything is clean now: evict down to half the share, so
+                 * that the next eviction is some time away. */
+                uint64_t bytes = e->stats.mem_entries;
+                for (int32_t p = 0; p < e->ntasks; p++)
+                        if (e->tasks[p])
+                                evict(e, e->tasks[p], &bytes, e->mem.entries / 2);
+                open = 0;
+                for (int32_t p = 0; p < e->ntasks; p++)
+                        if (e->tasks[p])
+                                open += e->tasks[p]->table.cnt;
+                engine_mem_update(e);
+        }
+        e->stats.open_entries = open;
         return 0;
 }
 

@@ -55,6 +55,8 @@ typedef struct dmp_engine_stats {
         uint64_t mem_block_cache;
         uint64_t mem_memtables;
         uint64_t pressure_commits; /* commits made early because of the budget */
+        uint64_t evictions;        /* clean entries freed under pressure */
+        uint64_t reloads;          /* evicted entries read back from the store */
 } dmp_engine_stats_t;
 
 typedef struct dmp_engine dmp_engine_t;
