@@ -627,7 +627,11 @@ typedef struct reload_ctx {
         load_ctx_t lc;
         int win;
         int64_t start;
+        int stream; /* emit and delete instead of loading */
 } reload_ctx_t;
+
+static void emit_aggs(dmp_engine_t *e, task_t *t, int win, const char *key, size_t kl,
+                      int64_t start, int64_t end, const dmp_agg_t *aggs, int final);
 
 static int reload_one(void *opaque, int win, const char *key, size_t key_len, int64_t start,
                       const void *val, size_t len) {
@@ -638,13 +642,31 @@ static int reload_one(void *opaque, int win, const char *key, size_t key_len, in
         if (dmp_wtable_find(&rc->lc.t->table, h, win, start, key, key_len))
                 return 0; /* in memory: newer than the store */
         rc->lc.e->stats.reloads++;
-        return load_entry(&rc->lc, win, key, key_len, start, val, len);
+        if (!rc->stream)
+                return load_entry(&rc->lc, win, key, key_len, start, val, len);
+        /* Emitted straight from the store and deleted with the next commit,
+         * so that closing a window never brings it all back into memory. */
+        dmp_engine_t *e = rc->lc.e;
+        const unsigned char *v = val;
+        const dmp_window_t *w = &e->windows[win];
+        if (len != 3 + sizeof(dmp_agg_t) * (size_t)w->nmeasures || v[0] != ENTRY_VERSION_WINDOW ||
+            v[2] != w->nmeasures)
+                return -1;
+        dmp_agg_t aggs[DMP_MAX_MEASURES];
+        memcpy(aggs, v + 3, sizeof(dmp_agg_t) * (size_t)w->nmeasures);
+        emit_aggs(e, rc->lc.t, win, key, key_len, start, start + w->size, aggs, 1);
+        dmp_store_delete_agg(e->store, rc->lc.t->partition, win, key, key_len, start);
+        return 0;
 }
 
-/* Brings back every evicted entry of a closing window. */
+/* Brings back every evicted entry of a closing window; in final mode
+ * without retention, emits them from the store instead (their final result
+ * is all that is left to do with them). */
 static void reload_bucket(dmp_engine_t *e, task_t *t, int wi, bucket_t *b) {
         char err[256];
-        reload_ctx_t rc = {{e, t, 0}, wi, b->start};
+        const dmp_window_t *w = &e->windows[wi];
+        reload_ctx_t rc = {{e, t, 0}, wi, b->start,
+                           w->emit == DMP_EMIT_FINAL && w->retention == 0};
         if (dmp_store_scan(e->store, t->partition, reload_one, &rc, err, sizeof(err)) < 0)
                 state_read_failed(e, t, err);
         b->evicted = 0;
