@@ -270,7 +270,8 @@ static int prop_set(dmp_conf_t *conf, void *obj, const prop_t *p, const char *va
                                                            : "an integer");
                         return -1;
                 }
-                v <<= shift;
+                if (shift) /* v >= 0 here */
+                        v <<= shift;
                 if (v < p->min || v > p->max) {
                         dmp_conf_error(conf, line,
                                        "[%s] %s: %lld is out of range [%lld, %lld]",

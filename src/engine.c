@@ -1466,7 +1466,8 @@ int dmp_engine_commit(dmp_engine_t *e, char *errstr, size_t errstr_size) {
                 /* Each dirty entry is in the list once (DMP_ENTRY_DIRTY); written
                  * in key order, the batch inserts into RocksDB's memtable
                  * sequentially (measured ~1 us per put against ~5 us random). */
-                qsort(t->dirty, t->ndirty, sizeof(*t->dirty), entry_key_cmp);
+                if (t->ndirty > 1)
+                        qsort(t->dirty, t->ndirty, sizeof(*t->dirty), entry_key_cmp);
                 for (size_t i = 0; i < t->ndirty; i++) {
                         dmp_entry_t *en = t->dirty[i];
                         if (en->flags & DMP_ENTRY_CLOSED) {

@@ -237,6 +237,8 @@ dmp_store_t *dmp_store_open_opts(const char *dir, uint64_t fingerprint,
                 char **names = rocksdb_list_column_families(st->opts, dir, &n, &err);
                 if (err) {
                         rocksdb_free(err);
+                        if (names) /* RocksDB 7.8 returns an empty array on errors too */
+                                rocksdb_list_column_families_destroy(names, n);
                         snprintf(errstr, errstr_size, "no dmpflow state store in %s", dir);
                         goto fail;
                 }
@@ -402,15 +404,22 @@ static void partition_bounds(unsigned char lo[4], unsigned char hi[4], int32_t p
         dmp_be32_put(hi, (uint32_t)partition + 1);
 }
 
-long dmp_store_scan(dmp_store_t *st, int32_t partition, dmp_store_entry_cb_t *cb, void *opaque,
-                    char *errstr, size_t errstr_size) {
+/* scan_range over one partition's keys of family cf; `what` names a row
+ * in the corruption message. */
+static long scan_partition(dmp_store_t *st, int cf, int32_t partition, const char *what,
+                           range_cb_t *cb, void *opaque, char *errstr, size_t errstr_size) {
         unsigned char lo[4], hi[4];
         char corrupt[64];
         partition_bounds(lo, hi, partition);
-        snprintf(corrupt, sizeof(corrupt), "partition %d: corrupt state entry", (int)partition);
+        snprintf(corrupt, sizeof(corrupt), "partition %d: corrupt %s", (int)partition, what);
+        return scan_range(st, cf, lo, 4, hi, 4, cb, opaque, corrupt, errstr, errstr_size);
+}
+
+long dmp_store_scan(dmp_store_t *st, int32_t partition, dmp_store_entry_cb_t *cb, void *opaque,
+                    char *errstr, size_t errstr_size) {
         entry_scan_t es = {cb, opaque};
-        return scan_range(st, CF_WINDOWS, lo, 4, hi, 4,
-                          entry_row, &es, corrupt, errstr, errstr_size);
+        return scan_partition(st, CF_WINDOWS, partition, "state entry", entry_row, &es, errstr,
+                              errstr_size);
 }
 
 long dmp_store_scan_key(dmp_store_t *st, int32_t partition, int win, const char *key,
@@ -478,13 +487,9 @@ static int group_row(void *opaque, const unsigned char *k, size_t kl, const char
 
 long dmp_store_scan_groups(dmp_store_t *st, int32_t partition, dmp_store_group_cb_t *cb,
                            void *opaque, char *errstr, size_t errstr_size) {
-        unsigned char lo[4], hi[4];
-        char corrupt[64];
-        partition_bounds(lo, hi, partition);
-        snprintf(corrupt, sizeof(corrupt), "partition %d: corrupt group entry", (int)partition);
         group_scan_t gs = {cb, opaque};
-        return scan_range(st, CF_GROUPS, lo, 4, hi, 4,
-                          group_row, &gs, corrupt, errstr, errstr_size);
+        return scan_partition(st, CF_GROUPS, partition, "group entry", group_row, &gs, errstr,
+                              errstr_size);
 }
 
 void dmp_store_put_entry(dmp_store_t *st, int32_t partition, int win, const char *key,
