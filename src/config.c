@@ -3,6 +3,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <ini.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -42,7 +43,9 @@ static const sec_desc_t sections[SEC__CNT] = {
                         "an event-time window definition over measures"},
 };
 
-typedef enum { PT_STR, PT_INT, PT_ENUM } prop_type_t;
+/* PT_BYTES: an integer with an optional k, m or g suffix (powers of 1024),
+ * stored as int64_t like PT_INT. */
+typedef enum { PT_STR, PT_INT, PT_ENUM, PT_BYTES } prop_type_t;
 
 typedef struct prop {
         sec_kind_t sec;
@@ -118,6 +121,11 @@ static const prop_t props[] = {
         {SEC_STATE, "commit.interval.ms", PT_INT, "1000", 10, 3600000, NULL,
          ST(commit_interval_ms),
          "Interval between commits: dirty state, stream times and offsets are written atomically."},
+        {SEC_STATE, "memory.budget", PT_BYTES, "0", 0, INT64_C(1) << 50, NULL, ST(memory_budget),
+         "Memory for state, shared by the in-memory entries (3/4), RocksDB's block cache (1/8) "
+         "and its memtables (1/8); e.g. 64m, 2g. Past it dmpflow commits early. 0: half the "
+         "cgroup memory limit (memory.max, or cgroup v1's limit_in_bytes), else 1g. "
+         "docs/STATE.md states the margin."},
         {SEC_OUTPUT, "topic", PT_STR, NULL, 0, 0, NULL, OUT(topic),
          "Topic of the window results (schemas/window_result.avsc), keyed by the key (required)."},
         {SEC_OUTPUT, "late.topic", PT_STR, "", 0, 0, NULL, OUT(late_topic),
@@ -252,15 +260,27 @@ static int prop_set(dmp_conf_t *conf, void *obj, const prop_t *p, const char *va
                 free(*(char **)field);
                 *(char **)field = dmp_strdup(value);
                 return 0;
-        case PT_INT: {
+        case PT_INT:
+        case PT_BYTES: {
                 char *end;
                 errno = 0;
                 long long v = strtoll(value, &end, 10);
-                if (errno || end == value || *end != '\0') {
-                        dmp_conf_error(conf, line, "[%s] %s: \"%s\" is not an integer",
-                                       sections[p->sec].name, p->name, value);
+                int shift = 0;
+                if (p->type == PT_BYTES && end != value && end[0] && !end[1]) {
+                        const char *u = strchr("kKmMgG", end[0]);
+                        shift = u ? 10 * (1 + (int)(u - "kKmMgG") / 2) : -1;
+                        end += shift > 0;
+                }
+                if (errno || end == value || *end != '\0' || shift < 0 ||
+                    (shift && (v < 0 || v > (LLONG_MAX >> shift)))) {
+                        dmp_conf_error(conf, line, "[%s] %s: \"%s\" is not %s",
+                                       sections[p->sec].name, p->name, value,
+                                       p->type == PT_BYTES ? "a size (bytes, or with k, m, g)"
+                                                           : "an integer");
                         return -1;
                 }
+                if (shift) /* v >= 0 here */
+                        v <<= shift;
                 if (v < p->min || v > p->max) {
                         dmp_conf_error(conf, line,
                                        "[%s] %s: %lld is out of range [%lld, %lld]",
@@ -293,7 +313,7 @@ dmp_conf_t *dmp_conf_new(void) {
 
 static void sec_free(sec_kind_t sec, void *obj) {
         for (size_t i = 0; i < DMP_ARRAY_SIZE(props); i++)
-                if (props[i].sec == sec && props[i].type != PT_INT)
+                if (props[i].sec == sec && props[i].type != PT_INT && props[i].type != PT_BYTES)
                         free(*(char **)((char *)obj + props[i].off));
 }
 
@@ -741,12 +761,13 @@ void dmp_conf_print_reference(FILE *fp, int md) {
                         if ((int)p->sec != s)
                                 continue;
                         char range[64] = "";
-                        if (p->type == PT_INT)
+                        if (p->type == PT_INT || p->type == PT_BYTES)
                                 snprintf(range, sizeof(range), "%lld..%lld", (long long)p->min,
                                          (long long)p->max);
                         else if (p->type == PT_ENUM)
                                 snprintf(range, sizeof(range), "%s", p->enums);
-                        const char *type = p->type == PT_INT ? "integer"
+                        const char *type = p->type == PT_INT     ? "integer"
+                                           : p->type == PT_BYTES ? "bytes"
                                            : p->type == PT_ENUM ? "enum" : "string";
                         const char *def = p->def ? p->def : "(required)";
                         if (md)

@@ -42,6 +42,7 @@ typedef struct dmp_input_conf {
 typedef struct dmp_state_conf {
         char *dir;
         int64_t commit_interval_ms;
+        int64_t memory_budget; /* bytes; 0: derived (dmp_state_memory_budget) */
         int line[DMP_MAX_PROPS];
 } dmp_state_conf_t;
 

@@ -499,6 +499,16 @@ static void process_message(dmp_daemon_t *d, rd_kafka_message_t *m) {
                 copy_late(d, m, ts, late_mask);
 }
 
+/* "state memory: ..." of the engine's stats, for the log. */
+static void format_memory(const dmp_engine_stats_t *s, char *buf, size_t size) {
+        snprintf(buf, size,
+                 "state memory: entries %.1f MiB, block cache %.1f MiB, memtables %.1f MiB "
+                 "of %.1f MiB, %" PRIu64 " evicted, %" PRIu64 " reloaded",
+                 (double)s->mem_entries / 1048576.0, (double)s->mem_block_cache / 1048576.0,
+                 (double)s->mem_memtables / 1048576.0, (double)s->mem_budget / 1048576.0,
+                 s->evictions, s->reloads);
+}
+
 int dmp_daemon_run(dmp_daemon_t *d, char *errstr, size_t errstr_size) {
         rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
         rd_kafka_topic_partition_list_add(topics, d->conf->input.topic, RD_KAFKA_PARTITION_UA);
@@ -516,6 +526,7 @@ int dmp_daemon_run(dmp_daemon_t *d, char *errstr, size_t errstr_size) {
         d->next_commit_ms = dmp_mono_ms() + d->conf->state.commit_interval_ms;
         int64_t next_progress = dmp_mono_ms() + 10000;
         int64_t next_idle_check = 0;
+        int64_t next_budget_check = 0;
         uint64_t last_events = 0;
         rd_kafka_queue_t *cq = rd_kafka_queue_get_consumer(d->consumer);
         rd_kafka_message_t *batch[CONSUME_BATCH];
@@ -546,16 +557,23 @@ int dmp_daemon_run(dmp_daemon_t *d, char *errstr, size_t errstr_size) {
                         next_idle_check = now + 100;
                 }
                 dmp_pauses_resume_due(d->pauses, now);
+                if (now >= next_budget_check) { /* over the memory budget: commit early */
+                        if (dmp_engine_over_budget(d->engine))
+                                d->next_commit_ms = now;
+                        next_budget_check = now + 50;
+                }
                 if (now >= d->next_commit_ms) {
                         commit(d);
                         publish_counters(d);
                 }
                 if (now >= next_progress) {
                         const dmp_engine_stats_t *s = dmp_engine_stats(d->engine);
+                        char mem[256];
+                        format_memory(s, mem, sizeof(mem));
                         dmp_info("progress: %" PRIu64 " events (%.0f/s), %" PRIu64
-                                 " results, %" PRIu64 " late, %" PRIu64 " decode errors",
+                                 " results, %" PRIu64 " late, %" PRIu64 " decode errors; %s",
                                  s->events_in, (double)(s->events_in - last_events) / 10.0,
-                                 s->results_out, s->late_events, s->decode_errors);
+                                 s->results_out, s->late_events, s->decode_errors, mem);
                         last_events = s->events_in;
                         next_progress = now + 10000;
                 }
@@ -580,8 +598,10 @@ int dmp_daemon_run(dmp_daemon_t *d, char *errstr, size_t errstr_size) {
         const dmp_engine_stats_t *s = dmp_engine_stats(d->engine);
         char dead[512];
         dmp_dlq_format_counts(d->dlq, dead, sizeof(dead));
+        char mem[256];
+        format_memory(s, mem, sizeof(mem));
         dmp_info("stopped: %" PRIu64 " events, %" PRIu64 " results, %" PRIu64 " late, %" PRIu64
-                 " decode errors; dead letters: %s", s->events_in, s->results_out,
-                 s->late_events, s->decode_errors, dead);
+                 " decode errors; dead letters: %s; %s", s->events_in, s->results_out,
+                 s->late_events, s->decode_errors, dead, mem);
         return 0;
 }

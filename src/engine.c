@@ -27,6 +27,7 @@
 #include "decoder.h"
 #include "log.h"
 #include "measure.h"
+#include "membudget.h"
 #include "store.h"
 #include "util.h"
 #include "wtable.h"
@@ -45,6 +46,7 @@
 typedef struct bucket {
         int64_t start; /* window start, or bucket id */
         int emitted;   /* tumbling / hopping: final results are out */
+        size_t evicted; /* tumbling / hopping: entries evicted to the store */
         dmp_entry_t **v;
         size_t n, cap;
 } bucket_t;
@@ -89,6 +91,7 @@ typedef struct task {
         bucket_list_t windows[DMP_MAX_WINDOWS];
         dmp_entry_t **dirty;
         size_t ndirty, dirty_cap;
+        uint64_t entry_bytes; /* entries, their keys and key states (entry_bytes()) */
 } task_t;
 
 struct dmp_engine {
@@ -108,6 +111,8 @@ struct dmp_engine {
         size_t valbuf_cap;
         dmp_engine_stats_t stats;
         dmp_decode_err_t last_error; /* of the last failed dmp_engine_process */
+        dmp_mem_split_t mem;         /* the memory budget and its shares */
+        char failure[512];           /* a state read failed: the next commit fails */
 };
 
 /* ---- compilation of the pipeline definition ---- */
@@ -276,6 +281,20 @@ static int engine_compile(dmp_engine_t *e, dmp_conf_t *conf) {
         return errors;
 }
 
+dmp_engine_t *dmp_engine_compile(dmp_conf_t *conf) {
+        dmp_engine_t *e = dmp_calloc(1, sizeof(*e));
+        e->conf = conf;
+        if (engine_compile(e, conf)) {
+                dmp_engine_destroy(e);
+                return NULL;
+        }
+        return e;
+}
+
+uint64_t dmp_engine_fingerprint(const dmp_engine_t *e) {
+        return pipeline_fingerprint(e);
+}
+
 int dmp_engine_check(dmp_conf_t *conf) {
         dmp_engine_t *e = dmp_calloc(1, sizeof(*e));
         e->conf = conf;
@@ -297,7 +316,14 @@ dmp_engine_t *dmp_engine_new(dmp_conf_t *conf, dmp_emit_cb_t *emit, void *opaque
                 dmp_engine_destroy(e);
                 return NULL;
         }
-        e->store = dmp_store_open(conf->state.dir, pipeline_fingerprint(e), errstr, errstr_size);
+        uint64_t budget = conf->state.memory_budget > 0 ? (uint64_t)conf->state.memory_budget
+                                                        : dmp_mem_budget_default();
+        dmp_mem_split(budget, &e->mem);
+        e->stats.mem_budget = budget;
+        dmp_store_opts_t so = {.block_cache_bytes = (size_t)e->mem.block_cache,
+                               .memtable_bytes = (size_t)e->mem.memtables};
+        e->store = dmp_store_open_opts(conf->state.dir, pipeline_fingerprint(e), &so, errstr,
+                                       errstr_size);
         if (!e->store) {
                 dmp_engine_destroy(e);
                 return NULL;
@@ -439,6 +465,17 @@ static size_t item_size(const dmp_window_t *w) {
                                              : RECORD_ITEM_SIZE(w->nmeasures);
 }
 
+/* The heap bytes of an entry: the entry with its aggregates and key, and a
+ * session / sliding key's state with its item array. Counted in
+ * task_t.entry_bytes when an entry is made or grows, uncounted when freed. */
+static uint64_t entry_bytes(const dmp_engine_t *e, const dmp_entry_t *en) {
+        uint64_t n = sizeof(*en) + sizeof(dmp_agg_t) * en->nmeasures + en->key_len;
+        if (en->ext)
+                n += sizeof(keystate_t) +
+                     (uint64_t)((const keystate_t *)en->ext)->cap * item_size(&e->windows[en->win]);
+        return n;
+}
+
 /* Values are in host byte order (state is not portable across
  * architectures of different endianness). */
 static size_t entry_encode(dmp_engine_t *e, const dmp_entry_t *en, unsigned char **out) {
@@ -518,9 +555,158 @@ static void count_late(dmp_engine_t *e, task_t *t, int win, const char *key, siz
         if (!le) {
                 le = dmp_entry_new(h, win, DMP_START_LATE, key, kl, 1);
                 dmp_wtable_insert(&t->table, le);
+                t->entry_bytes += entry_bytes(e, le);
         }
         le->aggs[0].count++;
         mark_dirty(t, le);
+}
+
+/* ---- eviction (memory budget) ----
+ *
+ * Under memory pressure, right after a commit, clean tumbling / hopping
+ * entries (in the store, not dirty, not emitted, no pending update) are
+ * freed and counted in their window's bucket (bucket_t.evicted). A touch of
+ * an evicted entry reloads it with one point get (only in buckets that
+ * evicted something, so the common miss of a new key costs nothing); a
+ * window closing with evicted entries reloads them with one scan of the
+ * partition before emitting. Session / sliding key states and late
+ * counters are not evicted. */
+
+static int load_entry(void *opaque, int win, const char *key, size_t key_len, int64_t start,
+                      const void *val, size_t len);
+
+typedef struct load_ctx {
+        dmp_engine_t *e;
+        task_t *t;
+        int lazy; /* partition open: entries past the budget stay in the store */
+} load_ctx_t;
+
+static void state_read_failed(dmp_engine_t *e, task_t *t, const char *what) {
+        if (!e->failure[0])
+                snprintf(e->failure, sizeof(e->failure), "partition %d: %s", (int)t->partition,
+                         what);
+        dmp_error("partition %d: %s", (int)t->partition, what);
+}
+
+static bucket_t *bucket_find(bucket_list_t *bl, int64_t start) {
+        for (size_t i = bl->n; i > 0; i--) {
+                if (bl->b[i - 1].start == start)
+                        return &bl->b[i - 1];
+                if (bl->b[i - 1].start < start)
+                        break;
+        }
+        return NULL;
+}
+
+/* Reloads the evicted entry (wi, key, s) of bucket b; NULL if the store has
+ * none (a key new to that window). */
+static dmp_entry_t *reload_entry(dmp_engine_t *e, task_t *t, bucket_t *b, int wi,
+                                 const char *k, size_t kl, int64_t s, uint64_t h) {
+        void *v;
+        size_t vl;
+        char err[256];
+        int r = dmp_store_get_entry(e->store, t->partition, wi, k, kl, s, &v, &vl, err,
+                                    sizeof(err));
+        if (r <= 0) {
+                if (r < 0)
+                        state_read_failed(e, t, err);
+                return NULL;
+        }
+        load_ctx_t lc = {e, t, 0};
+        int bad = load_entry(&lc, wi, k, kl, s, v, vl);
+        free(v);
+        if (bad) {
+                state_read_failed(e, t, "corrupt state entry on reload");
+                return NULL;
+        }
+        b->evicted--;
+        e->stats.reloads++;
+        return dmp_wtable_find(&t->table, h, wi, s, k, kl);
+}
+
+typedef struct reload_ctx {
+        load_ctx_t lc;
+        int win;
+        int64_t start;
+        int stream; /* emit and delete instead of loading */
+} reload_ctx_t;
+
+static void emit_aggs(dmp_engine_t *e, task_t *t, int win, const char *key, size_t kl,
+                      int64_t start, int64_t end, const dmp_agg_t *aggs, int final);
+
+static int reload_one(void *opaque, int win, const char *key, size_t key_len, int64_t start,
+                      const void *val, size_t len) {
+        reload_ctx_t *rc = opaque;
+        if (win != rc->win || start != rc->start)
+                return 0;
+        uint64_t h = dmp_entry_hash(dmp_hash_bytes(key, key_len, 0), win, start);
+        if (dmp_wtable_find(&rc->lc.t->table, h, win, start, key, key_len))
+                return 0; /* in memory: newer than the store */
+        rc->lc.e->stats.reloads++;
+        if (!rc->stream)
+                return load_entry(&rc->lc, win, key, key_len, start, val, len);
+        /* Emitted straight from the store and deleted with the next commit,
+         * so that closing a window never brings it all back into memory. */
+        dmp_engine_t *e = rc->lc.e;
+        const unsigned char *v = val;
+        const dmp_window_t *w = &e->windows[win];
+        if (len != 3 + sizeof(dmp_agg_t) * (size_t)w->nmeasures || v[0] != ENTRY_VERSION_WINDOW ||
+            v[2] != w->nmeasures)
+                return -1;
+        dmp_agg_t aggs[DMP_MAX_MEASURES];
+        memcpy(aggs, v + 3, sizeof(dmp_agg_t) * (size_t)w->nmeasures);
+        emit_aggs(e, rc->lc.t, win, key, key_len, start, start + w->size, aggs, 1);
+        dmp_store_delete_agg(e->store, rc->lc.t->partition, win, key, key_len, start);
+        return 0;
+}
+
+/* Brings back every evicted entry of a closing window; in final mode
+ * without retention, emits them from the store instead (their final result
+ * is all that is left to do with them). */
+static void reload_bucket(dmp_engine_t *e, task_t *t, int wi, bucket_t *b) {
+        char err[256];
+        const dmp_window_t *w = &e->windows[wi];
+        reload_ctx_t rc = {{e, t, 0}, wi, b->start,
+                           w->emit == DMP_EMIT_FINAL && w->retention == 0};
+        if (dmp_store_scan(e->store, t->partition, reload_one, &rc, err, sizeof(err)) < 0)
+                state_read_failed(e, t, err);
+        b->evicted = 0;
+}
+
+/* Evicts clean tumbling / hopping entries, newest windows first, until
+ * *bytes <= target. */
+static void evict(dmp_engine_t *e, task_t *t, uint64_t *bytes, uint64_t target) {
+        for (int wi = 0; wi < e->nwindows && *bytes > target; wi++) {
+                if (dmp_window_is_keyed(&e->windows[wi]))
+                        continue;
+                bucket_list_t *bl = &t->windows[wi];
+                /* CHANGED matters in update mode only (a pending update) */
+                uint8_t ok = DMP_ENTRY_PERSISTED |
+                             (e->windows[wi].emit == DMP_EMIT_FINAL ? DMP_ENTRY_CHANGED : 0);
+                for (size_t i = bl->n; i > 0 && *bytes > target; i--) {
+                        bucket_t *b = &bl->b[i - 1];
+                        if (b->emitted)
+                                continue;
+                        size_t keep = 0;
+                        for (size_t k = 0; k < b->n; k++) {
+                                dmp_entry_t *en = b->v[k];
+                                if (*bytes <= target || (en->flags & ~ok) ||
+                                    !(en->flags & DMP_ENTRY_PERSISTED)) {
+                                        b->v[keep++] = en;
+                                        continue;
+                                }
+                                uint64_t sz = entry_bytes(e, en);
+                                dmp_wtable_remove(&t->table, en);
+                                entry_free(en);
+                                t->entry_bytes -= sz;
+                                *bytes -= sz;
+                                b->evicted++;
+                                e->stats.evictions++;
+                        }
+                        b->n = keep;
+                }
+        }
+        dmp_wtable_fit(&t->table);
 }
 
 /* ---- tumbling and hopping windows ---- */
@@ -535,6 +721,8 @@ static void close_fixed(dmp_engine_t *e, task_t *t, int wi) {
                 bucket_t *b = &bl->b[i];
                 if (b->emitted)
                         continue;
+                if (b->evicted)
+                        reload_bucket(e, t, wi, b);
                 b->emitted = 1;
                 e->stats.windows_closed++;
                 for (size_t k = 0; k < b->n; k++) {
@@ -574,8 +762,14 @@ static void fixed_event(dmp_engine_t *e, task_t *t, int wi, int64_t ts, const ch
                 uint64_t h = dmp_entry_hash(key_hash, wi, s);
                 dmp_entry_t *en = dmp_wtable_find(&t->table, h, wi, s, k, kl);
                 if (!en) {
+                        bucket_t *b = bucket_find(&t->windows[wi], s);
+                        if (b && b->evicted)
+                                en = reload_entry(e, t, b, wi, k, kl, s, h);
+                }
+                if (!en) {
                         en = dmp_entry_new(h, wi, s, k, kl, w->nmeasures);
                         dmp_wtable_insert(&t->table, en);
+                        t->entry_bytes += entry_bytes(e, en);
                         bucket_push(bucket_get(&t->windows[wi], s), en);
                 }
                 for (int j = 0; j < w->nmeasures; j++)
@@ -610,8 +804,9 @@ static void ks_remove(keystate_t *ks, size_t isz, uint32_t i, uint32_t cnt) {
 }
 
 /* Makes room for an item at position i and returns it. */
-static unsigned char *ks_insert(keystate_t *ks, size_t isz, uint32_t i) {
+static unsigned char *ks_insert(task_t *t, keystate_t *ks, size_t isz, uint32_t i) {
         if (ks->n == ks->cap) {
+                t->entry_bytes += (ks->cap ? ks->cap : 4) * isz;
                 ks->cap = ks->cap ? ks->cap * 2 : 4;
                 ks->items = dmp_realloc(ks->items, (size_t)ks->cap * isz);
         }
@@ -627,6 +822,7 @@ static dmp_entry_t *keystate_new(task_t *t, int wi, const char *k, size_t kl, ui
         ks->emitted_upto = INT64_MIN;
         en->ext = ks;
         dmp_wtable_insert(&t->table, en);
+        t->entry_bytes += sizeof(*en) + kl + sizeof(*ks);
         return en;
 }
 
@@ -914,7 +1110,7 @@ static void session_event(dmp_engine_t *e, task_t *t, int wi, int64_t ts, const 
         }
         if (cnt)
                 ks_remove(ks, isz, first, cnt);
-        unsigned char *s = ks_insert(ks, isz, first);
+        unsigned char *s = ks_insert(t, ks, isz, first);
         memcpy(s, &mstart, 8);
         memcpy(s + 8, &mlast, 8);
         uint64_t flags = ITEM_NEW;
@@ -942,7 +1138,7 @@ static void sliding_event(dmp_engine_t *e, task_t *t, int wi, int64_t ts, const 
         uint32_t pos = ks->n;
         while (pos > 0 && item_i64(ks_item(ks, isz, pos - 1), 0) > ts)
                 pos--;
-        unsigned char *r = ks_insert(ks, isz, pos);
+        unsigned char *r = ks_insert(t, ks, isz, pos);
         uint32_t mask = 0;
         memcpy(r, &ts, 8);
         memcpy(r + 8, &st, 8);
@@ -977,8 +1173,10 @@ static void close_keyed(dmp_engine_t *e, task_t *t, int wi) {
                         keystate_t *ks = ks_of(en);
                         ks->refs--;
                         if (en->flags & ENTRY_ZOMBIE) {
-                                if (ks->refs == 0)
+                                if (ks->refs == 0) {
+                                        t->entry_bytes -= entry_bytes(e, en);
                                         entry_free(en);
+                                }
                                 continue;
                         }
                         if (ks->sched != b.start || (en->flags & DMP_ENTRY_CLOSED))
@@ -1006,11 +1204,6 @@ static void close_windows(dmp_engine_t *e, task_t *t) {
 
 /* ---- partitions ---- */
 
-typedef struct load_ctx {
-        dmp_engine_t *e;
-        task_t *t;
-} load_ctx_t;
-
 static int load_entry(void *opaque, int win, const char *key, size_t key_len, int64_t start,
                       const void *val, size_t len) {
         load_ctx_t *lc = opaque;
@@ -1036,6 +1229,7 @@ static int load_entry(void *opaque, int win, const char *key, size_t key_len, in
                 ks->items = dmp_malloc((size_t)n * isz);
                 memcpy(ks->items, v + 15, (size_t)n * isz);
                 ks->n = ks->cap = n;
+                lc->t->entry_bytes += (uint64_t)n * isz;
                 en->flags = DMP_ENTRY_PERSISTED;
                 keyed_schedule(e, lc->t, en);
                 return 0;
@@ -1045,7 +1239,15 @@ static int load_entry(void *opaque, int win, const char *key, size_t key_len, in
         int late = start == DMP_START_LATE;
         if (v[2] != (late ? 1 : w->nmeasures) || (!late && dmp_window_is_keyed(w)))
                 return -1;
+        if (lc->lazy && !late && !(v[1] & DMP_ENTRY_EMITTED) &&
+            lc->t->entry_bytes > e->mem.entries / 2) {
+                /* Over half the share while opening a partition: leave it in
+                 * the store, to be reloaded on touch or close (eviction). */
+                bucket_get(&lc->t->windows[win], start)->evicted++;
+                return 0;
+        }
         en = dmp_entry_new(h, win, start, key, key_len, v[2]);
+        lc->t->entry_bytes += entry_bytes(e, en);
         memcpy(en->aggs, v + 3, (size_t)v[2] * sizeof(dmp_agg_t));
         en->flags = DMP_ENTRY_PERSISTED | (v[1] & DMP_ENTRY_EMITTED);
         dmp_wtable_insert(&lc->t->table, en);
@@ -1086,7 +1288,7 @@ int dmp_engine_partition_open(dmp_engine_t *e, int32_t partition, int64_t *next_
                 task_free(t);
                 return -1;
         }
-        load_ctx_t lc = {.e = e, .t = t};
+        load_ctx_t lc = {.e = e, .t = t, .lazy = 1};
         long n = dmp_store_scan(e->store, partition, load_entry, &lc, errstr, errstr_size);
         if (n < 0) {
                 task_free(t);
@@ -1242,11 +1444,36 @@ void dmp_engine_emit_updates(dmp_engine_t *e) {
         }
 }
 
+static void engine_mem_update(dmp_engine_t *e);
+
+/* The store's key order within a partition: definition, key length, key
+ * bytes, start (store.h). */
+static int entry_key_cmp(const void *a, const void *b) {
+        const dmp_entry_t *x = *(dmp_entry_t *const *)a, *y = *(dmp_entry_t *const *)b;
+        if (x->win != y->win)
+                return x->win < y->win ? -1 : 1;
+        if (x->key_len != y->key_len)
+                return x->key_len < y->key_len ? -1 : 1;
+        int c = memcmp(dmp_entry_key(x), dmp_entry_key(y), x->key_len);
+        if (c)
+                return c;
+        return x->start < y->start ? -1 : x->start > y->start;
+}
+
 int dmp_engine_commit(dmp_engine_t *e, char *errstr, size_t errstr_size) {
+        if (e->failure[0]) { /* state the engine needed could not be read */
+                snprintf(errstr, errstr_size, "%s", e->failure);
+                return -1;
+        }
         for (int32_t p = 0; p < e->ntasks; p++) {
                 task_t *t = e->tasks[p];
                 if (!t)
                         continue;
+                /* Each dirty entry is in the list once (DMP_ENTRY_DIRTY); written
+                 * in key order, the batch inserts into RocksDB's memtable
+                 * sequentially (measured ~1 us per put against ~5 us random). */
+                if (t->ndirty > 1)
+                        qsort(t->dirty, t->ndirty, sizeof(*t->dirty), entry_key_cmp);
                 for (size_t i = 0; i < t->ndirty; i++) {
                         dmp_entry_t *en = t->dirty[i];
                         if (en->flags & DMP_ENTRY_CLOSED) {
@@ -1280,6 +1507,7 @@ int dmp_engine_commit(dmp_engine_t *e, char *errstr, size_t errstr_size) {
                         } else if (en->ext && ks_of(en)->refs > 0) {
                                 en->flags = DMP_ENTRY_CLOSED | ENTRY_ZOMBIE;
                         } else {
+                                t->entry_bytes -= entry_bytes(e, en);
                                 entry_free(en);
                         }
                 }
@@ -1287,9 +1515,44 @@ int dmp_engine_commit(dmp_engine_t *e, char *errstr, size_t errstr_size) {
                 t->meta_dirty = 0;
                 open += t->table.cnt;
         }
-        e->stats.open_entries = open;
         e->stats.commits++;
+        engine_mem_update(e);
+        if (e->stats.mem_entries > e->mem.entries) {
+                /* Everything is clean now: evict down to half the share, so
+                 * that the next eviction is some time away. */
+                uint64_t bytes = e->stats.mem_entries;
+                for (int32_t p = 0; p < e->ntasks; p++)
+                        if (e->tasks[p])
+                                evict(e, e->tasks[p], &bytes, e->mem.entries / 2);
+                open = 0;
+                for (int32_t p = 0; p < e->ntasks; p++)
+                        if (e->tasks[p])
+                                open += e->tasks[p]->table.cnt;
+                engine_mem_update(e);
+        }
+        e->stats.open_entries = open;
         return 0;
+}
+
+static void engine_mem_update(dmp_engine_t *e) {
+        uint64_t entries = 0;
+        for (int32_t p = 0; p < e->ntasks; p++) {
+                const task_t *t = e->tasks[p];
+                if (t)
+                        entries += t->entry_bytes + t->table.cap * sizeof(*t->table.slots) +
+                                   t->dirty_cap * sizeof(*t->dirty);
+        }
+        e->stats.mem_entries = entries;
+        dmp_store_mem_usage(e->store, &e->stats.mem_block_cache, &e->stats.mem_memtables);
+}
+
+int dmp_engine_over_budget(dmp_engine_t *e) {
+        engine_mem_update(e);
+        int over = e->stats.mem_entries > e->mem.entries ||
+                   e->stats.mem_entries + e->stats.mem_block_cache + e->stats.mem_memtables >
+                           e->stats.mem_budget;
+        e->stats.pressure_commits += (uint64_t)over;
+        return over;
 }
 
 void dmp_engine_foreach_partition(dmp_engine_t *e, dmp_partition_cb_t *cb, void *opaque) {
@@ -1318,4 +1581,140 @@ int dmp_engine_window_cnt(const dmp_engine_t *e) {
 
 const dmp_window_t *dmp_engine_window(const dmp_engine_t *e, int i) {
         return &e->windows[i];
+}
+
+/* ---- inspection (dmpflow state) ---- */
+
+/* Checks one aggregate; appends it to out. Returns 0 or -1 (errstr). */
+static int describe_agg(const dmp_agg_t *a, const char *name, char *out, size_t *n,
+                        size_t out_size, char *errstr, size_t errstr_size) {
+        const char *bad = NULL;
+        double tol = 1e-9 * (fabs(a->min) + fabs(a->max) + 1.0);
+        if (a->count < 0)
+                bad = "negative count";
+        else if (a->count == 0 && (a->sum != 0.0 || a->m2 != 0.0))
+                bad = "empty aggregate with a sum";
+        else if (a->count > 0 && !(a->min <= a->max && a->mean >= a->min - tol &&
+                                   a->mean <= a->max + tol))
+                bad = "not min <= mean <= max";
+        else if (a->count > 0 && !(a->m2 >= -tol * tol * (double)a->count))
+                bad = "negative M2";
+        else if (isnan(a->sum) || isnan(a->mean))
+                bad = "NaN";
+        if (bad) {
+                snprintf(errstr, errstr_size, "measure %s: %s (count %" PRId64 ", sum %.17g, "
+                         "min %.17g, max %.17g, mean %.17g, m2 %.17g)", name, bad, a->count,
+                         a->sum, a->min, a->max, a->mean, a->m2);
+                return -1;
+        }
+        if (out && *n < out_size && a->count > 0)
+                *n += (size_t)snprintf(out + *n, out_size - *n,
+                                       " %s{count=%" PRId64 " sum=%.17g min=%.17g max=%.17g "
+                                       "mean=%.17g stddev=%.17g}",
+                                       name, a->count, a->sum, a->min, a->max, a->mean,
+                                       dmp_agg_stddev(a));
+        return 0;
+}
+
+int dmp_engine_describe_entry(const dmp_engine_t *e, int win, int64_t start, const void *val,
+                              size_t len, char *out, size_t out_size, char *errstr,
+                              size_t errstr_size) {
+        const unsigned char *v = val;
+        char tmp[1];
+        if (!out) {
+                out = tmp;
+                out_size = 0;
+        }
+        size_t n = 0;
+        if (win < 0 || win >= e->nwindows || len < 3) {
+                snprintf(errstr, errstr_size, "window definition %d of %d, value of %zu bytes",
+                         win, e->nwindows, len);
+                return -1;
+        }
+        const dmp_window_t *w = &e->windows[win];
+        if (out_size)
+                n = (size_t)snprintf(out, out_size, "window %s", w->name);
+        if (v[0] == ENTRY_VERSION_KEYSTATE) {
+                uint32_t cnt;
+                size_t isz = item_size(w);
+                if (start != DMP_START_KEYSTATE || !dmp_window_is_keyed(w) ||
+                    v[2] != w->nmeasures || len < 15 ||
+                    (memcpy(&cnt, v + 11, 4), len != 15 + (size_t)cnt * isz)) {
+                        snprintf(errstr, errstr_size, "window %s: malformed key state", w->name);
+                        return -1;
+                }
+                if (n < out_size)
+                        n += (size_t)snprintf(out + n, out_size - n, " %s: %u %s",
+                                              dmp_window_kind_name(w->kind), cnt,
+                                              w->kind == DMP_WINDOW_SESSION ? "sessions"
+                                                                            : "records");
+                int64_t prev = INT64_MIN;
+                for (uint32_t i = 0; i < cnt; i++) {
+                        const unsigned char *it = v + 15 + (size_t)i * isz;
+                        int64_t t0 = item_i64(it, 0), t1 = item_i64(it, 8);
+                        if (w->kind == DMP_WINDOW_SESSION) {
+                                if (t0 > t1 || (i && t0 <= prev)) {
+                                        snprintf(errstr, errstr_size, "window %s: session %u "
+                                                 "[%" PRId64 ", %" PRId64 "] out of order",
+                                                 w->name, i, t0, t1);
+                                        return -1;
+                                }
+                                prev = t1;
+                                if (n < out_size)
+                                        n += (size_t)snprintf(out + n, out_size - n,
+                                                              "\n  session [%" PRId64 ", %" PRId64
+                                                              "]", t0, t1 + 1);
+                                for (int j = 0; j < w->nmeasures; j++) {
+                                        dmp_agg_t a;
+                                        memcpy(&a, it + SESSION_AGGS_AT + sizeof(a) * (size_t)j,
+                                               sizeof(a));
+                                        if (describe_agg(&a, e->measures[w->measures[j]].name,
+                                                         out, &n, out_size, errstr, errstr_size))
+                                                return -1;
+                                }
+                        } else if (i && t0 < prev) {
+                                snprintf(errstr, errstr_size, "window %s: records out of time "
+                                         "order", w->name);
+                                return -1;
+                        } else {
+                                prev = t0;
+                        }
+                }
+                return 0;
+        }
+        int late = start == DMP_START_LATE;
+        if (v[0] != ENTRY_VERSION_WINDOW || len != 3 + (size_t)v[2] * sizeof(dmp_agg_t) ||
+            v[2] != (late ? 1 : w->nmeasures) || (!late && dmp_window_is_keyed(w)) ||
+            (v[1] & ~DMP_ENTRY_EMITTED)) {
+                snprintf(errstr, errstr_size, "window %s: malformed entry (version %d, %zu "
+                         "bytes)", w->name, v[0], len);
+                return -1;
+        }
+        if (!late && dmp_floor_div(start, w->advance) * w->advance != start) {
+                snprintf(errstr, errstr_size, "window %s: start %" PRId64 " not aligned to %"
+                         PRId64, w->name, start, w->advance);
+                return -1;
+        }
+        dmp_agg_t a[DMP_MAX_MEASURES];
+        memcpy(a, v + 3, (size_t)v[2] * sizeof(dmp_agg_t));
+        if (late) {
+                if (a[0].count < 1) {
+                        snprintf(errstr, errstr_size, "window %s: late count %" PRId64,
+                                 w->name, a[0].count);
+                        return -1;
+                }
+                if (n < out_size)
+                        snprintf(out + n, out_size - n, " late events since the last result: %"
+                                 PRId64, a[0].count);
+                return 0;
+        }
+        if (n < out_size)
+                n += (size_t)snprintf(out + n, out_size - n, " [%" PRId64 ", %" PRId64 ")%s",
+                                      start, start + w->size,
+                                      v[1] & DMP_ENTRY_EMITTED ? " emitted" : "");
+        for (int j = 0; j < w->nmeasures; j++)
+                if (describe_agg(&a[j], e->measures[w->measures[j]].name, out, &n, out_size,
+                                 errstr, errstr_size))
+                        return -1;
+        return 0;
 }

@@ -47,6 +47,16 @@ typedef struct dmp_engine_stats {
         uint64_t windows_closed;
         uint64_t commits;
         uint64_t open_entries;
+        /* Memory, bytes (updated at each commit and dmp_engine_over_budget):
+         * the configured budget, the in-memory entries (with their table
+         * slots and dirty list), RocksDB's block cache and memtables. */
+        uint64_t mem_budget;
+        uint64_t mem_entries;
+        uint64_t mem_block_cache;
+        uint64_t mem_memtables;
+        uint64_t pressure_commits; /* commits made early because of the budget */
+        uint64_t evictions;        /* clean entries freed under pressure */
+        uint64_t reloads;          /* evicted entries read back from the store */
 } dmp_engine_stats_t;
 
 typedef struct dmp_engine dmp_engine_t;
@@ -110,6 +120,12 @@ void dmp_engine_emit_updates(dmp_engine_t *e);
  * sure every result emitted so far is durably published. Returns 0 or -1. */
 int dmp_engine_commit(dmp_engine_t *e, char *errstr, size_t errstr_size);
 
+/* Whether the state's memory is over its budget (entries over their share,
+ * or the total over the budget); the caller then commits early (counted
+ * in pressure_commits). Cheap: a
+ * sum over the open partitions and two RocksDB property reads. */
+int dmp_engine_over_budget(dmp_engine_t *e);
+
 /* Iterates the open partitions: next offset to consume (-1 if none yet). */
 typedef void(dmp_partition_cb_t)(void *opaque, int32_t partition, int64_t next_offset);
 void dmp_engine_foreach_partition(dmp_engine_t *e, dmp_partition_cb_t *cb, void *opaque);
@@ -125,6 +141,20 @@ dmp_decode_err_t dmp_engine_last_error(const dmp_engine_t *e);
  * (DMP_DECODE_UNAVAILABLE) is not consumed: the caller must offer it again. */
 void dmp_engine_set_schema_provider(dmp_engine_t *e, dmp_schema_provider_t *provider,
                                     void *opaque);
+
+/* Compiles conf's pipeline without opening the state store, for
+ * inspection (dmpflow state). NULL after adding "file:line" errors. */
+dmp_engine_t *dmp_engine_compile(dmp_conf_t *conf);
+/* The hash of the definitions that give stored state its meaning. */
+uint64_t dmp_engine_fingerprint(const dmp_engine_t *e);
+
+/* Decodes a stored window entry (dmp_store_scan's win, start, value),
+ * checks its invariants (encoding, sizes, count >= 0, min <= mean <= max,
+ * M2 >= 0, aligned starts, ordered sessions / records) and, if out is not
+ * NULL, describes it on one line. Returns 0, or -1 with errstr. */
+int dmp_engine_describe_entry(const dmp_engine_t *e, int win, int64_t start, const void *val,
+                              size_t len, char *out, size_t out_size, char *errstr,
+                              size_t errstr_size);
 
 /* The compiled definitions, for callers that print or encode results. */
 int dmp_engine_window_cnt(const dmp_engine_t *e);

@@ -12,6 +12,7 @@
 #include "dmpflow.h"
 #include "gen.h"
 #include "log.h"
+#include "statecmd.h"
 
 static dmp_daemon_t *running;
 
@@ -37,6 +38,10 @@ static void usage(FILE *fp) {
                 "              [--groups N] [--seed N] [--ooo FRACTION] [--max-delay-ms N]\n"
                 "              [--start-ms N] [--step-ms N] [--null-clicks FRACTION]\n"
                 "        produce synthetic events (schemas/event.avsc) keyed by user_id\n"
+                "  dmpflow state list|verify -c FILE [-p PARTITION] [-o section.name=value]...\n"
+                "  dmpflow state dump -c FILE -p PARTITION -k KEY\n"
+                "        inspect the state store of FILE (read-only): partitions with offsets,\n"
+                "        stream times and entry counts; a key's entries; verify every value\n"
                 "  dmpflow --help-config [--markdown]   the configuration reference\n"
                 "  dmpflow --version\n"
                 "\n"
@@ -124,6 +129,61 @@ static int cmd_run(int argc, char **argv, int check_only) {
         }
         dmp_daemon_destroy(running);
         running = NULL;
+        dmp_conf_destroy(conf);
+        return rc;
+}
+
+static int cmd_state(int argc, char **argv) {
+        const char *path = NULL, *key = NULL;
+        int partition = -1, c;
+        char **overrides = calloc((size_t)argc, sizeof(char *));
+        int noverrides = 0;
+        static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                             {"set", required_argument, NULL, 'o'},
+                                             {"partition", required_argument, NULL, 'p'},
+                                             {"key", required_argument, NULL, 'k'},
+                                             {NULL, 0, NULL, 0}};
+        dmp_state_action_t action;
+        const char *what = argc > 1 ? argv[1] : "";
+        if (!strcmp(what, "list"))
+                action = DMP_STATE_LIST;
+        else if (!strcmp(what, "dump"))
+                action = DMP_STATE_DUMP;
+        else if (!strcmp(what, "verify"))
+                action = DMP_STATE_VERIFY;
+        else {
+                fprintf(stderr, "dmpflow state: expected list, dump or verify\n");
+                free(overrides);
+                return DMP_EXIT_USAGE;
+        }
+        argc--;
+        argv++;
+        while ((c = getopt_long(argc, argv, "c:o:p:k:", opts, NULL)) != -1) {
+                char *end;
+                if (c == 'c')
+                        path = optarg;
+                else if (c == 'o')
+                        overrides[noverrides++] = optarg;
+                else if (c == 'k')
+                        key = optarg;
+                else if (c == 'p' && (partition = (int)strtol(optarg, &end, 10)) >= 0 && !*end)
+                        continue;
+                else {
+                        fprintf(stderr, "dmpflow state: bad option (see dmpflow --help)\n");
+                        free(overrides);
+                        return DMP_EXIT_USAGE;
+                }
+        }
+        if (!path || (action == DMP_STATE_DUMP && (partition < 0 || !key))) {
+                fprintf(stderr, "dmpflow state: -c FILE is required (dump: and -p, -k)\n");
+                free(overrides);
+                return DMP_EXIT_USAGE;
+        }
+        dmp_conf_t *conf = load_conf(path, overrides, noverrides);
+        free(overrides);
+        if (!conf)
+                return DMP_EXIT_USAGE;
+        int rc = dmp_state_run(conf, action, partition, key, stdout, stderr);
         dmp_conf_destroy(conf);
         return rc;
 }
@@ -224,6 +284,8 @@ int main(int argc, char **argv) {
         const char *cmd = argv[1];
         if (!strcmp(cmd, "run") || !strcmp(cmd, "check"))
                 return cmd_run(argc - 1, argv + 1, !strcmp(cmd, "check"));
+        if (!strcmp(cmd, "state"))
+                return cmd_state(argc - 1, argv + 1);
         if (!strcmp(cmd, "gen"))
                 return cmd_gen(argc - 1, argv + 1);
         if (!strcmp(cmd, "demo"))

@@ -1,3 +1,4 @@
+/* The RocksDB state store. See store.h for the layout and contract. */
 #include "store.h"
 
 #include <rocksdb/c.h>
@@ -5,21 +6,32 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
 #include "util.h"
 
-#define STORE_VERSION 1
-#define AGG_KEY_MAX (1 + 4 + 2 + 2 + 65535 + 8)
+#define META_VERSION 1 /* of the partition metadata value */
+#define AGG_KEY_MAX (4 + 2 + 2 + 65535 + 8)
+#define DEFAULT_MEM (8u << 20)
+
+enum { CF_DEFAULT, CF_META, CF_WINDOWS, CF_GROUPS, CF__CNT };
+static const char *const cf_names[CF__CNT] = {"default", "meta", "windows", "groups"};
 
 struct dmp_store {
         rocksdb_t *db;
         rocksdb_options_t *opts;
+        rocksdb_block_based_table_options_t *topts;
+        rocksdb_cache_t *cache;
+        rocksdb_column_family_handle_t *cf[CF__CNT];
         rocksdb_writeoptions_t *wopts;
         rocksdb_readoptions_t *ropts;
         rocksdb_writebatch_t *batch;
         unsigned char *keybuf;
+        uint64_t fingerprint;
+        int read_only;
 };
 
-static const char fp_key[] = "Gfingerprint";
+static const char fp_key[] = "F", layout_key[] = "L";
+static const char old_fp_key[] = "Gfingerprint"; /* layout 1, default family */
 
 static int set_err(char *errstr, size_t errstr_size, const char *what, char *err) {
         snprintf(errstr, errstr_size, "%s: %s", what, err);
@@ -27,60 +39,258 @@ static int set_err(char *errstr, size_t errstr_size, const char *what, char *err
         return -1;
 }
 
+/* Options for this workload: small values written in sorted batches once
+ * per commit, read back by prefix scans when a partition opens and by
+ * point gets when an evicted entry is touched again.
+ *  - level compaction with dynamic level sizes: bounded space amplification
+ *    (deleted windows are compacted away), predictable read cost;
+ *  - LZ4 on the upper levels (cheap to compress at the write rate), ZSTD on
+ *    the bottommost level (most of the data, rarely rewritten); Debian's
+ *    librocksdb 7.8 links both (plus snappy, zlib, bz2);
+ *  - full bloom filters (10 bits/key, ~1 % false positives) so that a get
+ *    of a key that was never stored (the common case on a cache miss of a
+ *    new window) skips the SST files;
+ *  - one LRU block cache of a fixed size holding data, index and filter
+ *    blocks (cache_index_and_filter_blocks), so that RocksDB's reader
+ *    memory is inside the budget;
+ *  - memtables bounded by db_write_buffer_size over all families. The C API
+ *    of RocksDB 7.8 has no WriteBufferManager constructor, so memtables
+ *    cannot be charged to the block cache: they get their own share of the
+ *    budget, which db_write_buffer_size enforces (a flush starts when all
+ *    memtables together exceed it), and their size is accounted
+ *    separately (dmp_store_mem_usage). */
+static void configure(dmp_store_t *st, const dmp_store_opts_t *o) {
+        size_t cache = o && o->block_cache_bytes ? o->block_cache_bytes : DEFAULT_MEM;
+        size_t mem = o && o->memtable_bytes ? o->memtable_bytes : DEFAULT_MEM;
+        rocksdb_options_t *opts = st->opts;
+        rocksdb_options_set_create_if_missing(opts, !st->read_only);
+        rocksdb_options_set_create_missing_column_families(opts, !st->read_only);
+        rocksdb_options_set_compaction_style(opts, rocksdb_level_compaction);
+        rocksdb_options_set_level_compaction_dynamic_level_bytes(opts, 1);
+        rocksdb_options_set_compression(opts, rocksdb_lz4_compression);
+        rocksdb_options_set_bottommost_compression(opts, rocksdb_zstd_compression);
+        rocksdb_options_set_db_write_buffer_size(opts, mem);
+        /* 3 families x 2 buffers of mem/4 can exceed mem briefly; the
+         * db-wide limit flushes the largest before that lasts. */
+        size_t wb = mem / 4 < (1u << 20) ? (1u << 20) : mem / 4;
+        rocksdb_options_set_write_buffer_size(opts, wb);
+        rocksdb_options_set_max_write_buffer_number(opts, 2);
+        rocksdb_options_set_max_open_files(opts, 256);
+        rocksdb_options_set_keep_log_file_num(opts, 3);
+        rocksdb_options_set_max_log_file_size(opts, 4u << 20);
+        st->topts = rocksdb_block_based_options_create();
+        st->cache = rocksdb_cache_create_lru(cache);
+        rocksdb_block_based_options_set_block_cache(st->topts, st->cache);
+        rocksdb_block_based_options_set_cache_index_and_filter_blocks(st->topts, 1);
+        rocksdb_block_based_options_set_pin_l0_filter_and_index_blocks_in_cache(st->topts, 1);
+        /* The table options take ownership of the policy. */
+        rocksdb_block_based_options_set_filter_policy(st->topts,
+                                                      rocksdb_filterpolicy_create_bloom_full(10));
+        rocksdb_block_based_options_set_format_version(st->topts, 5);
+        rocksdb_options_set_block_based_table_factory(opts, st->topts);
+}
+
+static char *get_cf(dmp_store_t *st, int cf, const void *k, size_t kl, size_t *vl, char **err) {
+        return rocksdb_get_cf(st->db, st->ropts, st->cf[cf], k, kl, vl, err);
+}
+
+/* Whether the default family holds anything (layout 1 or a foreign store). */
+static int default_is_empty(dmp_store_t *st) {
+        rocksdb_iterator_t *it = rocksdb_create_iterator_cf(st->db, st->ropts, st->cf[CF_DEFAULT]);
+        rocksdb_iter_seek_to_first(it);
+        int empty = !rocksdb_iter_valid(it);
+        rocksdb_iter_destroy(it);
+        return empty;
+}
+
+/* Layout 1 -> 2 in one atomic batch: 'M' p -> meta 'P' p, 'A' rest ->
+ * windows rest, then the default family is emptied by a range deletion. */
+static int migrate_layout1(dmp_store_t *st, char *errstr, size_t errstr_size) {
+        rocksdb_writebatch_t *b = rocksdb_writebatch_create();
+        rocksdb_iterator_t *it = rocksdb_create_iterator_cf(st->db, st->ropts, st->cf[CF_DEFAULT]);
+        long moved = 0;
+        for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+                size_t kl, vl;
+                const char *k = rocksdb_iter_key(it, &kl);
+                const char *v = rocksdb_iter_value(it, &vl);
+                if (kl == 5 && k[0] == 'M') {
+                        char nk[5] = {'P', k[1], k[2], k[3], k[4]};
+                        rocksdb_writebatch_put_cf(b, st->cf[CF_META], nk, 5, v, vl);
+                } else if (kl > 1 && k[0] == 'A') {
+                        rocksdb_writebatch_put_cf(b, st->cf[CF_WINDOWS], k + 1, kl - 1, v, vl);
+                } else {
+                        continue;
+                }
+                moved++;
+        }
+        rocksdb_iter_destroy(it);
+        unsigned char fp[8], layout = DMP_STORE_LAYOUT;
+        dmp_be64_put(fp, st->fingerprint);
+        rocksdb_writebatch_put_cf(b, st->cf[CF_META], fp_key, 1, (const char *)fp, 8);
+        rocksdb_writebatch_put_cf(b, st->cf[CF_META], layout_key, 1, (const char *)&layout, 1);
+        rocksdb_writebatch_delete_range_cf(b, st->cf[CF_DEFAULT], "", 0, "\xff\xff", 2);
+        char *err = NULL;
+        rocksdb_write(st->db, st->wopts, b, &err);
+        rocksdb_writebatch_destroy(b);
+        if (err)
+                return set_err(errstr, errstr_size, "cannot migrate the state store", err);
+        dmp_info("migrated %ld state records to store layout %d", moved, DMP_STORE_LAYOUT);
+        return 0;
+}
+
+static int fingerprint_mismatch(const char *dir, char *errstr, size_t errstr_size) {
+        snprintf(errstr, errstr_size,
+                 "the state in %s was written by a different pipeline "
+                 "(input topic, measures or windows changed); use another "
+                 "[state] dir or remove it to start over", dir);
+        return -1;
+}
+
+/* Checks (or, for a new store, writes) the fingerprint and layout. */
+static int check_identity(dmp_store_t *st, const char *dir, uint64_t fingerprint,
+                          char *errstr, size_t errstr_size) {
+        char *err = NULL;
+        size_t vl;
+        char *v = get_cf(st, CF_META, fp_key, 1, &vl, &err);
+        if (err)
+                return set_err(errstr, errstr_size, "cannot read the state store", err);
+        if (v) {
+                int ok = vl == 8;
+                if (ok)
+                        st->fingerprint = dmp_be64_get((const unsigned char *)v);
+                rocksdb_free(v);
+                char *l = get_cf(st, CF_META, layout_key, 1, &vl, &err);
+                if (err)
+                        return set_err(errstr, errstr_size, "cannot read the state store", err);
+                int layout = l && vl == 1 ? (unsigned char)l[0] : -1;
+                rocksdb_free(l);
+                if (!ok || layout != DMP_STORE_LAYOUT) {
+                        snprintf(errstr, errstr_size,
+                                 "%s: state store layout %d is not supported (this dmpflow "
+                                 "reads layout %d)", dir, layout, DMP_STORE_LAYOUT);
+                        return -1;
+                }
+                if (fingerprint && st->fingerprint != fingerprint)
+                        return fingerprint_mismatch(dir, errstr, errstr_size);
+                return 0;
+        }
+        /* No layout-2 identity: layout 1, foreign, or new. */
+        v = get_cf(st, CF_DEFAULT, old_fp_key, sizeof(old_fp_key) - 1, &vl, &err);
+        if (err)
+                return set_err(errstr, errstr_size, "cannot read the state store", err);
+        if (v) {
+                uint64_t old = vl == 8 ? dmp_be64_get((const unsigned char *)v) : 0;
+                rocksdb_free(v);
+                if (st->read_only) {
+                        snprintf(errstr, errstr_size,
+                                 "%s holds state of store layout 1; run this dmpflow on it once "
+                                 "(dmpflow run) to migrate it to layout %d", dir,
+                                 DMP_STORE_LAYOUT);
+                        return -1;
+                }
+                if (old != fingerprint)
+                        return fingerprint_mismatch(dir, errstr, errstr_size);
+                st->fingerprint = fingerprint;
+                return migrate_layout1(st, errstr, errstr_size);
+        }
+        if (st->read_only || !default_is_empty(st)) {
+                snprintf(errstr, errstr_size, "%s is not a dmpflow state store%s", dir,
+                         st->read_only ? " (no fingerprint)" : " (unknown records)");
+                return -1;
+        }
+        unsigned char fp[8], layout = DMP_STORE_LAYOUT;
+        dmp_be64_put(fp, fingerprint);
+        rocksdb_writebatch_t *b = rocksdb_writebatch_create();
+        rocksdb_writebatch_put_cf(b, st->cf[CF_META], fp_key, 1, (const char *)fp, 8);
+        rocksdb_writebatch_put_cf(b, st->cf[CF_META], layout_key, 1, (const char *)&layout, 1);
+        rocksdb_write(st->db, st->wopts, b, &err);
+        rocksdb_writebatch_destroy(b);
+        if (err)
+                return set_err(errstr, errstr_size, "cannot write the state store", err);
+        st->fingerprint = fingerprint;
+        return 0;
+}
+
 dmp_store_t *dmp_store_open(const char *dir, uint64_t fingerprint, char *errstr,
                             size_t errstr_size) {
+        return dmp_store_open_opts(dir, fingerprint, NULL, errstr, errstr_size);
+}
+
+dmp_store_t *dmp_store_open_opts(const char *dir, uint64_t fingerprint,
+                                 const dmp_store_opts_t *o, char *errstr, size_t errstr_size) {
         dmp_store_t *st = dmp_calloc(1, sizeof(*st));
         char *err = NULL;
+        st->read_only = o && o->read_only;
         st->opts = rocksdb_options_create();
-        rocksdb_options_set_create_if_missing(st->opts, 1);
-        /* LZ4 is cheap enough for a write-mostly store of small values. */
-        rocksdb_options_set_compression(st->opts, rocksdb_lz4_compression);
-        st->db = rocksdb_open(st->opts, dir, &err);
-        if (err) {
-                set_err(errstr, errstr_size, "cannot open the state store", err);
-                dmp_store_close(st);
-                return NULL;
-        }
+        configure(st, o);
         st->wopts = rocksdb_writeoptions_create();
         st->ropts = rocksdb_readoptions_create();
         st->batch = rocksdb_writebatch_create();
         st->keybuf = dmp_malloc(AGG_KEY_MAX);
 
-        size_t vlen;
-        char *v = rocksdb_get(st->db, st->ropts, fp_key, sizeof(fp_key) - 1, &vlen, &err);
-        if (err) {
-                set_err(errstr, errstr_size, "cannot read the state store", err);
-                dmp_store_close(st);
-                return NULL;
-        }
-        unsigned char fp[8];
-        dmp_be64_put(fp, fingerprint);
-        if (v) {
-                int same = vlen == 8 && !memcmp(v, fp, 8);
-                rocksdb_free(v);
-                if (!same) {
-                        snprintf(errstr, errstr_size,
-                                 "the state in %s was written by a different pipeline "
-                                 "(input topic, measures or windows changed); use another "
-                                 "[state] dir or remove it to start over", dir);
-                        dmp_store_close(st);
-                        return NULL;
-                }
-        } else {
-                rocksdb_put(st->db, st->wopts, fp_key, sizeof(fp_key) - 1, (const char *)fp, 8,
-                            &err);
+        const rocksdb_options_t *cf_opts[CF__CNT];
+        for (int i = 0; i < CF__CNT; i++)
+                cf_opts[i] = st->opts;
+        if (st->read_only) {
+                /* Only the families that exist can be opened read-only. */
+                size_t n = 0;
+                char **names = rocksdb_list_column_families(st->opts, dir, &n, &err);
                 if (err) {
-                        set_err(errstr, errstr_size, "cannot write the state store", err);
-                        dmp_store_close(st);
-                        return NULL;
+                        rocksdb_free(err);
+                        if (names) /* RocksDB 7.8 returns an empty array on errors too */
+                                rocksdb_list_column_families_destroy(names, n);
+                        snprintf(errstr, errstr_size, "no dmpflow state store in %s", dir);
+                        goto fail;
                 }
+                int have = 0;
+                for (size_t i = 0; i < n; i++)
+                        for (int c = CF_META; c < CF__CNT; c++)
+                                have += !strcmp(names[i], cf_names[c]);
+                rocksdb_list_column_families_destroy(names, n);
+                if (have != CF__CNT - 1) {
+                        st->db = rocksdb_open_for_read_only_column_families(
+                                st->opts, dir, 1, cf_names, cf_opts, st->cf, 0, &err);
+                        if (err) {
+                                set_err(errstr, errstr_size, "cannot open the state store", err);
+                                goto fail;
+                        }
+                        /* layout 1 or foreign: check_identity explains which */
+                        char *v = rocksdb_get_cf(st->db, st->ropts, st->cf[CF_DEFAULT],
+                                                 old_fp_key, sizeof(old_fp_key) - 1, &n, &err);
+                        rocksdb_free(err);
+                        snprintf(errstr, errstr_size,
+                                 v ? "%s holds state of store layout 1; run this dmpflow on it "
+                                     "once (dmpflow run) to migrate it"
+                                   : "%s is not a dmpflow state store (no meta column family)",
+                                 dir);
+                        rocksdb_free(v);
+                        goto fail;
+                }
+                st->db = rocksdb_open_for_read_only_column_families(st->opts, dir, CF__CNT,
+                                                                    cf_names, cf_opts, st->cf,
+                                                                    0, &err);
+        } else {
+                st->db = rocksdb_open_column_families(st->opts, dir, CF__CNT, cf_names, cf_opts,
+                                                      st->cf, &err);
         }
+        if (err) {
+                set_err(errstr, errstr_size, "cannot open the state store", err);
+                goto fail;
+        }
+        if (check_identity(st, dir, fingerprint, errstr, errstr_size))
+                goto fail;
         return st;
+fail:
+        dmp_store_close(st);
+        return NULL;
 }
 
 void dmp_store_close(dmp_store_t *st) {
         if (!st)
                 return;
+        for (int i = 0; i < CF__CNT; i++)
+                if (st->cf[i])
+                        rocksdb_column_family_handle_destroy(st->cf[i]);
         if (st->db)
                 rocksdb_close(st->db);
         if (st->batch)
@@ -91,25 +301,32 @@ void dmp_store_close(dmp_store_t *st) {
                 rocksdb_readoptions_destroy(st->ropts);
         if (st->opts)
                 rocksdb_options_destroy(st->opts);
+        if (st->topts)
+                rocksdb_block_based_options_destroy(st->topts);
+        if (st->cache)
+                rocksdb_cache_destroy(st->cache);
         free(st->keybuf);
         free(st);
 }
 
+uint64_t dmp_store_fingerprint(const dmp_store_t *st) {
+        return st->fingerprint;
+}
+
 static size_t meta_key(unsigned char *k, int32_t partition) {
-        k[0] = 'M';
+        k[0] = 'P';
         dmp_be32_put(k + 1, (uint32_t)partition);
         return 5;
 }
 
 static size_t agg_key(unsigned char *k, int32_t partition, int win, const char *key,
                       size_t key_len, int64_t start) {
-        k[0] = 'A';
-        dmp_be32_put(k + 1, (uint32_t)partition);
-        dmp_be16_put(k + 5, (uint16_t)win);
-        dmp_be16_put(k + 7, (uint16_t)key_len);
-        memcpy(k + 9, key, key_len);
-        dmp_be64s_put(k + 9 + key_len, start);
-        return 9 + key_len + 8;
+        dmp_be32_put(k, (uint32_t)partition);
+        dmp_be16_put(k + 4, (uint16_t)win);
+        dmp_be16_put(k + 6, (uint16_t)key_len);
+        memcpy(k + 8, key, key_len);
+        dmp_be64s_put(k + 8 + key_len, start);
+        return 8 + key_len + 8;
 }
 
 int dmp_store_get_meta(dmp_store_t *st, int32_t partition, int64_t *next_offset,
@@ -117,13 +334,12 @@ int dmp_store_get_meta(dmp_store_t *st, int32_t partition, int64_t *next_offset,
         unsigned char k[5];
         char *err = NULL;
         size_t vlen;
-        char *v = rocksdb_get(st->db, st->ropts, (const char *)k, meta_key(k, partition), &vlen,
-                              &err);
+        char *v = get_cf(st, CF_META, k, meta_key(k, partition), &vlen, &err);
         if (err)
                 return set_err(errstr, errstr_size, "cannot read partition metadata", err);
         if (!v)
                 return 0;
-        if (vlen != 17 || v[0] != STORE_VERSION) {
+        if (vlen != 17 || v[0] != META_VERSION) {
                 rocksdb_free(v);
                 snprintf(errstr, errstr_size, "partition %d: corrupt metadata", (int)partition);
                 return -1;
@@ -134,59 +350,206 @@ int dmp_store_get_meta(dmp_store_t *st, int32_t partition, int64_t *next_offset,
         return 1;
 }
 
-long dmp_store_scan(dmp_store_t *st, int32_t partition, dmp_store_entry_cb_t *cb, void *opaque,
-                    char *errstr, size_t errstr_size) {
-        unsigned char prefix[5];
-        prefix[0] = 'A';
-        dmp_be32_put(prefix + 1, (uint32_t)partition);
-        rocksdb_iterator_t *it = rocksdb_create_iterator(st->db, st->ropts);
+/* Iterates the keys of family cf in [lo, hi) (hi_len 0: to the end):
+ * cb(opaque, key, klen, val, vlen) returns 0 to go on, -1 to fail (then
+ * errstr gets `corrupt`). Returns the count or -1. */
+typedef int(range_cb_t)(void *opaque, const unsigned char *k, size_t kl, const char *v,
+                        size_t vl);
+static long scan_range(dmp_store_t *st, int cf, const void *lo, size_t lo_len, const void *hi,
+                       size_t hi_len, range_cb_t *cb, void *opaque, const char *corrupt,
+                       char *errstr, size_t errstr_size) {
+        rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+        if (hi_len)
+                rocksdb_readoptions_set_iterate_upper_bound(ro, hi, hi_len);
+        rocksdb_iterator_t *it = rocksdb_create_iterator_cf(st->db, ro, st->cf[cf]);
         long n = 0;
-        for (rocksdb_iter_seek(it, (const char *)prefix, 5); rocksdb_iter_valid(it);
-             rocksdb_iter_next(it)) {
+        for (rocksdb_iter_seek(it, lo, lo_len); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
                 size_t kl, vl;
                 const unsigned char *k = (const unsigned char *)rocksdb_iter_key(it, &kl);
                 const char *v = rocksdb_iter_value(it, &vl);
-                if (kl < 5 || memcmp(k, prefix, 5))
+                if (cb(opaque, k, kl, v, vl)) {
+                        snprintf(errstr, errstr_size, "%s", corrupt);
+                        n = -1;
                         break;
-                size_t klen = kl >= 9 ? dmp_be16_get(k + 7) : 0;
-                if (kl != 9 + klen + 8 ||
-                    cb(opaque, dmp_be16_get(k + 5), (const char *)k + 9, klen,
-                       dmp_be64s_get(k + 9 + klen), v, vl)) {
-                        snprintf(errstr, errstr_size, "partition %d: corrupt state entry",
-                                 (int)partition);
-                        rocksdb_iter_destroy(it);
-                        return -1;
                 }
                 n++;
         }
         char *err = NULL;
         rocksdb_iter_get_error(it, &err);
         rocksdb_iter_destroy(it);
+        rocksdb_readoptions_destroy(ro);
         if (err)
                 return set_err(errstr, errstr_size, "cannot scan the state store", err);
         return n;
 }
 
+typedef struct entry_scan {
+        dmp_store_entry_cb_t *cb;
+        void *opaque;
+} entry_scan_t;
+
+static int entry_row(void *opaque, const unsigned char *k, size_t kl, const char *v,
+                     size_t vl) {
+        entry_scan_t *es = opaque;
+        size_t klen = kl >= 8 ? dmp_be16_get(k + 6) : 0;
+        if (kl != 8 + klen + 8)
+                return -1;
+        return es->cb(es->opaque, dmp_be16_get(k + 4), (const char *)k + 8, klen,
+                      dmp_be64s_get(k + 8 + klen), v, vl);
+}
+
+/* [lo, hi) of a partition's keys; partitions are >= 0, so p + 1 fits. */
+static void partition_bounds(unsigned char lo[4], unsigned char hi[4], int32_t partition) {
+        dmp_be32_put(lo, (uint32_t)partition);
+        dmp_be32_put(hi, (uint32_t)partition + 1);
+}
+
+/* scan_range over one partition's keys of family cf; `what` names a row
+ * in the corruption message. */
+static long scan_partition(dmp_store_t *st, int cf, int32_t partition, const char *what,
+                           range_cb_t *cb, void *opaque, char *errstr, size_t errstr_size) {
+        unsigned char lo[4], hi[4];
+        char corrupt[64];
+        partition_bounds(lo, hi, partition);
+        snprintf(corrupt, sizeof(corrupt), "partition %d: corrupt %s", (int)partition, what);
+        return scan_range(st, cf, lo, 4, hi, 4, cb, opaque, corrupt, errstr, errstr_size);
+}
+
+long dmp_store_scan(dmp_store_t *st, int32_t partition, dmp_store_entry_cb_t *cb, void *opaque,
+                    char *errstr, size_t errstr_size) {
+        entry_scan_t es = {cb, opaque};
+        return scan_partition(st, CF_WINDOWS, partition, "state entry", entry_row, &es, errstr,
+                              errstr_size);
+}
+
+long dmp_store_scan_key(dmp_store_t *st, int32_t partition, int win, const char *key,
+                        size_t key_len, dmp_store_entry_cb_t *cb, void *opaque, char *errstr,
+                        size_t errstr_size) {
+        char corrupt[64];
+        snprintf(corrupt, sizeof(corrupt), "partition %d: corrupt state entry", (int)partition);
+        entry_scan_t es = {cb, opaque};
+        /* [key at INT64_MIN, key at INT64_MAX + one 0 byte): all its starts */
+        unsigned char lo[AGG_KEY_MAX], hi[AGG_KEY_MAX + 1];
+        size_t l = agg_key(lo, partition, win, key, key_len, INT64_MIN);
+        agg_key(hi, partition, win, key, key_len, INT64_MAX);
+        hi[l] = 0;
+        return scan_range(st, CF_WINDOWS, lo, l, hi, l + 1, entry_row, &es, corrupt, errstr,
+                          errstr_size);
+}
+
+int dmp_store_get_entry(dmp_store_t *st, int32_t partition, int win, const char *key,
+                        size_t key_len, int64_t start, void **val, size_t *val_len,
+                        char *errstr, size_t errstr_size) {
+        char *err = NULL;
+        size_t kl = agg_key(st->keybuf, partition, win, key, key_len, start);
+        char *v = get_cf(st, CF_WINDOWS, st->keybuf, kl, val_len, &err);
+        if (err)
+                return set_err(errstr, errstr_size, "cannot read state", err);
+        if (!v)
+                return 0;
+        *val = dmp_malloc(*val_len ? *val_len : 1);
+        memcpy(*val, v, *val_len);
+        rocksdb_free(v);
+        return 1;
+}
+
+typedef struct part_scan {
+        void (*cb)(void *opaque, int32_t partition);
+        void *opaque;
+} part_scan_t;
+
+static int part_row(void *opaque, const unsigned char *k, size_t kl, const char *v,
+                    size_t vl) {
+        part_scan_t *ps = opaque;
+        if (kl != 5)
+                return -1;
+        ps->cb(ps->opaque, (int32_t)dmp_be32_get(k + 1));
+        return 0;
+}
+
+long dmp_store_partitions(dmp_store_t *st, void (*cb)(void *opaque, int32_t partition),
+                          void *opaque, char *errstr, size_t errstr_size) {
+        part_scan_t ps = {cb, opaque};
+        return scan_range(st, CF_META, "P", 1, "Q", 1, part_row, &ps, "corrupt metadata key",
+                          errstr, errstr_size);
+}
+
+typedef struct group_scan {
+        dmp_store_group_cb_t *cb;
+        void *opaque;
+} group_scan_t;
+
+static int group_row(void *opaque, const unsigned char *k, size_t kl, const char *v,
+                     size_t vl) {
+        group_scan_t *gs = opaque;
+        return gs->cb(gs->opaque, (const char *)k + 4, kl - 4, v, vl);
+}
+
+long dmp_store_scan_groups(dmp_store_t *st, int32_t partition, dmp_store_group_cb_t *cb,
+                           void *opaque, char *errstr, size_t errstr_size) {
+        group_scan_t gs = {cb, opaque};
+        return scan_partition(st, CF_GROUPS, partition, "group entry", group_row, &gs, errstr,
+                              errstr_size);
+}
+
 void dmp_store_put_entry(dmp_store_t *st, int32_t partition, int win, const char *key,
                          size_t key_len, int64_t start, const void *val, size_t val_len) {
         size_t kl = agg_key(st->keybuf, partition, win, key, key_len, start);
-        rocksdb_writebatch_put(st->batch, (const char *)st->keybuf, kl, val, val_len);
+        rocksdb_writebatch_put_cf(st->batch, st->cf[CF_WINDOWS], (const char *)st->keybuf, kl,
+                                  val, val_len);
 }
 
 void dmp_store_delete_agg(dmp_store_t *st, int32_t partition, int win, const char *key,
                           size_t key_len, int64_t start) {
         size_t kl = agg_key(st->keybuf, partition, win, key, key_len, start);
-        rocksdb_writebatch_delete(st->batch, (const char *)st->keybuf, kl);
+        rocksdb_writebatch_delete_cf(st->batch, st->cf[CF_WINDOWS], (const char *)st->keybuf,
+                                     kl);
 }
 
 void dmp_store_put_meta(dmp_store_t *st, int32_t partition, int64_t next_offset,
                         int64_t stream_time) {
         unsigned char k[5], v[17];
-        v[0] = STORE_VERSION;
+        v[0] = META_VERSION;
         memcpy(v + 1, &next_offset, 8);
         memcpy(v + 9, &stream_time, 8);
-        rocksdb_writebatch_put(st->batch, (const char *)k, meta_key(k, partition),
-                               (const char *)v, sizeof(v));
+        rocksdb_writebatch_put_cf(st->batch, st->cf[CF_META], (const char *)k,
+                                  meta_key(k, partition), (const char *)v, sizeof(v));
+}
+
+static size_t group_key(unsigned char *k, int32_t partition, const char *key, size_t key_len) {
+        if (key_len > AGG_KEY_MAX - 4)
+                key_len = AGG_KEY_MAX - 4;
+        dmp_be32_put(k, (uint32_t)partition);
+        memcpy(k + 4, key, key_len);
+        return 4 + key_len;
+}
+
+void dmp_store_put_group(dmp_store_t *st, int32_t partition, const char *key, size_t key_len,
+                         const void *val, size_t val_len) {
+        size_t kl = group_key(st->keybuf, partition, key, key_len);
+        rocksdb_writebatch_put_cf(st->batch, st->cf[CF_GROUPS], (const char *)st->keybuf, kl,
+                                  val, val_len);
+}
+
+void dmp_store_delete_group(dmp_store_t *st, int32_t partition, const char *key,
+                            size_t key_len) {
+        size_t kl = group_key(st->keybuf, partition, key, key_len);
+        rocksdb_writebatch_delete_cf(st->batch, st->cf[CF_GROUPS], (const char *)st->keybuf, kl);
+}
+
+void dmp_store_drop_partition(dmp_store_t *st, int32_t partition) {
+        unsigned char lo[4], hi[4], mk[5];
+        partition_bounds(lo, hi, partition);
+        rocksdb_writebatch_delete_range_cf(st->batch, st->cf[CF_WINDOWS], (const char *)lo, 4,
+                                           (const char *)hi, 4);
+        rocksdb_writebatch_delete_range_cf(st->batch, st->cf[CF_GROUPS], (const char *)lo, 4,
+                                           (const char *)hi, 4);
+        rocksdb_writebatch_delete_cf(st->batch, st->cf[CF_META], (const char *)mk,
+                                     meta_key(mk, partition));
+}
+
+size_t dmp_store_pending(const dmp_store_t *st) {
+        return (size_t)rocksdb_writebatch_count(st->batch);
 }
 
 int dmp_store_commit(dmp_store_t *st, char *errstr, size_t errstr_size) {
@@ -196,4 +559,14 @@ int dmp_store_commit(dmp_store_t *st, char *errstr, size_t errstr_size) {
         if (err)
                 return set_err(errstr, errstr_size, "cannot write state", err);
         return 0;
+}
+
+void dmp_store_mem_usage(dmp_store_t *st, uint64_t *block_cache, uint64_t *memtables) {
+        *block_cache = rocksdb_cache_get_usage(st->cache);
+        uint64_t m = 0, v;
+        for (int i = 0; i < CF__CNT; i++)
+                if (!rocksdb_property_int_cf(st->db, st->cf[i], "rocksdb.size-all-mem-tables",
+                                             &v))
+                        m += v;
+        *memtables = m;
 }

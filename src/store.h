@@ -1,15 +1,26 @@
 /* Persistent state in RocksDB.
  *
- * Layout (default column family; all integers big-endian so that byte order
- * is numeric order and one key's windows are adjacent, ordered by start):
- *   'G' "fingerprint"                     -> u64 hash of the pipeline definition
- *   'M' p:be32                            -> v1: next_offset:i64 stream_time:i64
- *   'A' p:be32 win:be16 klen:be16 key start:be64(sign-flipped)
- *                                         -> an entry, encoded by the engine
+ * Layout (store layout 2; docs/STATE.md). Three column families; every
+ * integer in a key is big-endian (signed ones sign-flipped) so that byte
+ * order is numeric order, and every key starts with the input partition
+ * p:be32, so a partition's state is one key range per family:
+ *
+ *   "meta"     'F'                 -> fingerprint: u64 hash of the pipeline
+ *              'L'                 -> layout version (1 byte, 2)
+ *              'P' p:be32          -> v1: next_offset:i64 stream_time:i64
+ *   "windows"  p:be32 win:be16 klen:be16 key start:be64s
+ *                                  -> a window entry, encoded by the engine
+ *                                     (its emitted mark is in the value)
+ *   "groups"   p:be32 key          -> group statistics, encoded by the caller
+ *
  * Within a partition and window definition, keys are ordered by length,
  * then bytes; one key's windows are adjacent and ordered by start.
- * Every commit is one atomic WriteBatch: aggregates, deletions of emitted
- * windows and the partition metadata (offsets, stream times) they reflect.
+ * Every commit is one atomic WriteBatch across the families: aggregates,
+ * deletions of emitted windows, group statistics and the partition
+ * metadata (offsets, stream times) they reflect.
+ *
+ * Layout 1 (everything in the default family, prefixed 'G', 'M', 'A') is
+ * migrated to layout 2 on the first open with the same fingerprint.
  *
  * Threads: single-threaded use by the processing thread. */
 #ifndef DMP_STORE_H
@@ -18,18 +29,40 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#define DMP_STORE_LAYOUT 2
 
 typedef struct dmp_store dmp_store_t;
 
-/* Opens (creating if needed) the store in dir. If it holds state of another
- * pipeline definition (fingerprint differs) it fails with a clear message. */
+/* Memory given to RocksDB. 0 fields take the defaults (8 MiB each). */
+typedef struct dmp_store_opts {
+        size_t block_cache_bytes; /* LRU cache of data, index and filter blocks */
+        size_t memtable_bytes;    /* all memtables of all families together */
+        int read_only;            /* inspection: no lock taken, no writes, no creation */
+} dmp_store_opts_t;
+
+/* Opens (creating if needed) the store in dir with default memory sizes.
+ * If it holds state of another pipeline definition (fingerprint differs)
+ * it fails with a clear message. */
 dmp_store_t *dmp_store_open(const char *dir, uint64_t fingerprint, char *errstr,
                             size_t errstr_size);
+/* The same with explicit options (opts may be NULL). With opts->read_only
+ * a fingerprint of 0 accepts any pipeline (dmpflow state). */
+dmp_store_t *dmp_store_open_opts(const char *dir, uint64_t fingerprint,
+                                 const dmp_store_opts_t *opts, char *errstr,
+                                 size_t errstr_size);
 void dmp_store_close(dmp_store_t *st);
+
+/* The fingerprint the store was written with. */
+uint64_t dmp_store_fingerprint(const dmp_store_t *st);
 
 /* Reads a partition's metadata: 1 found, 0 none, -1 error. */
 int dmp_store_get_meta(dmp_store_t *st, int32_t partition, int64_t *next_offset,
                        int64_t *stream_time, char *errstr, size_t errstr_size);
+
+/* Calls cb(opaque, partition) for every partition with metadata, in
+ * order. Returns the count or -1. */
+long dmp_store_partitions(dmp_store_t *st, void (*cb)(void *opaque, int32_t partition),
+                          void *opaque, char *errstr, size_t errstr_size);
 
 /* Called for every entry of a partition; returns 0 to go on, -1 to stop
  * the scan as failed (a corrupt value). */
@@ -40,6 +73,25 @@ typedef int(dmp_store_entry_cb_t)(void *opaque, int win, const char *key, size_t
 long dmp_store_scan(dmp_store_t *st, int32_t partition, dmp_store_entry_cb_t *cb, void *opaque,
                     char *errstr, size_t errstr_size);
 
+/* Calls cb for the entries of a key of window definition win, in start
+ * order (a range scan). Returns the count or -1. */
+long dmp_store_scan_key(dmp_store_t *st, int32_t partition, int win, const char *key,
+                        size_t key_len, dmp_store_entry_cb_t *cb, void *opaque, char *errstr,
+                        size_t errstr_size);
+
+/* Reads one committed entry: 1 found (*val malloc'ed, caller frees), 0 not
+ * found, -1 error. The reload path of evicted entries. */
+int dmp_store_get_entry(dmp_store_t *st, int32_t partition, int win, const char *key,
+                        size_t key_len, int64_t start, void **val, size_t *val_len,
+                        char *errstr, size_t errstr_size);
+
+/* Group statistics of a partition ("groups" family): the key and value
+ * encodings are the caller's. Called for each; 0 to go on, -1 to fail. */
+typedef int(dmp_store_group_cb_t)(void *opaque, const char *key, size_t key_len,
+                                  const void *val, size_t val_len);
+long dmp_store_scan_groups(dmp_store_t *st, int32_t partition, dmp_store_group_cb_t *cb,
+                           void *opaque, char *errstr, size_t errstr_size);
+
 /* Batch operations, applied atomically by dmp_store_commit. */
 void dmp_store_put_entry(dmp_store_t *st, int32_t partition, int win, const char *key,
                          size_t key_len, int64_t start, const void *val, size_t val_len);
@@ -47,7 +99,20 @@ void dmp_store_delete_agg(dmp_store_t *st, int32_t partition, int win, const cha
                           size_t key_len, int64_t start);
 void dmp_store_put_meta(dmp_store_t *st, int32_t partition, int64_t next_offset,
                         int64_t stream_time);
+void dmp_store_put_group(dmp_store_t *st, int32_t partition, const char *key, size_t key_len,
+                         const void *val, size_t val_len);
+void dmp_store_delete_group(dmp_store_t *st, int32_t partition, const char *key,
+                            size_t key_len);
+/* Deletes all of a partition's state (metadata, windows, groups) with one
+ * range deletion per family. */
+void dmp_store_drop_partition(dmp_store_t *st, int32_t partition);
+/* Number of operations in the pending batch. */
+size_t dmp_store_pending(const dmp_store_t *st);
 /* Writes the batch. Returns 0, or -1 with errstr (the batch is dropped). */
 int dmp_store_commit(dmp_store_t *st, char *errstr, size_t errstr_size);
+
+/* RocksDB's memory: block cache usage (data, index and filter blocks) and
+ * the memtables of all families, in bytes. */
+void dmp_store_mem_usage(dmp_store_t *st, uint64_t *block_cache, uint64_t *memtables);
 
 #endif

@@ -55,17 +55,27 @@ static void place(dmp_entry_t **slots, size_t mask, dmp_entry_t *e) {
         slots[i] = e;
 }
 
+static void rehash(dmp_wtable_t *t, size_t ncap) {
+        dmp_entry_t **ns = dmp_calloc(ncap, sizeof(*ns));
+        for (size_t i = 0; i < t->cap; i++)
+                if (t->slots[i])
+                        place(ns, ncap - 1, t->slots[i]);
+        free(t->slots);
+        t->slots = ns;
+        t->cap = ncap;
+}
+
+void dmp_wtable_fit(dmp_wtable_t *t) {
+        size_t ncap = 64;
+        while (ncap < t->cnt * 2)
+                ncap *= 2;
+        if (ncap < t->cap)
+                rehash(t, ncap);
+}
+
 void dmp_wtable_insert(dmp_wtable_t *t, dmp_entry_t *e) {
-        if ((t->cnt + 1) * 4 > t->cap * 3) { /* keep the load factor <= 0.75 */
-                size_t ncap = t->cap * 2;
-                dmp_entry_t **ns = dmp_calloc(ncap, sizeof(*ns));
-                for (size_t i = 0; i < t->cap; i++)
-                        if (t->slots[i])
-                                place(ns, ncap - 1, t->slots[i]);
-                free(t->slots);
-                t->slots = ns;
-                t->cap = ncap;
-        }
+        if ((t->cnt + 1) * 4 > t->cap * 3) /* keep the load factor <= 0.75 */
+                rehash(t, t->cap * 2);
         place(t->slots, t->cap - 1, e);
         t->cnt++;
 }

@@ -62,5 +62,8 @@ dmp_entry_t *dmp_wtable_find(const dmp_wtable_t *t, uint64_t hash, int win, int6
 void dmp_wtable_insert(dmp_wtable_t *t, dmp_entry_t *e);
 /* Removes e if present. */
 void dmp_wtable_remove(dmp_wtable_t *t, const dmp_entry_t *e);
+/* Shrinks the slot array to the smallest power of two (>= 64) that keeps
+ * the load factor <= 0.5, after many removals (eviction). */
+void dmp_wtable_fit(dmp_wtable_t *t);
 
 #endif

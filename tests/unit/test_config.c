@@ -184,6 +184,39 @@ static void test_not_integer(void **state) {
         dmp_conf_destroy(conf);
 }
 
+/* [state] memory.budget: bytes, or k/m/g (powers of 1024); 0 = derived. */
+static void test_memory_budget_sizes(void **state) {
+        (void)state;
+        static const struct {
+                const char *text;
+                int64_t want;
+        } ok[] = {{"0", 0}, {"12345", 12345}, {"64m", INT64_C(64) << 20}, {"64M", INT64_C(64) << 20},
+                  {"8k", 8192}, {"2g", INT64_C(2) << 30}, {"1024G", INT64_C(1) << 40}};
+        for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+                char text[64];
+                int n;
+                snprintf(text, sizeof(text), "[state]\nmemory.budget = %s\n", ok[i].text);
+                dmp_conf_t *conf = load(text, &n);
+                assert_int_equal(n, 0);
+                assert_true(conf->state.memory_budget == ok[i].want);
+                dmp_conf_destroy(conf);
+        }
+        int n;
+        dmp_conf_t *conf = load("[state]\n"
+                                "memory.budget = 64mb\n"
+                                "memory.budget = -1k\n"
+                                "memory.budget = 2t\n"
+                                "memory.budget = 9999999999g\n",
+                                &n);
+        assert_int_equal(n, 4);
+        expect_error(conf, "t.ini:2: ", "memory.budget", "\"64mb\" is not a size", NULL);
+        expect_error(conf, "t.ini:3: ", "\"-1k\" is not a size", NULL);
+        expect_error(conf, "t.ini:4: ", "\"2t\" is not a size", NULL);
+        expect_error(conf, "t.ini:5: ", "9999999999g", NULL);
+        assert_int_equal(conf->state.memory_budget, 0); /* unchanged */
+        dmp_conf_destroy(conf);
+}
+
 static void test_out_of_range(void **state) {
         (void)state;
         int n;
@@ -677,6 +710,7 @@ int main(void) {
                 cmocka_unit_test(test_new_has_defaults),
                 cmocka_unit_test(test_unknown_property_suggests),
                 cmocka_unit_test(test_not_integer),
+                cmocka_unit_test(test_memory_budget_sizes),
                 cmocka_unit_test(test_out_of_range),
                 cmocka_unit_test(test_bad_enum),
                 cmocka_unit_test(test_unknown_section),

@@ -11,6 +11,8 @@
 
 #include <cmocka.h>
 
+#include <rocksdb/c.h>
+
 #include <math.h>
 
 #include "agg.h"
@@ -266,6 +268,224 @@ static void test_fingerprint_mismatch(void **state) {
         dmp_store_close(st);
 }
 
+
+typedef struct grows {
+        char key[8][32];
+        char val[8][32];
+        int n;
+} grows_t;
+
+static int collect_group(void *opaque, const char *key, size_t key_len, const void *val,
+                         size_t val_len) {
+        grows_t *g = opaque;
+        assert_true(g->n < 8 && key_len < 32 && val_len < 32);
+        memcpy(g->key[g->n], key, key_len);
+        g->key[g->n][key_len] = '\0';
+        memcpy(g->val[g->n], val, val_len);
+        g->val[g->n][val_len] = '\0';
+        g->n++;
+        return 0;
+}
+
+static long scan_groups(dmp_store_t *st, int32_t p, grows_t *g) {
+        char err[256] = "";
+        g->n = 0;
+        long n = dmp_store_scan_groups(st, p, collect_group, g, err, sizeof(err));
+        if (n < 0)
+                fail_msg("scan groups: %s", err);
+        assert_int_equal(n, g->n);
+        return n;
+}
+
+/* The "groups" family: per partition, in key order, committed with the
+ * same batch as the windows and metadata. */
+static void test_groups(void **state) {
+        fixture_t *f = *state;
+        char err[256];
+        dmp_store_t *st = open_store(f->dir, FP);
+        dmp_store_put_group(st, 1, "seg-b", 5, "2", 1);
+        dmp_store_put_group(st, 1, "seg-a", 5, "1", 1);
+        dmp_store_put_group(st, 2, "seg-a", 5, "9", 1);
+        dmp_store_put_group(st, 1, "seg-c", 5, "3", 1);
+        grows_t g;
+        assert_int_equal(scan_groups(st, 1, &g), 0); /* not before the commit */
+        assert_int_equal(dmp_store_commit(st, err, sizeof(err)), 0);
+        assert_int_equal(scan_groups(st, 1, &g), 3);
+        assert_string_equal(g.key[0], "seg-a");
+        assert_string_equal(g.val[0], "1");
+        assert_string_equal(g.key[2], "seg-c");
+        dmp_store_delete_group(st, 1, "seg-b", 5);
+        dmp_store_put_group(st, 1, "seg-a", 5, "10", 2);
+        assert_int_equal(dmp_store_commit(st, err, sizeof(err)), 0);
+        dmp_store_close(st);
+        st = open_store(f->dir, FP);
+        assert_int_equal(scan_groups(st, 1, &g), 2);
+        assert_string_equal(g.val[0], "10");
+        assert_string_equal(g.key[1], "seg-c");
+        assert_int_equal(scan_groups(st, 2, &g), 1);
+        assert_int_equal(scan_groups(st, 0, &g), 0);
+        dmp_store_close(st);
+}
+
+static void add_partition(void *opaque, int32_t p) {
+        rows_t *r = opaque;
+        r->v[r->n++].win = p;
+}
+
+/* Dropping a partition range-deletes its windows, groups and metadata and
+ * nothing of its neighbours. */
+static void test_drop_partition(void **state) {
+        fixture_t *f = *state;
+        dmp_agg_t a = agg_of(1, 1, 1, 1, 0);
+        char err[256];
+        dmp_store_t *st = open_store(f->dir, FP);
+        for (int32_t p = 0; p < 3; p++) {
+                put(st, p, 0, "k", 5, &a, 1);
+                put(st, p, 1, "zzzz", INT64_MAX, &a, 1);
+                dmp_store_put_group(st, p, "g", 1, "v", 1);
+                dmp_store_put_meta(st, p, 10 + p, 20 + p);
+        }
+        assert_int_equal(dmp_store_commit(st, err, sizeof(err)), 0);
+        dmp_store_drop_partition(st, 1);
+        assert_int_equal(dmp_store_pending(st), 3);
+        assert_int_equal(dmp_store_commit(st, err, sizeof(err)), 0);
+        rows_t r;
+        grows_t g;
+        assert_int_equal(scan(st, 0, &r), 2);
+        assert_int_equal(scan(st, 1, &r), 0);
+        assert_int_equal(scan(st, 2, &r), 2);
+        assert_int_equal(scan_groups(st, 1, &g), 0);
+        assert_int_equal(scan_groups(st, 2, &g), 1);
+        int64_t off, stime;
+        assert_int_equal(dmp_store_get_meta(st, 1, &off, &stime, err, sizeof(err)), 0);
+        r.n = 0;
+        assert_int_equal(dmp_store_partitions(st, add_partition, &r, err, sizeof(err)), 2);
+        assert_int_equal(r.v[0].win, 0);
+        assert_int_equal(r.v[1].win, 2);
+        dmp_store_close(st);
+}
+
+/* One key's windows by range; point reads of committed entries. */
+static void test_scan_key_and_get(void **state) {
+        fixture_t *f = *state;
+        dmp_agg_t a = agg_of(1, 1, 1, 1, 0), b = agg_of(2, 5, 2, 3, 0.5);
+        char err[256];
+        dmp_store_t *st = open_store(f->dir, FP);
+        put(st, 0, 0, "ab", -3, &a, 1);
+        put(st, 0, 0, "ab", INT64_MAX, &b, 1);
+        put(st, 0, 0, "ab", INT64_MIN, &a, 1);
+        put(st, 0, 0, "abc", 0, &a, 1); /* longer key: not "ab" */
+        put(st, 0, 0, "a", 0, &a, 1);
+        put(st, 0, 1, "ab", 0, &a, 1); /* other definition */
+        assert_int_equal(dmp_store_commit(st, err, sizeof(err)), 0);
+        rows_t r = {.n = 0};
+        assert_int_equal(dmp_store_scan_key(st, 0, 0, "ab", 2, collect, &r, err, sizeof(err)),
+                         3);
+        assert_row(&r.v[0], 0, "ab", INT64_MIN, &a, 1);
+        assert_row(&r.v[1], 0, "ab", -3, &a, 1);
+        assert_row(&r.v[2], 0, "ab", INT64_MAX, &b, 1);
+        void *v = NULL;
+        size_t vl = 0;
+        assert_int_equal(dmp_store_get_entry(st, 0, 0, "ab", 2, INT64_MAX, &v, &vl, err,
+                                             sizeof(err)), 1);
+        assert_int_equal(vl, sizeof(b));
+        assert_memory_equal(v, &b, sizeof(b));
+        free(v);
+        assert_int_equal(dmp_store_get_entry(st, 0, 0, "ab", 2, 1, &v, &vl, err, sizeof(err)),
+                         0);
+        uint64_t cache, mem;
+        dmp_store_mem_usage(st, &cache, &mem);
+        assert_true(mem > 0); /* the entries are in the memtables */
+        dmp_store_close(st);
+}
+
+/* Writes a store of layout 1 (everything in the default family) by hand. */
+static void write_layout1(const char *dir, uint64_t fp) {
+        rocksdb_options_t *o = rocksdb_options_create();
+        rocksdb_options_set_create_if_missing(o, 1);
+        char *err = NULL;
+        rocksdb_t *db = rocksdb_open(o, dir, &err);
+        assert_null(err);
+        rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
+        unsigned char k[32], v[17];
+        dmp_be64_put(v, fp);
+        rocksdb_put(db, wo, "Gfingerprint", 12, (const char *)v, 8, &err);
+        k[0] = 'M';
+        dmp_be32_put(k + 1, 4);
+        int64_t off = 77, st = 88;
+        v[0] = 1;
+        memcpy(v + 1, &off, 8);
+        memcpy(v + 9, &st, 8);
+        rocksdb_put(db, wo, (const char *)k, 5, (const char *)v, 17, &err);
+        k[0] = 'A';
+        dmp_be32_put(k + 1, 4);
+        dmp_be16_put(k + 5, 0);
+        dmp_be16_put(k + 7, 3);
+        memcpy(k + 9, "key", 3);
+        dmp_be64s_put(k + 12, 1000);
+        dmp_agg_t a = agg_of(3, 6, 1, 3, 2);
+        rocksdb_put(db, wo, (const char *)k, 20, (const char *)&a, sizeof(a), &err);
+        assert_null(err);
+        rocksdb_writeoptions_destroy(wo);
+        rocksdb_close(db);
+        rocksdb_options_destroy(o);
+}
+
+/* A store of the old layout: read-only opens explain it; a read-write open
+ * with the same fingerprint migrates it, with another one refuses it. */
+static void test_layout1_migration(void **state) {
+        fixture_t *f = *state;
+        char err[512] = "";
+        write_layout1(f->dir, FP);
+        dmp_store_opts_t ro = {.read_only = 1};
+        assert_null(dmp_store_open_opts(f->dir, 0, &ro, err, sizeof(err)));
+        assert_non_null(strstr(err, "layout 1"));
+        assert_null(dmp_store_open(f->dir, FP ^ 1, err, sizeof(err)));
+        assert_non_null(strstr(err, "different pipeline"));
+
+        dmp_store_t *st = open_store(f->dir, FP);
+        rows_t r;
+        assert_int_equal(scan(st, 4, &r), 1);
+        dmp_agg_t a = agg_of(3, 6, 1, 3, 2);
+        assert_row(&r.v[0], 0, "key", 1000, &a, 1);
+        int64_t off, stime;
+        assert_int_equal(dmp_store_get_meta(st, 4, &off, &stime, err, sizeof(err)), 1);
+        assert_true(off == 77 && stime == 88);
+        dmp_store_close(st);
+        /* migrated: read-only inspection works now, with any fingerprint */
+        st = dmp_store_open_opts(f->dir, 0, &ro, err, sizeof(err));
+        assert_non_null(st);
+        assert_true(dmp_store_fingerprint(st) == FP);
+        assert_int_equal(scan(st, 4, &r), 1);
+        dmp_store_close(st);
+}
+
+/* Read-only opens of a missing directory and of a RocksDB that is not ours;
+ * a read-write open of a foreign RocksDB leaves it alone. */
+static void test_missing_and_foreign(void **state) {
+        fixture_t *f = *state;
+        char err[512] = "", path[128];
+        dmp_store_opts_t ro = {.read_only = 1};
+        snprintf(path, sizeof(path), "%s/none", f->dir);
+        assert_null(dmp_store_open_opts(path, 0, &ro, err, sizeof(err)));
+        assert_non_null(strstr(err, "no dmpflow state store"));
+
+        rocksdb_options_t *o = rocksdb_options_create();
+        rocksdb_options_set_create_if_missing(o, 1);
+        char *e = NULL;
+        rocksdb_t *db = rocksdb_open(o, f->dir, &e);
+        assert_null(e);
+        rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
+        rocksdb_put(db, wo, "hello", 5, "world", 5, &e);
+        rocksdb_writeoptions_destroy(wo);
+        rocksdb_close(db);
+        rocksdb_options_destroy(o);
+        assert_null(dmp_store_open_opts(f->dir, 0, &ro, err, sizeof(err)));
+        assert_non_null(strstr(err, "not a dmpflow state store"));
+        assert_null(dmp_store_open(f->dir, FP, err, sizeof(err)));
+        assert_non_null(strstr(err, "not a dmpflow state store"));
+}
+
 static void test_open_error(void **state) {
         (void)state;
         char err[512] = "";
@@ -291,6 +511,11 @@ int main(void) {
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_delete_and_uncommitted, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_fingerprint_mismatch, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_groups, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_drop_partition, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_scan_key_and_get, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_layout1_migration, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_missing_and_foreign, setup, teardown),
                 cmocka_unit_test(test_open_error),
                 cmocka_unit_test(test_close_null),
         };
