@@ -365,8 +365,9 @@ static int emit_default(compiler_t *c, const json_t *def, const dmp_need_t *nd,
                 if (nd->role == DMP_NEED_TIME)
                         return error(c, "the event time field is not in the writer schema and "
                                      "its default is null");
-                if (nd->role == DMP_NEED_KEY)
-                        emit(c, OP_DEFAULT_KEY, 0, 0,
+                if (nd->role == DMP_NEED_KEY || nd->role == DMP_NEED_LABEL)
+                        emit(c, nd->role == DMP_NEED_KEY ? OP_DEFAULT_KEY : OP_DEFAULT_LABEL, 0,
+                             nd->role == DMP_NEED_KEY ? 0 : (uint16_t)nd->slot,
                              add_const(c, (plan_const_t){.s = dmp_strdup(""), .len = 0}));
                 return 0; /* a number: undefined */
         }
@@ -411,7 +412,8 @@ static int emit_default(compiler_t *c, const json_t *def, const dmp_need_t *nd,
                 emit(c, OP_DEFAULT_TIME, 0, 0, add_const(c, (plan_const_t){.l = l}));
                 return 0;
         }
-        if (nd->role == DMP_NEED_KEY && (json_is_string(def) || json_is_integer(def))) {
+        if ((nd->role == DMP_NEED_KEY || nd->role == DMP_NEED_LABEL) &&
+            (json_is_string(def) || json_is_integer(def))) {
                 char num[24];
                 const char *s = json_string_value(def);
                 size_t len;
@@ -422,12 +424,14 @@ static int emit_default(compiler_t *c, const json_t *def, const dmp_need_t *nd,
                                                (long long)json_integer_value(def));
                         s = num;
                 }
-                emit(c, OP_DEFAULT_KEY, 0, 0,
+                emit(c, nd->role == DMP_NEED_KEY ? OP_DEFAULT_KEY : OP_DEFAULT_LABEL, 0,
+                     nd->role == DMP_NEED_KEY ? 0 : (uint16_t)nd->slot,
                      add_const(c, (plan_const_t){.s = dmp_strndup(s, len), .len = len}));
                 return 0;
         }
         return error(c, "not in the writer schema, and its default in the reader schema does "
                      "not suit its use as %s", nd->role == DMP_NEED_KEY ? "key"
+                     : nd->role == DMP_NEED_LABEL ? "group field"
                      : nd->role == DMP_NEED_TIME ? "event time" : "a number");
 }
 
@@ -472,13 +476,13 @@ static int emit_record(compiler_t *c, avro_schema_t w, avro_schema_t r, const dm
                 r_of_w[i] = -1;
         for (int i = 0; i < nneeds; i++) {
                 int ri = avro_schema_record_field_get_index(r, needs[i].field);
-                if (needs[i].role == DMP_NEED_KEY)
+                if (needs[i].role == DMP_NEED_KEY) {
                         dst[ri] |= DST_KEY;
-                else if (needs[i].role == DMP_NEED_TIME)
+                } else if (needs[i].role == DMP_NEED_TIME) {
                         dst[ri] |= (uint8_t)(DST_TIME | (needs[i].micros ? DST_MICROS : 0) |
                                              (needs[i].days ? DST_DAYS : 0));
-                else {
-                        dst[ri] |= DST_NUM;
+                } else { /* a number or a label: never both (dmp_plan_compile) */
+                        dst[ri] |= needs[i].role == DMP_NEED_LABEL ? DST_LABEL : DST_NUM;
                         slot[ri] = (uint16_t)needs[i].slot;
                 }
         }
@@ -579,6 +583,8 @@ static int emit_value(compiler_t *c, avro_schema_t w, avro_schema_t r, uint8_t d
         case AVRO_BYTES:
                 if (dst & DST_NUM) /* a decimal (type_ok) */
                         emit(c, OP_DECIMAL, DST_NUM, slot, decimal_const(c, slot));
+                else if (dst & DST_LABEL)
+                        emit(c, OP_STRING_DST, dst, slot, 0);
                 else
                         emit_read(c, OP_BYTES, 0, 0, OP_STRING_KEY, dst, slot);
                 return 0;
@@ -644,6 +650,7 @@ static int type_ok(avro_schema_t s, const dmp_need_t *nd, int in_union) {
         }
         switch (role) {
         case DMP_NEED_KEY:
+        case DMP_NEED_LABEL:
                 return is_avro_string(s) || is_avro_int32(s) || is_avro_int64(s);
         case DMP_NEED_TIME:
                 return is_avro_int32(s) || is_avro_int64(s);
@@ -657,7 +664,8 @@ static int type_ok(avro_schema_t s, const dmp_need_t *nd, int in_union) {
 }
 
 static const char *const role_wants[] = {"string, int or long", "long or int",
-                                         "int, long, float, double, or bytes/fixed with logicalType decimal"};
+                                         "int, long, float, double, or bytes/fixed with logicalType decimal",
+                                         "string, int or long"};
 
 static void compiler_free(compiler_t *c) {
         for (size_t i = 0; i < c->nqueue; i++)
@@ -708,6 +716,19 @@ dmp_plan_t *dmp_plan_compile(const dmp_schema_t *writer, const dmp_schema_t *rea
                 }
                 if (nd->role == DMP_NEED_NUM)
                         c.decimal_scale[nd->slot] = nd->decimal ? nd->scale : -1;
+                if (nd->role == DMP_NEED_LABEL && (nd->slot < 0 || nd->slot >= DMP_MAX_LABELS)) {
+                        snprintf(errstr, errstr_size, "field \"%s\": label %d out of range",
+                                 nd->field, nd->slot);
+                        goto fail;
+                }
+                for (int j = 0; j < i; j++)
+                        if (!strcmp(needs[j].field, nd->field) &&
+                            ((needs[j].role == DMP_NEED_NUM && nd->role == DMP_NEED_LABEL) ||
+                             (needs[j].role == DMP_NEED_LABEL && nd->role == DMP_NEED_NUM))) {
+                                snprintf(errstr, errstr_size, "field \"%s\" cannot be both "
+                                         "a group field and a measure's input", nd->field);
+                                goto fail;
+                        }
         }
         /* program 0: the top-level record, then the queued sub-programs */
         GROW(c.pl->starts, c.pl->nsubs, c.pl->subs_cap);

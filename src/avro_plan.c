@@ -143,6 +143,22 @@ static inline void put_long(const op_t *op, int64_t v, dmp_event_t *ev) {
                 ev->key_len = format_long(ev->keybuf, v);
                 ev->key = ev->keybuf;
         }
+        if (op->dst & DST_LABEL) {
+                ev->label_len[op->slot] = (uint32_t)format_long(ev->labelbuf[op->slot], v);
+                ev->label[op->slot] = ev->labelbuf[op->slot];
+        }
+}
+
+/* What a null does to the destinations of op (the time: an error). */
+static inline void put_null(const op_t *op, dmp_event_t *ev) {
+        if (op->dst & DST_KEY) {
+                ev->key = "";
+                ev->key_len = 0;
+        }
+        if (op->dst & DST_LABEL) {
+                ev->label[op->slot] = "";
+                ev->label_len[op->slot] = 0;
+        }
 }
 
 /* Exact powers of ten as doubles (10^22 is the last). */
@@ -284,6 +300,7 @@ static const unsigned char *run(run_ctx_t *c, uint32_t pc, const unsigned char *
                 [OP_DOUBLE_NUM] = &&op_double_num,
                 [OP_BYTES] = &&op_bytes,
                 [OP_STRING_KEY] = &&op_string_key,
+                [OP_STRING_DST] = &&op_string_dst,
                 [OP_FIXED] = &&op_fixed,
                 [OP_DECIMAL] = &&op_decimal,
                 [OP_DECIMAL_FIXED] = &&op_decimal_fixed,
@@ -293,6 +310,7 @@ static const unsigned char *run(run_ctx_t *c, uint32_t pc, const unsigned char *
                 [OP_DEFAULT_NUM] = &&op_default_num,
                 [OP_DEFAULT_TIME] = &&op_default_time,
                 [OP_DEFAULT_KEY] = &&op_default_key,
+                [OP_DEFAULT_LABEL] = &&op_default_label,
                 [OP_OPTIONAL] = &&op_optional,
                 [OP_UNION] = &&op_union,
                 [OP_UNION_INLINE] = &&op_union_inline,
@@ -320,10 +338,7 @@ op_end:
 op_null:
         if (op->dst & DST_TIME)
                 return fail_at(c, p, DMP_DECODE_NULL_TIME);
-        if (op->dst & DST_KEY) {
-                ev->key = "";
-                ev->key_len = 0;
-        }
+        put_null(op, ev);
         NEXT();
 op_bool:
         if (p >= end)
@@ -416,6 +431,22 @@ op_string_key:
         ev->key_len = (size_t)v;
         p += v;
         NEXT();
+op_string_dst:
+        p0 = p;
+        if (!(p = get_varint(c, p, &v)))
+                return NULL;
+        if (v < 0 || v > end - p)
+                return fail_at(c, p0, DMP_DECODE_LENGTH);
+        if (op->dst & DST_KEY) {
+                ev->key = (const char *)p;
+                ev->key_len = (size_t)v;
+        }
+        if (op->dst & DST_LABEL) {
+                ev->label[op->slot] = (const char *)p;
+                ev->label_len[op->slot] = (uint32_t)(v > UINT32_MAX ? UINT32_MAX : v);
+        }
+        p += v;
+        NEXT();
 op_fixed:
         if ((uint64_t)(end - p) < op->arg)
                 return fail_at(c, p, DMP_DECODE_TRUNCATED);
@@ -470,6 +501,10 @@ op_default_key:
         ev->key = pl->consts[op->arg].s;
         ev->key_len = pl->consts[op->arg].len;
         NEXT();
+op_default_label:
+        ev->label[op->slot] = pl->consts[op->arg].s;
+        ev->label_len[op->slot] = (uint32_t)pl->consts[op->arg].len;
+        NEXT();
 op_optional:
         p0 = p;
         if (!(p = get_varint(c, p, &v)))
@@ -477,10 +512,7 @@ op_optional:
         if (v == op->arg) { /* null: what OP_NULL does, then skip T's op */
                 if (op->dst & DST_TIME)
                         return fail_at(c, p, DMP_DECODE_NULL_TIME);
-                if (op->dst & DST_KEY) {
-                        ev->key = "";
-                        ev->key_len = 0;
-                }
+                put_null(op, ev);
                 op++;
                 NEXT();
         }

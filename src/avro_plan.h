@@ -28,6 +28,7 @@ typedef enum dmp_need_role {
         DMP_NEED_TIME, /* int or long: dmp_event_t.time_ms */
         DMP_NEED_NUM,  /* int, long, float, double, or bytes/fixed with logical type
                         * decimal: dmp_event_t.num[slot] */
+        DMP_NEED_LABEL, /* string, int or long: dmp_event_t.label[slot] */
 } dmp_need_role_t;
 
 /* One top-level field of the reader schema the pipeline reads. A field may

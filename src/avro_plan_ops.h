@@ -28,6 +28,7 @@ enum {
         OP_DOUBLE_NUM,
         OP_BYTES,  /* length + bytes (string or bytes) */
         OP_STRING_KEY,
+        OP_STRING_DST, /* a string into the destinations of dst (key, label[slot]) */
         OP_FIXED,  /* arg: size */
         OP_DECIMAL, /* bytes read as a decimal into num[slot]; arg: const {.l = scale} */
         OP_DECIMAL_FIXED, /* fixed read as a decimal; arg: tab index of {size, const index} */
@@ -37,6 +38,7 @@ enum {
         OP_DEFAULT_NUM,  /* num[slot] = consts[arg].d (a reader field the writer lacks) */
         OP_DEFAULT_TIME, /* time_ms = consts[arg].l */
         OP_DEFAULT_KEY,  /* key = consts[arg].s */
+        OP_DEFAULT_LABEL, /* label[slot] = consts[arg].s */
         OP_OPTIONAL, /* [null, T] / [T, null], T primitive: arg = the null
                       * branch; the next op reads T, and is skipped on null */
         OP_UNION,  /* arg: tab index of {n, sub[0], ..., sub[n-1]} */
@@ -50,12 +52,13 @@ enum {
  * so an int or long is rounded to float first (Avro's promotion).
  * DST_MICROS / DST_DAYS: the time is in microseconds / days (logical types
  * timestamp-micros / date), converted to ms. */
-enum { DST_KEY = 1, DST_TIME = 2, DST_NUM = 4, DST_MICROS = 8, DST_F32 = 16, DST_DAYS = 32 };
+enum { DST_KEY = 1, DST_TIME = 2, DST_NUM = 4, DST_MICROS = 8, DST_F32 = 16, DST_DAYS = 32,
+       DST_LABEL = 64 /* label[slot] (a label field is never numeric: slot is its) */ };
 
 typedef struct op {
         uint8_t code;
         uint8_t dst;
-        uint16_t slot; /* DST_NUM */
+        uint16_t slot; /* DST_NUM: num[slot]; DST_LABEL: label[slot] */
         uint32_t arg;
 } op_t;
 

@@ -12,13 +12,16 @@
 #include "avro_schema.h"
 #include "util.h"
 
+#define DMP_MAX_NEEDS (DMP_MAX_NUM_FIELDS + DMP_MAX_LABELS + 2)
+
 struct dmp_decoder {
         dmp_schema_t *reader; /* declares the fields the pipeline reads */
         dmp_schema_t *writer; /* what the records are written with; NULL: reader */
-        dmp_need_t needs[DMP_MAX_NUM_FIELDS + 2];
-        int need_index[DMP_MAX_NUM_FIELDS + 2]; /* reader field of needs[i] */
+        dmp_need_t needs[DMP_MAX_NEEDS];
+        int need_index[DMP_MAX_NEEDS]; /* reader field of needs[i] */
         int nneeds;
         int nslots;
+        int nlabels;
         int reject_nonfinite;
         dmp_plan_t *plan; /* recompiled whenever the needs or the writer change */
         dmp_decode_err_t last_error;
@@ -198,7 +201,7 @@ static dmp_plan_t *compile_for(const dmp_decoder_t *d, const dmp_schema_t *write
 /* The plan of a Confluent writer schema, or its error. */
 static void writer_compile(dmp_decoder_t *d, struct writer_entry *w) {
         char err[512];
-        dmp_need_t needs[DMP_MAX_NUM_FIELDS + 2];
+        dmp_need_t needs[DMP_MAX_NEEDS];
         memcpy(needs, d->needs, sizeof(needs[0]) * (size_t)d->nneeds);
         dmp_plan_destroy(w->plan);
         free(w->error);
@@ -316,6 +319,20 @@ int dmp_decoder_num_field(dmp_decoder_t *d, const char *name, char *errstr,
         if (add_need(d, name, DMP_NEED_NUM, d->nslots, errstr, errstr_size))
                 return -1;
         return d->nslots++;
+}
+
+int dmp_decoder_label_field(dmp_decoder_t *d, const char *name, char *errstr,
+                            size_t errstr_size) {
+        for (int i = 0; i < d->nneeds; i++)
+                if (d->needs[i].role == DMP_NEED_LABEL && !strcmp(d->needs[i].field, name))
+                        return d->needs[i].slot;
+        if (d->nlabels == DMP_MAX_LABELS) {
+                snprintf(errstr, errstr_size, "more than %d group fields", DMP_MAX_LABELS);
+                return -1;
+        }
+        if (add_need(d, name, DMP_NEED_LABEL, d->nlabels, errstr, errstr_size))
+                return -1;
+        return d->nlabels++;
 }
 
 dmp_decode_err_t dmp_decoder_last_error(const dmp_decoder_t *d) {
@@ -520,21 +537,27 @@ int dmp_decoder_decode_generic(dmp_decoder_t *d, const void *buf, size_t len, dm
                 }
                 switch (f->role) {
                 case DMP_NEED_KEY:
+                case DMP_NEED_LABEL: {
+                        const char *s = "";
+                        size_t slen = 0;
+                        char *tbuf = f->role == DMP_NEED_KEY ? ev->keybuf : ev->labelbuf[f->slot];
                         if (t == AVRO_STRING) {
-                                const char *s = "";
                                 size_t size = 0;
                                 avro_value_get_string(&v, &s, &size);
+                                slen = size ? size - 1 : 0;
+                        } else if (t != AVRO_NULL) {
+                                slen = (size_t)snprintf(tbuf, 24, "%lld", (long long)l);
+                                s = tbuf;
+                        }
+                        if (f->role == DMP_NEED_KEY) {
                                 ev->key = s;
-                                ev->key_len = size ? size - 1 : 0;
-                        } else if (t == AVRO_NULL) {
-                                ev->key = "";
-                                ev->key_len = 0;
+                                ev->key_len = slen;
                         } else {
-                                ev->key_len = (size_t)snprintf(ev->keybuf, sizeof(ev->keybuf),
-                                                               "%lld", (long long)l);
-                                ev->key = ev->keybuf;
+                                ev->label[f->slot] = s;
+                                ev->label_len[f->slot] = (uint32_t)slen;
                         }
                         break;
+                }
                 case DMP_NEED_TIME:
                         if (t == AVRO_NULL) /* (the plan has rejected it already) */
                                 return decode_failed(d, DMP_DECODE_NULL_TIME, 0, errstr,

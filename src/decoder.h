@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #define DMP_MAX_NUM_FIELDS 64
+#define DMP_MAX_LABELS 8 /* group fields (string, int or long) read per event */
 
 typedef struct dmp_event {
         const char *key;          /* valid until the next decode */
@@ -23,6 +24,11 @@ typedef struct dmp_event {
         unsigned long long defined; /* bit i: num[i] is defined (not null) */
         double num[DMP_MAX_NUM_FIELDS];
         char keybuf[24];          /* key of an int/long key field */
+        /* label i: the value of group field i (see dmp_decoder_label_field),
+         * valid until the next decode; "" for null */
+        const char *label[DMP_MAX_LABELS];
+        uint32_t label_len[DMP_MAX_LABELS];
+        char labelbuf[DMP_MAX_LABELS][24]; /* labels of int/long fields */
 } dmp_event_t;
 
 typedef struct dmp_decoder dmp_decoder_t;
@@ -100,6 +106,13 @@ char *dmp_read_file(const char *path, size_t *lenp, char *errstr, size_t errstr_
  * dmp_event_t.num, or -1 with errstr set (unknown or not numeric). */
 int dmp_decoder_num_field(dmp_decoder_t *d, const char *name, char *errstr,
                           size_t errstr_size);
+
+/* Registers a field (string, int or long, or a nullable union of one)
+ * whose value labels each event, e.g. for grouping, and returns its slot
+ * in dmp_event_t.label, or -1 with errstr set. A field cannot be both a
+ * label and a numeric field. */
+int dmp_decoder_label_field(dmp_decoder_t *d, const char *name, char *errstr,
+                            size_t errstr_size);
 
 /* Names of the schema's fields, for suggestions: NULL past the last one. */
 const char *dmp_decoder_field_name(const dmp_decoder_t *d, int i);

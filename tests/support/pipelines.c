@@ -11,7 +11,7 @@ const test_pipeline_t test_pipelines[] = {
         {.schema_path = "schemas/event.avsc", .key = "user_id", .time = "ts",
          .nums = {"price", "quantity", "clicks"}},
         {.schema_path = "schemas/event.avsc", .key = "", .time = "", .nums = {"clicks"}},
-        {.schema_path = EVERY, .key = "s", .time = "t",
+        {.schema_path = EVERY, .key = "s", .time = "t", .labels = {"ks", "s", "nt"},
          .nums = {"i", "l", "f", "d", "ni", "ln", "fn", "dn", "multi", "tail", "dec", "decn",
                   "decf"}},
         {.schema_path = EVERY, .key = "ks", .time = "nt", .nums = {"tail", "multi", "i"}},
@@ -21,6 +21,7 @@ const test_pipeline_t test_pipelines[] = {
         {.schema_path = "tests/schemas/recursive.avsc", .key = "label", .time = "id",
          .nums = {"weight", "id"}},
         {.schema_path = "tests/schemas/wide_event.avsc", .key = "user_id", .time = "ts",
+         .labels = {"session"},
          .nums = {"price", "quantity", "discount", "clicks"}},
         /* schema resolution; values are exact: float->double, int->long */
         {.schema_path = EVO "reader_promoted.avsc", .key = "user_id", .time = "ts",
@@ -67,6 +68,14 @@ int test_fixture_open(test_fixture_t *fx, const test_pipeline_t *pp, char *errst
                         return -1;
                 }
         }
+        for (; fx->nlabels < DMP_MAX_LABELS && pp->labels[fx->nlabels]; fx->nlabels++) {
+                fx->label_slots[fx->nlabels] = dmp_decoder_label_field(
+                        fx->dec, pp->labels[fx->nlabels], errstr, errstr_size);
+                if (fx->label_slots[fx->nlabels] < 0) {
+                        test_fixture_close(fx);
+                        return -1;
+                }
+        }
         return 0;
 }
 
@@ -99,6 +108,16 @@ int test_event_compare(const test_fixture_t *fx, const dmp_event_t *a, const dmp
                 if ((a->defined >> s & 1) && memcmp(&a->num[s], &b->num[s], sizeof(double))) {
                         snprintf(why, why_size, "%s = %.17g vs %.17g", fx->pp->nums[i],
                                  a->num[s], b->num[s]);
+                        return -1;
+                }
+        }
+        for (int i = 0; i < fx->nlabels; i++) {
+                int s = fx->label_slots[i];
+                if (a->label_len[s] != b->label_len[s] ||
+                    memcmp(a->label[s], b->label[s], a->label_len[s])) {
+                        snprintf(why, why_size, "label %s: \"%.*s\" vs \"%.*s\"",
+                                 fx->pp->labels[i], (int)a->label_len[s], a->label[s],
+                                 (int)b->label_len[s], b->label[s]);
                         return -1;
                 }
         }

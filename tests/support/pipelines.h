@@ -17,6 +17,7 @@ typedef struct test_pipeline {
         const char *key, *time;  /* "" for none */
         const char *nums[TEST_MAX_NUMS]; /* NULL-terminated */
         const char *writer_path; /* NULL: records are written with schema_path */
+        const char *labels[DMP_MAX_LABELS + 1]; /* group fields, NULL-terminated */
 } test_pipeline_t;
 
 extern const test_pipeline_t test_pipelines[];
@@ -29,6 +30,8 @@ typedef struct test_fixture {
         dmp_decoder_t *dec;
         int slots[TEST_MAX_NUMS];
         int nnums;
+        int label_slots[DMP_MAX_LABELS];
+        int nlabels;
 } test_fixture_t;
 
 /* Builds the decoder of pp. Returns 0, or -1 with errstr set. */
@@ -37,7 +40,8 @@ int test_fixture_open(test_fixture_t *fx, const test_pipeline_t *pp, char *errst
 void test_fixture_close(test_fixture_t *fx);
 
 /* Compares two events of fx's pipeline: key bytes (if a key field is
- * configured), time, defined bits and each defined number bit for bit.
+ * configured), time, defined bits, each defined number bit for bit and
+ * each label's bytes.
  * Returns 0 if equal, else -1 with the first difference in why. */
 int test_event_compare(const test_fixture_t *fx, const dmp_event_t *a, const dmp_event_t *b,
                        char *why, size_t why_size);

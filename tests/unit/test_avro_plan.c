@@ -131,6 +131,21 @@ static int expected_event(const fixture_t *fx, const avro_gen_t *g, dmp_event_t 
                 /* only field t is timestamp-micros in the test schemas */
                 ev->time_ms = !strcmp(pp->time, "t") ? dmp_floor_div(v->l, 1000) : v->l;
         }
+        for (int i = 0; i < fx->nlabels; i++) {
+                const gen_value_t *v = gen_field(fx, g, pp->labels[i]);
+                int s = fx->label_slots[i];
+                if (v->kind == GEN_STRING) {
+                        ev->label[s] = v->s;
+                        ev->label_len[s] = (uint32_t)v->len;
+                } else if (v->kind == GEN_LONG) {
+                        ev->label_len[s] = (uint32_t)snprintf(ev->labelbuf[s], 24, "%lld",
+                                                              (long long)v->l);
+                        ev->label[s] = ev->labelbuf[s];
+                } else {
+                        assert_int_equal(v->kind, GEN_NULL);
+                        ev->label[s] = "";
+                }
+        }
         for (int i = 0; i < fx->nnums; i++) {
                 const gen_value_t *v = gen_field(fx, g, pp->nums[i]);
                 int s = fx->slots[i];
