@@ -49,11 +49,14 @@ $(BUILD)/obj/%.o: src/%.c
 
 # The output schemas built in (src/schemas.h), generated from schemas/ so
 # that the file stays the one source of truth.
-$(BUILD)/gen/schemas.c: schemas/window_result.avsc
+# Each schemas/NAME.avsc becomes `const char dmp_schema_NAME[]`.
+OUTPUT_SCHEMAS := schemas/window_result.avsc schemas/group_result.avsc schemas/pattern.avsc
+$(BUILD)/gen/schemas.c: $(OUTPUT_SCHEMAS)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  GEN     $@")
-	$(Q){ echo '#include "schemas.h"'; echo 'const char dmp_schema_window_result[] ='; \
-	      sed 's/\\/\\\\/g; s/"/\\"/g; s/^/        "/; s/$$/\\n"/' $<; echo ';'; } > $@
+	$(Q){ echo '#include "schemas.h"'; for f in $(OUTPUT_SCHEMAS); do \
+	      echo "const char dmp_schema_$$(basename $$f .avsc)[] ="; \
+	      sed 's/\\/\\\\/g; s/"/\\"/g; s/^/        "/; s/$$/\\n"/' $$f; echo ';'; done; } > $@
 
 $(BUILD)/obj/gen/schemas.o: $(BUILD)/gen/schemas.c
 	@mkdir -p $(dir $@)

@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <ini.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -20,6 +21,8 @@ typedef enum {
         SEC_LOG,
         SEC_MEASURE,
         SEC_WINDOW,
+        SEC_GROUP,
+        SEC_PATTERN,
         SEC__CNT
 } sec_kind_t;
 
@@ -41,6 +44,11 @@ static const sec_desc_t sections[SEC__CNT] = {
                          "a weighted sum f(x) = sum a_i * x_i of numeric fields"},
         [SEC_WINDOW] = {"window", 1, offsetof(dmp_window_conf_t, line),
                         "an event-time window definition over measures"},
+        [SEC_GROUP] = {"group", 1, offsetof(dmp_group_conf_t, line),
+                       "running and windowed statistics of measures per group (docs/PATTERNS.md)"},
+        [SEC_PATTERN] = {"pattern", 1, offsetof(dmp_pattern_conf_t, line),
+                         "a pattern mined when a window closes: topk, anomaly or threshold "
+                         "(docs/PATTERNS.md)"},
 };
 
 /* PT_BYTES: an integer with an optional k, m or g suffix (powers of 1024),
@@ -64,6 +72,8 @@ typedef struct prop {
 #define LG(f)  offsetof(dmp_log_conf_t, f)
 #define MS(f)  offsetof(dmp_measure_conf_t, f)
 #define WN(f)  offsetof(dmp_window_conf_t, f)
+#define GR(f)  offsetof(dmp_group_conf_t, f)
+#define PA(f)  offsetof(dmp_pattern_conf_t, f)
 
 /* The property table: the single declaration of every property. */
 static const prop_t props[] = {
@@ -163,6 +173,56 @@ static const prop_t props[] = {
          "final: exactly one result per key, window and measure, when the window closes. "
          "update: a result per changed window at each commit, and its last one (final = true) "
          "when it closes."},
+        {SEC_GROUP, "field", PT_STR, "", 0, 0, NULL, GR(field),
+         "Event field (string, int or long) whose value is the group, e.g. segment. Either "
+         "this or bucket.measure."},
+        {SEC_GROUP, "bucket.measure", PT_STR, "", 0, 0, NULL, GR(bucket_measure),
+         "Group by a measure's value in buckets of bucket.width: the group is "
+         "floor(value / width) * width."},
+        {SEC_GROUP, "bucket.width", PT_STR, "", 0, 0, NULL, GR(bucket_width),
+         "Bucket width (a positive number) for bucket.measure."},
+        {SEC_GROUP, "measures", PT_STR, "", 0, 0, NULL, GR(measures),
+         "Comma-separated measures whose statistics are kept per group; empty: all."},
+        {SEC_GROUP, "windows", PT_STR, "", 0, 0, NULL, GR(windows),
+         "Comma-separated tumbling or hopping window definitions for windowed group statistics "
+         "(final results when the window has closed on every partition); empty: running "
+         "statistics only."},
+        {SEC_GROUP, "topic", PT_STR, NULL, 0, 0, NULL, GR(topic),
+         "Topic of the group results (schemas/group_result.avsc), keyed by the group value: "
+         "running statistics at most once per group per commit interval when they changed, "
+         "windowed ones when the window closes (required)."},
+        {SEC_PATTERN, "kind", PT_ENUM, NULL, 0, 0, "topk|anomaly|threshold", PA(kind),
+         "topk: the k highest (or lowest) values of the window. anomaly: a value more than z "
+         "standard deviations from the mean of the same key's or group's values in its previous "
+         "windows. threshold: a value above or below a bound (for consecutive windows)."},
+        {SEC_PATTERN, "window", PT_STR, NULL, 0, 0, NULL, PA(window),
+         "The window definition whose closed windows are mined (required)."},
+        {SEC_PATTERN, "source", PT_STR, "key", 0, 0, NULL, PA(source),
+         "What is mined: `key` (the window results of the keys) or `group:NAME` (the windowed "
+         "statistics of [group NAME], which must list the window)."},
+        {SEC_PATTERN, "measure", PT_STR, NULL, 0, 0, NULL, PA(measure),
+         "The measure whose statistic is mined (required)."},
+        {SEC_PATTERN, "stat", PT_ENUM, "mean", 0, 0, "mean|sum|count|min|max", PA(stat),
+         "The statistic of the window that is the value mined."},
+        {SEC_PATTERN, "k", PT_INT, "1", 1, 10000, NULL, PA(k),
+         "topk: how many (k = 1: the maximum)."},
+        {SEC_PATTERN, "order", PT_ENUM, "desc", 0, 0, "desc|asc", PA(order),
+         "topk: desc ranks the highest values first, asc the lowest."},
+        {SEC_PATTERN, "z", PT_STR, "3", 0, 0, NULL, PA(z),
+         "anomaly: the distance from the mean, in standard deviations, beyond which a value is "
+         "an anomaly (a positive number)."},
+        {SEC_PATTERN, "min.count", PT_INT, "5", 2, 1000000000, NULL, PA(min_count),
+         "anomaly: previous windows needed before a value can be an anomaly."},
+        {SEC_PATTERN, "above", PT_STR, "", 0, 0, NULL, PA(above),
+         "threshold: values strictly above this bound match."},
+        {SEC_PATTERN, "below", PT_STR, "", 0, 0, NULL, PA(below),
+         "threshold: values strictly below this bound match."},
+        {SEC_PATTERN, "consecutive", PT_INT, "1", 1, 1000000, NULL, PA(consecutive),
+         "threshold: report once a key or group has matched in this many consecutive windows of "
+         "its own (and in each further one)."},
+        {SEC_PATTERN, "topic", PT_STR, NULL, 0, 0, NULL, PA(topic),
+         "Topic of the pattern records (schemas/pattern.avsc), keyed by the group or key "
+         "(required)."},
 };
 
 /* Index of a property within its section (indexes the section's line[]). */
@@ -229,6 +289,8 @@ static void *sec_instance(dmp_conf_t *conf, sec_kind_t sec, int idx) {
         case SEC_LOG: return &conf->log;
         case SEC_MEASURE: return &conf->measures[idx];
         case SEC_WINDOW: return &conf->windows[idx];
+        case SEC_GROUP: return &conf->groups[idx];
+        case SEC_PATTERN: return &conf->patterns[idx];
         default: return NULL;
         }
 }
@@ -337,6 +399,14 @@ void dmp_conf_destroy(dmp_conf_t *conf) {
                 sec_free(SEC_WINDOW, &conf->windows[i]);
                 free(conf->windows[i].name);
         }
+        for (int i = 0; i < conf->group_cnt; i++) {
+                sec_free(SEC_GROUP, &conf->groups[i]);
+                free(conf->groups[i].name);
+        }
+        for (int i = 0; i < conf->pattern_cnt; i++) {
+                sec_free(SEC_PATTERN, &conf->patterns[i]);
+                free(conf->patterns[i].name);
+        }
         free(conf->errors);
         free(conf->path);
         free(conf);
@@ -383,16 +453,41 @@ static void split_section(const char *section, char *kind, size_t kind_size,
         }
 }
 
+/* The instances of a named section kind: their count, capacity, and the
+ * name and header line of instance i. */
+static int *named_cnt(dmp_conf_t *conf, sec_kind_t sec, int *max) {
+        switch (sec) {
+        case SEC_MEASURE: *max = DMP_MAX_MEASURES; return &conf->measure_cnt;
+        case SEC_WINDOW: *max = DMP_MAX_WINDOWS; return &conf->window_cnt;
+        case SEC_GROUP: *max = DMP_MAX_GROUPS; return &conf->group_cnt;
+        default: *max = DMP_MAX_PATTERNS; return &conf->pattern_cnt;
+        }
+}
+
+static char **named_name(dmp_conf_t *conf, sec_kind_t sec, int i, int **section_line) {
+        switch (sec) {
+        case SEC_MEASURE:
+                *section_line = &conf->measures[i].section_line;
+                return &conf->measures[i].name;
+        case SEC_WINDOW:
+                *section_line = &conf->windows[i].section_line;
+                return &conf->windows[i].name;
+        case SEC_GROUP:
+                *section_line = &conf->groups[i].section_line;
+                return &conf->groups[i].name;
+        default:
+                *section_line = &conf->patterns[i].section_line;
+                return &conf->patterns[i].name;
+        }
+}
+
 /* Finds or creates the instance of a named section; -1 on error. */
 static int named_instance(dmp_conf_t *conf, sec_kind_t sec, const char *name, int line) {
-        int *cnt = sec == SEC_MEASURE ? &conf->measure_cnt : &conf->window_cnt;
-        int max = sec == SEC_MEASURE ? DMP_MAX_MEASURES : DMP_MAX_WINDOWS;
-        for (int i = 0; i < *cnt; i++) {
-                const char *n = sec == SEC_MEASURE ? conf->measures[i].name
-                                                   : conf->windows[i].name;
-                if (!strcmp(n, name))
+        int max, *sl;
+        int *cnt = named_cnt(conf, sec, &max);
+        for (int i = 0; i < *cnt; i++)
+                if (!strcmp(*named_name(conf, sec, i, &sl), name))
                         return i;
-        }
         if (!valid_name(name)) {
                 dmp_conf_error(conf, line, "[%s %s]: invalid name (use letters, digits, _ - .)",
                                sections[sec].name, name);
@@ -404,13 +499,8 @@ static int named_instance(dmp_conf_t *conf, sec_kind_t sec, const char *name, in
                 return -1;
         }
         int idx = (*cnt)++;
-        if (sec == SEC_MEASURE) {
-                conf->measures[idx].name = dmp_strdup(name);
-                conf->measures[idx].section_line = line;
-        } else {
-                conf->windows[idx].name = dmp_strdup(name);
-                conf->windows[idx].section_line = line;
-        }
+        *named_name(conf, sec, idx, &sl) = dmp_strdup(name);
+        *sl = line;
         sec_defaults(conf, sec, sec_instance(conf, sec, idx));
         return idx;
 }
@@ -662,6 +752,152 @@ int dmp_conf_line(const dmp_conf_t *conf, const char *section, const char *name)
         return 0;
 }
 
+int dmp_conf_find_measure(const dmp_conf_t *conf, const char *name, size_t len) {
+        for (int i = 0; i < conf->measure_cnt; i++)
+                if (strlen(conf->measures[i].name) == len &&
+                    !strncmp(conf->measures[i].name, name, len))
+                        return i;
+        return -1;
+}
+
+int dmp_conf_find_window(const dmp_conf_t *conf, const char *name, size_t len) {
+        for (int i = 0; i < conf->window_cnt; i++)
+                if (strlen(conf->windows[i].name) == len &&
+                    !strncmp(conf->windows[i].name, name, len))
+                        return i;
+        return -1;
+}
+
+int dmp_conf_find_group(const dmp_conf_t *conf, const char *name) {
+        for (int i = 0; i < conf->group_cnt; i++)
+                if (!strcmp(conf->groups[i].name, name))
+                        return i;
+        return -1;
+}
+
+int dmp_conf_parse_double(const char *s, double *out) {
+        char *end;
+        errno = 0;
+        double v = strtod(s, &end);
+        if (!*s || *end || errno || !isfinite(v))
+                return -1;
+        *out = v;
+        return 0;
+}
+
+/* Checks each name of a comma-separated list with find (measures or
+ * windows); reports unknown ones. */
+static void check_list(dmp_conf_t *conf, const char *list, int line, const char *owner,
+                       const char *what, int (*find)(const dmp_conf_t *, const char *, size_t)) {
+        const char *s = list;
+        while (*s) {
+                while (*s == ' ' || *s == ',')
+                        s++;
+                size_t l = strcspn(s, ", ");
+                if (!l)
+                        break;
+                if (find(conf, s, l) < 0)
+                        dmp_conf_error(conf, line, "%s unknown %s \"%.*s\"", owner, what, (int)l,
+                                       s);
+                s += l;
+        }
+}
+
+static void validate_groups(dmp_conf_t *conf) {
+        for (int i = 0; i < conf->group_cnt; i++) {
+                dmp_group_conf_t *g = &conf->groups[i];
+                char owner[128];
+                snprintf(owner, sizeof(owner), "[group %s]", g->name);
+                if (!g->topic || !*g->topic)
+                        dmp_conf_error(conf, g->section_line, "%s topic is required", owner);
+                if (!*g->field == !*g->bucket_measure)
+                        dmp_conf_error(conf, g->section_line,
+                                       "%s needs exactly one of field and bucket.measure", owner);
+                if (*g->bucket_measure) {
+                        double w;
+                        check_list(conf, g->bucket_measure,
+                                   line_of(g->line, SEC_GROUP, "bucket.measure"), owner, "measure",
+                                   dmp_conf_find_measure);
+                        if (dmp_conf_parse_double(g->bucket_width, &w) || w <= 0)
+                                dmp_conf_error(conf,
+                                               line_of(g->line, SEC_GROUP, "bucket.width") ?: g->section_line,
+                                               "%s bucket.width must be a positive number "
+                                               "(got \"%s\")", owner, g->bucket_width);
+                } else if (*g->bucket_width) {
+                        dmp_conf_error(conf, line_of(g->line, SEC_GROUP, "bucket.width"),
+                                       "%s bucket.width is only for bucket.measure", owner);
+                }
+                check_list(conf, g->measures, line_of(g->line, SEC_GROUP, "measures"), owner,
+                           "measure", dmp_conf_find_measure);
+                check_list(conf, g->windows, line_of(g->line, SEC_GROUP, "windows"), owner,
+                           "window", dmp_conf_find_window);
+        }
+}
+
+static void validate_patterns(dmp_conf_t *conf) {
+        for (int i = 0; i < conf->pattern_cnt; i++) {
+                dmp_pattern_conf_t *p = &conf->patterns[i];
+                char owner[128];
+                snprintf(owner, sizeof(owner), "[pattern %s]", p->name);
+                int sl = p->section_line;
+                if (!p->kind)
+                        dmp_conf_error(conf, sl, "%s kind is required", owner);
+                if (!p->topic || !*p->topic)
+                        dmp_conf_error(conf, sl, "%s topic is required", owner);
+                if (!p->measure || !*p->measure)
+                        dmp_conf_error(conf, sl, "%s measure is required", owner);
+                else
+                        check_list(conf, p->measure, line_of(p->line, SEC_PATTERN, "measure"),
+                                   owner, "measure", dmp_conf_find_measure);
+                int wi = -1;
+                if (!p->window || !*p->window)
+                        dmp_conf_error(conf, sl, "%s window is required", owner);
+                else if ((wi = dmp_conf_find_window(conf, p->window, strlen(p->window))) < 0)
+                        dmp_conf_error(conf, line_of(p->line, SEC_PATTERN, "window"),
+                                       "%s unknown window \"%s\"", owner, p->window);
+                int sline = line_of(p->line, SEC_PATTERN, "source") ?: sl;
+                if (!strncmp(p->source, "group:", 6)) {
+                        int gi = dmp_conf_find_group(conf, p->source + 6);
+                        if (gi < 0) {
+                                dmp_conf_error(conf, sline, "%s unknown group \"%s\"", owner,
+                                               p->source + 6);
+                        } else if (wi >= 0) {
+                                const char *ws = conf->groups[gi].windows, *n = p->window;
+                                size_t nl = strlen(n);
+                                int listed = 0;
+                                while (*ws) {
+                                        while (*ws == ' ' || *ws == ',')
+                                                ws++;
+                                        size_t l = strcspn(ws, ", ");
+                                        listed |= l == nl && !strncmp(ws, n, l);
+                                        ws += l;
+                                }
+                                if (!listed)
+                                        dmp_conf_error(conf, sline,
+                                                       "%s [group %s] has no windowed statistics "
+                                                       "for window %s (add it to its windows)",
+                                                       owner, p->source + 6, n);
+                        }
+                } else if (strcmp(p->source, "key")) {
+                        dmp_conf_error(conf, sline, "%s source must be key or group:NAME (got "
+                                       "\"%s\")", owner, p->source);
+                }
+                double v;
+                if (dmp_conf_parse_double(p->z, &v) || v <= 0)
+                        dmp_conf_error(conf, line_of(p->line, SEC_PATTERN, "z") ?: sl,
+                                       "%s z must be a positive number (got \"%s\")", owner, p->z);
+                const char *bounds[2] = {p->above, p->below};
+                for (int b = 0; b < 2; b++)
+                        if (*bounds[b] && dmp_conf_parse_double(bounds[b], &v))
+                                dmp_conf_error(conf,
+                                               line_of(p->line, SEC_PATTERN, b ? "below" : "above"),
+                                               "%s %s must be a number (got \"%s\")", owner,
+                                               b ? "below" : "above", bounds[b]);
+                if (p->kind && !strcmp(p->kind, "threshold") && !*p->above && !*p->below)
+                        dmp_conf_error(conf, sl, "%s a threshold needs above or below", owner);
+        }
+}
+
 int dmp_conf_validate(dmp_conf_t *conf) {
         int before = conf->error_cnt;
         if (!conf->input.topic || !*conf->input.topic)
@@ -742,6 +978,8 @@ int dmp_conf_validate(dmp_conf_t *conf) {
                         s += l;
                 }
         }
+        validate_groups(conf);
+        validate_patterns(conf);
         return conf->error_cnt - before;
 }
 

@@ -12,6 +12,8 @@
 #define DMP_MAX_WINDOWS  32
 #define DMP_MAX_PROPS    16 /* properties per section kind */
 #define DMP_MAX_HOPS     1000 /* hopping windows per event */
+#define DMP_MAX_GROUPS   8    /* [group NAME] sections (one label field each) */
+#define DMP_MAX_PATTERNS 32
 
 typedef struct dmp_kv {
         char *name;
@@ -79,6 +81,36 @@ typedef struct dmp_window_conf {
         int section_line;
 } dmp_window_conf_t;
 
+typedef struct dmp_group_conf {
+        char *name;
+        char *field;          /* the event field whose value is the group */
+        char *bucket_measure; /* or: a measure, grouped in buckets of bucket_width */
+        char *bucket_width;
+        char *measures;       /* comma-separated; empty: all */
+        char *windows;        /* window definitions of windowed group statistics */
+        char *topic;
+        int line[DMP_MAX_PROPS];
+        int section_line;
+} dmp_group_conf_t;
+
+typedef struct dmp_pattern_conf {
+        char *name;
+        char *kind;   /* topk | anomaly | threshold */
+        char *window;
+        char *source; /* key | group:NAME */
+        char *measure;
+        char *stat;   /* mean | sum | count | min | max */
+        int64_t k;
+        char *order;  /* desc | asc */
+        char *z;
+        int64_t min_count;
+        char *above, *below;
+        int64_t consecutive;
+        char *topic;
+        int line[DMP_MAX_PROPS];
+        int section_line;
+} dmp_pattern_conf_t;
+
 typedef struct dmp_conf {
         char *path;
         dmp_kv_t *kafka;
@@ -91,6 +123,10 @@ typedef struct dmp_conf {
         int measure_cnt;
         dmp_window_conf_t windows[DMP_MAX_WINDOWS];
         int window_cnt;
+        dmp_group_conf_t groups[DMP_MAX_GROUPS];
+        int group_cnt;
+        dmp_pattern_conf_t patterns[DMP_MAX_PATTERNS];
+        int pattern_cnt;
         /* Errors found so far, one "file:line: message" per line. */
         char *errors;
         size_t errors_len;
@@ -125,6 +161,14 @@ int dmp_conf_line(const dmp_conf_t *conf, const char *section, const char *name)
 
 /* Looks up a [kafka] property; NULL if not set. */
 const char *dmp_conf_kafka_get(const dmp_conf_t *conf, const char *name);
+
+/* Index of the measure / window named name[0..len) or [group name], or -1. */
+int dmp_conf_find_measure(const dmp_conf_t *conf, const char *name, size_t len);
+int dmp_conf_find_window(const dmp_conf_t *conf, const char *name, size_t len);
+int dmp_conf_find_group(const dmp_conf_t *conf, const char *name);
+
+/* Parses a finite number: 0, or -1 if s is not one. */
+int dmp_conf_parse_double(const char *s, double *out);
 
 /* Prints the property reference (--help-config); markdown if md != 0. */
 void dmp_conf_print_reference(FILE *fp, int md);

@@ -27,6 +27,7 @@
 #include "dlq.h"
 #include "engine.h"
 #include "log.h"
+#include "outrec.h"
 #include "pause.h"
 #include "registry.h"
 #include "schemas.h"
@@ -53,6 +54,15 @@ struct dmp_daemon {
         uint64_t skipped; /* records not processed: see dmp_engine_wants() */
         int64_t next_commit_ms;
         unsigned char outbuf[65536 + 1024];
+        /* topics of [group] and [pattern] sections, with their schema ids */
+        struct extra_topic {
+                const char *name;
+                rd_kafka_topic_t *rkt;
+                int32_t schema_id; /* >= 0: Confluent wire format */
+        } extra[DMP_MAX_GROUPS + DMP_MAX_PATTERNS];
+        int nextra;
+        unsigned char *gbuf; /* their encoding buffer */
+        size_t gbuf_cap;
         /* counters published for other threads */
         _Atomic uint64_t c_events_in, c_decode_errors, c_late_events, c_results_out, c_commits;
 };
@@ -110,27 +120,93 @@ static size_t encode_result(unsigned char *buf, const dmp_result_t *r) {
         return (size_t)(p - buf);
 }
 
-static void emit_cb(void *opaque, const dmp_result_t *r) {
-        dmp_daemon_t *d = opaque;
-        size_t len;
-        if (d->out_schema_id >= 0) { /* magic byte 0, the schema id, Avro */
-                d->outbuf[0] = 0;
-                dmp_be32_put(d->outbuf + 1, (uint32_t)d->out_schema_id);
-                len = 5 + encode_result(d->outbuf + 5, r);
-        } else {
-                len = encode_result(d->outbuf, r);
-        }
+/* Produces a copy of buf, waiting while the producer's queue is full. */
+static void produce(dmp_daemon_t *d, rd_kafka_topic_t *rkt, const void *buf, size_t len,
+                    const void *key, size_t key_len) {
         for (;;) {
-                if (rd_kafka_produce(d->out_topic, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY,
-                                     d->outbuf, len, r->key, r->key_len, NULL) == 0)
+                if (rd_kafka_produce(rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, (void *)buf,
+                                     len, key, key_len, NULL) == 0)
                         return;
                 rd_kafka_resp_err_t err = rd_kafka_last_error();
                 if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-                        fail(d, "cannot produce a result: %s", rd_kafka_err2str(err));
+                        fail(d, "cannot produce to %s: %s", rd_kafka_topic_name(rkt),
+                             rd_kafka_err2str(err));
                         return;
                 }
                 rd_kafka_poll(d->producer, 10); /* wait for room in the queue */
         }
+}
+
+/* Writes the Confluent framing (magic byte 0, the schema id) if schema_id
+ * >= 0; returns its length. */
+static size_t frame(unsigned char *buf, int32_t schema_id) {
+        if (schema_id < 0)
+                return 0;
+        buf[0] = 0;
+        dmp_be32_put(buf + 1, (uint32_t)schema_id);
+        return 5;
+}
+
+static void emit_cb(void *opaque, const dmp_result_t *r) {
+        dmp_daemon_t *d = opaque;
+        size_t len = frame(d->outbuf, d->out_schema_id);
+        len += encode_result(d->outbuf + len, r);
+        produce(d, d->out_topic, d->outbuf, len, r->key, r->key_len);
+}
+
+static struct extra_topic *extra_topic(dmp_daemon_t *d, const char *name) {
+        for (int i = 0; i < d->nextra; i++)
+                if (!strcmp(d->extra[i].name, name))
+                        return &d->extra[i];
+        return NULL; /* all are created at startup */
+}
+
+static unsigned char *gbuf_reserve(dmp_daemon_t *d, size_t need) {
+        if (need > d->gbuf_cap) {
+                d->gbuf_cap = need * 2;
+                d->gbuf = dmp_realloc(d->gbuf, d->gbuf_cap);
+        }
+        return d->gbuf;
+}
+
+static void group_cb(void *opaque, const dmp_group_result_t *r) {
+        dmp_daemon_t *d = opaque;
+        struct extra_topic *t = extra_topic(d, r->topic);
+        unsigned char *buf = gbuf_reserve(d, 5 + dmp_outrec_group_size(r));
+        size_t len = frame(buf, t->schema_id);
+        len += dmp_outrec_group(buf + len, r);
+        produce(d, t->rkt, buf, len, r->value, r->value_len);
+}
+
+static void pattern_cb(void *opaque, const dmp_pattern_result_t *r) {
+        dmp_daemon_t *d = opaque;
+        struct extra_topic *t = extra_topic(d, r->topic);
+        unsigned char *buf = gbuf_reserve(d, 5 + dmp_outrec_pattern_size(r));
+        size_t len = frame(buf, t->schema_id);
+        len += dmp_outrec_pattern(buf + len, r);
+        produce(d, t->rkt, buf, len, r->subject, r->subject_len);
+}
+
+/* Creates the producer topic of a [group] or [pattern] section (once per
+ * name) and registers its schema. Returns 0, or -1 with errstr. */
+static int add_extra_topic(dmp_daemon_t *d, const char *name, const char *schema, char *errstr,
+                           size_t errstr_size) {
+        if (extra_topic(d, name))
+                return 0;
+        struct extra_topic *t = &d->extra[d->nextra++];
+        t->name = name;
+        t->rkt = rd_kafka_topic_new(d->producer, name, NULL);
+        t->schema_id = -1;
+        if (d->registry) { /* TopicNameStrategy */
+                char subject[512], e[512];
+                snprintf(subject, sizeof(subject), "%s-value", name);
+                if (dmp_registry_register(d->registry, subject, schema, &t->schema_id, e,
+                                          sizeof(e))) {
+                        snprintf(errstr, errstr_size, "registering %s: %s", subject, e);
+                        return -1;
+                }
+        }
+        return 0;
 }
 
 /* ---- commits ---- */
@@ -319,6 +395,16 @@ dmp_daemon_t *dmp_daemon_new(dmp_conf_t *conf, int *config_error, char *errstr,
                         goto fail;
                 }
         }
+        for (int i = 0; i < conf->group_cnt; i++)
+                if (add_extra_topic(d, conf->groups[i].topic, dmp_schema_group_result, errstr,
+                                    errstr_size))
+                        goto fail;
+        for (int i = 0; i < conf->pattern_cnt; i++)
+                if (add_extra_topic(d, conf->patterns[i].topic, dmp_schema_pattern, errstr,
+                                    errstr_size))
+                        goto fail;
+        dmp_groups_sink_t sink = {group_cb, pattern_cb, d};
+        dmp_engine_set_groups_sink(d->engine, &sink);
 
         /* Consumer: offsets are ours (stored with the state), so no automatic
          * commits or offset stores. */
@@ -375,6 +461,9 @@ void dmp_daemon_destroy(dmp_daemon_t *d) {
                 rd_kafka_topic_destroy(d->out_topic);
         if (d->late_topic)
                 rd_kafka_topic_destroy(d->late_topic);
+        for (int i = 0; i < d->nextra; i++)
+                rd_kafka_topic_destroy(d->extra[i].rkt);
+        free(d->gbuf);
         dmp_dlq_destroy(d->dlq);
         dmp_registry_destroy(d->registry);
         dmp_pauses_destroy(d->pauses);
@@ -600,6 +689,11 @@ int dmp_daemon_run(dmp_daemon_t *d, char *errstr, size_t errstr_size) {
         dmp_dlq_format_counts(d->dlq, dead, sizeof(dead));
         char mem[256];
         format_memory(s, mem, sizeof(mem));
+        const dmp_groups_stats_t *gs = dmp_engine_groups_stats(d->engine);
+        if (gs)
+                dmp_info("groups: %" PRIu64 " group results, %" PRIu64 " patterns, %" PRIu64
+                         " late group updates", gs->group_results, gs->patterns,
+                         gs->late_group_updates);
         dmp_info("stopped: %" PRIu64 " events, %" PRIu64 " results, %" PRIu64 " late, %" PRIu64
                  " decode errors; dead letters: %s; %s", s->events_in, s->results_out,
                  s->late_events, s->decode_errors, dead, mem);

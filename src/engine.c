@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "decoder.h"
+#include "groups.h"
 #include "log.h"
 #include "measure.h"
 #include "membudget.h"
@@ -112,6 +113,7 @@ struct dmp_engine {
         dmp_engine_stats_t stats;
         dmp_decode_err_t last_error; /* of the last failed dmp_engine_process */
         dmp_mem_split_t mem;         /* the memory budget and its shares */
+        dmp_groups_t *groups;        /* [group] and [pattern] sections; NULL: none */
         char failure[512];           /* a state read failed: the next commit fails */
 };
 
@@ -227,6 +229,8 @@ static uint64_t pipeline_fingerprint(const dmp_engine_t *e) {
                 for (int m = 0; m < w->nmeasures && n < sizeof(buf); m++)
                         n += (size_t)snprintf(buf + n, sizeof(buf) - n, ",%d", w->measures[m]);
         }
+        if (e->groups && n < sizeof(buf)) /* absent: the fingerprint of before groups */
+                n += dmp_groups_describe(e->groups, buf + n, sizeof(buf) - n);
         if (n > sizeof(buf))
                 n = sizeof(buf);
         return dmp_hash_bytes(buf, n, 0);
@@ -278,6 +282,9 @@ static int engine_compile(dmp_engine_t *e, dmp_conf_t *conf) {
         int errors = compile_measures(e, conf);
         if (!errors)
                 compile_windows(e, conf);
+        if (!errors)
+                e->groups = dmp_groups_new(conf, e->decoder, e->measures, e->nmeasures, e->windows,
+                                           e->nwindows, &errors);
         return errors;
 }
 
@@ -388,6 +395,7 @@ void dmp_engine_destroy(dmp_engine_t *e) {
                 dmp_measure_clear(&e->measures[i]);
         for (int i = 0; i < e->nwindows; i++)
                 free(e->windows[i].name);
+        dmp_groups_destroy(e->groups);
         dmp_decoder_destroy(e->decoder);
         dmp_store_close(e->store);
         free(e->valbuf);
@@ -537,6 +545,9 @@ static void emit_aggs(dmp_engine_t *e, task_t *t, int win, const char *key, size
                 };
                 e->emit(e->opaque, &r);
                 e->stats.results_out++;
+                if (final && e->groups)
+                        dmp_groups_key_result(e->groups, t->partition, win, w->measures[j], key,
+                                              kl, start, end, &aggs[j]);
         }
 }
 
@@ -1290,7 +1301,8 @@ int dmp_engine_partition_open(dmp_engine_t *e, int32_t partition, int64_t *next_
         }
         load_ctx_t lc = {.e = e, .t = t, .lazy = 1};
         long n = dmp_store_scan(e->store, partition, load_entry, &lc, errstr, errstr_size);
-        if (n < 0) {
+        if (n < 0 || (e->groups && dmp_groups_partition_open(e->groups, e->store, partition,
+                                                             errstr, errstr_size))) {
                 task_free(t);
                 return -1;
         }
@@ -1310,6 +1322,8 @@ void dmp_engine_partition_close(dmp_engine_t *e, int32_t partition) {
                 return;
         task_free(t);
         e->tasks[partition] = NULL;
+        if (e->groups)
+                dmp_groups_partition_close(e->groups, partition);
 }
 
 /* ---- the hot path ---- */
@@ -1399,6 +1413,8 @@ int dmp_engine_process(dmp_engine_t *e, int32_t partition, int64_t offset, const
                 if (e->stats.late_by_window[wi] != late_before)
                         *late_mask |= 1u << wi;
         }
+        if (e->groups)
+                dmp_groups_event(e->groups, partition, t->stream_time, &ev, ts, vals, defined);
         return 0;
 }
 
@@ -1418,6 +1434,17 @@ void dmp_engine_idle_tick(dmp_engine_t *e, int64_t now_ms, int64_t idle_timeout_
                 e->stats.idle_advances++;
                 close_windows(e, t);
         }
+}
+
+/* The least stream time of the partitions that have one (INT64_MIN: none):
+ * every window that closes by it has closed on all of them. */
+static int64_t instance_watermark(const dmp_engine_t *e) {
+        int64_t wm = INT64_MAX;
+        for (int32_t p = 0; p < e->ntasks; p++)
+                if (e->tasks[p] && e->tasks[p]->stream_time != INT64_MIN &&
+                    e->tasks[p]->stream_time < wm)
+                        wm = e->tasks[p]->stream_time;
+        return wm == INT64_MAX ? INT64_MIN : wm;
 }
 
 void dmp_engine_emit_updates(dmp_engine_t *e) {
@@ -1442,6 +1469,8 @@ void dmp_engine_emit_updates(dmp_engine_t *e) {
                         }
                 }
         }
+        if (e->groups)
+                dmp_groups_emit(e->groups, instance_watermark(e));
 }
 
 static void engine_mem_update(dmp_engine_t *e);
@@ -1491,8 +1520,12 @@ int dmp_engine_commit(dmp_engine_t *e, char *errstr, size_t errstr_size) {
                 if (t->meta_dirty)
                         dmp_store_put_meta(e->store, p, t->next_offset, t->stream_time);
         }
+        if (e->groups)
+                dmp_groups_persist(e->groups, e->store);
         if (dmp_store_commit(e->store, errstr, errstr_size))
                 return -1;
+        if (e->groups)
+                dmp_groups_committed(e->groups);
         uint64_t open = 0;
         for (int32_t p = 0; p < e->ntasks; p++) {
                 task_t *t = e->tasks[p];
@@ -1573,6 +1606,15 @@ void dmp_engine_set_schema_provider(dmp_engine_t *e, dmp_schema_provider_t *prov
                                     void *opaque) {
         dmp_decoder_set_confluent(e->decoder, provider, opaque);
         dmp_decoder_set_schema_cache(e->decoder, (size_t)e->conf->input.registry_cache_size);
+}
+
+void dmp_engine_set_groups_sink(dmp_engine_t *e, const dmp_groups_sink_t *sink) {
+        if (e->groups)
+                dmp_groups_set_sink(e->groups, sink);
+}
+
+const dmp_groups_stats_t *dmp_engine_groups_stats(const dmp_engine_t *e) {
+        return e->groups ? dmp_groups_stats(e->groups) : NULL;
 }
 
 int dmp_engine_window_cnt(const dmp_engine_t *e) {

@@ -16,6 +16,7 @@
 #include "agg.h"
 #include "config.h"
 #include "decoder.h"
+#include "groups.h"
 #include "window.h"
 
 typedef struct dmp_result {
@@ -155,6 +156,12 @@ uint64_t dmp_engine_fingerprint(const dmp_engine_t *e);
 int dmp_engine_describe_entry(const dmp_engine_t *e, int win, int64_t start, const void *val,
                               size_t len, char *out, size_t out_size, char *errstr,
                               size_t errstr_size);
+
+/* Where group results and patterns go (groups.h); no effect without
+ * [group] or [pattern] sections. */
+void dmp_engine_set_groups_sink(dmp_engine_t *e, const dmp_groups_sink_t *sink);
+/* Their counters, or NULL without [group] or [pattern] sections. */
+const dmp_groups_stats_t *dmp_engine_groups_stats(const dmp_engine_t *e);
 
 /* The compiled definitions, for callers that print or encode results. */
 int dmp_engine_window_cnt(const dmp_engine_t *e);

@@ -6,5 +6,9 @@
 
 /* schemas/window_result.avsc: what the daemon's encode_result() writes. */
 extern const char dmp_schema_window_result[];
+/* schemas/group_result.avsc and schemas/pattern.avsc: what the daemon's
+ * encode_group() and encode_pattern() write. */
+extern const char dmp_schema_group_result[];
+extern const char dmp_schema_pattern[];
 
 #endif

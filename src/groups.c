@@ -1,0 +1,858 @@
+/* Groups and mined patterns: see groups.h and docs/PATTERNS.md.
+ *
+ * Every piece of state is a dmp_entry_t (wtable.h) whose `win` says what it
+ * is (the top 4 bits) and for which definition:
+ *   RUNNING  | gi            running statistics of group gi: one aggregate
+ *                            per group measure, then one of the event times
+ *   GWIN     | gi<<5 | wi    the same over the window starting at `start`
+ *   KHIST    | pi            pattern pi's history of a key (on its partition)
+ *   GHIST    | pi            pattern pi's history of a group (the instance's)
+ *   KTOP     | pi            a key's result, a candidate of topk pi's window
+ * A history holds the statistics of the subject's previous window values
+ * (aggs[0]) and the current streak of threshold matches (aggs[1].count).
+ * Partition state is stored under the partition, the instance's histories
+ * under partition -1. */
+#include "groups.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+#include "wtable.h"
+
+enum { KIND_RUNNING = 0, KIND_GWIN = 1, KIND_KHIST = 2, KIND_GHIST = 3, KIND_KTOP = 4 };
+#define WIN_ID(kind, n) ((int)(((kind) << 12) | (n)))
+#define WIN_KIND(win)   ((win) >> 12)
+#define INSTANCE        (-1) /* the store partition of the instance's histories */
+
+enum { STAT_MEAN, STAT_SUM, STAT_COUNT, STAT_MIN, STAT_MAX };
+enum { PAT_TOPK, PAT_ANOMALY, PAT_THRESHOLD };
+
+typedef struct gdef {
+        const char *name, *topic;
+        int label;          /* label slot of the group field, or -1 */
+        int bucket_measure; /* or: the bucketed measure */
+        double width;
+        int measures[DMP_MAX_MEASURES]; /* engine measure indexes */
+        int nmeasures;
+        int windows[DMP_MAX_WINDOWS];
+        int nwindows;
+} gdef_t;
+
+typedef struct pdef {
+        const char *name, *topic, *kind_name, *stat_name;
+        int kind, stat;
+        int wi;  /* window definition */
+        int gi;  /* -1: keys */
+        int mi;  /* engine measure index */
+        int gm;  /* group source: the measure's position in the group */
+        int k, desc;
+        double z;
+        int64_t min_count;
+        int has_above, has_below;
+        double above, below;
+        int64_t consecutive;
+} pdef_t;
+
+typedef struct gtask {
+        int32_t partition;
+        dmp_wtable_t run;  /* RUNNING and GWIN */
+        dmp_wtable_t hist; /* KHIST (partitions) or GHIST (the instance) */
+        dmp_entry_t **ktop; /* KTOP candidates, not looked up */
+        size_t nktop, ktop_cap;
+        dmp_entry_t **dirty; /* to write (or delete: DMP_ENTRY_CLOSED) at commit */
+        size_t ndirty, dirty_cap;
+} gtask_t;
+
+struct dmp_groups {
+        dmp_conf_t *conf;
+        const dmp_measure_t *measures;
+        const dmp_window_t *windows;
+        gdef_t groups[DMP_MAX_GROUPS];
+        int ngroups;
+        pdef_t patterns[DMP_MAX_PATTERNS];
+        int npatterns;
+        gtask_t **tasks; /* by partition */
+        int32_t ntasks;
+        gtask_t inst;    /* the instance's histories */
+        int inst_loaded;
+        int64_t mark;    /* the highest instance watermark seen */
+        dmp_groups_sink_t sink;
+        dmp_groups_stats_t stats;
+        unsigned char *buf; /* encoding buffer */
+        size_t buf_cap;
+};
+
+/* ---- compilation ---- */
+
+static int list_next(const char **s, const char **name, size_t *len) {
+        while (**s == ' ' || **s == ',')
+                (*s)++;
+        *len = strcspn(*s, ", ");
+        *name = *s;
+        *s += *len;
+        return *len > 0;
+}
+
+static int compile_group(dmp_groups_t *g, dmp_group_conf_t *gc, dmp_decoder_t *dec, int nmeasures,
+                         int nwindows) {
+        gdef_t *gd = &g->groups[g->ngroups];
+        char err[512];
+        memset(gd, 0, sizeof(*gd));
+        gd->name = gc->name;
+        gd->topic = gc->topic;
+        gd->label = -1;
+        gd->bucket_measure = -1;
+        if (*gc->field) {
+                gd->label = dmp_decoder_label_field(dec, gc->field, err, sizeof(err));
+                if (gd->label < 0) {
+                        dmp_conf_error(g->conf, gc->line[0] ? gc->line[0] : gc->section_line,
+                                       "[group %s] field: %s", gc->name, err);
+                        return 1;
+                }
+        } else {
+                gd->bucket_measure = dmp_conf_find_measure(g->conf, gc->bucket_measure,
+                                                           strlen(gc->bucket_measure));
+                dmp_conf_parse_double(gc->bucket_width, &gd->width);
+        }
+        const char *s = gc->measures, *n;
+        size_t l;
+        while (list_next(&s, &n, &l))
+                gd->measures[gd->nmeasures++] = dmp_conf_find_measure(g->conf, n, l);
+        if (!gd->nmeasures)
+                for (int m = 0; m < nmeasures; m++)
+                        gd->measures[gd->nmeasures++] = m;
+        s = gc->windows;
+        while (list_next(&s, &n, &l)) {
+                int wi = dmp_conf_find_window(g->conf, n, l);
+                const dmp_window_t *w = &g->windows[wi];
+                if (dmp_window_is_keyed(w)) {
+                        dmp_conf_error(g->conf, gc->section_line,
+                                       "[group %s] window %s: windowed group statistics need a "
+                                       "tumbling or hopping window, not %s", gc->name, w->name,
+                                       dmp_window_kind_name(w->kind));
+                        return 1;
+                }
+                gd->windows[gd->nwindows++] = wi;
+        }
+        (void)nwindows;
+        g->ngroups++;
+        return 0;
+}
+
+static int stat_of(const char *s) {
+        return !strcmp(s, "sum") ? STAT_SUM : !strcmp(s, "count") ? STAT_COUNT
+             : !strcmp(s, "min") ? STAT_MIN : !strcmp(s, "max") ? STAT_MAX : STAT_MEAN;
+}
+
+static int compile_pattern(dmp_groups_t *g, dmp_pattern_conf_t *pc) {
+        pdef_t *pd = &g->patterns[g->npatterns];
+        memset(pd, 0, sizeof(*pd));
+        pd->name = pc->name;
+        pd->topic = pc->topic;
+        pd->kind_name = pc->kind;
+        pd->kind = !strcmp(pc->kind, "topk") ? PAT_TOPK : !strcmp(pc->kind, "anomaly")
+                                                              ? PAT_ANOMALY : PAT_THRESHOLD;
+        pd->stat_name = pc->stat;
+        pd->stat = stat_of(pc->stat);
+        pd->wi = dmp_conf_find_window(g->conf, pc->window, strlen(pc->window));
+        pd->mi = dmp_conf_find_measure(g->conf, pc->measure, strlen(pc->measure));
+        pd->gi = strncmp(pc->source, "group:", 6) ? -1 : dmp_conf_find_group(g->conf, pc->source + 6);
+        pd->k = (int)pc->k;
+        pd->desc = !strcmp(pc->order, "desc");
+        dmp_conf_parse_double(pc->z, &pd->z);
+        pd->min_count = pc->min_count;
+        pd->has_above = !dmp_conf_parse_double(pc->above, &pd->above);
+        pd->has_below = !dmp_conf_parse_double(pc->below, &pd->below);
+        pd->consecutive = pc->consecutive;
+        const dmp_window_t *w = &g->windows[pd->wi];
+        if (pd->gi >= 0) {
+                const gdef_t *gd = &g->groups[pd->gi];
+                pd->gm = -1;
+                for (int j = 0; j < gd->nmeasures; j++)
+                        if (gd->measures[j] == pd->mi)
+                                pd->gm = j;
+                if (pd->gm < 0) {
+                        dmp_conf_error(g->conf, pc->section_line,
+                                       "[pattern %s] [group %s] does not keep measure %s",
+                                       pc->name, gd->name, pc->measure);
+                        return 1;
+                }
+        } else {
+                int found = 0;
+                for (int j = 0; j < w->nmeasures; j++)
+                        found |= w->measures[j] == pd->mi;
+                if (!found) {
+                        dmp_conf_error(g->conf, pc->section_line,
+                                       "[pattern %s] [window %s] does not aggregate measure %s",
+                                       pc->name, w->name, pc->measure);
+                        return 1;
+                }
+                if (pd->kind == PAT_TOPK && dmp_window_is_keyed(w)) {
+                        dmp_conf_error(g->conf, pc->section_line,
+                                       "[pattern %s] topk over keys needs a tumbling or hopping "
+                                       "window (%s is %s)", pc->name, w->name,
+                                       dmp_window_kind_name(w->kind));
+                        return 1;
+                }
+        }
+        g->npatterns++;
+        return 0;
+}
+
+dmp_groups_t *dmp_groups_new(dmp_conf_t *conf, dmp_decoder_t *dec, const dmp_measure_t *measures,
+                             int nmeasures, const dmp_window_t *windows, int nwindows,
+                             int *errors) {
+        *errors = 0;
+        if (!conf->group_cnt && !conf->pattern_cnt)
+                return NULL;
+        dmp_groups_t *g = dmp_calloc(1, sizeof(*g));
+        g->conf = conf;
+        g->measures = measures;
+        g->windows = windows;
+        g->mark = INT64_MIN;
+        g->inst.partition = INSTANCE;
+        dmp_wtable_init(&g->inst.run);
+        dmp_wtable_init(&g->inst.hist);
+        for (int i = 0; i < conf->group_cnt; i++)
+                *errors += compile_group(g, &conf->groups[i], dec, nmeasures, nwindows);
+        if (!*errors)
+                for (int i = 0; i < conf->pattern_cnt; i++)
+                        *errors += compile_pattern(g, &conf->patterns[i]);
+        if (*errors) {
+                dmp_groups_destroy(g);
+                return NULL;
+        }
+        return g;
+}
+
+static void task_free(gtask_t *t) {
+        for (size_t i = 0; i < t->run.cap; i++)
+                free(t->run.slots[i]);
+        for (size_t i = 0; i < t->hist.cap; i++)
+                free(t->hist.slots[i]);
+        for (size_t i = 0; i < t->nktop; i++)
+                free(t->ktop[i]);
+        for (size_t i = 0; i < t->ndirty; i++) /* closed ones are in no table */
+                if (t->dirty[i]->flags & DMP_ENTRY_CLOSED)
+                        free(t->dirty[i]);
+        dmp_wtable_clear(&t->run);
+        dmp_wtable_clear(&t->hist);
+        free(t->ktop);
+        free(t->dirty);
+}
+
+void dmp_groups_destroy(dmp_groups_t *g) {
+        if (!g)
+                return;
+        for (int32_t p = 0; p < g->ntasks; p++)
+                if (g->tasks[p]) {
+                        task_free(g->tasks[p]);
+                        free(g->tasks[p]);
+                }
+        free(g->tasks);
+        task_free(&g->inst);
+        free(g->buf);
+        free(g);
+}
+
+void dmp_groups_set_sink(dmp_groups_t *g, const dmp_groups_sink_t *sink) {
+        g->sink = *sink;
+}
+
+const dmp_groups_stats_t *dmp_groups_stats(const dmp_groups_t *g) {
+        return &g->stats;
+}
+
+size_t dmp_groups_describe(const dmp_groups_t *g, char *buf, size_t size) {
+        size_t n = 0;
+        for (int i = 0; i < g->ngroups && n < size; i++) {
+                const gdef_t *gd = &g->groups[i];
+                n += (size_t)snprintf(buf + n, size - n, "|g:%s,%d,%d,%.17g", gd->name, gd->label,
+                                      gd->bucket_measure, gd->width);
+                for (int j = 0; j < gd->nmeasures && n < size; j++)
+                        n += (size_t)snprintf(buf + n, size - n, ",m%d", gd->measures[j]);
+                for (int j = 0; j < gd->nwindows && n < size; j++)
+                        n += (size_t)snprintf(buf + n, size - n, ",w%d", gd->windows[j]);
+        }
+        for (int i = 0; i < g->npatterns && n < size; i++) {
+                const pdef_t *pd = &g->patterns[i];
+                n += (size_t)snprintf(buf + n, size - n, "|p:%s,%d,%d,%d,%d,%d", pd->name,
+                                      pd->kind, pd->wi, pd->gi, pd->mi, pd->stat);
+        }
+        return n < size ? n : size;
+}
+
+size_t dmp_groups_bucket_label(double x, double width, char *buf, size_t size) {
+        double b = floor(x / width) * width;
+        if (b == 0)
+                b = 0; /* no "-0" */
+        int n = 0;
+        if (b == floor(b) && fabs(b) < 1e15) /* integral: its digits */
+                return (size_t)snprintf(buf, size, "%.0f", b);
+        for (int prec = 1; prec <= 17; prec++) { /* the shortest that reads back */
+                n = snprintf(buf, size, "%.*g", prec, b);
+                if (strtod(buf, NULL) == b)
+                        break;
+        }
+        return n < 0 ? 0 : (size_t)n;
+}
+
+/* ---- entries ---- */
+
+static gtask_t *task_get(const dmp_groups_t *g, int32_t p) {
+        return p >= 0 && p < g->ntasks ? g->tasks[p] : NULL;
+}
+
+static void mark_dirty(gtask_t *t, dmp_entry_t *en) {
+        if (en->flags & DMP_ENTRY_DIRTY)
+                return;
+        en->flags |= DMP_ENTRY_DIRTY;
+        if (t->ndirty == t->dirty_cap) {
+                t->dirty_cap = t->dirty_cap ? t->dirty_cap * 2 : 64;
+                t->dirty = dmp_realloc(t->dirty, t->dirty_cap * sizeof(*t->dirty));
+        }
+        t->dirty[t->ndirty++] = en;
+}
+
+/* Takes en out of its table (or candidates) for deletion at the commit. */
+static void retire(dmp_groups_t *g, gtask_t *t, dmp_wtable_t *table, dmp_entry_t *en) {
+        if (table)
+                dmp_wtable_remove(table, en);
+        en->flags |= DMP_ENTRY_CLOSED;
+        mark_dirty(t, en);
+        g->stats.partials--;
+}
+
+static dmp_entry_t *entry_get(dmp_groups_t *g, gtask_t *t, dmp_wtable_t *table, int win,
+                              int64_t start, const char *key, size_t kl, int naggs) {
+        uint64_t h = dmp_entry_hash(dmp_hash_bytes(key, kl, 0), win, start);
+        dmp_entry_t *en = dmp_wtable_find(table, h, win, start, key, kl);
+        if (!en) {
+                en = dmp_entry_new(h, win, start, key, kl, naggs);
+                dmp_wtable_insert(table, en);
+                g->stats.partials++;
+        }
+        mark_dirty(t, en);
+        return en;
+}
+
+static void add_values(const gdef_t *gd, dmp_entry_t *en, int64_t ts, const double *vals,
+                       uint64_t defined) {
+        for (int j = 0; j < gd->nmeasures; j++)
+                if (defined >> gd->measures[j] & 1)
+                        dmp_agg_add(&en->aggs[j], vals[gd->measures[j]]);
+        dmp_agg_add(&en->aggs[gd->nmeasures], (double)ts); /* max: the last update */
+        en->flags |= DMP_ENTRY_CHANGED;
+}
+
+void dmp_groups_event(dmp_groups_t *g, int32_t partition, int64_t stream_time,
+                      const dmp_event_t *ev, int64_t ts, const double *vals, uint64_t defined) {
+        gtask_t *t = task_get(g, partition);
+        if (!t)
+                return;
+        for (int gi = 0; gi < g->ngroups; gi++) {
+                const gdef_t *gd = &g->groups[gi];
+                char bucket[40];
+                const char *v;
+                size_t vl;
+                if (gd->label >= 0) {
+                        v = ev->label[gd->label];
+                        vl = ev->label_len[gd->label];
+                } else if (defined >> gd->bucket_measure & 1) {
+                        vl = dmp_groups_bucket_label(vals[gd->bucket_measure], gd->width, bucket,
+                                                     sizeof(bucket));
+                        v = bucket;
+                } else {
+                        continue; /* no bucket for an undefined measure */
+                }
+                if (vl > UINT16_MAX)
+                        vl = UINT16_MAX; /* groups are bounded like keys */
+                add_values(gd, entry_get(g, t, &t->run, WIN_ID(KIND_RUNNING, gi), 0, v, vl,
+                                         gd->nmeasures + 1),
+                           ts, vals, defined);
+                for (int j = 0; j < gd->nwindows; j++) {
+                        int wi = gd->windows[j];
+                        const dmp_window_t *w = &g->windows[wi];
+                        int id = WIN_ID(KIND_GWIN, gi << 5 | wi);
+                        for (int64_t s = dmp_window_first_start(w, ts); s <= ts; s += w->advance) {
+                                int64_t closes = s + w->size + w->grace;
+                                if (closes <= stream_time || closes <= g->mark) {
+                                        g->stats.late_group_updates++;
+                                        continue;
+                                }
+                                add_values(gd, entry_get(g, t, &t->run, id, s, v, vl,
+                                                         gd->nmeasures + 1),
+                                           ts, vals, defined);
+                        }
+                }
+        }
+}
+
+/* ---- patterns ---- */
+
+static double stat_value(int stat, const dmp_agg_t *a) {
+        switch (stat) {
+        case STAT_SUM: return a->sum;
+        case STAT_COUNT: return (double)a->count;
+        case STAT_MIN: return a->min;
+        case STAT_MAX: return a->max;
+        default: return a->mean;
+        }
+}
+
+static void pattern_out(dmp_groups_t *g, const pdef_t *pd, int64_t start,
+                        const char *subject, size_t sl, const dmp_agg_t *agg, int rank,
+                        double score, double mean, double stddev, int64_t observations,
+                        const char *direction) {
+        const dmp_window_t *w = &g->windows[pd->wi];
+        dmp_pattern_result_t r = {
+                .pattern = pd->name, .kind = pd->kind_name, .topic = pd->topic, .window = w,
+                .start = start, .end = start + w->size,
+                .source = pd->gi >= 0 ? g->groups[pd->gi].name : "key",
+                .subject = subject, .subject_len = sl,
+                .measure = g->measures[pd->mi].name, .stat = pd->stat_name, .rank = rank,
+                .value = stat_value(pd->stat, agg), .score = score, .mean = mean,
+                .stddev = stddev, .count = agg->count, .observations = observations,
+                .direction = direction};
+        g->stats.patterns++;
+        if (g->sink.pattern)
+                g->sink.pattern(g->sink.opaque, &r);
+}
+
+/* An anomaly or threshold pattern for one subject's window value; h is the
+ * subject's history, updated. */
+static void judge(dmp_groups_t *g, gtask_t *t, const pdef_t *pd, dmp_entry_t *h, int64_t start,
+                  const char *subject, size_t sl, const dmp_agg_t *agg) {
+        double x = stat_value(pd->stat, agg);
+        if (pd->kind == PAT_ANOMALY) {
+                dmp_agg_t *prev = &h->aggs[0];
+                double sd = dmp_agg_stddev(prev);
+                if (prev->count >= pd->min_count && sd > 0) {
+                        double z = (x - prev->mean) / sd;
+                        if (fabs(z) > pd->z)
+                                pattern_out(g, pd, start, subject, sl, agg, 0, z, prev->mean, sd,
+                                            prev->count, z > 0 ? "high" : "low");
+                }
+                dmp_agg_add(prev, x);
+        } else {
+                int above = pd->has_above && x > pd->above;
+                int below = pd->has_below && x < pd->below;
+                int64_t *streak = &h->aggs[1].count;
+                if (!above && !below) {
+                        *streak = 0;
+                } else if (++*streak >= pd->consecutive) {
+                        pattern_out(g, pd, start, subject, sl, agg, 0,
+                                    above ? x - pd->above : x - pd->below, 0, 0, *streak,
+                                    above ? "above" : "below");
+                }
+        }
+        mark_dirty(t, h);
+}
+
+void dmp_groups_key_result(dmp_groups_t *g, int32_t partition, int wi, int mi, const char *key,
+                           size_t key_len, int64_t start, int64_t end, const dmp_agg_t *agg) {
+        gtask_t *t = task_get(g, partition);
+        (void)end;
+        if (!t)
+                return;
+        for (int pi = 0; pi < g->npatterns; pi++) {
+                const pdef_t *pd = &g->patterns[pi];
+                if (pd->gi >= 0 || pd->wi != wi || pd->mi != mi)
+                        continue;
+                if (pd->kind == PAT_TOPK) {
+                        dmp_entry_t *c = dmp_entry_new(0, WIN_ID(KIND_KTOP, pi), start, key,
+                                                       key_len, 1);
+                        c->aggs[0] = *agg;
+                        if (t->nktop == t->ktop_cap) {
+                                t->ktop_cap = t->ktop_cap ? t->ktop_cap * 2 : 64;
+                                t->ktop = dmp_realloc(t->ktop, t->ktop_cap * sizeof(*t->ktop));
+                        }
+                        t->ktop[t->nktop++] = c;
+                        g->stats.partials++;
+                        mark_dirty(t, c);
+                } else {
+                        dmp_entry_t *h = entry_get(g, t, &t->hist, WIN_ID(KIND_KHIST, pi), 0, key,
+                                                   key_len, 2);
+                        judge(g, t, pd, h, start, key, key_len, agg);
+                }
+        }
+}
+
+/* A subject of a closed window: its combined aggregates. */
+typedef struct subject {
+        const char *key;
+        size_t len;
+        dmp_agg_t *aggs; /* of the group's measures (then the times), or the key's one */
+} subject_t;
+
+static int key_cmp(const char *a, size_t al, const char *b, size_t bl) {
+        int c = memcmp(a, b, al < bl ? al : bl);
+        return c ? c : (al > bl) - (al < bl);
+}
+
+/* The topk order: by value (NaN last), then subject bytes. */
+static const pdef_t *rank_pd;
+static int rank_cmp(const void *x, const void *y) {
+        const subject_t *a = x, *b = y;
+        int j = rank_pd->gi >= 0 ? rank_pd->gm : 0;
+        double va = stat_value(rank_pd->stat, &a->aggs[j]);
+        double vb = stat_value(rank_pd->stat, &b->aggs[j]);
+        if (isnan(va) || isnan(vb)) {
+                if (!isnan(va) || !isnan(vb))
+                        return isnan(va) ? 1 : -1;
+        } else if (va != vb) {
+                return (va < vb) == rank_pd->desc ? 1 : -1;
+        }
+        return key_cmp(a->key, a->len, b->key, b->len);
+}
+
+static void topk(dmp_groups_t *g, const pdef_t *pd, int64_t start, subject_t *subj, size_t n) {
+        rank_pd = pd; /* qsort has no context argument in C11 */
+        qsort(subj, n, sizeof(*subj), rank_cmp);
+        int j = pd->gi >= 0 ? pd->gm : 0;
+        for (size_t r = 0; r < n && r < (size_t)pd->k; r++) {
+                const dmp_agg_t *a = &subj[r].aggs[j];
+                if (a->count == 0)
+                        continue;
+                pattern_out(g, pd, start, subj[r].key, subj[r].len, a, (int)r + 1,
+                            stat_value(pd->stat, a), 0, 0, (int64_t)n, pd->desc ? "desc" : "asc");
+        }
+}
+
+/* ---- emitting ---- */
+
+static void group_out(dmp_groups_t *g, const gdef_t *gd, const dmp_window_t *w, int64_t start,
+                      const char *v, size_t vl, const dmp_agg_t *aggs) {
+        for (int j = 0; j < gd->nmeasures; j++) {
+                if (aggs[j].count == 0)
+                        continue;
+                dmp_group_result_t r = {
+                        .group = gd->name, .topic = gd->topic, .value = v, .value_len = vl,
+                        .measure = g->measures[gd->measures[j]].name, .window = w,
+                        .start = w ? start : 0, .end = w ? start + w->size : 0, .agg = &aggs[j],
+                        .last_update = (int64_t)aggs[gd->nmeasures].max};
+                g->stats.group_results++;
+                if (g->sink.group)
+                        g->sink.group(g->sink.opaque, &r);
+        }
+}
+
+/* Running statistics changed since the last emit, combined over the
+ * partitions. */
+static void emit_running(dmp_groups_t *g) {
+        for (int32_t p = 0; p < g->ntasks; p++) {
+                gtask_t *t = g->tasks[p];
+                for (size_t i = 0; t && i < t->ndirty; i++) {
+                        dmp_entry_t *en = t->dirty[i];
+                        if (WIN_KIND(en->win) != KIND_RUNNING || !(en->flags & DMP_ENTRY_CHANGED) ||
+                            (en->flags & DMP_ENTRY_CLOSED))
+                                continue;
+                        const gdef_t *gd = &g->groups[en->win & 0xfff];
+                        dmp_agg_t comb[DMP_MAX_MEASURES + 1];
+                        for (int j = 0; j <= gd->nmeasures; j++)
+                                dmp_agg_init(&comb[j]);
+                        for (int32_t q = 0; q < g->ntasks; q++) {
+                                gtask_t *u = g->tasks[q];
+                                dmp_entry_t *o = u ? dmp_wtable_find(&u->run, en->hash, en->win, 0,
+                                                                     dmp_entry_key(en), en->key_len)
+                                                   : NULL;
+                                if (!o)
+                                        continue;
+                                for (int j = 0; j <= gd->nmeasures; j++)
+                                        dmp_agg_merge(&comb[j], &o->aggs[j]);
+                                o->flags &= (uint8_t)~DMP_ENTRY_CHANGED;
+                        }
+                        group_out(g, gd, NULL, 0, dmp_entry_key(en), en->key_len, comb);
+                }
+        }
+}
+
+typedef struct closing {
+        gtask_t *t;
+        dmp_entry_t *en;
+} closing_t;
+
+static int closing_cmp(const void *x, const void *y) {
+        const dmp_entry_t *a = ((const closing_t *)x)->en, *b = ((const closing_t *)y)->en;
+        if (a->start != b->start)
+                return a->start < b->start ? -1 : 1;
+        if (a->win != b->win)
+                return a->win < b->win ? -1 : 1;
+        return key_cmp(dmp_entry_key(a), a->key_len, dmp_entry_key(b), b->key_len);
+}
+
+/* Group windows closed at the mark: combined, emitted, mined, deleted. */
+static void close_group_windows(dmp_groups_t *g) {
+        closing_t *c = NULL;
+        size_t n = 0, cap = 0;
+        for (int32_t p = 0; p < g->ntasks; p++) {
+                gtask_t *t = g->tasks[p];
+                for (size_t i = 0; t && i < t->run.cap; i++) {
+                        dmp_entry_t *en = t->run.slots[i];
+                        if (!en || WIN_KIND(en->win) != KIND_GWIN)
+                                continue;
+                        const dmp_window_t *w = &g->windows[en->win & 31];
+                        if (en->start + w->size + w->grace > g->mark)
+                                continue;
+                        if (n == cap) {
+                                cap = cap ? cap * 2 : 64;
+                                c = dmp_realloc(c, cap * sizeof(*c));
+                        }
+                        c[n++] = (closing_t){t, en};
+                }
+        }
+        if (n > 1)
+                qsort(c, n, sizeof(*c), closing_cmp);
+        subject_t *subj = dmp_calloc(n ? n : 1, sizeof(*subj));
+        dmp_agg_t *aggs = dmp_calloc(n ? n * (DMP_MAX_MEASURES + 1) : 1, sizeof(*aggs));
+        for (size_t i = 0; i < n;) { /* one (window, group definition) at a time */
+                const dmp_entry_t *first = c[i].en;
+                int gi = (first->win >> 5) & 0x7f, wi = first->win & 31;
+                const gdef_t *gd = &g->groups[gi];
+                const dmp_window_t *w = &g->windows[wi];
+                size_t ns = 0, j = i;
+                while (j < n && c[j].en->start == first->start && c[j].en->win == first->win) {
+                        /* one subject: the same group value in several partitions */
+                        subject_t *s = &subj[ns];
+                        s->key = dmp_entry_key(c[j].en);
+                        s->len = c[j].en->key_len;
+                        s->aggs = &aggs[ns * (DMP_MAX_MEASURES + 1)];
+                        for (int m = 0; m <= gd->nmeasures; m++)
+                                dmp_agg_init(&s->aggs[m]);
+                        while (j < n && c[j].en->start == first->start &&
+                               c[j].en->win == first->win &&
+                               !key_cmp(dmp_entry_key(c[j].en), c[j].en->key_len, s->key, s->len)) {
+                                for (int m = 0; m <= gd->nmeasures; m++)
+                                        dmp_agg_merge(&s->aggs[m], &c[j].en->aggs[m]);
+                                j++;
+                        }
+                        group_out(g, gd, w, first->start, s->key, s->len, s->aggs);
+                        ns++;
+                }
+                for (int pi = 0; pi < g->npatterns; pi++) {
+                        const pdef_t *pd = &g->patterns[pi];
+                        if (pd->gi != gi || pd->wi != wi)
+                                continue;
+                        if (pd->kind == PAT_TOPK) {
+                                topk(g, pd, first->start, subj, ns);
+                                continue;
+                        }
+                        for (size_t s = 0; s < ns; s++) {
+                                if (subj[s].aggs[pd->gm].count == 0)
+                                        continue;
+                                dmp_entry_t *h = entry_get(g, &g->inst, &g->inst.hist,
+                                                           WIN_ID(KIND_GHIST, pi), 0, subj[s].key,
+                                                           subj[s].len, 2);
+                                judge(g, &g->inst, pd, h, first->start, subj[s].key, subj[s].len,
+                                      &subj[s].aggs[pd->gm]);
+                        }
+                }
+                for (; i < j; i++) /* after the patterns: subjects point into them */
+                        retire(g, c[i].t, &c[i].t->run, c[i].en);
+        }
+        free(aggs);
+        free(subj);
+        free(c);
+}
+
+static int ktop_cmp(const void *x, const void *y) {
+        const dmp_entry_t *a = ((const closing_t *)x)->en, *b = ((const closing_t *)y)->en;
+        if (a->win != b->win)
+                return a->win < b->win ? -1 : 1;
+        if (a->start != b->start)
+                return a->start < b->start ? -1 : 1;
+        return 0;
+}
+
+/* Topk over keys: the candidates of windows closed at the mark. */
+static void close_key_topk(dmp_groups_t *g) {
+        closing_t *c = NULL;
+        size_t n = 0, cap = 0;
+        for (int32_t p = 0; p < g->ntasks; p++) {
+                gtask_t *t = g->tasks[p];
+                size_t keep = 0;
+                for (size_t i = 0; t && i < t->nktop; i++) {
+                        dmp_entry_t *en = t->ktop[i];
+                        const dmp_window_t *w = &g->windows[g->patterns[en->win & 0xfff].wi];
+                        if (en->start + w->size + w->grace > g->mark) {
+                                t->ktop[keep++] = en;
+                                continue;
+                        }
+                        if (n == cap) {
+                                cap = cap ? cap * 2 : 64;
+                                c = dmp_realloc(c, cap * sizeof(*c));
+                        }
+                        c[n++] = (closing_t){t, en};
+                }
+                if (t)
+                        t->nktop = keep;
+        }
+        if (n > 1)
+                qsort(c, n, sizeof(*c), ktop_cmp);
+        subject_t *subj = dmp_calloc(n ? n : 1, sizeof(*subj));
+        for (size_t i = 0; i < n;) {
+                const dmp_entry_t *first = c[i].en;
+                size_t ns = 0, j = i;
+                for (; j < n && c[j].en->win == first->win && c[j].en->start == first->start; j++)
+                        subj[ns++] = (subject_t){dmp_entry_key(c[j].en), c[j].en->key_len,
+                                                 c[j].en->aggs};
+                topk(g, &g->patterns[first->win & 0xfff], first->start, subj, ns);
+                for (; i < j; i++)
+                        retire(g, c[i].t, NULL, c[i].en);
+        }
+        free(subj);
+        free(c);
+}
+
+void dmp_groups_emit(dmp_groups_t *g, int64_t watermark) {
+        emit_running(g);
+        if (watermark > g->mark)
+                g->mark = watermark;
+        if (g->mark == INT64_MIN)
+                return;
+        close_group_windows(g);
+        close_key_topk(g);
+}
+
+/* ---- persistence ---- */
+
+/* Store key: win:be16 start:be64 (sign flipped) subject. */
+static size_t encode_key(dmp_groups_t *g, const dmp_entry_t *en) {
+        size_t need = 10 + en->key_len + sizeof(dmp_agg_t) * en->nmeasures;
+        if (need > g->buf_cap) {
+                g->buf_cap = need * 2;
+                g->buf = dmp_realloc(g->buf, g->buf_cap);
+        }
+        g->buf[0] = (unsigned char)(en->win >> 8);
+        g->buf[1] = (unsigned char)en->win;
+        uint64_t s = (uint64_t)en->start ^ (UINT64_C(1) << 63);
+        for (int i = 0; i < 8; i++)
+                g->buf[2 + i] = (unsigned char)(s >> (56 - 8 * i));
+        memcpy(g->buf + 10, dmp_entry_key(en), en->key_len);
+        return 10 + en->key_len;
+}
+
+static void persist_task(dmp_groups_t *g, gtask_t *t, dmp_store_t *st) {
+        for (size_t i = 0; i < t->ndirty; i++) {
+                dmp_entry_t *en = t->dirty[i];
+                size_t kl = encode_key(g, en);
+                if (en->flags & DMP_ENTRY_CLOSED) {
+                        dmp_store_delete_group(st, t->partition, (const char *)g->buf, kl);
+                } else {
+                        /* the aggregates as they are in memory (host byte order) */
+                        size_t vl = sizeof(dmp_agg_t) * en->nmeasures;
+                        memcpy(g->buf + kl, en->aggs, vl);
+                        dmp_store_put_group(st, t->partition, (const char *)g->buf, kl,
+                                            g->buf + kl, vl);
+                }
+        }
+}
+
+void dmp_groups_persist(dmp_groups_t *g, dmp_store_t *st) {
+        for (int32_t p = 0; p < g->ntasks; p++)
+                if (g->tasks[p])
+                        persist_task(g, g->tasks[p], st);
+        persist_task(g, &g->inst, st);
+}
+
+static void committed_task(gtask_t *t) {
+        for (size_t i = 0; i < t->ndirty; i++) {
+                dmp_entry_t *en = t->dirty[i];
+                if (en->flags & DMP_ENTRY_CLOSED)
+                        free(en);
+                else
+                        en->flags &= (uint8_t)~DMP_ENTRY_DIRTY;
+        }
+        t->ndirty = 0;
+}
+
+void dmp_groups_committed(dmp_groups_t *g) {
+        for (int32_t p = 0; p < g->ntasks; p++)
+                if (g->tasks[p])
+                        committed_task(g->tasks[p]);
+        committed_task(&g->inst);
+}
+
+typedef struct load_ctx {
+        dmp_groups_t *g;
+        gtask_t *t;
+} load_ctx_t;
+
+static int load_one(void *opaque, const char *key, size_t key_len, const void *val,
+                    size_t val_len) {
+        load_ctx_t *lc = opaque;
+        if (key_len < 10 || val_len % sizeof(dmp_agg_t) || !val_len ||
+            val_len / sizeof(dmp_agg_t) > DMP_MAX_MEASURES + 1)
+                return -1;
+        const unsigned char *k = (const unsigned char *)key;
+        int win = k[0] << 8 | k[1];
+        uint64_t s = 0;
+        for (int i = 0; i < 8; i++)
+                s = s << 8 | k[2 + i];
+        int64_t start = (int64_t)(s ^ (UINT64_C(1) << 63));
+        size_t sl = key_len - 10;
+        int naggs = (int)(val_len / sizeof(dmp_agg_t));
+        int kind = WIN_KIND(win);
+        dmp_entry_t *en = dmp_entry_new(dmp_entry_hash(dmp_hash_bytes(key + 10, sl, 0), win, start),
+                                        win, start, key + 10, sl, naggs);
+        memcpy(en->aggs, val, val_len);
+        gtask_t *t = lc->t;
+        if (kind == KIND_KTOP) {
+                en->hash = 0;
+                if (t->nktop == t->ktop_cap) {
+                        t->ktop_cap = t->ktop_cap ? t->ktop_cap * 2 : 64;
+                        t->ktop = dmp_realloc(t->ktop, t->ktop_cap * sizeof(*t->ktop));
+                }
+                t->ktop[t->nktop++] = en;
+        } else {
+                dmp_wtable_insert(kind == KIND_RUNNING || kind == KIND_GWIN ? &t->run : &t->hist,
+                                  en);
+        }
+        lc->g->stats.partials++;
+        return 0;
+}
+
+int dmp_groups_partition_open(dmp_groups_t *g, dmp_store_t *st, int32_t partition,
+                              char *errstr, size_t errstr_size) {
+        if (partition < 0)
+                return 0;
+        if (!g->inst_loaded) {
+                load_ctx_t lc = {g, &g->inst};
+                if (dmp_store_scan_groups(st, INSTANCE, load_one, &lc, errstr, errstr_size) < 0)
+                        return -1;
+                g->inst_loaded = 1;
+        }
+        if (task_get(g, partition))
+                return 0;
+        if (partition >= g->ntasks) {
+                g->tasks = dmp_realloc(g->tasks, sizeof(*g->tasks) * (size_t)(partition + 1));
+                for (int32_t p = g->ntasks; p <= partition; p++)
+                        g->tasks[p] = NULL;
+                g->ntasks = partition + 1;
+        }
+        gtask_t *t = dmp_calloc(1, sizeof(*t));
+        t->partition = partition;
+        dmp_wtable_init(&t->run);
+        dmp_wtable_init(&t->hist);
+        g->tasks[partition] = t;
+        load_ctx_t lc = {g, t};
+        if (dmp_store_scan_groups(st, partition, load_one, &lc, errstr, errstr_size) < 0) {
+                dmp_groups_partition_close(g, partition);
+                return -1;
+        }
+        return 0;
+}
+
+void dmp_groups_partition_close(dmp_groups_t *g, int32_t partition) {
+        gtask_t *t = task_get(g, partition);
+        if (!t)
+                return;
+        g->stats.partials -= t->run.cnt + t->hist.cnt + t->nktop;
+        task_free(t);
+        free(t);
+        g->tasks[partition] = NULL;
+}
