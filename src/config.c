@@ -810,6 +810,10 @@ static void validate_groups(dmp_conf_t *conf) {
                 snprintf(owner, sizeof(owner), "[group %s]", g->name);
                 if (!g->topic || !*g->topic)
                         dmp_conf_error(conf, g->section_line, "%s topic is required", owner);
+                else if (conf->output.topic && !strcmp(g->topic, conf->output.topic))
+                        dmp_conf_error(conf, line_of(g->line, SEC_GROUP, "topic"),
+                                       "%s topic must differ from [output] topic (its records "
+                                       "have another schema)", owner);
                 if (!*g->field == !*g->bucket_measure)
                         dmp_conf_error(conf, g->section_line,
                                        "%s needs exactly one of field and bucket.measure", owner);
@@ -842,8 +846,19 @@ static void validate_patterns(dmp_conf_t *conf) {
                 int sl = p->section_line;
                 if (!p->kind)
                         dmp_conf_error(conf, sl, "%s kind is required", owner);
-                if (!p->topic || !*p->topic)
+                if (!p->topic || !*p->topic) {
                         dmp_conf_error(conf, sl, "%s topic is required", owner);
+                } else {
+                        int clash = conf->output.topic && !strcmp(p->topic, conf->output.topic);
+                        for (int g = 0; g < conf->group_cnt; g++)
+                                clash |= conf->groups[g].topic &&
+                                         !strcmp(p->topic, conf->groups[g].topic);
+                        if (clash)
+                                dmp_conf_error(conf, line_of(p->line, SEC_PATTERN, "topic"),
+                                               "%s topic must differ from [output] topic and the "
+                                               "[group] topics (its records have another schema)",
+                                               owner);
+                }
                 if (!p->measure || !*p->measure)
                         dmp_conf_error(conf, sl, "%s measure is required", owner);
                 else

@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -85,6 +86,51 @@ static void test_welford_vs_two_pass(void **state) {
                 naive_t n = naive(x, N);
                 assert_matches(&a, &n);
         }
+}
+
+/* Issue 5's robustness check: 10^7 values of large magnitude and small
+ * variance (1e9 + uniform noise of width 1: variance 1/12), added one by one
+ * and, separately, as 16 partitions merged by Chan's formula (as group
+ * statistics are), against a two-pass computation in long double. A naive
+ * sum-of-squares formula would lose every digit here (1e18 - 1e18). */
+static void test_ten_million_large_offset(void **state) {
+        (void)state;
+        enum { BIG = 10000000, PARTS = 16 };
+        double *x = malloc(sizeof(double) * BIG);
+        assert_non_null(x);
+        fill(x, BIG, 1e9, 1.0);
+        long double sum = 0;
+        for (size_t i = 0; i < BIG; i++)
+                sum += x[i];
+        long double mean = sum / BIG, ss = 0;
+        for (size_t i = 0; i < BIG; i++)
+                ss += ((long double)x[i] - mean) * ((long double)x[i] - mean);
+        double want_var = (double)(ss / BIG);
+        assert_true(fabs(want_var - 1.0 / 12) < 1e-3); /* the data is what we think */
+
+        dmp_agg_t one, parts[PARTS], merged;
+        dmp_agg_init(&one);
+        dmp_agg_init(&merged);
+        for (int p = 0; p < PARTS; p++)
+                dmp_agg_init(&parts[p]);
+        for (size_t i = 0; i < BIG; i++) {
+                dmp_agg_add(&one, x[i]);
+                dmp_agg_add(&parts[i % PARTS], x[i]);
+        }
+        for (int p = 0; p < PARTS; p++)
+                dmp_agg_merge(&merged, &parts[p]);
+        const dmp_agg_t *both[2] = {&one, &merged};
+        for (int k = 0; k < 2; k++) {
+                assert_int_equal(both[k]->count, BIG);
+                assert_rel(both[k]->mean, (double)mean, 1e-12, "mean");
+                /* relative error of the variance: 1e-6 is ~10 digits below
+                 * what a sum-of-squares formula would keep (none) */
+                assert_rel(dmp_agg_variance(both[k]), want_var, 1e-6, "variance");
+                print_message("%s: variance relative error %.2g\n", k ? "16 merged partitions"
+                                                                        : "one by one",
+                              fabs(dmp_agg_variance(both[k]) - want_var) / want_var);
+        }
+        free(x);
 }
 
 static void test_small_by_hand(void **state) {
@@ -236,6 +282,7 @@ static void test_single_value(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_welford_vs_two_pass),
+                cmocka_unit_test(test_ten_million_large_offset),
                 cmocka_unit_test(test_small_by_hand),
                 cmocka_unit_test(test_merge_splits),
                 cmocka_unit_test(test_merge_many_parts),

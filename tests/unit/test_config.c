@@ -439,6 +439,74 @@ static void test_validate_ok(void **state) {
         dmp_conf_destroy(conf);
 }
 
+/* [group] and [pattern]: a valid pair, then each rule with its line. */
+static void test_validate_groups_patterns(void **state) {
+        (void)state;
+        dmp_conf_t *conf = load_base_plus("[window w]\n"           /* 8 */
+                                          "size.ms = 10\n"         /* 9 */
+                                          "[group seg]\n"          /* 10 */
+                                          "field = segment\n"      /* 11 */
+                                          "windows = w\n"          /* 12 */
+                                          "topic = groups\n"       /* 13 */
+                                          "[pattern top]\n"        /* 14 */
+                                          "kind = topk\n"          /* 15 */
+                                          "window = w\n"           /* 16 */
+                                          "source = group:seg\n"   /* 17 */
+                                          "measure = m\n"          /* 18 */
+                                          "k = 3\n"                /* 19 */
+                                          "topic = patterns\n");   /* 20 */
+        assert_int_equal(dmp_conf_validate(conf), 0);
+        assert_int_equal(conf->group_cnt, 1);
+        assert_int_equal(conf->pattern_cnt, 1);
+        assert_int_equal(conf->patterns[0].k, 3);
+        dmp_conf_destroy(conf);
+
+        conf = load_base_plus("[window w]\n"                       /* 8 */
+                              "size.ms = 10\n"                     /* 9 */
+                              "[group seg]\n"                      /* 10 */
+                              "field = segment\n"                  /* 11 */
+                              "bucket.measure = m\n"               /* 12 */
+                              "bucket.width = -1\n"                /* 13 */
+                              "windows = w, nope\n"                /* 14 */
+                              "topic = out\n"                      /* 15 */
+                              "[pattern p]\n"                      /* 16 */
+                              "kind = threshold\n"                 /* 17 */
+                              "window = w2\n"                      /* 18 */
+                              "source = group:other\n"             /* 19 */
+                              "measure = mm\n"                     /* 20 */
+                              "z = abc\n"                          /* 21 */
+                              "above = 1e400\n"                    /* 22 */
+                              "topic = out\n");                    /* 23 */
+        assert_true(dmp_conf_validate(conf) >= 8);
+        expect_error(conf, "t.ini:10: ", "[group seg]", "exactly one of field and bucket.measure",
+                     NULL);
+        expect_error(conf, "t.ini:13: ", "bucket.width must be a positive number", NULL);
+        expect_error(conf, "t.ini:14: ", "unknown window \"nope\"", NULL);
+        expect_error(conf, "t.ini:15: ", "must differ from [output] topic", NULL);
+        expect_error(conf, "t.ini:18: ", "[pattern p] unknown window \"w2\"", NULL);
+        expect_error(conf, "t.ini:19: ", "unknown group \"other\"", NULL);
+        expect_error(conf, "t.ini:20: ", "unknown measure \"mm\"", NULL);
+        expect_error(conf, "t.ini:21: ", "z must be a positive number", NULL);
+        expect_error(conf, "t.ini:22: ", "above must be a number", NULL);
+        expect_error(conf, "t.ini:23: ", "must differ from [output] topic and the [group]", NULL);
+        dmp_conf_destroy(conf);
+
+        /* a group pattern over a window the group does not keep; a
+         * threshold without a bound; kind is required */
+        conf = load_base_plus("[window w]\nsize.ms = 10\n"          /* 8, 9 */
+                              "[window v]\nsize.ms = 20\n"          /* 10, 11 */
+                              "[group g]\nfield = f\nwindows = w\ntopic = gt\n" /* 12-15 */
+                              "[pattern p]\nkind = threshold\nwindow = v\n"     /* 16-18 */
+                              "source = group:g\nmeasure = m\ntopic = pt\n"     /* 19-21 */
+                              "[pattern q]\nwindow = v\nmeasure = m\ntopic = pt\n"); /* 22-26 */
+        assert_int_equal(dmp_conf_validate(conf), 3);
+        expect_error(conf, "t.ini:19: ", "[group g] has no windowed statistics for window v",
+                     NULL);
+        expect_error(conf, "t.ini:16: ", "a threshold needs above or below", NULL);
+        expect_error(conf, "t.ini:22: ", "[pattern q] kind is required", NULL);
+        dmp_conf_destroy(conf);
+}
+
 static void test_validate_missing_topic(void **state) {
         (void)state;
         int n;
@@ -720,6 +788,7 @@ int main(void) {
                 cmocka_unit_test(test_syntax_error_line),
                 cmocka_unit_test(test_error_count_and_lines_mixed),
                 cmocka_unit_test(test_validate_ok),
+                cmocka_unit_test(test_validate_groups_patterns),
                 cmocka_unit_test(test_validate_missing_topic),
                 cmocka_unit_test(test_validate_missing_measures_windows),
                 cmocka_unit_test(test_validate_window_size_required),
