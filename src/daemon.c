@@ -689,13 +689,14 @@ int dmp_daemon_run(dmp_daemon_t *d, char *errstr, size_t errstr_size) {
         dmp_dlq_format_counts(d->dlq, dead, sizeof(dead));
         char mem[256];
         format_memory(s, mem, sizeof(mem));
+        dmp_info("%s", mem);
         const dmp_groups_stats_t *gs = dmp_engine_groups_stats(d->engine);
         if (gs)
                 dmp_info("groups: %" PRIu64 " group results, %" PRIu64 " patterns, %" PRIu64
                          " late group updates", gs->group_results, gs->patterns,
                          gs->late_group_updates);
         dmp_info("stopped: %" PRIu64 " events, %" PRIu64 " results, %" PRIu64 " late, %" PRIu64
-                 " decode errors; dead letters: %s; %s", s->events_in, s->results_out,
-                 s->late_events, s->decode_errors, dead, mem);
+                 " decode errors; dead letters: %s", s->events_in, s->results_out,
+                 s->late_events, s->decode_errors, dead);
         return 0;
 }

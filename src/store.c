@@ -70,9 +70,10 @@ static void configure(dmp_store_t *st, const dmp_store_opts_t *o) {
         rocksdb_options_set_compression(opts, rocksdb_lz4_compression);
         rocksdb_options_set_bottommost_compression(opts, rocksdb_zstd_compression);
         rocksdb_options_set_db_write_buffer_size(opts, mem);
-        /* 3 families x 2 buffers of mem/4 can exceed mem briefly; the
-         * db-wide limit flushes the largest before that lasts. */
-        size_t wb = mem / 4 < (1u << 20) ? (1u << 20) : mem / 4;
+        /* 3 families x 2 buffers of mem/6: all memtables, mutable and
+         * being flushed, stay within mem even before the db-wide limit
+         * triggers a flush. */
+        size_t wb = mem / 6 < (64u << 10) ? (64u << 10) : mem / 6;
         rocksdb_options_set_write_buffer_size(opts, wb);
         rocksdb_options_set_max_write_buffer_number(opts, 2);
         rocksdb_options_set_max_open_files(opts, 256);

@@ -7,7 +7,8 @@ a crash fell between publishing it and committing the state that records
 it; such duplicates are counted, printed, and must be identical copies.
 
 Environment: CRASH_EVENTS (default 1 000 000), CRASH_KILLS (default 20),
-CRASH_SEED (default: random, printed)."""
+CRASH_SEED (default: random, printed), CRASH_KEYS (default 200) and
+CRASH_BUDGET ([state] memory.budget, default 0: derived)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ from support import assert_matches_reference, decode_event, make_config
 PARTITIONS = 4
 EVENTS = int(os.environ.get("CRASH_EVENTS", "1000000"))
 KILLS = int(os.environ.get("CRASH_KILLS", "20"))
-KEYS = 200
+KEYS = int(os.environ.get("CRASH_KEYS", "200"))
+BUDGET = os.environ.get("CRASH_BUDGET", "0")  # e.g. 3m: crashes while evicting
 MEASURES = {"score": "0.7*price + 0.3*quantity", "clicks": "1*clicks"}
 WINDOWS = [
     Window("tumble10s", "tumbling", size_ms=10_000, grace_ms=2_000, measures=("score", "clicks")),
@@ -64,7 +66,7 @@ def test_kill9_restarts_lose_and_double_count_nothing(kafka, dmpflow, tmp_path):
         bootstrap=kafka.bootstrap, input_topic=in_topic, output_topic=out_topic,
         state_dir=tmp_path / "state", group_id=group, measures=MEASURES, windows=WINDOWS,
         commit_interval_ms=100,
-    ) + "\n[kafka]\n"
+    ).replace("[state]\n", f"[state]\nmemory.budget = {BUDGET}\n") + "\n[kafka]\n"
         # Static membership: a restarted instance takes its predecessor's
         # place at once instead of waiting for its session to time out.
         "group.instance.id = crash-test\n"

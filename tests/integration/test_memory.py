@@ -79,8 +79,14 @@ def test_many_keys_small_budget(kafka, dmpflow, tmp_path):
           f"{peak_mb:.1f} MiB, state memory samples {used[-5:]}, evicted {max(evicted or [0])}")
     assert used, "no state memory in the log"
     assert max(evicted) > 0, "the budget never made dmpflow evict: raise MEM_KEYS"
+    # Shares (src/membudget.c): RocksDB's 1/8 each, at least 1 MiB; entries
+    # the rest. Memtables may pass their share by one commit's batch until
+    # the flush it triggers completes (docs/STATE.md), so the whole process
+    # is bounded by the RSS check below.
+    rocks = max(BUDGET_MB / 8, 1.0)
     for entries, cache, mem in used:
-        assert entries + cache + mem <= BUDGET_MB * 1.05, (entries, cache, mem)
+        assert entries <= (BUDGET_MB - 2 * rocks) * 1.05, (entries, cache, mem)
+        assert cache <= rocks * 1.05, (entries, cache, mem)
     assert peak_mb <= BUDGET_MB + MARGIN_MB, f"peak RSS {peak_mb:.1f} MiB"
 
     # Independent reference: pandas over the input as stored in Kafka.
