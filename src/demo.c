@@ -54,6 +54,8 @@ typedef struct window_view {
 typedef struct printer {
         const char *brokers;
         const char *topic;
+        const char *window;        /* the window definition whose results are shown */
+        const char *pattern_topic; /* NULL: no [pattern] */
         atomic_int stop;
         window_view_t views[64];
         int nviews;
@@ -116,7 +118,8 @@ static void printer_record(printer_t *pr, const unsigned char *p, size_t len) {
             !(p = dmp_avro_get_double(p, end, &mean)))
                 return;
         pr->records++;
-        if (ml != 5 || memcmp(measure, "score", 5))
+        if (ml != 5 || memcmp(measure, "score", 5) || wl != strlen(pr->window) ||
+            memcmp(window, pr->window, wl))
                 return;
         window_view_t *v = NULL;
         for (int i = 0; i < pr->nviews; i++)
@@ -133,6 +136,47 @@ static void printer_record(printer_t *pr, const unsigned char *p, size_t len) {
         }
         view_add(v, key, kl, count, sum, mean);
         v->last_ms = dmp_mono_ms();
+}
+
+/* Decodes schemas/pattern.avsc and prints it on one line. */
+static void printer_pattern(const unsigned char *p, size_t len) {
+        const unsigned char *end = p + len;
+        const char *name, *kind, *window, *source, *subject, *measure, *stat, *dir;
+        size_t nl, kl, wl, sl, jl, ml, tl, dl;
+        int64_t start, wend, rank, count, obs;
+        double value, score, mean, sd;
+        if (!(p = dmp_avro_get_string(p, end, &name, &nl)) ||
+            !(p = dmp_avro_get_string(p, end, &kind, &kl)) ||
+            !(p = dmp_avro_get_string(p, end, &window, &wl)) ||
+            !(p = dmp_avro_get_long(p, end, &start)) || !(p = dmp_avro_get_long(p, end, &wend)) ||
+            !(p = dmp_avro_get_string(p, end, &source, &sl)) ||
+            !(p = dmp_avro_get_string(p, end, &subject, &jl)) ||
+            !(p = dmp_avro_get_string(p, end, &measure, &ml)) ||
+            !(p = dmp_avro_get_string(p, end, &stat, &tl)) ||
+            !(p = dmp_avro_get_long(p, end, &rank)) || !(p = dmp_avro_get_double(p, end, &value)) ||
+            !(p = dmp_avro_get_double(p, end, &score)) ||
+            !(p = dmp_avro_get_double(p, end, &mean)) || !(p = dmp_avro_get_double(p, end, &sd)) ||
+            !(p = dmp_avro_get_long(p, end, &count)) || !(p = dmp_avro_get_long(p, end, &obs)) ||
+            !(p = dmp_avro_get_string(p, end, &dir, &dl)))
+                return;
+        char a[16], b[16];
+        fmt_time(a, sizeof(a), start);
+        fmt_time(b, sizeof(b), wend);
+        if (kl == 4 && !memcmp(kind, "topk", 4))
+                printf(" pattern %.*s [%s, %s)  #%" PRId64 " %.*s %.*s: %.*s(%.*s) = %.2f over "
+                       "%" PRId64 " events\n", (int)nl, name, a, b, rank, (int)sl, source,
+                       (int)jl, subject, (int)tl, stat, (int)ml, measure, value, count);
+        else if (kl == 7 && !memcmp(kind, "anomaly", 7))
+                printf(" pattern %.*s [%s, %s)  %.*s %.*s: %.*s(%.*s) = %.2f, z = %+.1f against "
+                       "%.2f +- %.2f over its %" PRId64 " previous windows\n", (int)nl, name, a,
+                       b, (int)sl, source, (int)jl, subject, (int)tl, stat, (int)ml, measure,
+                       value, score, mean, sd, obs);
+        else
+                printf(" pattern %.*s [%s, %s)  %.*s %.*s: %.*s(%.*s) = %.2f, %.*s the bound by "
+                       "%.2f (%" PRId64 " windows in a row)\n", (int)nl, name, a, b, (int)sl,
+                       source, (int)jl, subject, (int)tl, stat, (int)ml, measure, value, (int)dl,
+                       dir, score, obs);
+        fflush(stdout);
 }
 
 /* Prints (and forgets) windows that received nothing for quiet_ms. */
@@ -162,14 +206,22 @@ static void *printer_main(void *arg) {
                 dmp_error("demo printer: %s", errstr);
                 return NULL;
         }
-        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(2);
         rd_kafka_topic_partition_list_add(l, pr->topic, 0)->offset = RD_KAFKA_OFFSET_BEGINNING;
+        if (pr->pattern_topic)
+                rd_kafka_topic_partition_list_add(l, pr->pattern_topic, 0)->offset =
+                        RD_KAFKA_OFFSET_BEGINNING;
         rd_kafka_assign(rk, l);
         rd_kafka_topic_partition_list_destroy(l);
         while (!atomic_load(&pr->stop)) {
                 rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
                 if (m) {
-                        if (!m->err)
+                        if (m->err)
+                                ;
+                        else if (pr->pattern_topic &&
+                                 !strcmp(rd_kafka_topic_name(m->rkt), pr->pattern_topic))
+                                printer_pattern(m->payload, m->len);
+                        else
                                 printer_record(pr, m->payload, m->len);
                         rd_kafka_message_destroy(m);
                 }
@@ -230,6 +282,10 @@ int dmp_demo_run(const char *config_path, int seconds) {
         const char *brokers = rd_kafka_mock_cluster_bootstraps(mc);
         rd_kafka_mock_topic_create(mc, conf->input.topic, DEMO_PARTITIONS, 1);
         rd_kafka_mock_topic_create(mc, conf->output.topic, 1, 1);
+        for (int i = 0; i < conf->group_cnt; i++) /* one partition: the printer reads it all */
+                rd_kafka_mock_topic_create(mc, conf->groups[i].topic, 1, 1);
+        for (int i = 0; i < conf->pattern_cnt; i++)
+                rd_kafka_mock_topic_create(mc, conf->patterns[i].topic, 1, 1);
 
         char state_dir[] = "/tmp/dmpflow-demo-XXXXXX";
         if (!mkdtemp(state_dir)) {
@@ -263,7 +319,8 @@ int dmp_demo_run(const char *config_path, int seconds) {
         printf("dmpflow demo: embedded Kafka at %s, %d partitions; %.0f synthetic events/s "
                "for %d s\n", brokers, DEMO_PARTITIONS, DEMO_RATE, seconds);
         printf("pipeline: score = 0.7*price + 0.3*quantity per event; 10 s tumbling windows "
-               "per user (event time, 1 s grace); top %d users of each closed window:\n", TOP_N);
+               "per user (event time, 1 s grace); top %d users of each closed window, and the "
+               "patterns mined (config/demo.conf):\n", TOP_N);
         fflush(stdout);
 
         gen_thread_t gt;
@@ -277,7 +334,9 @@ int dmp_demo_run(const char *config_path, int seconds) {
         gt.opts.max_delay_ms = 3000;
         gt.opts.start_ms = dmp_now_ms() / 10000 * 10000;
         gt.opts.quiet = 1;
-        printer_t pr = {.brokers = brokers, .topic = conf->output.topic};
+        printer_t pr = {.brokers = brokers, .topic = conf->output.topic,
+                        .window = conf->windows[0].name,
+                        .pattern_topic = conf->pattern_cnt ? conf->patterns[0].topic : NULL};
 
         struct sigaction sa = {.sa_handler = demo_signal};
         sigaction(SIGINT, &sa, NULL);

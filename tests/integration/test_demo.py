@@ -33,3 +33,13 @@ def test_demo_runs_pipeline_and_reads_results_back():
     assert published > 0 and read_back == published
     assert decode_errors == 0
     assert late > 0  # the demo's generator sends 2 % of events up to 3 s late, grace is 1 s
+
+    # Patterns are shown as they are found: the best two segments of every
+    # closed 10 s window, #1 with the higher mean.
+    tops = re.findall(r"pattern top_segments \[(\S+), (\S+)\)  #(\d) segment seg_\d+: "
+                      r"mean\(score\) = ([\d.]+) over (\d+) events", out)
+    assert len(tops) >= 4, out
+    by_window: dict[str, dict[int, float]] = {}
+    for start, _end, rank, mean, _n in tops:
+        by_window.setdefault(start, {})[int(rank)] = float(mean)
+    assert all(set(r) == {1, 2} and r[1] >= r[2] for r in by_window.values()), by_window
