@@ -15,12 +15,12 @@
 #   make fuzz         libFuzzer (clang) on the decode path, FUZZ_SECONDS (60)
 
 CC      ?= gcc
-PKGS    := rdkafka avro-c rocksdb inih jansson libcurl
+PKGS    := rdkafka avro-c rocksdb inih jansson libcurl libmicrohttpd
 CSTD    := -std=c11 -D_GNU_SOURCE
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
 OPT     ?= -O2 -g
 CFLAGS  += $(CSTD) $(WARN) $(OPT) -Iinclude -Isrc -MMD -MP
-LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lrdkafka -lavro -lrocksdb -linih -ljansson -lcurl) -lpthread -lm
+LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lrdkafka -lavro -lrocksdb -linih -ljansson -lcurl -lmicrohttpd) -lpthread -lm
 BUILD   ?= build
 
 LIB_SRCS := $(filter-out src/main.c,$(wildcard src/*.c))

@@ -19,6 +19,7 @@ typedef enum {
         SEC_STATE,
         SEC_OUTPUT,
         SEC_LOG,
+        SEC_HTTP,
         SEC_MEASURE,
         SEC_WINDOW,
         SEC_GROUP,
@@ -40,6 +41,9 @@ static const sec_desc_t sections[SEC__CNT] = {
         [SEC_STATE] = {"state", 0, offsetof(dmp_state_conf_t, line), "RocksDB state and commits"},
         [SEC_OUTPUT] = {"output", 0, offsetof(dmp_output_conf_t, line), "where results go"},
         [SEC_LOG] = {"log", 0, offsetof(dmp_log_conf_t, line), "logging"},
+        [SEC_HTTP] = {"http", 0, offsetof(dmp_http_conf_t, line),
+                      "the read-only HTTP endpoint: /metrics, /healthz, /readyz, /state (docs/"
+                      "METRICS.md)"},
         [SEC_MEASURE] = {"measure", 1, offsetof(dmp_measure_conf_t, line),
                          "a weighted sum f(x) = sum a_i * x_i of numeric fields"},
         [SEC_WINDOW] = {"window", 1, offsetof(dmp_window_conf_t, line),
@@ -70,6 +74,7 @@ typedef struct prop {
 #define ST(f)  offsetof(dmp_state_conf_t, f)
 #define OUT(f) offsetof(dmp_output_conf_t, f)
 #define LG(f)  offsetof(dmp_log_conf_t, f)
+#define HT(f)  offsetof(dmp_http_conf_t, f)
 #define MS(f)  offsetof(dmp_measure_conf_t, f)
 #define WN(f)  offsetof(dmp_window_conf_t, f)
 #define GR(f)  offsetof(dmp_group_conf_t, f)
@@ -148,6 +153,10 @@ static const prop_t props[] = {
          "dmpflow.error.{class,message}; empty: they are only counted and logged."},
         {SEC_LOG, "level", PT_ENUM, "info", 0, 0, "error|warn|info|debug", LG(level),
          "Log level."},
+        {SEC_HTTP, "address", PT_STR, "127.0.0.1", 0, 0, NULL, HT(address),
+         "IPv4 address the endpoint listens on (0.0.0.0: every interface, e.g. in a container)."},
+        {SEC_HTTP, "port", PT_INT, "0", 0, 65535, NULL, HT(port),
+         "TCP port of the endpoint; 0: no endpoint."},
         {SEC_MEASURE, "expr", PT_STR, NULL, 0, 0, NULL, MS(expr),
          "Weighted sum of numeric fields, e.g. `0.7*price + 0.3*quantity` (required)."},
         {SEC_WINDOW, "type", PT_ENUM, "tumbling", 0, 0, "tumbling|hopping|sliding|session",
@@ -287,6 +296,7 @@ static void *sec_instance(dmp_conf_t *conf, sec_kind_t sec, int idx) {
         case SEC_STATE: return &conf->state;
         case SEC_OUTPUT: return &conf->output;
         case SEC_LOG: return &conf->log;
+        case SEC_HTTP: return &conf->http;
         case SEC_MEASURE: return &conf->measures[idx];
         case SEC_WINDOW: return &conf->windows[idx];
         case SEC_GROUP: return &conf->groups[idx];
@@ -370,6 +380,7 @@ dmp_conf_t *dmp_conf_new(void) {
         sec_defaults(conf, SEC_STATE, &conf->state);
         sec_defaults(conf, SEC_OUTPUT, &conf->output);
         sec_defaults(conf, SEC_LOG, &conf->log);
+        sec_defaults(conf, SEC_HTTP, &conf->http);
         return conf;
 }
 
@@ -391,6 +402,7 @@ void dmp_conf_destroy(dmp_conf_t *conf) {
         sec_free(SEC_STATE, &conf->state);
         sec_free(SEC_OUTPUT, &conf->output);
         sec_free(SEC_LOG, &conf->log);
+        sec_free(SEC_HTTP, &conf->http);
         for (int i = 0; i < conf->measure_cnt; i++) {
                 sec_free(SEC_MEASURE, &conf->measures[i]);
                 free(conf->measures[i].name);

@@ -55,6 +55,12 @@ typedef struct dmp_output_conf {
         int line[DMP_MAX_PROPS];
 } dmp_output_conf_t;
 
+typedef struct dmp_http_conf {
+        char *address;
+        int64_t port; /* 0: no endpoint */
+        int line[DMP_MAX_PROPS];
+} dmp_http_conf_t;
+
 typedef struct dmp_log_conf {
         char *level;
         int line[DMP_MAX_PROPS];
@@ -119,6 +125,7 @@ typedef struct dmp_conf {
         dmp_state_conf_t state;
         dmp_output_conf_t output;
         dmp_log_conf_t log;
+        dmp_http_conf_t http;
         dmp_measure_conf_t measures[DMP_MAX_MEASURES];
         int measure_cnt;
         dmp_window_conf_t windows[DMP_MAX_WINDOWS];

@@ -15,6 +15,7 @@
 #include "dmpflow.h"
 
 #include <inttypes.h>
+#include <jansson.h>
 #include <librdkafka/rdkafka.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -26,15 +27,20 @@
 #include "config.h"
 #include "dlq.h"
 #include "engine.h"
+#include "admin.h"
 #include "log.h"
+#include "metrics.h"
 #include "outrec.h"
 #include "pause.h"
+#include "query.h"
 #include "registry.h"
 #include "schemas.h"
 #include "util.h"
 
 #define FLUSH_TIMEOUT_MS 60000
 #define CONSUME_BATCH 1024 /* messages taken from the consumer queue per call */
+#define DMP_MAX_LAG_PARTITIONS 4096
+#define METRICS_INTERVAL_MS 500 /* how often the metrics text is rebuilt */
 
 struct dmp_daemon {
         dmp_conf_t *conf;
@@ -63,6 +69,13 @@ struct dmp_daemon {
         int nextra;
         unsigned char *gbuf; /* their encoding buffer */
         size_t gbuf_cap;
+        /* the HTTP endpoint and what only the daemon knows for its metrics */
+        dmp_admin_t *admin;
+        int assigned;                    /* partitions held */
+        int64_t lag[DMP_MAX_LAG_PARTITIONS]; /* consumer lag by partition (statistics), -1 */
+        uint64_t commit_count;
+        double commit_seconds, commit_max_seconds;
+        int64_t next_metrics_ms;
         /* counters published for other threads */
         _Atomic uint64_t c_events_in, c_decode_errors, c_late_events, c_results_out, c_commits;
 };
@@ -209,6 +222,47 @@ static int add_extra_topic(dmp_daemon_t *d, const char *name, const char *schema
         return 0;
 }
 
+/* ---- the HTTP endpoint ---- */
+
+/* librdkafka statistics (statistics.interval.ms): the consumer lag of each
+ * partition of the input topic. Served on the processing thread. */
+static int stats_cb(rd_kafka_t *rk, char *json, size_t json_len, void *opaque) {
+        dmp_daemon_t *d = opaque;
+        (void)rk;
+        json_t *root = json_loadb(json, json_len, 0, NULL);
+        json_t *parts = json_object_get(
+                json_object_get(json_object_get(root, "topics"), d->conf->input.topic),
+                "partitions");
+        const char *k;
+        json_t *v;
+        json_object_foreach(parts, k, v) {
+                int p = atoi(k);
+                json_t *lag = json_object_get(v, "consumer_lag");
+                if (p >= 0 && p < DMP_MAX_LAG_PARTITIONS && json_is_integer(lag))
+                        d->lag[p] = json_integer_value(lag);
+        }
+        json_decref(root);
+        return 0; /* librdkafka frees json */
+}
+
+static int admin_query(void *opaque, const char *path, int last, dmp_buf_t *out) {
+        dmp_daemon_t *d = opaque;
+        return dmp_query_answer(d->engine, path, last, out);
+}
+
+static void publish_metrics(dmp_daemon_t *d) {
+        dmp_metrics_input_t in = {
+                .input_topic = d->conf->input.topic, .output_topic = d->conf->output.topic,
+                .dlq = d->dlq, .lag = d->lag, .nlag = DMP_MAX_LAG_PARTITIONS,
+                .assigned = d->assigned, .commits = d->commit_count,
+                .commit_seconds = d->commit_seconds, .commit_max_seconds = d->commit_max_seconds,
+                .now_ms = dmp_now_ms()};
+        dmp_buf_t b = {0};
+        dmp_metrics_format(&b, d->engine, &in);
+        dmp_admin_set_metrics(d->admin, b.p ? b.p : "", b.len);
+        dmp_buf_free(&b);
+}
+
 /* ---- commits ---- */
 
 typedef struct offsets_ctx {
@@ -251,7 +305,12 @@ static int commit(dmp_daemon_t *d) {
         if (l->cnt)
                 rd_kafka_commit(d->consumer, l, 1 /* async */);
         rd_kafka_topic_partition_list_destroy(l);
-        dmp_debug("commit took %" PRId64 " ms", dmp_mono_ms() - t0);
+        double took = (double)(dmp_mono_ms() - t0) / 1000.0;
+        d->commit_count++;
+        d->commit_seconds += took;
+        if (took > d->commit_max_seconds)
+                d->commit_max_seconds = took;
+        dmp_debug("commit took %.3f s", took);
         d->next_commit_ms = dmp_mono_ms() + d->conf->state.commit_interval_ms;
         return 0;
 }
@@ -279,6 +338,9 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                         }
                         p->offset = next >= 0 ? next : reset;
                 }
+                d->assigned += parts->cnt;
+                if (d->admin)
+                        dmp_admin_set_ready(d->admin, d->assigned > 0 && !d->failed);
                 dmp_info("assigned %d partition(s) of %s", parts->cnt, d->conf->input.topic);
                 rd_kafka_error_t *e = NULL;
                 if (cooperative)
@@ -299,6 +361,11 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                         dmp_engine_partition_close(d->engine, parts->elems[i].partition);
                         dmp_pauses_forget(d->pauses, parts->elems[i].partition);
                 }
+                d->assigned -= parts->cnt;
+                if (d->assigned < 0 || !cooperative)
+                        d->assigned = 0;
+                if (d->admin)
+                        dmp_admin_set_ready(d->admin, d->assigned > 0);
                 dmp_info("revoked %d partition(s)", parts->cnt);
         } else {
                 dmp_error("rebalance error: %s", rd_kafka_err2str(err));
@@ -415,6 +482,13 @@ dmp_daemon_t *dmp_daemon_new(dmp_conf_t *conf, int *config_error, char *errstr,
         }
         rd_kafka_conf_set_opaque(cc, d);
         rd_kafka_conf_set_rebalance_cb(cc, rebalance_cb);
+        for (int i = 0; i < DMP_MAX_LAG_PARTITIONS; i++)
+                d->lag[i] = -1;
+        if (conf->http.port > 0) { /* consumer lag for /metrics */
+                rd_kafka_conf_set_stats_cb(cc, stats_cb);
+                if (!dmp_conf_kafka_get(conf, "statistics.interval.ms"))
+                        set(cc, "statistics.interval.ms", "1000", NULL, 0);
+        }
         /* Measured (bench/RESULTS.md): librdkafka 2.0's default 1 MB
          * max.partition.fetch.bytes caps consumption at ~240 k events/s
          * when producers write 1 MB batches (librdkafka's default
@@ -445,6 +519,10 @@ dmp_daemon_t *dmp_daemon_new(dmp_conf_t *conf, int *config_error, char *errstr,
                 goto fail;
         }
         rd_kafka_poll_set_consumer(d->consumer);
+        if (conf->http.port > 0 &&
+            !(d->admin = dmp_admin_start(conf->http.address, (int)conf->http.port, admin_query, d,
+                                         errstr, errstr_size)))
+                goto fail;
         d->pauses = dmp_pauses_new(d->consumer);
         return d;
 fail:
@@ -455,6 +533,7 @@ fail:
 void dmp_daemon_destroy(dmp_daemon_t *d) {
         if (!d)
                 return;
+        dmp_admin_stop(d->admin); /* first: it may be waiting for a query's answer */
         if (d->consumer)
                 rd_kafka_destroy(d->consumer);
         if (d->out_topic)
@@ -646,6 +725,13 @@ int dmp_daemon_run(dmp_daemon_t *d, char *errstr, size_t errstr_size) {
                         next_idle_check = now + 100;
                 }
                 dmp_pauses_resume_due(d->pauses, now);
+                if (d->admin) {
+                        dmp_admin_serve(d->admin);
+                        if (now >= d->next_metrics_ms) {
+                                publish_metrics(d);
+                                d->next_metrics_ms = now + METRICS_INTERVAL_MS;
+                        }
+                }
                 if (now >= next_budget_check) { /* over the memory budget: commit early */
                         if (dmp_engine_over_budget(d->engine))
                                 d->next_commit_ms = now;

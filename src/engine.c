@@ -88,6 +88,7 @@ typedef struct task {
         int64_t idle_base_st;   /* stream time at the last record */
         int64_t idle_base_wall; /* wall-clock time of the last record */
         int meta_dirty;
+        uint64_t events; /* records processed since the partition was opened */
         dmp_wtable_t table;
         bucket_list_t windows[DMP_MAX_WINDOWS];
         dmp_entry_t **dirty;
@@ -1347,6 +1348,7 @@ int dmp_engine_process(dmp_engine_t *e, int32_t partition, int64_t offset, const
         t->next_offset = offset + 1;
         t->meta_dirty = 1;
         e->stats.events_in++;
+        t->events++;
 
         dmp_event_t ev;
         if (dmp_decoder_decode(e->decoder, payload, len, &ev, errstr, errstr_size)) {
@@ -1354,6 +1356,7 @@ int dmp_engine_process(dmp_engine_t *e, int32_t partition, int64_t offset, const
                 if (e->last_error == DMP_DECODE_UNAVAILABLE) { /* not consumed: retried */
                         t->next_offset = prev_offset;
                         e->stats.events_in--;
+                        t->events--;
                         return -1;
                 }
                 e->stats.decode_errors++;
@@ -1608,9 +1611,81 @@ void dmp_engine_set_schema_provider(dmp_engine_t *e, dmp_schema_provider_t *prov
         dmp_decoder_set_schema_cache(e->decoder, (size_t)e->conf->input.registry_cache_size);
 }
 
+typedef struct query_ctx {
+        const dmp_engine_t *e;
+        int wi;
+        dmp_window_state_cb_t *cb;
+        void *opaque;
+} query_ctx_t;
+
+static int query_one(void *opaque, int win, const char *key, size_t key_len, int64_t start,
+                     const void *val, size_t len) {
+        query_ctx_t *qc = opaque;
+        const dmp_window_t *w = &qc->e->windows[qc->wi];
+        const unsigned char *v = val;
+        (void)key;
+        (void)key_len;
+        if (win != qc->wi || start == DMP_START_LATE)
+                return 0;
+        if (len != 3 + sizeof(dmp_agg_t) * (size_t)w->nmeasures || v[0] != ENTRY_VERSION_WINDOW)
+                return -1;
+        for (int j = 0; j < w->nmeasures; j++) {
+                dmp_agg_t a;
+                memcpy(&a, v + 3 + j * sizeof(dmp_agg_t), sizeof(a));
+                if (a.count > 0)
+                        qc->cb(qc->opaque, start, start + w->size,
+                               qc->e->measures[w->measures[j]].name, &a,
+                               (v[1] & DMP_ENTRY_EMITTED) != 0);
+        }
+        return 0;
+}
+
+long dmp_engine_query_windows(const dmp_engine_t *e, int wi, const char *key, size_t key_len,
+                              dmp_window_state_cb_t *cb, void *opaque, char *errstr,
+                              size_t errstr_size) {
+        if (wi < 0 || wi >= e->nwindows || dmp_window_is_keyed(&e->windows[wi])) {
+                snprintf(errstr, errstr_size, "only tumbling and hopping windows can be queried");
+                return -1;
+        }
+        query_ctx_t qc = {e, wi, cb, opaque};
+        long n = 0;
+        for (int32_t p = 0; p < e->ntasks; p++) {
+                if (!e->tasks[p])
+                        continue;
+                long r = dmp_store_scan_key(e->store, p, wi, key, key_len, query_one, &qc, errstr,
+                                            errstr_size);
+                if (r < 0)
+                        return -1;
+                n += r;
+        }
+        return n;
+}
+
+int dmp_engine_window_index(const dmp_engine_t *e, const char *name) {
+        for (int i = 0; i < e->nwindows; i++)
+                if (!strcmp(e->windows[i].name, name))
+                        return i;
+        return -1;
+}
+
+void dmp_engine_foreach_task(const dmp_engine_t *e, dmp_task_info_cb_t *cb, void *opaque) {
+        for (int32_t p = 0; p < e->ntasks; p++) {
+                const task_t *t = e->tasks[p];
+                if (!t)
+                        continue;
+                dmp_task_info_t ti = {p, t->next_offset, t->stream_time, t->events,
+                                      (uint64_t)t->table.cnt};
+                cb(opaque, &ti);
+        }
+}
+
 void dmp_engine_set_groups_sink(dmp_engine_t *e, const dmp_groups_sink_t *sink) {
         if (e->groups)
                 dmp_groups_set_sink(e->groups, sink);
+}
+
+dmp_groups_t *dmp_engine_groups(dmp_engine_t *e) {
+        return e->groups;
 }
 
 const dmp_groups_stats_t *dmp_engine_groups_stats(const dmp_engine_t *e) {

@@ -157,9 +157,35 @@ int dmp_engine_describe_entry(const dmp_engine_t *e, int win, int64_t start, con
                               size_t len, char *out, size_t out_size, char *errstr,
                               size_t errstr_size);
 
+/* The committed state (as of the last commit: what RocksDB holds) of a
+ * key's windows of tumbling or hopping definition wi, over the open
+ * partitions: cb once per window and measure with a count, in start order.
+ * final: the window's final result is published (kept for retention).
+ * Returns the entries read, or -1 with errstr. */
+typedef void(dmp_window_state_cb_t)(void *opaque, int64_t start, int64_t end,
+                                    const char *measure, const dmp_agg_t *agg, int final);
+long dmp_engine_query_windows(const dmp_engine_t *e, int wi, const char *key, size_t key_len,
+                              dmp_window_state_cb_t *cb, void *opaque, char *errstr,
+                              size_t errstr_size);
+/* The index of window definition name, or -1. */
+int dmp_engine_window_index(const dmp_engine_t *e, const char *name);
+
+/* The open partitions, for metrics. */
+typedef struct dmp_task_info {
+        int32_t partition;
+        int64_t next_offset; /* -1: none yet */
+        int64_t stream_time; /* INT64_MIN: no event yet */
+        uint64_t events;     /* records processed since it was opened */
+        uint64_t entries;    /* entries in memory */
+} dmp_task_info_t;
+typedef void(dmp_task_info_cb_t)(void *opaque, const dmp_task_info_t *ti);
+void dmp_engine_foreach_task(const dmp_engine_t *e, dmp_task_info_cb_t *cb, void *opaque);
+
 /* Where group results and patterns go (groups.h); no effect without
  * [group] or [pattern] sections. */
 void dmp_engine_set_groups_sink(dmp_engine_t *e, const dmp_groups_sink_t *sink);
+/* The groups (for queries), or NULL without [group] or [pattern] sections. */
+dmp_groups_t *dmp_engine_groups(dmp_engine_t *e);
 /* Their counters, or NULL without [group] or [pattern] sections. */
 const dmp_groups_stats_t *dmp_engine_groups_stats(const dmp_engine_t *e);
 

@@ -42,6 +42,12 @@ typedef struct gdef {
         int nwindows;
 } gdef_t;
 
+/* A published pattern, kept for queries (its strings copied). */
+typedef struct recent {
+        dmp_pattern_result_t r;
+        char *subject;
+} recent_t;
+
 typedef struct pdef {
         const char *name, *topic, *kind_name, *stat_name;
         int kind, stat;
@@ -55,6 +61,8 @@ typedef struct pdef {
         int has_above, has_below;
         double above, below;
         int64_t consecutive;
+        recent_t recent[DMP_GROUPS_RECENT]; /* a ring: the last published */
+        int nrecent, next_recent;
 } pdef_t;
 
 typedef struct gtask {
@@ -255,6 +263,9 @@ void dmp_groups_destroy(dmp_groups_t *g) {
                 }
         free(g->tasks);
         task_free(&g->inst);
+        for (int i = 0; i < g->npatterns; i++)
+                for (int j = 0; j < DMP_GROUPS_RECENT; j++)
+                        free(g->patterns[i].recent[j].subject);
         free(g->buf);
         free(g);
 }
@@ -421,6 +432,15 @@ static void pattern_out(dmp_groups_t *g, const pdef_t *pd, int64_t start,
         g->stats.patterns++;
         if (g->sink.pattern)
                 g->sink.pattern(g->sink.opaque, &r);
+        pdef_t *w_pd = &g->patterns[pd - g->patterns]; /* keep it for queries */
+        recent_t *rc = &w_pd->recent[w_pd->next_recent];
+        free(rc->subject);
+        rc->r = r;
+        rc->subject = dmp_strndup(subject, sl);
+        rc->r.subject = rc->subject;
+        w_pd->next_recent = (w_pd->next_recent + 1) % DMP_GROUPS_RECENT;
+        if (w_pd->nrecent < DMP_GROUPS_RECENT)
+                w_pd->nrecent++;
 }
 
 /* An anomaly or threshold pattern for one subject's window value; h is the
@@ -855,4 +875,81 @@ void dmp_groups_partition_close(dmp_groups_t *g, int32_t partition) {
         task_free(t);
         free(t);
         g->tasks[partition] = NULL;
+}
+
+/* ---- queries ---- */
+
+int dmp_groups_query(dmp_groups_t *g, const char *name, const char *value, size_t value_len,
+                     void (*cb)(void *opaque, const dmp_group_result_t *r), void *opaque) {
+        int gi = -1;
+        for (int i = 0; i < g->ngroups; i++)
+                if (!strcmp(g->groups[i].name, name))
+                        gi = i;
+        if (gi < 0)
+                return -1;
+        const gdef_t *gd = &g->groups[gi];
+        int win = WIN_ID(KIND_RUNNING, gi), n = 0;
+        /* every distinct value of any partition, combined over all of them;
+         * a value is reported by the first partition that has it */
+        for (int32_t p = 0; p < g->ntasks; p++) {
+                gtask_t *t = g->tasks[p];
+                for (size_t i = 0; t && i < t->run.cap; i++) {
+                        dmp_entry_t *en = t->run.slots[i];
+                        if (!en || en->win != win ||
+                            (value && (en->key_len != value_len ||
+                                       memcmp(dmp_entry_key(en), value, value_len))))
+                                continue;
+                        int seen = 0;
+                        for (int32_t q = 0; q < p && !seen; q++)
+                                seen = g->tasks[q] &&
+                                       dmp_wtable_find(&g->tasks[q]->run, en->hash, win, 0,
+                                                       dmp_entry_key(en), en->key_len);
+                        if (seen)
+                                continue;
+                        dmp_agg_t comb[DMP_MAX_MEASURES + 1];
+                        for (int j = 0; j <= gd->nmeasures; j++)
+                                dmp_agg_init(&comb[j]);
+                        for (int32_t q = p; q < g->ntasks; q++) {
+                                dmp_entry_t *o = g->tasks[q]
+                                                         ? dmp_wtable_find(&g->tasks[q]->run,
+                                                                           en->hash, win, 0,
+                                                                           dmp_entry_key(en),
+                                                                           en->key_len)
+                                                         : NULL;
+                                for (int j = 0; o && j <= gd->nmeasures; j++)
+                                        dmp_agg_merge(&comb[j], &o->aggs[j]);
+                        }
+                        for (int j = 0; j < gd->nmeasures; j++) {
+                                if (!comb[j].count)
+                                        continue;
+                                dmp_group_result_t r = {
+                                        .group = gd->name, .topic = gd->topic,
+                                        .value = dmp_entry_key(en), .value_len = en->key_len,
+                                        .measure = g->measures[gd->measures[j]].name,
+                                        .agg = &comb[j],
+                                        .last_update = (int64_t)comb[gd->nmeasures].max};
+                                cb(opaque, &r);
+                                n++;
+                        }
+                }
+        }
+        return n;
+}
+
+int dmp_groups_recent_patterns(dmp_groups_t *g, const char *name, int n,
+                               void (*cb)(void *opaque, const dmp_pattern_result_t *r),
+                               void *opaque) {
+        for (int i = 0; i < g->npatterns; i++) {
+                const pdef_t *pd = &g->patterns[i];
+                if (strcmp(pd->name, name))
+                        continue;
+                if (n > pd->nrecent)
+                        n = pd->nrecent;
+                for (int k = n; k > 0; k--) {
+                        int at = (pd->next_recent - k + DMP_GROUPS_RECENT) % DMP_GROUPS_RECENT;
+                        cb(opaque, &pd->recent[at].r);
+                }
+                return n;
+        }
+        return -1;
 }

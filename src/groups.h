@@ -117,6 +117,19 @@ void dmp_groups_committed(dmp_groups_t *g);
 
 const dmp_groups_stats_t *dmp_groups_stats(const dmp_groups_t *g);
 
+/* Live state queries (processing thread). The running statistics of [group
+ * name] (of one group value, or all when value is NULL), combined over the
+ * open partitions: cb per group with count >= 1. Returns the number of
+ * results, or -1 if there is no such group definition. */
+int dmp_groups_query(dmp_groups_t *g, const char *name, const char *value, size_t value_len,
+                     void (*cb)(void *opaque, const dmp_group_result_t *r), void *opaque);
+/* The last n (at most DMP_GROUPS_RECENT) records of [pattern name], oldest
+ * first; -1 if there is no such pattern. */
+#define DMP_GROUPS_RECENT 100
+int dmp_groups_recent_patterns(dmp_groups_t *g, const char *name, int n,
+                               void (*cb)(void *opaque, const dmp_pattern_result_t *r),
+                               void *opaque);
+
 /* The group value of a bucketed measure value: floor(x / width) * width,
  * formatted as its digits when integral (below 1e15), else as the shortest
  * %g that reads back as the same double.

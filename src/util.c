@@ -2,7 +2,7 @@
 
 #include <errno.h>
 #include <ftw.h>
-
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,4 +74,40 @@ static int rm_entry(const char *path, const struct stat *sb, int flag, struct FT
 int dmp_rmtree(const char *path) {
         int r = nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
         return r != 0 && errno != ENOENT ? -1 : 0;
+}
+
+void dmp_buf_append(dmp_buf_t *b, const char *s, size_t n) {
+        if (b->len + n + 1 > b->cap) {
+                b->cap = (b->len + n + 1) * 2;
+                b->p = dmp_realloc(b->p, b->cap);
+        }
+        memcpy(b->p + b->len, s, n);
+        b->len += n;
+        b->p[b->len] = '\0';
+}
+
+void dmp_buf_printf(dmp_buf_t *b, const char *fmt, ...) {
+        char small[512];
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(small, sizeof(small), fmt, ap);
+        va_end(ap);
+        if (n < 0)
+                return;
+        if ((size_t)n < sizeof(small)) {
+                dmp_buf_append(b, small, (size_t)n);
+                return;
+        }
+        char *big = dmp_malloc((size_t)n + 1);
+        va_start(ap, fmt);
+        vsnprintf(big, (size_t)n + 1, fmt, ap);
+        va_end(ap);
+        dmp_buf_append(b, big, (size_t)n);
+        free(big);
+}
+
+void dmp_buf_free(dmp_buf_t *b) {
+        free(b->p);
+        b->p = NULL;
+        b->len = b->cap = 0;
 }

@@ -98,4 +98,14 @@ int dmp_rmtree(const char *path);
 /* Levenshtein distance, for "did you mean" suggestions. */
 int dmp_edit_distance(const char *a, const char *b);
 
+/* A growable text buffer: p is NUL-terminated (NULL while empty). */
+typedef struct dmp_buf {
+        char *p;
+        size_t len, cap;
+} dmp_buf_t;
+
+void dmp_buf_append(dmp_buf_t *b, const char *s, size_t n);
+void dmp_buf_printf(dmp_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void dmp_buf_free(dmp_buf_t *b);
+
 #endif

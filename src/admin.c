@@ -1,0 +1,247 @@
+#include "admin.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+
+#define QUERY_WAIT_MS 5000
+
+typedef struct query {
+        const char *path;
+        int last;
+        int status;
+        dmp_buf_t body;
+        int done;
+} query_t;
+
+struct dmp_admin {
+        struct MHD_Daemon *mhd;
+        dmp_admin_query_cb_t *query_cb;
+        void *opaque;
+        pthread_mutex_t lock;
+        pthread_cond_t cond;
+        char *metrics; /* guarded by lock */
+        size_t metrics_len;
+        atomic_int ready;
+        atomic_int has_query;
+        query_t *pending; /* guarded by lock; one query at a time */
+        int stopping;
+};
+
+void dmp_json_string(dmp_buf_t *out, const char *s, size_t len) {
+        dmp_buf_append(out, "\"", 1);
+        for (size_t i = 0; i < len; i++) {
+                unsigned char c = (unsigned char)s[i];
+                if (c == '"' || c == '\\') {
+                        char e[2] = {'\\', (char)c};
+                        dmp_buf_append(out, e, 2);
+                } else if (c < 0x20) {
+                        dmp_buf_printf(out, "\\u%04x", c);
+                } else {
+                        dmp_buf_append(out, (const char *)&c, 1);
+                }
+        }
+        dmp_buf_append(out, "\"", 1);
+}
+
+static enum MHD_Result respond(struct MHD_Connection *c, unsigned status, const char *type,
+                               const char *body, size_t len) {
+        struct MHD_Response *r =
+                MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+        if (!r)
+                return MHD_NO;
+        MHD_add_response_header(r, "Content-Type", type);
+        enum MHD_Result ret = MHD_queue_response(c, status, r);
+        MHD_destroy_response(r);
+        return ret;
+}
+
+static enum MHD_Result respond_error(struct MHD_Connection *c, unsigned status,
+                                     const char *msg) {
+        dmp_buf_t b = {0};
+        dmp_buf_append(&b, "{\"error\": ", 10);
+        dmp_json_string(&b, msg, strlen(msg));
+        dmp_buf_append(&b, "}\n", 2);
+        enum MHD_Result r = respond(c, status, "application/json", b.p, b.len);
+        dmp_buf_free(&b);
+        return r;
+}
+
+/* The process's metrics, read now: resident memory and CPU time. */
+static void process_metrics(dmp_buf_t *b) {
+        long pages = 0, rss = 0;
+        FILE *f = fopen("/proc/self/statm", "r");
+        if (f) {
+                if (fscanf(f, "%ld %ld", &pages, &rss) != 2)
+                        rss = 0;
+                fclose(f);
+        }
+        struct rusage ru;
+        getrusage(RUSAGE_SELF, &ru);
+        double cpu = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+                     (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+        dmp_buf_printf(b, "# HELP process_resident_memory_bytes Resident memory size.\n"
+                          "# TYPE process_resident_memory_bytes gauge\n"
+                          "process_resident_memory_bytes %ld\n"
+                          "# HELP process_cpu_seconds_total User and system CPU time.\n"
+                          "# TYPE process_cpu_seconds_total counter\n"
+                          "process_cpu_seconds_total %.3f\n",
+                       rss * sysconf(_SC_PAGESIZE), cpu);
+}
+
+/* Hands a state query to the processing thread and waits for its answer. */
+static void run_query(dmp_admin_t *a, query_t *q) {
+        struct timespec deadline;
+        clock_gettime(CLOCK_REALTIME, &deadline);
+        deadline.tv_sec += QUERY_WAIT_MS / 1000;
+        pthread_mutex_lock(&a->lock);
+        while (a->pending && !a->stopping)
+                if (pthread_cond_timedwait(&a->cond, &a->lock, &deadline))
+                        break;
+        if (a->pending || a->stopping) {
+                pthread_mutex_unlock(&a->lock);
+                return; /* q->done stays 0: 503 */
+        }
+        a->pending = q;
+        atomic_store(&a->has_query, 1);
+        while (!q->done && !a->stopping)
+                if (pthread_cond_timedwait(&a->cond, &a->lock, &deadline))
+                        break;
+        if (!q->done) /* not answered in time: withdraw it */
+                a->pending = NULL;
+        pthread_mutex_unlock(&a->lock);
+}
+
+static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url,
+                               const char *method, const char *version, const char *upload_data,
+                               size_t *upload_data_size, void **con_cls) {
+        dmp_admin_t *a = cls;
+        (void)version;
+        (void)upload_data;
+        (void)upload_data_size;
+        (void)con_cls;
+        if (strcmp(method, "GET") && strcmp(method, "HEAD"))
+                return respond_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "read-only: GET only");
+        if (!strcmp(url, "/healthz"))
+                return respond(c, MHD_HTTP_OK, "text/plain", "ok\n", 3);
+        if (!strcmp(url, "/readyz"))
+                return atomic_load(&a->ready)
+                               ? respond(c, MHD_HTTP_OK, "text/plain", "ready\n", 6)
+                               : respond(c, MHD_HTTP_SERVICE_UNAVAILABLE, "text/plain",
+                                         "not ready: no partitions assigned and restored yet\n",
+                                         51);
+        if (!strcmp(url, "/metrics")) {
+                dmp_buf_t b = {0};
+                pthread_mutex_lock(&a->lock);
+                if (a->metrics)
+                        dmp_buf_append(&b, a->metrics, a->metrics_len);
+                pthread_mutex_unlock(&a->lock);
+                process_metrics(&b);
+                enum MHD_Result r = respond(c, MHD_HTTP_OK, "text/plain; version=0.0.4", b.p,
+                                            b.len);
+                dmp_buf_free(&b);
+                return r;
+        }
+        if (!strncmp(url, "/state/", 7)) {
+                const char *last = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "last");
+                query_t q = {.path = url + 7, .last = last ? atoi(last) : 0};
+                run_query(a, &q);
+                enum MHD_Result r;
+                if (!q.done)
+                        r = respond_error(c, MHD_HTTP_SERVICE_UNAVAILABLE,
+                                          "the processing thread did not answer in time");
+                else
+                        r = respond(c, (unsigned)q.status, "application/json",
+                                    q.body.p ? q.body.p : "", q.body.len);
+                dmp_buf_free(&q.body);
+                return r;
+        }
+        return respond_error(c, MHD_HTTP_NOT_FOUND,
+                             "no such resource: /metrics, /healthz, /readyz, "
+                             "/state/windows/<window>/<key>, /state/groups/<group>[/<value>], "
+                             "/state/patterns/<pattern>?last=N");
+}
+
+dmp_admin_t *dmp_admin_start(const char *address, int port, dmp_admin_query_cb_t *query,
+                             void *opaque, char *errstr, size_t errstr_size) {
+        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+        if (inet_pton(AF_INET, address, &sa.sin_addr) != 1) {
+                snprintf(errstr, errstr_size, "[http] address \"%s\" is not an IPv4 address",
+                         address);
+                return NULL;
+        }
+        dmp_admin_t *a = dmp_calloc(1, sizeof(*a));
+        a->query_cb = query;
+        a->opaque = opaque;
+        pthread_mutex_init(&a->lock, NULL);
+        pthread_cond_init(&a->cond, NULL);
+        /* One internal thread, polling: requests are short, the state ones
+         * wait for the processing thread anyway. */
+        a->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG,
+                                  (uint16_t)port, NULL, NULL, handler, a, MHD_OPTION_SOCK_ADDR,
+                                  (struct sockaddr *)&sa, MHD_OPTION_CONNECTION_TIMEOUT,
+                                  (unsigned)30, MHD_OPTION_END);
+        if (!a->mhd) {
+                snprintf(errstr, errstr_size, "cannot listen on %s:%d (in use?)", address, port);
+                pthread_cond_destroy(&a->cond);
+                pthread_mutex_destroy(&a->lock);
+                free(a);
+                return NULL;
+        }
+        dmp_info("http: listening on %s:%d (/metrics, /healthz, /readyz, /state)", address, port);
+        return a;
+}
+
+void dmp_admin_stop(dmp_admin_t *a) {
+        if (!a)
+                return;
+        pthread_mutex_lock(&a->lock);
+        a->stopping = 1;
+        pthread_cond_broadcast(&a->cond);
+        pthread_mutex_unlock(&a->lock);
+        MHD_stop_daemon(a->mhd);
+        pthread_cond_destroy(&a->cond);
+        pthread_mutex_destroy(&a->lock);
+        free(a->metrics);
+        free(a);
+}
+
+void dmp_admin_set_metrics(dmp_admin_t *a, const char *text, size_t len) {
+        char *copy = dmp_malloc(len + 1);
+        memcpy(copy, text, len);
+        copy[len] = '\0';
+        pthread_mutex_lock(&a->lock);
+        free(a->metrics);
+        a->metrics = copy;
+        a->metrics_len = len;
+        pthread_mutex_unlock(&a->lock);
+}
+
+void dmp_admin_set_ready(dmp_admin_t *a, int ready) {
+        atomic_store(&a->ready, ready);
+}
+
+void dmp_admin_serve(dmp_admin_t *a) {
+        if (!atomic_load(&a->has_query))
+                return;
+        pthread_mutex_lock(&a->lock);
+        query_t *q = a->pending;
+        atomic_store(&a->has_query, 0);
+        if (q) {
+                /* answered under the lock: the HTTP thread waits for it anyway */
+                q->status = a->query_cb(a->opaque, q->path, q->last, &q->body);
+                q->done = 1;
+                a->pending = NULL;
+                pthread_cond_broadcast(&a->cond);
+        }
+        pthread_mutex_unlock(&a->lock);
+}

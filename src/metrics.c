@@ -1,0 +1,135 @@
+#include "metrics.h"
+
+#include <inttypes.h>
+#include <string.h>
+
+#include "decoder.h"
+#include "groups.h"
+
+static void head(dmp_buf_t *b, const char *name, const char *type, const char *help) {
+        dmp_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+typedef struct part_ctx {
+        dmp_buf_t *b;
+        const dmp_metrics_input_t *in;
+        int what;
+} part_ctx_t;
+
+enum { P_EVENTS, P_OFFSET, P_STREAM_TIME, P_WATERMARK_LAG, P_LAG, P_ENTRIES };
+
+static void per_partition(void *opaque, const dmp_task_info_t *ti) {
+        part_ctx_t *pc = opaque;
+        const char *t = pc->in->input_topic;
+        int p = (int)ti->partition;
+        switch (pc->what) {
+        case P_EVENTS:
+                dmp_buf_printf(pc->b, "dmpflow_events_in_total{topic=\"%s\",partition=\"%d\"} %" PRIu64
+                               "\n", t, p, ti->events);
+                break;
+        case P_OFFSET:
+                dmp_buf_printf(pc->b, "dmpflow_next_offset{topic=\"%s\",partition=\"%d\"} %" PRId64
+                               "\n", t, p, ti->next_offset);
+                break;
+        case P_STREAM_TIME:
+                if (ti->stream_time != INT64_MIN)
+                        dmp_buf_printf(pc->b, "dmpflow_stream_time_ms{topic=\"%s\",partition=\"%d\"} "
+                                       "%" PRId64 "\n", t, p, ti->stream_time);
+                break;
+        case P_WATERMARK_LAG:
+                if (ti->stream_time != INT64_MIN)
+                        dmp_buf_printf(pc->b, "dmpflow_watermark_lag_ms{topic=\"%s\",partition=\"%d\"} "
+                                       "%" PRId64 "\n", t, p, pc->in->now_ms - ti->stream_time);
+                break;
+        case P_LAG:
+                if (p < pc->in->nlag && pc->in->lag[p] >= 0)
+                        dmp_buf_printf(pc->b, "dmpflow_consumer_lag{topic=\"%s\",partition=\"%d\"} %"
+                                       PRId64 "\n", t, p, pc->in->lag[p]);
+                break;
+        case P_ENTRIES:
+                dmp_buf_printf(pc->b, "dmpflow_state_entries{topic=\"%s\",partition=\"%d\"} %" PRIu64
+                               "\n", t, p, ti->entries);
+                break;
+        }
+}
+
+static void partitions(dmp_buf_t *b, const dmp_engine_t *e, const dmp_metrics_input_t *in,
+                       int what, const char *name, const char *type, const char *help) {
+        head(b, name, type, help);
+        part_ctx_t pc = {b, in, what};
+        dmp_engine_foreach_task(e, per_partition, &pc);
+}
+
+void dmp_metrics_format(dmp_buf_t *b, const dmp_engine_t *e, const dmp_metrics_input_t *in) {
+        const dmp_engine_stats_t *s = dmp_engine_stats(e);
+        head(b, "dmpflow_up", "gauge", "1 while the process runs.");
+        dmp_buf_printf(b, "dmpflow_up 1\n");
+        head(b, "dmpflow_assigned_partitions", "gauge", "Input partitions this instance holds.");
+        dmp_buf_printf(b, "dmpflow_assigned_partitions %d\n", in->assigned);
+        partitions(b, e, in, P_EVENTS, "dmpflow_events_in_total", "counter",
+                   "Input records processed, by partition (since it was assigned).");
+        partitions(b, e, in, P_OFFSET, "dmpflow_next_offset", "gauge",
+                   "The next input offset to process (-1: none yet).");
+        partitions(b, e, in, P_LAG, "dmpflow_consumer_lag", "gauge",
+                   "Records behind the partition's end (librdkafka statistics).");
+        partitions(b, e, in, P_STREAM_TIME, "dmpflow_stream_time_ms", "gauge",
+                   "The partition's stream time: its largest event time (epoch ms).");
+        partitions(b, e, in, P_WATERMARK_LAG, "dmpflow_watermark_lag_ms", "gauge",
+                   "Wall-clock time minus the partition's stream time.");
+        partitions(b, e, in, P_ENTRIES, "dmpflow_state_entries", "gauge",
+                   "Window entries in memory, by partition.");
+        head(b, "dmpflow_events_total", "counter", "Input records processed by this process.");
+        dmp_buf_printf(b, "dmpflow_events_total %" PRIu64 "\n", s->events_in);
+        head(b, "dmpflow_results_out_total", "counter", "Window results published.");
+        dmp_buf_printf(b, "dmpflow_results_out_total{topic=\"%s\"} %" PRIu64 "\n",
+                       in->output_topic, s->results_out);
+        head(b, "dmpflow_decode_errors_total", "counter",
+             "Input records that could not be used, by error class (each is a dead letter).");
+        head(b, "dmpflow_dead_letters_total", "counter",
+             "Records sent to (or, without [output] dlq.topic, counted for) the dead-letter "
+             "topic, by error class.");
+        for (int c = 1; c < DMP_DECODE__CNT; c++) {
+                if (c == DMP_DECODE_UNAVAILABLE)
+                        continue; /* not a dead letter: the record waits */
+                uint64_t n = dmp_dlq_count(in->dlq, (dmp_decode_err_t)c);
+                const char *cls = dmp_decode_err_name((dmp_decode_err_t)c);
+                dmp_buf_printf(b, "dmpflow_decode_errors_total{class=\"%s\"} %" PRIu64 "\n", cls, n);
+                dmp_buf_printf(b, "dmpflow_dead_letters_total{class=\"%s\"} %" PRIu64 "\n", cls, n);
+        }
+        head(b, "dmpflow_late_events_total", "counter",
+             "Events late for a window definition (they updated none of its windows).");
+        for (int w = 0; w < dmp_engine_window_cnt(e); w++)
+                dmp_buf_printf(b, "dmpflow_late_events_total{window=\"%s\"} %" PRIu64 "\n",
+                               dmp_engine_window(e, w)->name, s->late_by_window[w]);
+        head(b, "dmpflow_measure_undefined_total", "counter",
+             "(event, measure) pairs skipped because a field was null.");
+        dmp_buf_printf(b, "dmpflow_measure_undefined_total %" PRIu64 "\n", s->measure_undefined);
+        head(b, "dmpflow_commit_duration_seconds", "summary",
+             "Commits: publish flush, state write and offsets.");
+        dmp_buf_printf(b, "dmpflow_commit_duration_seconds_count %" PRIu64 "\n"
+                          "dmpflow_commit_duration_seconds_sum %.6f\n", in->commits,
+                       in->commit_seconds);
+        head(b, "dmpflow_commit_duration_max_seconds", "gauge", "The longest commit so far.");
+        dmp_buf_printf(b, "dmpflow_commit_duration_max_seconds %.6f\n", in->commit_max_seconds);
+        head(b, "dmpflow_memory_bytes", "gauge",
+             "Memory charged to the budget: entries, RocksDB block cache, memtables.");
+        dmp_buf_printf(b, "dmpflow_memory_bytes{kind=\"entries\"} %" PRIu64 "\n"
+                          "dmpflow_memory_bytes{kind=\"block_cache\"} %" PRIu64 "\n"
+                          "dmpflow_memory_bytes{kind=\"memtables\"} %" PRIu64 "\n",
+                       s->mem_entries, s->mem_block_cache, s->mem_memtables);
+        head(b, "dmpflow_memory_budget_bytes", "gauge", "The configured memory budget.");
+        dmp_buf_printf(b, "dmpflow_memory_budget_bytes %" PRIu64 "\n", s->mem_budget);
+        head(b, "dmpflow_evictions_total", "counter", "Clean entries freed under memory pressure.");
+        dmp_buf_printf(b, "dmpflow_evictions_total %" PRIu64 "\n", s->evictions);
+        head(b, "dmpflow_reloads_total", "counter", "Evicted entries read back from RocksDB.");
+        dmp_buf_printf(b, "dmpflow_reloads_total %" PRIu64 "\n", s->reloads);
+        const dmp_groups_stats_t *g = dmp_engine_groups_stats(e);
+        head(b, "dmpflow_group_results_total", "counter", "Group statistics published.");
+        dmp_buf_printf(b, "dmpflow_group_results_total %" PRIu64 "\n", g ? g->group_results : 0);
+        head(b, "dmpflow_patterns_total", "counter", "Pattern records published.");
+        dmp_buf_printf(b, "dmpflow_patterns_total %" PRIu64 "\n", g ? g->patterns : 0);
+        head(b, "dmpflow_late_group_updates_total", "counter",
+             "(event, group window) pairs skipped because the window had closed.");
+        dmp_buf_printf(b, "dmpflow_late_group_updates_total %" PRIu64 "\n",
+                       g ? g->late_group_updates : 0);
+}

@@ -1,0 +1,30 @@
+/* The Prometheus text of /metrics (docs/METRICS.md lists every metric;
+ * tests/integration/test_service.py checks that the two agree).
+ *
+ * Threads: the processing thread builds the text; the HTTP thread serves it
+ * (admin.h). */
+#ifndef DMP_METRICS_H
+#define DMP_METRICS_H
+
+#include <stdint.h>
+
+#include "dlq.h"
+#include "engine.h"
+#include "util.h"
+
+/* What only the daemon knows. */
+typedef struct dmp_metrics_input {
+        const char *input_topic, *output_topic;
+        const dmp_dlq_t *dlq;
+        const int64_t *lag; /* consumer lag by partition (-1: unknown) */
+        int nlag;
+        int assigned;       /* partitions held */
+        uint64_t commits;
+        double commit_seconds, commit_max_seconds;
+        int64_t now_ms;     /* wall clock, for the watermark lag */
+} dmp_metrics_input_t;
+
+/* Appends the metrics of e and in to out. */
+void dmp_metrics_format(dmp_buf_t *out, const dmp_engine_t *e, const dmp_metrics_input_t *in);
+
+#endif
