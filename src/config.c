@@ -1010,6 +1010,74 @@ int dmp_conf_validate(dmp_conf_t *conf) {
         return conf->error_cnt - before;
 }
 
+int dmp_conf_is_secret(const char *name) {
+        static const char *const marks[] = {"password", "secret", "sasl.", "ssl.key",
+                                            "ssl_key", "token", "basic.auth", "credential",
+                                            "private", "keystore", "oauthbearer"};
+        for (size_t i = 0; i < DMP_ARRAY_SIZE(marks); i++)
+                if (strstr(name, marks[i]))
+                        return 1;
+        return 0;
+}
+
+/* value, with the user:password@ of a URL masked. */
+static void dump_value(dmp_buf_t *out, const char *v) {
+        const char *scheme = strstr(v, "://"), *at = scheme ? strchr(scheme + 3, '@') : NULL;
+        const char *slash = scheme ? strchr(scheme + 3, '/') : NULL;
+        if (at && (!slash || at < slash)) {
+                dmp_buf_append(out, v, (size_t)(scheme + 3 - v));
+                dmp_buf_append(out, "[redacted]", 10);
+                v = at;
+        }
+        dmp_buf_append(out, v, strlen(v));
+}
+
+static void dump_prop(dmp_buf_t *out, const char *sec, const char *inst, const char *name,
+                      const char *value) {
+        dmp_buf_printf(out, "[%s%s%s] %s = ", sec, inst ? " " : "", inst ? inst : "", name);
+        if (dmp_conf_is_secret(name) && *value)
+                dmp_buf_append(out, "[redacted]", 10);
+        else
+                dump_value(out, value);
+        dmp_buf_append(out, "\n", 1);
+}
+
+static void dump_section(const dmp_conf_t *conf, dmp_buf_t *out, sec_kind_t sec, int idx,
+                         const char *inst) {
+        const void *obj = sec_instance((dmp_conf_t *)conf, sec, idx);
+        for (size_t i = 0; i < DMP_ARRAY_SIZE(props); i++) {
+                const prop_t *p = &props[i];
+                if (p->sec != sec)
+                        continue;
+                const char *field = (const char *)obj + p->off;
+                char num[32];
+                const char *v;
+                if (p->type == PT_INT || p->type == PT_BYTES) {
+                        snprintf(num, sizeof(num), "%lld", (long long)*(const int64_t *)field);
+                        v = num;
+                } else {
+                        v = *(char *const *)field ? *(char *const *)field : "";
+                }
+                dump_prop(out, sections[sec].name, inst, p->name, v);
+        }
+}
+
+void dmp_conf_dump(const dmp_conf_t *conf, dmp_buf_t *out) {
+        for (int i = 0; i < conf->kafka_cnt; i++)
+                dump_prop(out, "kafka", NULL, conf->kafka[i].name, conf->kafka[i].value);
+        for (int s = SEC_INPUT; s < SEC__CNT; s++) {
+                if (!sections[s].named) {
+                        dump_section(conf, out, (sec_kind_t)s, 0, NULL);
+                        continue;
+                }
+                int max, *sl;
+                int cnt = *named_cnt((dmp_conf_t *)conf, (sec_kind_t)s, &max);
+                for (int i = 0; i < cnt; i++)
+                        dump_section(conf, out, (sec_kind_t)s, i,
+                                     *named_name((dmp_conf_t *)conf, (sec_kind_t)s, i, &sl));
+        }
+}
+
 void dmp_conf_print_reference(FILE *fp, int md) {
         for (int s = 0; s < SEC__CNT; s++) {
                 if (md)

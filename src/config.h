@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "util.h"
+
 #define DMP_MAX_MEASURES 32
 #define DMP_MAX_WINDOWS  32
 #define DMP_MAX_PROPS    16 /* properties per section kind */
@@ -176,6 +178,15 @@ int dmp_conf_find_group(const dmp_conf_t *conf, const char *name);
 
 /* Parses a finite number: 0, or -1 if s is not one. */
 int dmp_conf_parse_double(const char *s, double *out);
+
+/* Whether a property's value is a secret (passwords, keys, SASL and
+ * registry credentials): never printed. */
+int dmp_conf_is_secret(const char *name);
+
+/* The effective configuration, one "[section] name = value" line per
+ * property (defaults included, [kafka] as given), secrets redacted and
+ * user:password@ in URLs masked. */
+void dmp_conf_dump(const dmp_conf_t *conf, dmp_buf_t *out);
 
 /* Prints the property reference (--help-config); markdown if md != 0. */
 void dmp_conf_print_reference(FILE *fp, int md);

@@ -415,6 +415,14 @@ dmp_daemon_t *dmp_daemon_new(dmp_conf_t *conf, int *config_error, char *errstr,
                 *config_error = 1;
                 goto fail;
         }
+        dmp_buf_t dump = {0}; /* the effective configuration, secrets redacted */
+        dmp_conf_dump(conf, &dump);
+        for (char *line = dump.p, *nl; line && *line; line = nl + 1) {
+                nl = strchr(line, '\n');
+                *nl = '\0';
+                dmp_info("config %s", line);
+        }
+        dmp_buf_free(&dump);
         d->engine = dmp_engine_new(conf, emit_cb, d, config_error, errstr, errstr_size);
         if (!d->engine)
                 goto fail;

@@ -158,11 +158,13 @@ static long request(dmp_registry_t *r, const char *path, const char *post, body_
                 if (rc == CURLE_OK)
                         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
                 else
-                        snprintf(errstr, errstr_size, "%s: %s", url, curl_easy_strerror(rc));
+                        /* the path, not the URL: it may hold credentials */
+                        snprintf(errstr, errstr_size, "registry %s: %s", path,
+                                 curl_easy_strerror(rc));
                 if (status && status < 500 && status != 429)
                         return status; /* an answer */
                 if (status)
-                        snprintf(errstr, errstr_size, "%s: HTTP %ld", url, status);
+                        snprintf(errstr, errstr_size, "registry %s: HTTP %ld", path, status);
                 dmp_debug("registry: %s (attempt %d of %d)", errstr, attempt + 1,
                           r->o.retries + 1);
         }
