@@ -4,11 +4,14 @@
 #include <librdkafka/rdkafka.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "avro_enc.h"
+#include "decoder.h"
 #include "log.h"
+#include "registry.h"
 #include "util.h"
 
 void dmp_gen_opts_init(dmp_gen_opts_t *o) {
@@ -97,10 +100,35 @@ int dmp_gen_produce(const dmp_gen_opts_t *o, atomic_int *stop, char *errstr,
                 rd_kafka_conf_destroy(kc);
                 return -1;
         }
+        /* With a registry: the event schema registered, each record framed
+         * (magic byte 0, the 4-byte schema id). */
+        size_t frame = 0;
+        unsigned char buf[256 + 5];
+        if (o->registry_url && *o->registry_url) {
+                char *schema = dmp_read_file(o->schema_path ? o->schema_path : "schemas/event.avsc",
+                                             NULL, errstr, errstr_size);
+                dmp_registry_opts_t ro;
+                dmp_registry_opts_init(&ro);
+                ro.url = o->registry_url;
+                dmp_registry_t *reg = schema ? dmp_registry_new(&ro, errstr, errstr_size) : NULL;
+                char subject[512], e[512];
+                snprintf(subject, sizeof(subject), "%s-value", o->topic);
+                int32_t id = -1;
+                if (reg && dmp_registry_register(reg, subject, schema, &id, e, sizeof(e)))
+                        snprintf(errstr, errstr_size, "registering %s: %s", subject, e);
+                dmp_registry_destroy(reg);
+                free(schema);
+                if (id < 0) {
+                        rd_kafka_destroy(rk);
+                        return -1;
+                }
+                buf[0] = 0;
+                dmp_be32_put(buf + 1, (uint32_t)id);
+                frame = 5;
+        }
         rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, o->topic, NULL);
         dmp_gen_t g;
         dmp_gen_init(&g, o);
-        unsigned char buf[256];
         char key[32];
         size_t key_len;
         int64_t t0 = dmp_mono_ms();
@@ -116,7 +144,7 @@ int dmp_gen_produce(const dmp_gen_opts_t *o, atomic_int *stop, char *errstr,
                                 continue;
                         }
                 }
-                size_t len = dmp_gen_next(&g, buf, key, &key_len);
+                size_t len = frame + dmp_gen_next(&g, buf + frame, key, &key_len);
                 while (rd_kafka_produce(rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, buf,
                                         len, key, key_len, NULL) != 0) {
                         if (rd_kafka_last_error() != RD_KAFKA_RESP_ERR__QUEUE_FULL) {

@@ -21,6 +21,9 @@ typedef struct dmp_gen_opts {
         int64_t step_ms;      /* event time advance per event */
         double null_clicks;   /* fraction of events whose clicks is null */
         int quiet;
+        const char *registry_url; /* set: the Confluent wire format, schema_path
+                                   * registered as <topic>-value */
+        const char *schema_path;  /* default schemas/event.avsc */
 } dmp_gen_opts_t;
 
 void dmp_gen_opts_init(dmp_gen_opts_t *o);

@@ -36,7 +36,7 @@ static void usage(FILE *fp) {
                 "        (default config/demo.conf, 20 s)\n"
                 "  dmpflow gen [-b BROKERS] [-t TOPIC] [-n COUNT] [--rate N] [--keys N]\n"
                 "              [--groups N] [--seed N] [--ooo FRACTION] [--max-delay-ms N]\n"
-                "              [--start-ms N] [--step-ms N] [--null-clicks FRACTION]\n"
+                "              [--start-ms N] [--step-ms N] [--null-clicks FRACTION] [--registry URL]\n"
                 "        produce synthetic events (schemas/event.avsc) keyed by user_id\n"
                 "  dmpflow state list|verify -c FILE [-p PARTITION] [-o section.name=value]...\n"
                 "  dmpflow state dump -c FILE -p PARTITION -k KEY\n"
@@ -214,6 +214,7 @@ static int cmd_gen(int argc, char **argv) {
                 {"start-ms", required_argument, NULL, 'S'},
                 {"step-ms", required_argument, NULL, 'T'},
                 {"null-clicks", required_argument, NULL, 'N'},
+                {"registry", required_argument, NULL, 'R'},
                 {NULL, 0, NULL, 0}};
         int c;
         double v;
@@ -224,6 +225,10 @@ static int cmd_gen(int argc, char **argv) {
                 }
                 if (c == 't') {
                         o.topic = optarg;
+                        continue;
+                }
+                if (c == 'R') {
+                        o.registry_url = optarg;
                         continue;
                 }
                 if (c == '?' || parse_num(argv[optind - 1], optarg, &v))
