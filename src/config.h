@@ -65,6 +65,8 @@ typedef struct dmp_http_conf {
 
 typedef struct dmp_log_conf {
         char *level;
+        char *format; /* text | json */
+        char *file;   /* "": stderr */
         int line[DMP_MAX_PROPS];
 } dmp_log_conf_t;
 

@@ -1,8 +1,10 @@
-/* Leveled logging to stderr, one line per message.
- * Thread-safe: each line is written with a single fprintf on stderr, which
- * POSIX stdio locks. */
+/* Leveled logging, one line per message, to stderr or a file ([log] file),
+ * as text or JSON lines ([log] format).
+ * Thread-safe: each line is written whole under a lock. */
 #ifndef DMP_LOG_H
 #define DMP_LOG_H
+
+#include <stddef.h>
 
 typedef enum {
         DMP_LOG_ERROR = 0,
@@ -15,6 +17,13 @@ extern dmp_log_level_t dmp_log_level;
 
 /* Parses "error|warn|info|debug"; returns -1 if unknown. */
 int dmp_log_level_parse(const char *s);
+/* Sets the format ("text" | "json") and the file (NULL or "": stderr),
+ * opened for appending. Returns 0, or -1 with errstr (nothing changed). */
+int dmp_log_configure(const char *format, const char *file, char *errstr,
+                      size_t errstr_size);
+/* Asks for the file to be reopened before the next line (log rotation);
+ * async-signal-safe: call it from a SIGHUP handler. */
+void dmp_log_request_reopen(void);
 void dmp_log(dmp_log_level_t level, const char *fmt, ...)
         __attribute__((format(printf, 2, 3)));
 

@@ -17,7 +17,10 @@
 static dmp_daemon_t *running;
 
 static void on_signal(int sig) {
-        (void)sig;
+        if (sig == SIGHUP) {
+                dmp_log_request_reopen();
+                return;
+        }
         if (running)
                 dmp_daemon_stop(running);
 }
@@ -66,6 +69,12 @@ static dmp_conf_t *load_conf(const char *path, char **overrides, int noverrides)
         int level = dmp_log_level_parse(conf->log.level);
         if (level >= 0)
                 dmp_log_level = (dmp_log_level_t)level;
+        char err[512];
+        if (dmp_log_configure(conf->log.format, conf->log.file, err, sizeof(err))) {
+                fprintf(stderr, "%s: %s\n", path, err);
+                dmp_conf_destroy(conf);
+                return NULL;
+        }
         return conf;
 }
 
@@ -121,6 +130,7 @@ static int cmd_run(int argc, char **argv, int check_only) {
                 struct sigaction sa = {.sa_handler = on_signal};
                 sigaction(SIGINT, &sa, NULL);
                 sigaction(SIGTERM, &sa, NULL);
+                sigaction(SIGHUP, &sa, NULL);
                 signal(SIGPIPE, SIG_IGN);
                 rc = dmp_daemon_run(running, errstr, sizeof(errstr)) ? DMP_EXIT_FAILURE
                                                                       : DMP_EXIT_OK;

@@ -167,3 +167,33 @@ def test_no_secret_in_logs_or_responses(kafka, dmpflow, tmp_path):
         assert c not in logs, f"{c} in the log"
         for b in bodies:
             assert c not in b, f"{c} in a response"
+
+
+def test_json_log_file_reopened_on_sighup(kafka, dmpflow, tmp_path):
+    """[log] format = json, file = F: every line is a JSON object; after the
+    file is moved away (rotation) SIGHUP makes dmpflow write to a new F."""
+    import signal
+
+    src = kafka.topic(1, "in")
+    dst = kafka.topic(1, "out")
+    kafka.produce(src, make_events(300, 4, keys=5), 1)
+    log = tmp_path / "dmpflow.log"
+    cfg = make_config(bootstrap=kafka.bootstrap, input_topic=src, output_topic=dst,
+                      state_dir=tmp_path / "state", group_id=f"{src}-g", measures=MEASURES,
+                      windows=WINDOWS, commit_interval_ms=200)
+    cfg = cfg.replace("[log]\n", f"[log]\nformat = json\nfile = {log}\n")
+    proc = dmpflow.start("run", "-c", dmpflow.write_config(cfg))
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and "assigned" not in (log.read_text() if log.exists() else ""):
+        time.sleep(0.1)
+    rotated = tmp_path / "dmpflow.log.1"
+    log.rename(rotated)
+    proc.signal(signal.SIGHUP)
+    time.sleep(0.5)
+    assert dmpflow.stop(proc, timeout=10) == 0
+    first = [json.loads(line) for line in rotated.read_text().splitlines()]
+    second = [json.loads(line) for line in log.read_text().splitlines()]
+    assert first and second, "nothing written after SIGHUP"
+    assert {"ts", "level", "msg"} <= set(first[0]) and first[0]["level"] == "info"
+    assert any(r["msg"].startswith("stopped: ") for r in second), second[-3:]
+    assert "stopped" not in proc.stderr  # the log went to the file, not stderr
