@@ -12,6 +12,7 @@
 #                     (10 M events; bench/RESULTS.md)
 #   make bench-quick  the end-to-end part, reduced (< 3 min once bench/prepare has run)
 #   make bench-windows / bench-decode   the in-process parts alone
+#   make bench-nexmark Nexmark Q5 / Q7 end to end (NEXMARK_EVENTS bids)
 #   make fuzz         libFuzzer (clang) on the decode path, FUZZ_SECONDS (60)
 
 CC      ?= gcc
@@ -38,7 +39,7 @@ else
 Q := @
 endif
 
-.PHONY: all deps test test-unit test-integration asan demo bench bench-quick bench-windows clean docs fuzz fuzz-seeds bench-decode
+.PHONY: all deps test test-unit test-integration asan demo bench bench-quick bench-windows clean docs fuzz fuzz-seeds bench-decode bench-nexmark
 
 all: $(BUILD)/dmpflow
 
@@ -169,6 +170,16 @@ BENCH_ARGS ?=
 bench: all bench-windows bench-decode
 	$(Q)py=$$(bench/prepare) && BENCH_COMMAND="make bench" \
 		$$py bench/run.py --events 10000000 $(BENCH_ARGS)
+	$(Q)$(MAKE) --no-print-directory bench-nexmark
+
+# Nexmark Q5 and Q7 (bench/nexmark.py): NEXMARK_EVENTS bids on the local
+# broker (started and stopped here unless one runs).
+NEXMARK_EVENTS ?= 5000000
+bench-nexmark: all
+	$(Q)started=0; scripts/kafka-local status >/dev/null 2>&1 || \
+		{ scripts/kafka-local start && started=1; }; \
+	py=$$(bench/prepare) && $$py bench/nexmark.py --events $(NEXMARK_EVENTS); rc=$$?; \
+	[ $$started -eq 0 ] || scripts/kafka-local stop; exit $$rc
 
 bench-quick: all
 	$(Q)py=$$(bench/prepare) && BENCH_COMMAND="make bench-quick" \

@@ -222,6 +222,18 @@ static int add_extra_topic(dmp_daemon_t *d, const char *name, const char *schema
         return 0;
 }
 
+/* Whether the consumer has read a partition to its end (the cached high
+ * watermark; unknown before the first fetch: not caught up). */
+static int caught_up(void *opaque, int32_t partition, int64_t next_offset) {
+        dmp_daemon_t *d = opaque;
+        int64_t lo, hi;
+        if (rd_kafka_get_watermark_offsets(d->consumer, d->conf->input.topic, partition, &lo,
+                                           &hi) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+            hi < 0) /* not fetched yet: unknown */
+                return 0;
+        return next_offset >= hi || (next_offset < 0 && lo == hi);
+}
+
 /* ---- the HTTP endpoint ---- */
 
 /* librdkafka statistics (statistics.interval.ms): the consumer lag of each
@@ -426,6 +438,7 @@ dmp_daemon_t *dmp_daemon_new(dmp_conf_t *conf, int *config_error, char *errstr,
         d->engine = dmp_engine_new(conf, emit_cb, d, config_error, errstr, errstr_size);
         if (!d->engine)
                 goto fail;
+        dmp_engine_set_caught_up(d->engine, caught_up, d);
 
         /* Producer: results. Idempotence keeps retries from reordering or
          * duplicating results within a session. */
@@ -621,14 +634,6 @@ static void copy_late(dmp_daemon_t *d, const rd_kafka_message_t *m, int64_t ts,
 
 /* Whether the consumer has read all of a partition that exists so far:
  * librdkafka's cached high watermark (from fetch responses) is reached. */
-static int caught_up(void *opaque, int32_t partition, int64_t next_offset) {
-        dmp_daemon_t *d = opaque;
-        int64_t lo, hi;
-        if (rd_kafka_get_watermark_offsets(d->consumer, d->conf->input.topic, partition, &lo,
-                                           &hi) != RD_KAFKA_RESP_ERR_NO_ERROR)
-                return 0;
-        return next_offset >= hi || (next_offset < 0 && lo == hi);
-}
 
 static void process_message(dmp_daemon_t *d, rd_kafka_message_t *m) {
         if (m->err) {

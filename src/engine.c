@@ -115,6 +115,8 @@ struct dmp_engine {
         dmp_decode_err_t last_error; /* of the last failed dmp_engine_process */
         dmp_mem_split_t mem;         /* the memory budget and its shares */
         dmp_groups_t *groups;        /* [group] and [pattern] sections; NULL: none */
+        dmp_caught_up_cb_t *caught_up; /* may be NULL */
+        void *caught_up_opaque;
         char failure[512];           /* a state read failed: the next commit fails */
 };
 
@@ -1439,15 +1441,31 @@ void dmp_engine_idle_tick(dmp_engine_t *e, int64_t now_ms, int64_t idle_timeout_
         }
 }
 
-/* The least stream time of the partitions that have one (INT64_MIN: none):
- * every window that closes by it has closed on all of them. */
+/* The least stream time of the open partitions (INT64_MIN: none): every
+ * window that closes by it has closed on all of them. A partition without
+ * any event holds it back, unless it is known to be empty (read to its end:
+ * the caught-up callback), so that its first records are not too late. */
 static int64_t instance_watermark(const dmp_engine_t *e) {
         int64_t wm = INT64_MAX;
-        for (int32_t p = 0; p < e->ntasks; p++)
-                if (e->tasks[p] && e->tasks[p]->stream_time != INT64_MIN &&
-                    e->tasks[p]->stream_time < wm)
-                        wm = e->tasks[p]->stream_time;
+        for (int32_t p = 0; p < e->ntasks; p++) {
+                const task_t *t = e->tasks[p];
+                if (!t)
+                        continue;
+                if (t->stream_time == INT64_MIN) {
+                        if (e->caught_up &&
+                            !e->caught_up(e->caught_up_opaque, p, t->next_offset))
+                                return INT64_MIN;
+                        continue;
+                }
+                if (t->stream_time < wm)
+                        wm = t->stream_time;
+        }
         return wm == INT64_MAX ? INT64_MIN : wm;
+}
+
+void dmp_engine_set_caught_up(dmp_engine_t *e, dmp_caught_up_cb_t *cb, void *opaque) {
+        e->caught_up = cb;
+        e->caught_up_opaque = opaque;
 }
 
 void dmp_engine_emit_updates(dmp_engine_t *e) {

@@ -106,6 +106,12 @@ int dmp_engine_wants(const dmp_engine_t *e, int32_t partition, int64_t offset);
  * the next offset the engine will process (-1: none processed yet). */
 typedef int(dmp_caught_up_cb_t)(void *opaque, int32_t partition, int64_t next_offset);
 
+/* Tells the engine how to know that a partition is read to its end; the
+ * instance watermark of groups and patterns (docs/PATTERNS.md) waits for a
+ * partition without events until it is. Without it, such partitions are
+ * left out. */
+void dmp_engine_set_caught_up(dmp_engine_t *e, dmp_caught_up_cb_t *cb, void *opaque);
+
 /* Advances the stream time of every partition that received no record for
  * idle_timeout_ms and is caught up, by the wall-clock time since its last
  * record, and closes the windows that this closes. */

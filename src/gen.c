@@ -73,6 +73,36 @@ size_t dmp_gen_next(dmp_gen_t *g, unsigned char *buf, char *key, size_t *key_len
         return (size_t)(p - buf);
 }
 
+size_t dmp_gen_next_bid(dmp_gen_t *g, unsigned char *buf, char *key, size_t *key_len) {
+        const dmp_gen_opts_t *o = &g->o;
+        int64_t last_auction = 1000 + g->i / 50;
+        int64_t auction = next_unit(g) < 0.5 ? last_auction / 100 * 100
+                                             : last_auction - (int64_t)(next_u64(g) % 100);
+        int64_t bidder = 1000 + (int64_t)(next_u64(g) % (uint64_t)(o->keys > 0 ? o->keys : 1));
+        int64_t price = 100 + (int64_t)(next_u64(g) % 100000);
+        int64_t ts = o->start_ms + g->i * o->step_ms;
+        if (o->ooo > 0 && next_unit(g) < o->ooo)
+                ts -= (int64_t)(next_unit(g) * (double)(o->max_delay_ms + 1));
+        if (ts < o->start_ms)
+                ts = o->start_ms;
+        static const char *const channels[] = {"Google", "Facebook", "Baidu", "Apple"};
+        const char *ch = channels[next_u64(g) % 4];
+        char url[64];
+        int ul = snprintf(url, sizeof(url), "https://www.nexmark.com/item.htm?query=%" PRId64,
+                          auction);
+        g->i++;
+        *key_len = (size_t)snprintf(key, 32, "%" PRId64, auction);
+        unsigned char *p = buf;
+        p = dmp_avro_put_long(p, auction);
+        p = dmp_avro_put_long(p, bidder);
+        p = dmp_avro_put_long(p, price);
+        p = dmp_avro_put_string(p, ch, strlen(ch));
+        p = dmp_avro_put_string(p, url, (size_t)ul);
+        p = dmp_avro_put_long(p, ts);
+        p = dmp_avro_put_string(p, "", 0);
+        return (size_t)(p - buf);
+}
+
 static void gen_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
         (void)rk;
         if (m->err)
@@ -144,7 +174,8 @@ int dmp_gen_produce(const dmp_gen_opts_t *o, atomic_int *stop, char *errstr,
                                 continue;
                         }
                 }
-                size_t len = frame + dmp_gen_next(&g, buf + frame, key, &key_len);
+                size_t len = frame + (o->nexmark ? dmp_gen_next_bid(&g, buf + frame, key, &key_len)
+                                                 : dmp_gen_next(&g, buf + frame, key, &key_len));
                 while (rd_kafka_produce(rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, buf,
                                         len, key, key_len, NULL) != 0) {
                         if (rd_kafka_last_error() != RD_KAFKA_RESP_ERR__QUEUE_FULL) {

@@ -24,6 +24,7 @@ typedef struct dmp_gen_opts {
         const char *registry_url; /* set: the Confluent wire format, schema_path
                                    * registered as <topic>-value */
         const char *schema_path;  /* default schemas/event.avsc */
+        int nexmark;              /* Nexmark bids (schemas/nexmark_bid.avsc) instead */
 } dmp_gen_opts_t;
 
 void dmp_gen_opts_init(dmp_gen_opts_t *o);
@@ -39,6 +40,11 @@ void dmp_gen_init(dmp_gen_t *g, const dmp_gen_opts_t *o);
 /* Encodes the next event into buf (>= 256 bytes) and its key (user_id)
  * into key (>= 32 bytes). Returns the encoded length. */
 size_t dmp_gen_next(dmp_gen_t *g, unsigned char *buf, char *key, size_t *key_len);
+
+/* The same for a Nexmark bid (schemas/nexmark_bid.avsc), keyed by auction:
+ * after Beam's Nexmark generator, a new auction every 50 bids, 100 in
+ * flight, and half of the bids on "hot" auctions (multiples of 100). */
+size_t dmp_gen_next_bid(dmp_gen_t *g, unsigned char *buf, char *key, size_t *key_len);
 
 /* Produces o->count events to o->brokers/o->topic, keyed by user_id with
  * the Java client's partitioner (murmur2), until done or *stop becomes

@@ -39,8 +39,10 @@ static void usage(FILE *fp) {
                 "        (default config/demo.conf, 20 s)\n"
                 "  dmpflow gen [-b BROKERS] [-t TOPIC] [-n COUNT] [--rate N] [--keys N]\n"
                 "              [--groups N] [--seed N] [--ooo FRACTION] [--max-delay-ms N]\n"
-                "              [--start-ms N] [--step-ms N] [--null-clicks FRACTION] [--registry URL]\n"
-                "        produce synthetic events (schemas/event.avsc) keyed by user_id\n"
+                "              [--start-ms N] [--step-ms N] [--null-clicks FRACTION]\n"
+                "              [--registry URL] [--nexmark]\n"
+                "        produce synthetic events (schemas/event.avsc) keyed by user_id, or\n"
+                "        Nexmark bids (schemas/nexmark_bid.avsc) keyed by auction\n"
                 "  dmpflow state list|verify -c FILE [-p PARTITION] [-o section.name=value]...\n"
                 "  dmpflow state dump -c FILE -p PARTITION -k KEY\n"
                 "        inspect the state store of FILE (read-only): partitions with offsets,\n"
@@ -225,6 +227,7 @@ static int cmd_gen(int argc, char **argv) {
                 {"step-ms", required_argument, NULL, 'T'},
                 {"null-clicks", required_argument, NULL, 'N'},
                 {"registry", required_argument, NULL, 'R'},
+                {"nexmark", no_argument, NULL, 'X'},
                 {NULL, 0, NULL, 0}};
         int c;
         double v;
@@ -239,6 +242,11 @@ static int cmd_gen(int argc, char **argv) {
                 }
                 if (c == 'R') {
                         o.registry_url = optarg;
+                        continue;
+                }
+                if (c == 'X') {
+                        o.nexmark = 1;
+                        o.schema_path = "schemas/nexmark_bid.avsc";
                         continue;
                 }
                 if (c == '?' || parse_num(argv[optind - 1], optarg, &v))
