@@ -99,6 +99,19 @@ static int query_windows(dmp_engine_t *e, const char *rest, dmp_buf_t *out) {
 
 /* ---- groups ---- */
 
+/* {"<what>": name, "<list>": [body]}; frees body. */
+static int list_answer(dmp_buf_t *out, const char *what, const char *name, const char *list,
+                       dmp_buf_t *body) {
+        dmp_buf_printf(out, "{\"%s\": ", what);
+        dmp_json_string(out, name, strlen(name));
+        dmp_buf_printf(out, ", \"%s\": [", list);
+        if (body->p)
+                dmp_buf_append(out, body->p, body->len);
+        dmp_buf_append(out, "]}\n", 3);
+        dmp_buf_free(body);
+        return 200;
+}
+
 typedef struct list_ctx {
         dmp_buf_t *b;
         int n;
@@ -137,14 +150,7 @@ static int query_groups(dmp_engine_t *e, const char *rest, dmp_buf_t *out) {
                 dmp_buf_free(&body);
                 return error(out, 404, "no statistics for this value of group %s", name);
         }
-        dmp_buf_append(out, "{\"group\": ", 10);
-        dmp_json_string(out, name, strlen(name));
-        dmp_buf_append(out, ", \"values\": [", 13);
-        if (body.p)
-                dmp_buf_append(out, body.p, body.len);
-        dmp_buf_append(out, "]}\n", 3);
-        dmp_buf_free(&body);
-        return 200;
+        return list_answer(out, "group", name, "values", &body);
 }
 
 /* ---- patterns ---- */
@@ -189,14 +195,7 @@ static int query_patterns(dmp_engine_t *e, const char *name, int last, dmp_buf_t
                 dmp_buf_free(&body);
                 return error(out, 404, "no [pattern %s]", name);
         }
-        dmp_buf_append(out, "{\"pattern\": ", 12);
-        dmp_json_string(out, name, strlen(name));
-        dmp_buf_append(out, ", \"records\": [", 14);
-        if (body.p)
-                dmp_buf_append(out, body.p, body.len);
-        dmp_buf_append(out, "]}\n", 3);
-        dmp_buf_free(&body);
-        return 200;
+        return list_answer(out, "pattern", name, "records", &body);
 }
 
 int dmp_query_answer(dmp_engine_t *e, const char *path, int last, dmp_buf_t *out) {
