@@ -117,7 +117,7 @@ asan:
 	$(Q)$(MAKE) --no-print-directory BUILD=build-asan \
 		OPT="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
 		build-asan/dmpflow
-	$(Q)$(MAKE) --no-print-directory BUILD=build-asan \
+	$(Q)DMPFLOW_SANITIZED=1 $(MAKE) --no-print-directory BUILD=build-asan \
 		OPT="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
 		test-unit test-integration
 

@@ -87,7 +87,9 @@ def test_many_keys_small_budget(kafka, dmpflow, tmp_path):
     for entries, cache, mem in used:
         assert entries <= (BUDGET_MB - 2 * rocks) * 1.05, (entries, cache, mem)
         assert cache <= rocks * 1.05, (entries, cache, mem)
-    assert peak_mb <= BUDGET_MB + MARGIN_MB, f"peak RSS {peak_mb:.1f} MiB"
+    # (not under ASan, whose shadow memory and quarantine are the most of it)
+    if not os.environ.get("DMPFLOW_SANITIZED"):
+        assert peak_mb <= BUDGET_MB + MARGIN_MB, f"peak RSS {peak_mb:.1f} MiB"
 
     # Independent reference: pandas over the input as stored in Kafka.
     inp = kafka.reader(topic, decode=decode_event)
