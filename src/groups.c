@@ -338,6 +338,37 @@ static void retire(dmp_groups_t *g, gtask_t *t, dmp_wtable_t *table, dmp_entry_t
         g->stats.partials--;
 }
 
+/* Adds a topk candidate (KTOP) to the partition's list. */
+static void ktop_push(gtask_t *t, dmp_entry_t *en) {
+        if (t->nktop == t->ktop_cap) {
+                t->ktop_cap = t->ktop_cap ? t->ktop_cap * 2 : 64;
+                t->ktop = dmp_realloc(t->ktop, t->ktop_cap * sizeof(*t->ktop));
+        }
+        t->ktop[t->nktop++] = en;
+}
+
+/* The running statistics of en's group (a RUNNING entry of some partition)
+ * combined over every partition from `from` on, into comb (nmeasures + 1
+ * aggregates); with clear_changed their CHANGED flags are cleared. */
+static void combine_running(dmp_groups_t *g, const dmp_entry_t *en, int32_t from,
+                            dmp_agg_t *comb, int clear_changed) {
+        const gdef_t *gd = &g->groups[en->win & 0xfff];
+        for (int j = 0; j <= gd->nmeasures; j++)
+                dmp_agg_init(&comb[j]);
+        for (int32_t q = from; q < g->ntasks; q++) {
+                gtask_t *u = g->tasks[q];
+                dmp_entry_t *o = u ? dmp_wtable_find(&u->run, en->hash, en->win, 0,
+                                                     dmp_entry_key(en), en->key_len)
+                                   : NULL;
+                if (!o)
+                        continue;
+                for (int j = 0; j <= gd->nmeasures; j++)
+                        dmp_agg_merge(&comb[j], &o->aggs[j]);
+                if (clear_changed)
+                        o->flags &= (uint8_t)~DMP_ENTRY_CHANGED;
+        }
+}
+
 static dmp_entry_t *entry_get(dmp_groups_t *g, gtask_t *t, dmp_wtable_t *table, int win,
                               int64_t start, const char *key, size_t kl, int naggs) {
         uint64_t h = dmp_entry_hash(dmp_hash_bytes(key, kl, 0), win, start);
@@ -487,11 +518,7 @@ void dmp_groups_key_result(dmp_groups_t *g, int32_t partition, int wi, int mi, c
                         dmp_entry_t *c = dmp_entry_new(0, WIN_ID(KIND_KTOP, pi), start, key,
                                                        key_len, 1);
                         c->aggs[0] = *agg;
-                        if (t->nktop == t->ktop_cap) {
-                                t->ktop_cap = t->ktop_cap ? t->ktop_cap * 2 : 64;
-                                t->ktop = dmp_realloc(t->ktop, t->ktop_cap * sizeof(*t->ktop));
-                        }
-                        t->ktop[t->nktop++] = c;
+                        ktop_push(t, c);
                         g->stats.partials++;
                         mark_dirty(t, c);
                 } else {
@@ -571,22 +598,10 @@ static void emit_running(dmp_groups_t *g) {
                         if (WIN_KIND(en->win) != KIND_RUNNING || !(en->flags & DMP_ENTRY_CHANGED) ||
                             (en->flags & DMP_ENTRY_CLOSED))
                                 continue;
-                        const gdef_t *gd = &g->groups[en->win & 0xfff];
                         dmp_agg_t comb[DMP_MAX_MEASURES + 1];
-                        for (int j = 0; j <= gd->nmeasures; j++)
-                                dmp_agg_init(&comb[j]);
-                        for (int32_t q = 0; q < g->ntasks; q++) {
-                                gtask_t *u = g->tasks[q];
-                                dmp_entry_t *o = u ? dmp_wtable_find(&u->run, en->hash, en->win, 0,
-                                                                     dmp_entry_key(en), en->key_len)
-                                                   : NULL;
-                                if (!o)
-                                        continue;
-                                for (int j = 0; j <= gd->nmeasures; j++)
-                                        dmp_agg_merge(&comb[j], &o->aggs[j]);
-                                o->flags &= (uint8_t)~DMP_ENTRY_CHANGED;
-                        }
-                        group_out(g, gd, NULL, 0, dmp_entry_key(en), en->key_len, comb);
+                        combine_running(g, en, 0, comb, 1);
+                        group_out(g, &g->groups[en->win & 0xfff], NULL, 0, dmp_entry_key(en),
+                                  en->key_len, comb);
                 }
         }
 }
@@ -823,11 +838,7 @@ static int load_one(void *opaque, const char *key, size_t key_len, const void *v
         gtask_t *t = lc->t;
         if (kind == KIND_KTOP) {
                 en->hash = 0;
-                if (t->nktop == t->ktop_cap) {
-                        t->ktop_cap = t->ktop_cap ? t->ktop_cap * 2 : 64;
-                        t->ktop = dmp_realloc(t->ktop, t->ktop_cap * sizeof(*t->ktop));
-                }
-                t->ktop[t->nktop++] = en;
+                ktop_push(t, en);
         } else {
                 dmp_wtable_insert(kind == KIND_RUNNING || kind == KIND_GWIN ? &t->run : &t->hist,
                                   en);
@@ -907,18 +918,7 @@ int dmp_groups_query(dmp_groups_t *g, const char *name, const char *value, size_
                         if (seen)
                                 continue;
                         dmp_agg_t comb[DMP_MAX_MEASURES + 1];
-                        for (int j = 0; j <= gd->nmeasures; j++)
-                                dmp_agg_init(&comb[j]);
-                        for (int32_t q = p; q < g->ntasks; q++) {
-                                dmp_entry_t *o = g->tasks[q]
-                                                         ? dmp_wtable_find(&g->tasks[q]->run,
-                                                                           en->hash, win, 0,
-                                                                           dmp_entry_key(en),
-                                                                           en->key_len)
-                                                         : NULL;
-                                for (int j = 0; o && j <= gd->nmeasures; j++)
-                                        dmp_agg_merge(&comb[j], &o->aggs[j]);
-                        }
+                        combine_running(g, en, p, comb, 0);
                         for (int j = 0; j < gd->nmeasures; j++) {
                                 if (!comb[j].count)
                                         continue;
