@@ -10,6 +10,9 @@ import io
 import json
 import math
 import random
+import socket
+import time
+import urllib.request
 from typing import Any
 
 import fastavro
@@ -57,12 +60,37 @@ def sections(groups: list[Group], patterns: list[Pattern], gtopic: str, ptopic: 
     return "\n".join(out)
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def check_group_queries(port: int, published: list[dict[str, Any]]) -> None:
+    """/state/groups answers what was last published for each group."""
+    last = {}
+    for r in published:
+        if r["window"] is None:
+            last[(r["group"], r["value"], r["measure"])] = r
+    assert last
+    for group in sorted({g for g, _v, _m in last}):
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/state/groups/{group}") as resp:
+            state = json.loads(resp.read())
+        got = {(group, v["value"], v["measure"]): v for v in state["values"]}
+        want = {k: r for k, r in last.items() if k[0] == group}
+        assert set(got) == set(want), (group, sorted(set(got) ^ set(want))[:5])
+        for k, w in want.items():
+            assert got[k]["count"] == w["count"] and got[k]["last_update"] == w["last_update"]
+            for f in ("sum", "mean", "variance", "stddev", "min", "max"):
+                assert rel_close(got[k][f], w[f]), (k, f)
+
+
 def rel_close(a: float, b: float) -> bool:
     return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
 
 
 def run_pipeline(kafka, dmpflow, tmp_path, src, measures, windows, groups, patterns,
-                 expect_groups: int, expect_patterns: int):
+                 expect_groups: int, expect_patterns: int, before_stop=None):
     """Runs dmpflow over topic src until the expected numbers of group results
     and patterns arrived (at least), stops it; returns what it published."""
     out = kafka.topic(PARTITIONS, "out")
@@ -71,13 +99,18 @@ def run_pipeline(kafka, dmpflow, tmp_path, src, measures, windows, groups, patte
     cfg = make_config(bootstrap=kafka.bootstrap, input_topic=src, output_topic=out,
                       state_dir=tmp_path / "state", group_id=f"{src}-g", measures=measures,
                       windows=windows, commit_interval_ms=200)
-    cfg += "\n" + sections(groups, patterns, gtopic, ptopic)
+    port = free_port()
+    cfg += "\n" + sections(groups, patterns, gtopic, ptopic) + f"\n[http]\nport = {port}\n"
     greader = kafka.reader(gtopic, decode=decoder(GROUP_SCHEMA))
     preader = kafka.reader(ptopic, decode=decoder(PATTERN_SCHEMA))
     proc = dmpflow.start("run", "-c", dmpflow.write_config(cfg))
     preader.until(expect_patterns, timeout=60)
     greader.until(expect_groups, timeout=30)
     assert proc.poll() is None, f"dmpflow exited early: {proc.stderr[-2000:]}"
+    if before_stop:
+        time.sleep(1.0)  # a commit after the last event: running statistics published
+        greader.drain(1.0)
+        before_stop(port, [r[3] for r in greader.records])
     assert dmpflow.stop(proc, timeout=15) == 0
     greader.drain(2.0)
     preader.drain(1.0)
@@ -160,7 +193,8 @@ def test_groups_and_patterns_match_reference(kafka, dmpflow, tmp_path):
 
     got_groups, got_patterns, proc = run_pipeline(
         kafka, dmpflow, tmp_path, src, measures, windows, groups, patterns,
-        expect_groups=len(ref.windowed) + n_running, expect_patterns=len(ref.patterns))
+        expect_groups=len(ref.windowed) + n_running, expect_patterns=len(ref.patterns),
+        before_stop=check_group_queries)
     check_groups(ref, got_groups)
     check_patterns(ref, got_patterns)
     assert f"{ref.late_group_pairs} late group updates" in proc.stderr, proc.stderr[-1500:]
