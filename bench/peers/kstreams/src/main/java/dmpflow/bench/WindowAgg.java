@@ -192,6 +192,10 @@ public final class WindowAgg {
             r.put("max", a.max);
             r.put("mean", a.sum / a.count);
             r.put("stddev", Double.NaN);
+            // fields with defaults in the schema must still be set for
+            // GenericDatumWriter (it does not apply defaults)
+            r.put("late", 0L);
+            r.put("final", true);
             ByteArrayOutputStream bos = out.get();
             bos.reset();
             BinaryEncoder e = EncoderFactory.get().binaryEncoder(bos, encoder.get());
