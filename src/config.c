@@ -102,7 +102,9 @@ static const prop_t props[] = {
          "Event-time field (long, timestamp-millis or timestamp-micros); empty: the Kafka timestamp."},
         {SEC_INPUT, "auto.offset.reset", PT_ENUM, "earliest", 0, 0, "earliest|latest",
          IN(auto_offset_reset),
-         "Where a partition without stored state starts reading."},
+         "Where a partition without stored state starts reading: its earliest or latest "
+         "offset when it is assigned (resolved before /readyz answers). A partition with "
+         "stored state resumes at the stored offset whatever this says."},
         {SEC_INPUT, "idle.timeout.ms", PT_INT, "0", 0, INT64_C(1) << 40, NULL,
          IN(idle_timeout_ms),
          "A partition that received nothing for this long (and is read to its end) advances its "

@@ -329,6 +329,45 @@ static int commit(dmp_daemon_t *d) {
 
 /* ---- group membership ---- */
 
+/* Replaces the logical offsets BEGINNING/END in parts (partitions without
+ * stored state) by absolute ones, asked of the partition leaders in one
+ * ListOffsets round (timestamps -2/-1 mean earliest/latest there).
+ * Why: librdkafka 2.0 resolves a logical offset at assign time only if it
+ * already knows the partition's leader; right after joining it often does
+ * not, and then retries on a fixed 500 ms timer ("no current leader for
+ * partition: (re)starting offset query timer"), which was most of the time
+ * to the first result. On any failure the logical offsets stay, and
+ * librdkafka resolves them as before. Runs on the poll thread, inside the
+ * rebalance callback; blocks for at most RESET_QUERY_TIMEOUT_MS. */
+#define RESET_QUERY_TIMEOUT_MS 5000
+static void resolve_reset_offsets(rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts,
+                                  int64_t reset) {
+        rd_kafka_topic_partition_list_t *q = rd_kafka_topic_partition_list_new(parts->cnt);
+        for (int i = 0; i < parts->cnt; i++)
+                if (parts->elems[i].offset == reset)
+                        rd_kafka_topic_partition_list_add(q, parts->elems[i].topic,
+                                                          parts->elems[i].partition)
+                            ->offset = reset; /* -2 earliest, -1 latest */
+        if (q->cnt) {
+                rd_kafka_resp_err_t err = rd_kafka_offsets_for_times(rk, q, RESET_QUERY_TIMEOUT_MS);
+                if (err)
+                        dmp_warn("cannot resolve the %s offsets of %d new partition(s) (%s); "
+                                 "librdkafka will", reset == RD_KAFKA_OFFSET_END ? "latest" : "earliest",
+                                 q->cnt, rd_kafka_err2str(err));
+                for (int i = 0; !err && i < q->cnt; i++) {
+                        rd_kafka_topic_partition_t *r = &q->elems[i];
+                        rd_kafka_topic_partition_t *p =
+                            rd_kafka_topic_partition_list_find(parts, r->topic, r->partition);
+                        if (p && !r->err && r->offset >= 0) {
+                                dmp_debug("partition %d: no state, starting at offset %" PRId64,
+                                          (int)r->partition, r->offset);
+                                p->offset = r->offset;
+                        }
+                }
+        }
+        rd_kafka_topic_partition_list_destroy(q);
+}
+
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque) {
         dmp_daemon_t *d = opaque;
@@ -350,6 +389,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                         }
                         p->offset = next >= 0 ? next : reset;
                 }
+                resolve_reset_offsets(rk, parts, reset);
                 d->assigned += parts->cnt;
                 if (d->admin)
                         dmp_admin_set_ready(d->admin, d->assigned > 0 && !d->failed);
