@@ -76,6 +76,9 @@ struct dmp_daemon {
         uint64_t commit_count;
         double commit_seconds, commit_max_seconds;
         int64_t next_metrics_ms;
+        /* group offsets of the last commit handed to the state writer:
+         * committed to Kafka once that write is known to have landed */
+        rd_kafka_topic_partition_list_t *unlanded_offsets;
         /* counters published for other threads */
         _Atomic uint64_t c_events_in, c_decode_errors, c_late_events, c_results_out, c_commits;
 };
@@ -289,12 +292,30 @@ static void add_offset(void *opaque, int32_t partition, int64_t next_offset) {
                         next_offset;
 }
 
+/* Informational group offsets, for lag tooling: those of a state commit
+ * that has landed (d->unlanded_offsets, after a commit or sync waited for
+ * it), so they never run ahead of the state. */
+static void commit_landed_offsets(dmp_daemon_t *d) {
+        rd_kafka_topic_partition_list_t *l = d->unlanded_offsets;
+        d->unlanded_offsets = NULL;
+        if (l && l->cnt)
+                rd_kafka_commit(d->consumer, l, 1 /* async */);
+        if (l)
+                rd_kafka_topic_partition_list_destroy(l);
+}
+
+/* The commit protocol (DESIGN.md): publish (flush the producer), then hand
+ * the state batch (entries, offsets, stream times) to the store's writer
+ * thread. The processing thread goes on while it is written; the next
+ * commit waits for it first, and settle() waits for it at revocation and
+ * shutdown. */
 static int commit(dmp_daemon_t *d) {
         if (d->failed)
                 return -1;
         int64_t t0 = dmp_mono_ms();
         dmp_engine_emit_updates(d->engine);
         rd_kafka_resp_err_t err = rd_kafka_flush(d->producer, FLUSH_TIMEOUT_MS);
+        int64_t t_flushed = dmp_mono_ms();
         if (err) {
                 fail(d, "results not acknowledged within %d ms: %s; not committing",
                      FLUSH_TIMEOUT_MS, rd_kafka_err2str(err));
@@ -310,20 +331,31 @@ static int commit(dmp_daemon_t *d) {
                 fail(d, "state commit failed: %s", errstr);
                 return -1;
         }
-        /* Informational group offsets, for lag tooling. */
+        commit_landed_offsets(d); /* the previous commit's: it has landed */
         rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
         offsets_ctx_t oc = {l, d->conf->input.topic};
         dmp_engine_foreach_partition(d->engine, add_offset, &oc);
-        if (l->cnt)
-                rd_kafka_commit(d->consumer, l, 1 /* async */);
-        rd_kafka_topic_partition_list_destroy(l);
+        d->unlanded_offsets = l;
         double took = (double)(dmp_mono_ms() - t0) / 1000.0;
         d->commit_count++;
         d->commit_seconds += took;
         if (took > d->commit_max_seconds)
                 d->commit_max_seconds = took;
-        dmp_debug("commit took %.3f s", took);
+        dmp_debug("commit took %.3f s (flush %.3f s)", took, (double)(t_flushed - t0) / 1000.0);
         d->next_commit_ms = dmp_mono_ms() + d->conf->state.commit_interval_ms;
+        return 0;
+}
+
+/* Waits until the state of every commit is written (revocation, shutdown). */
+static int settle(dmp_daemon_t *d) {
+        if (d->failed)
+                return -1;
+        char errstr[512];
+        if (dmp_engine_sync(d->engine, errstr, sizeof(errstr))) {
+                fail(d, "state commit failed: %s", errstr);
+                return -1;
+        }
+        commit_landed_offsets(d);
         return 0;
 }
 
@@ -409,6 +441,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
                 /* Commit everything (cheap if clean) before giving partitions away. */
                 commit(d);
+                settle(d);
                 for (int i = 0; i < parts->cnt; i++) {
                         dmp_engine_partition_close(d->engine, parts->elems[i].partition);
                         dmp_pauses_forget(d->pauses, parts->elems[i].partition);
@@ -619,6 +652,8 @@ void dmp_daemon_destroy(dmp_daemon_t *d) {
         if (d->producer)
                 rd_kafka_destroy(d->producer);
         dmp_engine_destroy(d->engine);
+        if (d->unlanded_offsets)
+                rd_kafka_topic_partition_list_destroy(d->unlanded_offsets);
         free(d);
 }
 
@@ -823,6 +858,7 @@ int dmp_daemon_run(dmp_daemon_t *d, char *errstr, size_t errstr_size) {
         if (!d->failed) {
                 dmp_info("stopping: committing and leaving the group");
                 commit(d);
+                settle(d);
         }
         /* Leaves the group; the revoke callback commits again (a no-op when
          * clean) unless a failure happened. */

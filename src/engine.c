@@ -1501,6 +1501,10 @@ void dmp_engine_emit_updates(dmp_engine_t *e) {
 
 static void engine_mem_update(dmp_engine_t *e);
 
+int dmp_engine_sync(dmp_engine_t *e, char *errstr, size_t errstr_size) {
+        return dmp_store_sync(e->store, errstr, errstr_size);
+}
+
 int dmp_engine_commit(dmp_engine_t *e, char *errstr, size_t errstr_size) {
         if (e->failure[0]) { /* state the engine needed could not be read */
                 snprintf(errstr, errstr_size, "%s", e->failure);
@@ -1536,7 +1540,7 @@ int dmp_engine_commit(dmp_engine_t *e, char *errstr, size_t errstr_size) {
         }
         if (e->groups)
                 dmp_groups_persist(e->groups, e->store);
-        if (dmp_store_commit(e->store, errstr, errstr_size))
+        if (dmp_store_commit_async(e->store, errstr, errstr_size))
                 return -1;
         if (e->groups)
                 dmp_groups_committed(e->groups);

@@ -124,8 +124,13 @@ void dmp_engine_emit_updates(dmp_engine_t *e);
 
 /* Writes dirty state, deletions of emitted windows and the partitions'
  * offsets and stream times in one atomic batch. The caller must first make
- * sure every result emitted so far is durably published. Returns 0 or -1. */
+ * sure every result emitted so far is durably published. The batch is
+ * written by the store's writer thread: this returns once it is handed
+ * over (having waited for the previous one). Returns 0, or -1 if this or
+ * the previous commit failed. */
 int dmp_engine_commit(dmp_engine_t *e, char *errstr, size_t errstr_size);
+/* Waits until every commit handed over is written: 0, or -1 if one failed. */
+int dmp_engine_sync(dmp_engine_t *e, char *errstr, size_t errstr_size);
 
 /* Whether the state's memory is over its budget (entries over their share,
  * or the total over the budget); the caller then commits early (counted

@@ -105,7 +105,7 @@ void dmp_metrics_format(dmp_buf_t *b, const dmp_engine_t *e, const dmp_metrics_i
              "(event, measure) pairs skipped because a field was null.");
         dmp_buf_printf(b, "dmpflow_measure_undefined_total %" PRIu64 "\n", s->measure_undefined);
         head(b, "dmpflow_commit_duration_seconds", "summary",
-             "Commits: publish flush, state write and offsets.");
+             "Time the processing thread spends in commits (publish flush, handing over the state batch).");
         dmp_buf_printf(b, "dmpflow_commit_duration_seconds_count %" PRIu64 "\n"
                           "dmpflow_commit_duration_seconds_sum %.6f\n", in->commits,
                        in->commit_seconds);

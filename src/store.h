@@ -22,7 +22,11 @@
  * Layout 1 (everything in the default family, prefixed 'G', 'M', 'A') is
  * migrated to layout 2 on the first open with the same fingerprint.
  *
- * Threads: single-threaded use by the processing thread. */
+ * Threads: used by one thread (the processing thread). A writable store
+ * also runs its own writer thread, which writes the batches handed to it
+ * by dmp_store_commit_async, one at a time, in order; every read and the
+ * next commit wait for the write in flight, so they see all commits handed
+ * over, and dmp_store_close lets it land. */
 #ifndef DMP_STORE_H
 #define DMP_STORE_H
 
@@ -108,8 +112,17 @@ void dmp_store_delete_group(dmp_store_t *st, int32_t partition, const char *key,
 void dmp_store_drop_partition(dmp_store_t *st, int32_t partition);
 /* Number of operations in the pending batch. */
 size_t dmp_store_pending(const dmp_store_t *st);
-/* Writes the batch. Returns 0, or -1 with errstr (the batch is dropped). */
+/* Writes the batch and waits for it. Returns 0, or -1 with errstr (the
+ * batch is dropped). */
 int dmp_store_commit(dmp_store_t *st, char *errstr, size_t errstr_size);
+/* Hands the batch to the writer thread and returns: waits only for the
+ * previous write, and fails (-1, errstr; this batch dropped) if that one
+ * failed. A failure of this write is reported by the next commit or sync.
+ * An empty batch is not written. */
+int dmp_store_commit_async(dmp_store_t *st, char *errstr, size_t errstr_size);
+/* Waits for the write in flight: 0 when every batch handed over is
+ * written, -1 with errstr if one failed. */
+int dmp_store_sync(dmp_store_t *st, char *errstr, size_t errstr_size);
 
 /* RocksDB's memory: block cache usage (data, index and filter blocks) and
  * the memtables of all families, in bytes. */

@@ -399,6 +399,58 @@ static void test_scan_key_and_get(void **state) {
         dmp_store_close(st);
 }
 
+/* Commits handed to the writer thread: a read right after one sees it (it
+ * waits for the write in flight), commits land in order (the last value of
+ * a key wins), and closing with a write in flight lets it land. */
+static void test_async_commits(void **state) {
+        fixture_t *f = *state;
+        char err[256], key[32];
+        dmp_store_t *st = open_store(f->dir, FP);
+        for (int round = 0; round < 40; round++) {
+                for (int k = 0; k < 2000; k++) {
+                        snprintf(key, sizeof(key), "k%05d", k);
+                        dmp_agg_t a = agg_of(round + 1, k, 0, 0, 0);
+                        put(st, 1, 0, key, 0, &a, 1);
+                }
+                dmp_store_put_meta(st, 1, round, round);
+                assert_int_equal(dmp_store_commit_async(st, err, sizeof(err)), 0);
+                assert_int_equal(dmp_store_pending(st), 0); /* a fresh batch */
+                if (round % 7 == 3) { /* read at once: sees this round */
+                        void *v = NULL;
+                        size_t vl = 0;
+                        snprintf(key, sizeof(key), "k%05d", round * 37 % 2000);
+                        assert_int_equal(dmp_store_get_entry(st, 1, 0, key, strlen(key), 0, &v,
+                                                             &vl, err, sizeof(err)), 1);
+                        dmp_agg_t want = agg_of(round + 1, round * 37 % 2000, 0, 0, 0);
+                        assert_int_equal(vl, sizeof(want));
+                        assert_memory_equal(v, &want, sizeof(want));
+                        free(v);
+                        int64_t off = -1, t = -1;
+                        assert_int_equal(dmp_store_get_meta(st, 1, &off, &t, err, sizeof(err)), 1);
+                        assert_true(off == round && t == round);
+                }
+        }
+        assert_int_equal(dmp_store_commit_async(st, err, sizeof(err)), 0); /* empty: no-op */
+        assert_int_equal(dmp_store_sync(st, err, sizeof(err)), 0);
+        dmp_agg_t last = agg_of(99, 7, 0, 0, 0);
+        put(st, 1, 0, "last", 0, &last, 1);
+        assert_int_equal(dmp_store_commit_async(st, err, sizeof(err)), 0);
+        dmp_store_close(st); /* with the write possibly in flight */
+        st = open_store(f->dir, FP);
+        rows_t r = {.n = 0};
+        assert_int_equal(dmp_store_scan_key(st, 1, 0, "last", 4, collect, &r, err, sizeof(err)),
+                         1);
+        assert_row(&r.v[0], 0, "last", 0, &last, 1);
+        void *v = NULL;
+        size_t vl = 0;
+        assert_int_equal(dmp_store_get_entry(st, 1, 0, "k01999", 6, 0, &v, &vl, err,
+                                             sizeof(err)), 1);
+        dmp_agg_t want = agg_of(40, 1999, 0, 0, 0);
+        assert_memory_equal(v, &want, sizeof(want));
+        free(v);
+        dmp_store_close(st);
+}
+
 /* Writes a store of layout 1 (everything in the default family) by hand. */
 static void write_layout1(const char *dir, uint64_t fp) {
         rocksdb_options_t *o = rocksdb_options_create();
@@ -514,6 +566,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_groups, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_drop_partition, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_scan_key_and_get, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_async_commits, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_layout1_migration, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_missing_and_foreign, setup, teardown),
                 cmocka_unit_test(test_open_error),
