@@ -8,7 +8,8 @@
  * no-op callback). Commits (RocksDB) happen every 100 k events and are timed
  * apart. Prints a table and writes JSON lines to the file given as argv[1].
  *
- * Usage: bench_windows OUT.json [EVENTS]   (run from the repository root) */
+ * Usage: bench_windows OUT.json [EVENTS [KEYS]]   (run from the repository
+ * root; KEYS: only that key count, e.g. to profile one row) */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -107,7 +108,10 @@ int main(int argc, char **argv) {
         static const int key_counts[] = {1000, 100000, 1000000};
         printf("%-9s %-8s %12s %12s %12s %12s %10s\n", "keys", "windows", "total ns/ev",
                "decode ns/ev", "window ns/ev", "commit ms", "entries");
+        int only_keys = argc > 3 ? atoi(argv[3]) : 0;
         for (size_t ki = 0; ki < DMP_ARRAY_SIZE(key_counts); ki++) {
+                if (only_keys && key_counts[ki] != only_keys)
+                        continue;
                 recs_t r;
                 make_records(&r, n, key_counts[ki]);
                 static const int shapes[] = {1, 5, 0}; /* 0: the core pipeline */

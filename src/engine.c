@@ -1590,7 +1590,7 @@ static void engine_mem_update(dmp_engine_t *e) {
         for (int32_t p = 0; p < e->ntasks; p++) {
                 const task_t *t = e->tasks[p];
                 if (t)
-                        entries += t->entry_bytes + t->table.cap * sizeof(*t->table.slots) +
+                        entries += t->entry_bytes + dmp_wtable_bytes(&t->table) +
                                    t->dirty_cap * sizeof(*t->dirty);
         }
         e->stats.mem_entries = entries;

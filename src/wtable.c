@@ -18,15 +18,22 @@ dmp_entry_t *dmp_entry_new(uint64_t hash, int win, int64_t start, const char *ke
         return e;
 }
 
+static inline uint16_t tag_of(uint64_t hash) {
+        return (uint16_t)((hash >> 48) | 1u); /* never 0; positions use the low bits */
+}
+
 void dmp_wtable_init(dmp_wtable_t *t) {
         t->cap = 64;
         t->cnt = 0;
         t->slots = dmp_calloc(t->cap, sizeof(*t->slots));
+        t->tags = dmp_calloc(t->cap, sizeof(*t->tags));
 }
 
 void dmp_wtable_clear(dmp_wtable_t *t) {
         free(t->slots);
+        free(t->tags);
         t->slots = NULL;
+        t->tags = NULL;
         t->cap = t->cnt = 0;
 }
 
@@ -39,29 +46,37 @@ static inline int entry_eq(const dmp_entry_t *e, uint64_t hash, int win, int64_t
 dmp_entry_t *dmp_wtable_find(const dmp_wtable_t *t, uint64_t hash, int win, int64_t start,
                              const char *key, size_t key_len) {
         size_t mask = t->cap - 1;
+        uint16_t tag = tag_of(hash);
         for (size_t i = hash & mask;; i = (i + 1) & mask) {
-                dmp_entry_t *e = t->slots[i];
-                if (!e)
+                uint16_t tg = t->tags[i];
+                if (!tg)
                         return NULL;
-                if (entry_eq(e, hash, win, start, key, key_len))
-                        return e;
+                if (tg == tag) {
+                        dmp_entry_t *e = t->slots[i];
+                        if (entry_eq(e, hash, win, start, key, key_len))
+                                return e;
+                }
         }
 }
 
-static void place(dmp_entry_t **slots, size_t mask, dmp_entry_t *e) {
+static void place(dmp_entry_t **slots, uint16_t *tags, size_t mask, dmp_entry_t *e) {
         size_t i = e->hash & mask;
-        while (slots[i])
+        while (tags[i])
                 i = (i + 1) & mask;
         slots[i] = e;
+        tags[i] = tag_of(e->hash);
 }
 
 static void rehash(dmp_wtable_t *t, size_t ncap) {
         dmp_entry_t **ns = dmp_calloc(ncap, sizeof(*ns));
+        uint16_t *nt = dmp_calloc(ncap, sizeof(*nt));
         for (size_t i = 0; i < t->cap; i++)
-                if (t->slots[i])
-                        place(ns, ncap - 1, t->slots[i]);
+                if (t->tags[i])
+                        place(ns, nt, ncap - 1, t->slots[i]);
         free(t->slots);
+        free(t->tags);
         t->slots = ns;
+        t->tags = nt;
         t->cap = ncap;
 }
 
@@ -76,28 +91,31 @@ void dmp_wtable_fit(dmp_wtable_t *t) {
 void dmp_wtable_insert(dmp_wtable_t *t, dmp_entry_t *e) {
         if ((t->cnt + 1) * 4 > t->cap * 3) /* keep the load factor <= 0.75 */
                 rehash(t, t->cap * 2);
-        place(t->slots, t->cap - 1, e);
+        place(t->slots, t->tags, t->cap - 1, e);
         t->cnt++;
 }
 
 void dmp_wtable_remove(dmp_wtable_t *t, const dmp_entry_t *e) {
         size_t mask = t->cap - 1, i = e->hash & mask;
-        while (t->slots[i] != e) {
-                if (!t->slots[i])
+        uint16_t tag = tag_of(e->hash);
+        while (!(t->tags[i] == tag && t->slots[i] == e)) {
+                if (!t->tags[i])
                         return;
                 i = (i + 1) & mask;
         }
         /* Backward-shift deletion: move later members of the probe run into
          * the hole when their home slot does not lie in (hole, j]. */
         size_t hole = i;
-        for (size_t j = (i + 1) & mask; t->slots[j]; j = (j + 1) & mask) {
+        for (size_t j = (i + 1) & mask; t->tags[j]; j = (j + 1) & mask) {
                 size_t home = t->slots[j]->hash & mask;
                 int between = hole <= j ? (home > hole && home <= j) : (home > hole || home <= j);
                 if (!between) {
                         t->slots[hole] = t->slots[j];
+                        t->tags[hole] = t->tags[j];
                         hole = j;
                 }
         }
         t->slots[hole] = NULL;
+        t->tags[hole] = 0;
         t->cnt--;
 }
