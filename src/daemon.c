@@ -588,8 +588,7 @@ dmp_daemon_t *dmp_daemon_new(dmp_conf_t *conf, int *config_error, char *errstr,
          * when producers write 1 MB batches (librdkafka's default
          * batch.size); 2 MB let one thread go past 500 k/s. A short
          * fetch.wait.max.ms halves the time to the first result.
-         * queued.min.messages (per partition) decides when librdkafka
-         * fetches again: at its default 100000 a bare librdkafka consumer
+         * queued.min.messages decides when librdkafka fetches again: at its default 100000 a bare librdkafka consumer
          * (no processing at all) reads a local 8-partition topic at
          * ~470 k msg/s, at 1000000 at ~1.1 M msg/s (the queue is still
          * bounded by queued.max.messages.kbytes), but a queue of small
