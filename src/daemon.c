@@ -27,6 +27,7 @@
 #include "config.h"
 #include "dlq.h"
 #include "engine.h"
+#include "fetchwake.h"
 #include "admin.h"
 #include "log.h"
 #include "metrics.h"
@@ -39,6 +40,9 @@
 
 #define FLUSH_TIMEOUT_MS 60000
 #define CONSUME_BATCH 1024 /* messages taken from the consumer queue per call */
+/* Consumer prefetch defaults (see kafka_conf use in dmp_daemon_new). */
+#define DMP_DEFAULT_PARTITION_FETCH_BYTES "524288"
+#define DMP_DEFAULT_QUEUE_MIN "20000"
 #define DMP_MAX_LAG_PARTITIONS 4096
 #define METRICS_INTERVAL_MS 500 /* how often the metrics text is rebuilt */
 
@@ -52,6 +56,7 @@ struct dmp_daemon {
         dmp_dlq_t *dlq;
         dmp_registry_t *registry; /* format = confluent */
         dmp_pauses_t *pauses;     /* partitions waiting for the registry */
+        dmp_fetchwake_t *fetchwake; /* librdkafka < 2.3: wakes the fetcher */
         int32_t out_schema_id;    /* >= 0: results in the Confluent wire format */
         atomic_int stop;
         int failed; /* a runtime failure: stop without committing */
@@ -271,7 +276,7 @@ static void publish_metrics(dmp_daemon_t *d) {
                 .dlq = d->dlq, .lag = d->lag, .nlag = DMP_MAX_LAG_PARTITIONS,
                 .assigned = d->assigned, .commits = d->commit_count,
                 .commit_seconds = d->commit_seconds, .commit_max_seconds = d->commit_max_seconds,
-                .now_ms = dmp_now_ms()};
+                .fetch_wakeups = dmp_fetchwake_rounds(d->fetchwake), .now_ms = dmp_now_ms()};
         dmp_buf_t b = {0};
         dmp_metrics_format(&b, d->engine, &in);
         dmp_admin_set_metrics(d->admin, b.p ? b.p : "", b.len);
@@ -583,42 +588,30 @@ dmp_daemon_t *dmp_daemon_new(dmp_conf_t *conf, int *config_error, char *errstr,
                 if (!dmp_conf_kafka_get(conf, "statistics.interval.ms"))
                         set(cc, "statistics.interval.ms", "1000", NULL, 0);
         }
-        /* Measured (bench/RESULTS.md): librdkafka 2.0's default 1 MB
-         * max.partition.fetch.bytes caps consumption at ~240 k events/s
-         * when producers write 1 MB batches (librdkafka's default
-         * batch.size); 2 MB let one thread go past 500 k/s. A short
-         * fetch.wait.max.ms halves the time to the first result.
-         * queued.min.messages decides when librdkafka fetches again: at its default 100000 a bare librdkafka consumer
-         * (no processing at all) reads a local 8-partition topic at
-         * ~470 k msg/s, at 1000000 at ~1.1 M msg/s (the queue is still
-         * bounded by queued.max.messages.kbytes), but a queue of small
-         * messages costs ~400 bytes each beyond their payload: measured,
-         * peak RSS went from ~240 to ~400 MB. So it follows the memory
-         * budget: one message per KiB of budget, between librdkafka's
-         * default and 10^6 (1 GiB, the default budget without a cgroup
-         * limit: 10^6). All are defaults: [kafka] settings win.
-         * Why a small queue is slow in librdkafka 2.0 (Debian 12's): once
-         * the consumer queue holds queued.min.messages (in 2.0 the length
-         * compared is that of the consumer queue the partitions forward
-         * to, i.e. all partitions together), a broker thread stops
-         * fetching and sleeps until IO, an op or its fixed 1 s timeout
-         * (rd_kafka_max_block_ms); nothing the application does wakes it.
-         * So the queue must hold about a second of input. librdkafka 2.3
-         * added fetch.queue.backoff.ms for this (librdkafka issue 2879);
-         * with it, ~10 ms and a queue of a few 10^4 messages would do.
-         * Measured, 3 M events, 10 k keys: 10^6 1.23 M ev/s 423 MB RSS;
-         * 3*10^5 0.73 M ev/s 212 MB; 10^5 0.57 M ev/s 189 MB. */
+        /* Prefetch: how much librdkafka holds before the processing thread
+         * takes it. Each queued message costs ~400 bytes beyond its payload
+         * (op and message structs) and pins its fetch response buffer, so
+         * the consumer's memory is about (queued.min.messages + one fetch
+         * response of up to partitions * max.partition.fetch.bytes) of
+         * that. A short queue is as fast as a deep one only if the fetcher
+         * is woken when it drains (src/fetchwake.h: librdkafka 2.0 sleeps up
+         * to 1 s otherwise; >= 2.3 has fetch.queue.backoff.ms).
+         * Measured, 5 M events, 8 partitions, 10 k keys, broker on the same
+         * 2 cores (events/s, peak RSS): before any of this, queue 10^6 and
+         * 2 MiB fetches, 0.86-0.89 M/s 450-510 MB; queue 10^5 without a
+         * wake-up 0.54 M/s 229 MB; woken, queue 10^4: 256 KiB fetches
+         * 1.02 M/s 66 MB, 512 KiB 1.25 M/s 106 MB, 1 MiB 1.32 M/s 166 MB.
+         * A short fetch.wait.max.ms halves the time to the first result.
+         * All are defaults: [kafka] settings win. */
         if (!dmp_conf_kafka_get(conf, "max.partition.fetch.bytes"))
-                set(cc, "max.partition.fetch.bytes", "2097152", NULL, 0);
+                set(cc, "max.partition.fetch.bytes", DMP_DEFAULT_PARTITION_FETCH_BYTES, NULL, 0);
         if (!dmp_conf_kafka_get(conf, "fetch.wait.max.ms"))
                 set(cc, "fetch.wait.max.ms", "10", NULL, 0);
-        if (!dmp_conf_kafka_get(conf, "queued.min.messages")) {
-                uint64_t per_kib = dmp_engine_stats(d->engine)->mem_budget / 1024;
-                char qmin[32];
-                snprintf(qmin, sizeof(qmin), "%" PRIu64,
-                         per_kib < 100000 ? 100000 : per_kib > 1000000 ? 1000000 : per_kib);
-                set(cc, "queued.min.messages", qmin, NULL, 0);
-        }
+        if (!dmp_conf_kafka_get(conf, "queued.min.messages"))
+                set(cc, "queued.min.messages", DMP_DEFAULT_QUEUE_MIN, NULL, 0);
+        int need_waker = dmp_fetchwake_needed();
+        if (!need_waker && !dmp_conf_kafka_get(conf, "fetch.queue.backoff.ms"))
+                set(cc, "fetch.queue.backoff.ms", "1", NULL, 0);
         if (set(cc, "group.id", conf->input.group_id, errstr, errstr_size) ||
             set(cc, "enable.auto.commit", "false", errstr, errstr_size) ||
             set(cc, "enable.auto.offset.store", "false", errstr, errstr_size) ||
@@ -632,6 +625,15 @@ dmp_daemon_t *dmp_daemon_new(dmp_conf_t *conf, int *config_error, char *errstr,
                 goto fail;
         }
         rd_kafka_poll_set_consumer(d->consumer);
+        if (need_waker) {
+                char qmin[32];
+                size_t qmin_size = sizeof(qmin);
+                if (rd_kafka_conf_get(rd_kafka_conf(d->consumer), "queued.min.messages", qmin,
+                                      &qmin_size) != RD_KAFKA_CONF_OK ||
+                    !(d->fetchwake = dmp_fetchwake_new(d->consumer, strtoull(qmin, NULL, 10),
+                                                       CONSUME_BATCH, errstr, errstr_size)))
+                        goto fail;
+        }
         if (conf->http.port > 0 &&
             !(d->admin = dmp_admin_start(conf->http.address, (int)conf->http.port, admin_query, d,
                                          errstr, errstr_size)))
@@ -647,6 +649,7 @@ void dmp_daemon_destroy(dmp_daemon_t *d) {
         if (!d)
                 return;
         dmp_admin_stop(d->admin); /* first: it may be waiting for a query's answer */
+        dmp_fetchwake_destroy(d->fetchwake); /* before the consumer it borrows */
         if (d->consumer)
                 rd_kafka_destroy(d->consumer);
         if (d->out_topic)
@@ -826,6 +829,8 @@ int dmp_daemon_run(dmp_daemon_t *d, char *errstr, size_t errstr_size) {
                 }
                 rd_kafka_poll(d->producer, 0); /* delivery reports */
                 int64_t now = dmp_mono_ms();
+                if (d->fetchwake)
+                        dmp_fetchwake_poke(d->fetchwake, rd_kafka_queue_length(cq), now);
                 if (d->conf->input.idle_timeout_ms > 0 && now >= next_idle_check) {
                         dmp_engine_idle_tick(d->engine, dmp_now_ms(),
                                              d->conf->input.idle_timeout_ms, caught_up, d);
@@ -862,6 +867,8 @@ int dmp_daemon_run(dmp_daemon_t *d, char *errstr, size_t errstr_size) {
         }
 
         rd_kafka_queue_destroy(cq);
+        if (d->fetchwake)
+                dmp_debug("%" PRIu64 " fetch wake-up rounds", dmp_fetchwake_rounds(d->fetchwake));
         if (d->skipped)
                 dmp_debug("%" PRIu64 " records of revoked partitions or read twice skipped",
                           d->skipped);

@@ -111,6 +111,10 @@ void dmp_metrics_format(dmp_buf_t *b, const dmp_engine_t *e, const dmp_metrics_i
                        in->commit_seconds);
         head(b, "dmpflow_commit_duration_max_seconds", "gauge", "The longest commit so far.");
         dmp_buf_printf(b, "dmpflow_commit_duration_max_seconds %.6f\n", in->commit_max_seconds);
+        head(b, "dmpflow_fetch_wakeups_total", "counter",
+             "Rounds that woke librdkafka's fetcher after the consumer queue drained "
+             "(librdkafka < 2.3; src/fetchwake.h).");
+        dmp_buf_printf(b, "dmpflow_fetch_wakeups_total %" PRIu64 "\n", in->fetch_wakeups);
         head(b, "dmpflow_memory_bytes", "gauge",
              "Memory charged to the budget: entries, RocksDB block cache, memtables.");
         dmp_buf_printf(b, "dmpflow_memory_bytes{kind=\"entries\"} %" PRIu64 "\n"

@@ -21,6 +21,7 @@ typedef struct dmp_metrics_input {
         int assigned;       /* partitions held */
         uint64_t commits;
         double commit_seconds, commit_max_seconds;
+        uint64_t fetch_wakeups; /* rounds of the fetch waker */
         int64_t now_ms;     /* wall clock, for the watermark lag */
 } dmp_metrics_input_t;
 

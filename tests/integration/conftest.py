@@ -195,10 +195,12 @@ class KafkaHelper:
         partitions: int,
         key_field: str = "user_id",
         encode=encode_event,
+        producer_conf: Mapping[str, Any] | None = None,
     ) -> list[tuple[int, str, Mapping[str, Any]]]:
         """Produce Avro events (encoded by ``encode``), each to partition
         crc32(key) % partitions, in list order (idempotent producer:
         per-partition order is preserved).
+        producer_conf overrides the producer's settings (e.g. batch sizes).
         Returns (partition, key, event) in per-partition offset order."""
         errors: list[str] = []
 
@@ -215,6 +217,7 @@ class KafkaHelper:
                 "queue.buffering.max.messages": 1_000_000,
                 "queue.buffering.max.kbytes": 1_048_576,
                 **QUIET,
+                **(producer_conf or {}),
             }
         )
         out = []
