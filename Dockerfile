@@ -3,7 +3,7 @@
 FROM debian:bookworm AS build
 RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         build-essential pkg-config librdkafka-dev libavro-dev librocksdb-dev libinih-dev \
-        libjansson-dev libcurl4-openssl-dev libmicrohttpd-dev \
+        libjansson-dev libcurl4-openssl-dev libmicrohttpd-dev libjemalloc-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Makefile ./
@@ -14,7 +14,7 @@ RUN make -j"$(nproc)" all
 
 FROM debian:bookworm-slim
 RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        librdkafka1 libavro23 librocksdb7.8 libinih1 libjansson4 libcurl4 libmicrohttpd12 \
+        librdkafka1 libavro23 librocksdb7.8 libinih1 libjansson4 libcurl4 libmicrohttpd12 libjemalloc2 \
         ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --home-dir /var/lib/dmpflow dmpflow \
