@@ -29,7 +29,9 @@ BUILD   ?= build
 # on the arena lock (perf: _int_free, __lll_lock_wait_private). Measured on
 # the same 5 M events (bench/run.py e2e, 3 runs each): CPU 4.2-5.0 s with
 # jemalloc against 5.5-7.6 s with glibc, events/s 1.45-1.72 M against
-# 0.93-1.34 M. Sanitizer builds use their own allocator (MALLOC_LIB=).
+# 0.93-1.34 M. Sanitizer builds use their own allocator (MALLOC_LIB=);
+# unit tests keep glibc's. valgrind on build/dmpflow sees jemalloc's
+# allocations only with --soname-synonyms=somalloc=*jemalloc*.
 MALLOC_LIB ?= $(shell pkg-config --libs jemalloc 2>/dev/null || echo -ljemalloc)
 
 LIB_SRCS := $(filter-out src/main.c,$(wildcard src/*.c))
