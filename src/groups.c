@@ -369,9 +369,13 @@ static void combine_running(dmp_groups_t *g, const dmp_entry_t *en, int32_t from
         }
 }
 
-static dmp_entry_t *entry_get(dmp_groups_t *g, gtask_t *t, dmp_wtable_t *table, int win,
-                              int64_t start, const char *key, size_t kl, int naggs) {
-        uint64_t h = dmp_entry_hash(dmp_hash_bytes(key, kl, 0), win, start);
+/* The entry of (win, start, key) in table, created if missing, marked
+ * dirty; key_hash is dmp_hash_bytes(key, kl, 0) (computed once per event
+ * for all of a group's entries). */
+static dmp_entry_t *entry_get_hashed(dmp_groups_t *g, gtask_t *t, dmp_wtable_t *table, int win,
+                                     int64_t start, const char *key, size_t kl,
+                                     uint64_t key_hash, int naggs) {
+        uint64_t h = dmp_entry_hash(key_hash, win, start);
         dmp_entry_t *en = dmp_wtable_find(table, h, win, start, key, kl);
         if (!en) {
                 en = dmp_entry_new(h, win, start, key, kl, naggs);
@@ -380,6 +384,12 @@ static dmp_entry_t *entry_get(dmp_groups_t *g, gtask_t *t, dmp_wtable_t *table, 
         }
         mark_dirty(t, en);
         return en;
+}
+
+static dmp_entry_t *entry_get(dmp_groups_t *g, gtask_t *t, dmp_wtable_t *table, int win,
+                              int64_t start, const char *key, size_t kl, int naggs) {
+        return entry_get_hashed(g, t, table, win, start, key, kl, dmp_hash_bytes(key, kl, 0),
+                                naggs);
 }
 
 static void add_values(const gdef_t *gd, dmp_entry_t *en, int64_t ts, const double *vals,
@@ -413,8 +423,9 @@ void dmp_groups_event(dmp_groups_t *g, int32_t partition, int64_t stream_time,
                 }
                 if (vl > UINT16_MAX)
                         vl = UINT16_MAX; /* groups are bounded like keys */
-                add_values(gd, entry_get(g, t, &t->run, WIN_ID(KIND_RUNNING, gi), 0, v, vl,
-                                         gd->nmeasures + 1),
+                uint64_t vh = dmp_hash_bytes(v, vl, 0);
+                add_values(gd, entry_get_hashed(g, t, &t->run, WIN_ID(KIND_RUNNING, gi), 0, v, vl,
+                                                vh, gd->nmeasures + 1),
                            ts, vals, defined);
                 for (int j = 0; j < gd->nwindows; j++) {
                         int wi = gd->windows[j];
@@ -426,8 +437,8 @@ void dmp_groups_event(dmp_groups_t *g, int32_t partition, int64_t stream_time,
                                         g->stats.late_group_updates++;
                                         continue;
                                 }
-                                add_values(gd, entry_get(g, t, &t->run, id, s, v, vl,
-                                                         gd->nmeasures + 1),
+                                add_values(gd, entry_get_hashed(g, t, &t->run, id, s, v, vl, vh,
+                                                                gd->nmeasures + 1),
                                            ts, vals, defined);
                         }
                 }
