@@ -13,7 +13,9 @@ What it does (`make bench`; `make bench-quick` is the same, smaller):
    output is the complete set of (key, window) results, and its last result
    can only be published once the engine has processed its partitions to
    the end.
-3. For each engine (dmpflow, kstreams, quix), with a fresh consumer group,
+3. Unless --no-warmup, one unmeasured dmpflow pass over the input (the
+   broker's JIT: a fresh broker spent 3-4x the CPU on the first reader).
+   For each engine (dmpflow, kstreams, quix), with a fresh consumer group,
    fresh state and a fresh output topic (message.timestamp.type =
    LogAppendTime, so each result carries the time the broker stored it):
    starts it, waits until the output holds the expected number of results,
@@ -421,21 +423,20 @@ def tail(path: Path, n: int = 15) -> str:
 
 
 def measure(run: Run, engine: str, in_topic: str, events: int, expected: int | None,
-            broker: Broker) -> dict:
+            broker: Broker, tag: str = "e2e") -> dict:
     """One end-to-end run of an engine over in_topic."""
     a = run.args
     k = run.kafka
-    out_topic = run.topic(f"out-{engine}")
+    out_topic = run.topic(f"out-{engine}" + ("" if tag == "e2e" else f"-{tag}"))
     k.create(out_topic, a.partitions, {"message.timestamp.type": "LogAppendTime"})
     in_parts = k.partitions(in_topic)
     in_ends = k.end_offsets(in_topic, in_parts)
     out_parts = k.partitions(out_topic)
     instances = a.quix_instances if engine == "quix" else 1
-    group = {"dmpflow": f"{run.prefix}dmpflow-e2e", "kstreams": f"{run.prefix}kstreams-e2e",
-             "quix": f"{run.prefix}quix-e2e"}[engine]
+    group = f"{run.prefix}{engine}-{tag}"
     load0 = loadavg()
     broker_cpu0 = broker.cpu_s()
-    procs, t0 = start_engine(run, engine, "e2e", in_topic, out_topic, instances)
+    procs, t0 = start_engine(run, engine, tag, in_topic, out_topic, instances)
     t0_mono = time.monotonic()
     log(f"{engine}: started ({len(procs)} process(es)), waiting for "
         f"{expected if expected is not None else 'all'} results")
@@ -475,7 +476,7 @@ def measure(run: Run, engine: str, in_topic: str, events: int, expected: int | N
         broker_cpu1 = broker.cpu_s()
         stop(procs)
     if error:
-        logs = run.workdir / f"{engine}-e2e-0.log"
+        logs = run.workdir / f"{engine}-{tag}-0.log"
         log(f"{engine}: {error}; last lines of {logs}:\n{tail(logs)}")
         res.update(error=error, results=count)
         return res
@@ -889,7 +890,10 @@ def markdown(result: dict) -> str:
         "count/sum/min/max/mean, one Avro result per (key, window) when the window "
         f"closes; state and offsets committed every {p['commit_interval_ms']} ms. "
         "Time: process start to the broker's append time of the last result "
-        "(startup included).",
+        "(startup included)."
+        + (" Before the measured runs, one unmeasured dmpflow pass over the input "
+           "warms the broker's JIT (a fresh broker spent 3-4x the CPU on the first "
+           "engine to read the topic)." if result.get("warmup") else ""),
         "",
         "| engine | setup | results | wall s | events/s | CPU s | peak RSS MB | broker CPU s |",
         "|---|---|---:|---:|---:|---:|---:|---:|",
@@ -1027,6 +1031,8 @@ def parse_args(argv=None):
     ap.add_argument("--startup-runs", type=int, default=5,
                     help="startup runs per engine; the median is reported")
     ap.add_argument("--no-latency", action="store_true", help="skip the latency runs")
+    ap.add_argument("--no-warmup", action="store_true",
+                    help="no unmeasured pass over the input before the measured ones")
     ap.add_argument("--latency-fractions", default="0.5,0.8",
                     help="input rates of the latency runs, as fractions of the peak")
     ap.add_argument("--latency-peak", type=int,
@@ -1082,6 +1088,15 @@ def main(argv=None) -> int:
 
         in_topic = run.topic("in")
         preload(run, in_topic, args.events, args.keys, args.step_ms, args.ooo)
+        warmup = None
+        if not args.no_warmup:
+            # The broker is a JVM: on a fresh one, the first engine to read
+            # the topic paid for its JIT warm-up (measured: 11-15 broker CPU s
+            # for dmpflow's first pass over 10 M events, 3-4 s for the next
+            # ones). One unmeasured pass over the input first, so that every
+            # measured engine reads from a warm broker.
+            log("warm-up: one unmeasured dmpflow pass over the input")
+            warmup = measure(run, "dmpflow", in_topic, args.events, None, broker, tag="warmup")
         res = {}
         expected = None
         for e in engines:
@@ -1100,7 +1115,7 @@ def main(argv=None) -> int:
                  if e != "dmpflow" and not res[e].get("error")}
         if "dmpflow" in res and not res["dmpflow"].get("error") and peers:
             verification = verify(run, res["dmpflow"]["output_topic"], peers)
-        result.update(engines=res, startup=startup, verification=verification,
+        result.update(engines=res, warmup=warmup, startup=startup, verification=verification,
                       latency=latency, commands=run.commands)
         result["summary"] = summary(res, startup, verification, latency)
         nm = {k: why for k, why in NOT_MEASURED.items() if result["summary"].get(k) is None}
