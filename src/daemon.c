@@ -40,7 +40,7 @@
 
 #define FLUSH_TIMEOUT_MS 60000
 #define CONSUME_BATCH 1024 /* messages taken from the consumer queue per call */
-/* Consumer prefetch defaults (see kafka_conf use in dmp_daemon_new). */
+/* Consumer prefetch defaults (the measurements: dmp_daemon_new). */
 #define DMP_DEFAULT_PARTITION_FETCH_BYTES "262144"
 #define DMP_DEFAULT_QUEUE_MIN "20000"
 #define DMP_MAX_LAG_PARTITIONS 4096
