@@ -8,8 +8,9 @@
  * no-op callback). Commits (RocksDB) happen every 100 k events and are timed
  * apart. Prints a table and writes JSON lines to the file given as argv[1].
  *
- * Usage: bench_windows OUT.json [EVENTS [KEYS]]   (run from the repository
- * root; KEYS: only that key count, e.g. to profile one row) */
+ * Usage: bench_windows OUT.json [EVENTS [KEYS [SHAPE]]]   (run from the
+ * repository root; KEYS: only that key count, SHAPE: only that row, 1, 5 or
+ * core -- e.g. to profile one row under callgrind) */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -109,6 +110,7 @@ int main(int argc, char **argv) {
         printf("%-9s %-8s %12s %12s %12s %12s %10s\n", "keys", "windows", "total ns/ev",
                "decode ns/ev", "window ns/ev", "commit ms", "entries");
         int only_keys = argc > 3 ? atoi(argv[3]) : 0;
+        int only_shape = argc > 4 ? (strcmp(argv[4], "core") ? atoi(argv[4]) : 0) : -1;
         for (size_t ki = 0; ki < DMP_ARRAY_SIZE(key_counts); ki++) {
                 if (only_keys && key_counts[ki] != only_keys)
                         continue;
@@ -117,6 +119,8 @@ int main(int argc, char **argv) {
                 static const int shapes[] = {1, 5, 0}; /* 0: the core pipeline */
                 for (size_t si = 0; si < DMP_ARRAY_SIZE(shapes); si++) {
                         int windows = shapes[si];
+                        if (only_shape >= 0 && windows != only_shape)
+                                continue;
                         char dir[] = "/tmp/dmpflow-bench-XXXXXX";
                         if (!mkdtemp(dir))
                                 return 1;
