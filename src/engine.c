@@ -55,6 +55,14 @@ typedef struct bucket {
 typedef struct bucket_list {
         bucket_t *b; /* sorted by start */
         size_t n, cap;
+        /* tumbling / hopping: close_fixed has nothing to do while the stream
+         * time is below due (valid if due_known; a new bucket clears it).
+         * Saves its scan of the buckets on every event that advances the
+         * stream time: ~140 instructions per event (callgrind, core row). */
+        int due_known;
+        int64_t due;
+        /* tumbling / hopping: memos of dmp_window_{last,first}_start_memo */
+        int64_t last_memo, first_memo;
 } bucket_list_t;
 
 /* The state of one key of a session or sliding window definition. */
@@ -237,7 +245,7 @@ static uint64_t pipeline_fingerprint(const dmp_engine_t *e) {
                 n += dmp_groups_describe(e->groups, buf + n, sizeof(buf) - n);
         if (n > sizeof(buf))
                 n = sizeof(buf);
-        return dmp_hash_bytes(buf, n, 0);
+        return dmp_hash_stable(buf, n, 0);
 }
 
 /* Compiles the pipeline definition into e; returns the number of
@@ -443,6 +451,7 @@ static bucket_t *bucket_get(bucket_list_t *bl, int64_t start) {
         memmove(&bl->b[i + 1], &bl->b[i], (bl->n - i) * sizeof(*bl->b));
         bl->b[i] = (bucket_t){.start = start};
         bl->n++;
+        bl->due_known = 0;
         return &bl->b[i];
 }
 
@@ -735,7 +744,10 @@ static void close_fixed(dmp_engine_t *e, task_t *t, int wi) {
         const dmp_window_t *w = &e->windows[wi];
         bucket_list_t *bl = &t->windows[wi];
         int64_t st = t->stream_time;
-        for (size_t i = 0; i < bl->n && dmp_window_closed(w, bl->b[i].start, st); i++) {
+        if (bl->due_known && st < bl->due)
+                return;
+        size_t i;
+        for (i = 0; i < bl->n && dmp_window_closed(w, bl->b[i].start, st); i++) {
                 bucket_t *b = &bl->b[i];
                 if (b->emitted)
                         continue;
@@ -764,14 +776,24 @@ static void close_fixed(dmp_engine_t *e, task_t *t, int wi) {
                 purge++;
         }
         buckets_drop_front(bl, purge);
+        /* Buckets before i are emitted (open buckets start after every
+         * closed one), so the next work is closing bucket i or purging the
+         * first bucket, whichever comes first. */
+        i = i > purge ? i - purge : 0;
+        bl->due = i < bl->n ? bl->b[i].start + w->size + w->grace : INT64_MAX;
+        if (bl->n && bl->b[0].emitted && bl->b[0].start + w->size + w->grace + w->retention < bl->due)
+                bl->due = bl->b[0].start + w->size + w->grace + w->retention;
+        bl->due_known = 1;
 }
 
 static void fixed_event(dmp_engine_t *e, task_t *t, int wi, int64_t ts, const char *k,
                         size_t kl, uint64_t key_hash, const double *vals, uint64_t defined) {
         const dmp_window_t *w = &e->windows[wi];
         int open = 0;
-        int64_t last = dmp_window_last_start(w, ts);
-        for (int64_t s = dmp_window_first_start(w, ts); s <= last; s += w->advance) {
+        bucket_list_t *bl = &t->windows[wi];
+        int64_t last = dmp_window_last_start_memo(w, ts, &bl->last_memo);
+        for (int64_t s = dmp_window_first_start_memo(w, ts, &bl->first_memo); s <= last;
+             s += w->advance) {
                 if (dmp_window_closed(w, s, t->stream_time)) {
                         e->stats.late_window_updates++;
                         continue;

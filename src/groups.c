@@ -73,6 +73,7 @@ typedef struct gtask {
         size_t nktop, ktop_cap;
         dmp_entry_t **dirty; /* to write (or delete: DMP_ENTRY_CLOSED) at commit */
         size_t ndirty, dirty_cap;
+        int64_t first_memo[DMP_MAX_WINDOWS]; /* dmp_window_first_start_memo's, per window */
 } gtask_t;
 
 struct dmp_groups {
@@ -372,9 +373,9 @@ static void combine_running(dmp_groups_t *g, const dmp_entry_t *en, int32_t from
 /* The entry of (win, start, key) in table, created if missing, marked
  * dirty; key_hash is dmp_hash_bytes(key, kl, 0) (computed once per event
  * for all of a group's entries). */
-static dmp_entry_t *entry_get_hashed(dmp_groups_t *g, gtask_t *t, dmp_wtable_t *table, int win,
-                                     int64_t start, const char *key, size_t kl,
-                                     uint64_t key_hash, int naggs) {
+static inline __attribute__((always_inline)) dmp_entry_t *
+entry_get_hashed(dmp_groups_t *g, gtask_t *t, dmp_wtable_t *table, int win, int64_t start,
+                 const char *key, size_t kl, uint64_t key_hash, int naggs) {
         uint64_t h = dmp_entry_hash(key_hash, win, start);
         dmp_entry_t *en = dmp_wtable_find(table, h, win, start, key, kl);
         if (!en) {
@@ -397,7 +398,13 @@ static void add_values(const gdef_t *gd, dmp_entry_t *en, int64_t ts, const doub
         for (int j = 0; j < gd->nmeasures; j++)
                 if (defined >> gd->measures[j] & 1)
                         dmp_agg_add(&en->aggs[j], vals[gd->measures[j]]);
-        dmp_agg_add(&en->aggs[gd->nmeasures], (double)ts); /* max: the last update */
+        /* aggs[nmeasures]: the time of the last update in max, with a count
+         * so that Chan's merge keeps it; nothing reads its other fields, so
+         * they are not updated (a division fewer per entry per event). */
+        dmp_agg_t *last = &en->aggs[gd->nmeasures];
+        last->count++;
+        if ((double)ts > last->max)
+                last->max = (double)ts;
         en->flags |= DMP_ENTRY_CHANGED;
 }
 
@@ -431,7 +438,8 @@ void dmp_groups_event(dmp_groups_t *g, int32_t partition, int64_t stream_time,
                         int wi = gd->windows[j];
                         const dmp_window_t *w = &g->windows[wi];
                         int id = WIN_ID(KIND_GWIN, gi << 5 | wi);
-                        for (int64_t s = dmp_window_first_start(w, ts); s <= ts; s += w->advance) {
+                        for (int64_t s = dmp_window_first_start_memo(w, ts, &t->first_memo[wi]);
+                             s <= ts; s += w->advance) {
                                 int64_t closes = s + w->size + w->grace;
                                 if (closes <= stream_time || closes <= g->mark) {
                                         g->stats.late_group_updates++;

@@ -52,6 +52,25 @@ static inline int64_t dmp_window_first_start(const dmp_window_t *w, int64_t t) {
         return (dmp_floor_div(t - w->size, w->advance) + 1) * w->advance;
 }
 
+/* dmp_window_last_start through a memo the caller keeps between calls:
+ * *memo is any multiple of advance (0 to begin with) and ends as t's
+ * start. While the times stay within one advance of it, as in-order events
+ * do, no 64-bit division is done (one per window bound per event was a
+ * visible part of the core pipeline's time). */
+static inline int64_t dmp_window_last_start_memo(const dmp_window_t *w, int64_t t, int64_t *memo) {
+        /* t < *memo wraps to a difference >= advance */
+        if ((uint64_t)t - (uint64_t)*memo >= (uint64_t)w->advance)
+                *memo = dmp_window_last_start(w, t);
+        return *memo;
+}
+
+/* dmp_window_first_start through a memo, as above: the first start is the
+ * last start of t - size, plus advance. */
+static inline int64_t dmp_window_first_start_memo(const dmp_window_t *w, int64_t t,
+                                                  int64_t *memo) {
+        return dmp_window_last_start_memo(w, t - w->size, memo) + w->advance;
+}
+
 /* Whether window [start, start+size) is closed at stream time st. */
 static inline int dmp_window_closed(const dmp_window_t *w, int64_t start, int64_t st) {
         return start + w->size + w->grace <= st;

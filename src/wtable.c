@@ -18,10 +18,6 @@ dmp_entry_t *dmp_entry_new(uint64_t hash, int win, int64_t start, const char *ke
         return e;
 }
 
-static inline uint16_t tag_of(uint64_t hash) {
-        return (uint16_t)((hash >> 48) | 1u); /* never 0; positions use the low bits */
-}
-
 void dmp_wtable_init(dmp_wtable_t *t) {
         t->cap = 64;
         t->cnt = 0;
@@ -37,34 +33,12 @@ void dmp_wtable_clear(dmp_wtable_t *t) {
         t->cap = t->cnt = 0;
 }
 
-static inline int entry_eq(const dmp_entry_t *e, uint64_t hash, int win, int64_t start,
-                           const char *key, size_t key_len) {
-        return e->hash == hash && e->start == start && e->win == win && e->key_len == key_len &&
-               !memcmp(dmp_entry_key(e), key, key_len);
-}
-
-dmp_entry_t *dmp_wtable_find(const dmp_wtable_t *t, uint64_t hash, int win, int64_t start,
-                             const char *key, size_t key_len) {
-        size_t mask = t->cap - 1;
-        uint16_t tag = tag_of(hash);
-        for (size_t i = hash & mask;; i = (i + 1) & mask) {
-                uint16_t tg = t->tags[i];
-                if (!tg)
-                        return NULL;
-                if (tg == tag) {
-                        dmp_entry_t *e = t->slots[i];
-                        if (entry_eq(e, hash, win, start, key, key_len))
-                                return e;
-                }
-        }
-}
-
 static void place(dmp_entry_t **slots, uint16_t *tags, size_t mask, dmp_entry_t *e) {
         size_t i = e->hash & mask;
         while (tags[i])
                 i = (i + 1) & mask;
         slots[i] = e;
-        tags[i] = tag_of(e->hash);
+        tags[i] = dmp_wtable_tag(e->hash);
 }
 
 static void rehash(dmp_wtable_t *t, size_t ncap) {
@@ -97,7 +71,7 @@ void dmp_wtable_insert(dmp_wtable_t *t, dmp_entry_t *e) {
 
 void dmp_wtable_remove(dmp_wtable_t *t, const dmp_entry_t *e) {
         size_t mask = t->cap - 1, i = e->hash & mask;
-        uint16_t tag = tag_of(e->hash);
+        uint16_t tag = dmp_wtable_tag(e->hash);
         while (!(t->tags[i] == tag && t->slots[i] == e)) {
                 if (!t->tags[i])
                         return;

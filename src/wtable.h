@@ -68,8 +68,30 @@ void dmp_wtable_init(dmp_wtable_t *t);
 /* Frees the slots, not the entries. */
 void dmp_wtable_clear(dmp_wtable_t *t);
 
-dmp_entry_t *dmp_wtable_find(const dmp_wtable_t *t, uint64_t hash, int win, int64_t start,
-                             const char *key, size_t key_len);
+/* The tag of a hash: its top 16 bits, never 0 (positions use the low bits). */
+static inline uint16_t dmp_wtable_tag(uint64_t hash) {
+        return (uint16_t)((hash >> 48) | 1u);
+}
+
+/* The entry (win, start, key) of hash, or NULL. Inline: it runs up to three
+ * times per event (a window, a running group, a windowed group), and the
+ * call was ~15 % of its instructions (callgrind, core row). */
+static inline dmp_entry_t *dmp_wtable_find(const dmp_wtable_t *t, uint64_t hash, int win,
+                                           int64_t start, const char *key, size_t key_len) {
+        size_t mask = t->cap - 1;
+        uint16_t tag = dmp_wtable_tag(hash);
+        for (size_t i = hash & mask;; i = (i + 1) & mask) {
+                uint16_t tg = t->tags[i];
+                if (!tg)
+                        return NULL;
+                if (tg == tag) {
+                        dmp_entry_t *e = t->slots[i];
+                        if (e->hash == hash && e->start == start && e->win == win &&
+                            e->key_len == key_len && dmp_bytes_eq(dmp_entry_key(e), key, key_len))
+                                return e;
+                }
+        }
+}
 /* Inserts e, which must not be present. */
 void dmp_wtable_insert(dmp_wtable_t *t, dmp_entry_t *e);
 /* Removes e if present. */

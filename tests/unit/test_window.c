@@ -129,6 +129,46 @@ static void test_hopping_assignment_brute_force(void **state) {
         }
 }
 
+/* The memoised starts equal the plain ones over in-order runs, jumps back
+ * and forth, negative times and large gaps, from a zero memo. */
+static void test_memoised_starts(void **state) {
+        (void)state;
+        static const int64_t defs[][2] = {{10, 10}, {10, 5}, {10, 3}, {7, 2}, {1, 1}, {5, 4}};
+        for (size_t d = 0; d < sizeof(defs) / sizeof(defs[0]); d++) {
+                dmp_window_t w = hopping(defs[d][0], defs[d][1], 0);
+                int64_t last_memo = 0, first_memo = 0, t = -50;
+                uint64_t x = 88172645463325252ULL;
+                for (int i = 0; i < 20000; i++) {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        switch (x % 8) {
+                        case 0: t -= (int64_t)(x >> 8 & 31); break; /* out of order */
+                        case 1: t += (int64_t)(x >> 8 & 0xfffff) - 0x7ffff; break; /* jump */
+                        default: t += (int64_t)(x >> 8 & 3); break; /* in order */
+                        }
+                        int64_t last = dmp_window_last_start_memo(&w, t, &last_memo);
+                        int64_t first = dmp_window_first_start_memo(&w, t, &first_memo);
+                        if (last != dmp_window_last_start(&w, t) ||
+                            first != dmp_window_first_start(&w, t))
+                                fail_msg("size %lld advance %lld t %lld: memo [%lld, %lld], "
+                                         "plain [%lld, %lld]",
+                                         (long long)w.size, (long long)w.advance, (long long)t,
+                                         (long long)first, (long long)last,
+                                         (long long)dmp_window_first_start(&w, t),
+                                         (long long)dmp_window_last_start(&w, t));
+                }
+                /* the extremes of the time range */
+                int64_t far[] = {-(INT64_C(1) << 60), INT64_C(1) << 60, 0, -1}; /* engine.c bounds */
+                for (size_t i = 0; i < sizeof(far) / sizeof(far[0]); i++) {
+                        assert_true(dmp_window_last_start_memo(&w, far[i], &last_memo) ==
+                                    dmp_window_last_start(&w, far[i]));
+                        assert_true(dmp_window_first_start_memo(&w, far[i], &first_memo) ==
+                                    dmp_window_first_start(&w, far[i]));
+                }
+        }
+}
+
 static void test_closed(void **state) {
         (void)state;
         dmp_window_t w = tumbling(10, 2);
@@ -163,6 +203,7 @@ int main(void) {
                 cmocka_unit_test(test_tumbling_assignment),
                 cmocka_unit_test(test_hopping_assignment_by_hand),
                 cmocka_unit_test(test_hopping_assignment_brute_force),
+                cmocka_unit_test(test_memoised_starts),
                 cmocka_unit_test(test_closed),
                 cmocka_unit_test(test_kind_name),
         };

@@ -280,6 +280,74 @@ static void test_growth(void **state) {
         free(present);
 }
 
+/* dmp_bytes_eq agrees with memcmp at every length up to 40 and every
+ * position of a difference; the buffers end at an allocation's end so that
+ * ASan sees any read past them. */
+static void test_bytes_eq(void **state) {
+        (void)state;
+        for (size_t n = 0; n <= 40; n++) {
+                char *a = malloc(n ? n : 1), *b = malloc(n ? n : 1);
+                for (size_t i = 0; i < n; i++)
+                        a[i] = b[i] = (char)('a' + i % 26);
+                assert_true(dmp_bytes_eq(a, b, n));
+                for (size_t i = 0; i < n; i++) {
+                        b[i] ^= 0x20;
+                        assert_false(dmp_bytes_eq(a, b, n));
+                        b[i] ^= 0x20;
+                }
+                free(a);
+                free(b);
+        }
+}
+
+/* dmp_hash_bytes tells apart every string of up to 2 bytes over a small
+ * alphabet and keys that differ in one byte or in length only (the
+ * overlapping tail loads must not lose a byte), and it spreads keys like
+ * user-000123 over a table's low bits and the tag's high bits. */
+static void test_hash_bytes(void **state) {
+        (void)state;
+        enum { N = 1 + 16 + 16 * 16 };
+        uint64_t h[N];
+        size_t n = 0;
+        h[n++] = dmp_hash_bytes("", 0, 0);
+        for (int i = 0; i < 16; i++) {
+                char s[1] = {(char)i};
+                h[n++] = dmp_hash_bytes(s, 1, 0);
+        }
+        for (int i = 0; i < 16; i++)
+                for (int j = 0; j < 16; j++) {
+                        char s[2] = {(char)i, (char)j};
+                        h[n++] = dmp_hash_bytes(s, 2, 0);
+                }
+        for (size_t i = 0; i < n; i++)
+                for (size_t j = i + 1; j < n; j++)
+                        assert_true(h[i] != h[j]);
+        char key[40] = "0123456789abcdefghijklmnopqrstuvwxyz012";
+        for (size_t len = 1; len <= sizeof(key); len++) {
+                uint64_t base = dmp_hash_bytes(key, len, 0);
+                assert_true(base != dmp_hash_bytes(key, len - 1, 0));
+                for (size_t i = 0; i < len; i++) {
+                        key[i] ^= 1;
+                        assert_true(base != dmp_hash_bytes(key, len, 0));
+                        key[i] ^= 1;
+                }
+        }
+        /* 4096 keys into 1024 low-bit slots and 1024 high-bit buckets:
+         * no slot is hit more than a few times over the mean of 4 */
+        int lo[1024] = {0}, hi[1024] = {0};
+        for (int i = 0; i < 4096; i++) {
+                char k[16];
+                int l = snprintf(k, sizeof(k), "user-%06d", i);
+                uint64_t x = dmp_hash_bytes(k, (size_t)l, 0);
+                lo[x & 1023]++;
+                hi[x >> 54]++;
+        }
+        for (int i = 0; i < 1024; i++) {
+                assert_true(lo[i] <= 16);
+                assert_true(hi[i] <= 16);
+        }
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_entry_new),
@@ -287,6 +355,8 @@ int main(void) {
                 cmocka_unit_test(test_random_removal_order),
                 cmocka_unit_test(test_random_ops_model),
                 cmocka_unit_test(test_growth),
+                cmocka_unit_test(test_bytes_eq),
+                cmocka_unit_test(test_hash_bytes),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
