@@ -351,20 +351,27 @@ void dmp_decoder_reject_nonfinite(dmp_decoder_t *d, int on) {
 }
 
 /* The checks after a successful plan run: 0, or -1 (nonfinite). */
-static int decoded(dmp_decoder_t *d, const dmp_event_t *ev, char *errstr, size_t errstr_size) {
+/* The error of a non-finite value in num[slot] (out of line: rare). */
+static __attribute__((noinline)) int nonfinite(dmp_decoder_t *d, const dmp_event_t *ev, int slot,
+                                               char *errstr, size_t errstr_size) {
+        const char *field = "?";
+        for (int i = 0; i < d->nneeds; i++)
+                if (d->needs[i].role == DMP_NEED_NUM && d->needs[i].slot == slot)
+                        field = d->needs[i].field;
+        d->last_error = DMP_DECODE_NONFINITE;
+        snprintf(errstr, errstr_size, "field \"%s\" is %s", field,
+                 isnan(ev->num[slot]) ? "NaN" : "infinite");
+        return -1;
+}
+
+/* The checks after a record decoded; inline, on every record. */
+static inline int decoded(dmp_decoder_t *d, const dmp_event_t *ev, char *errstr,
+                          size_t errstr_size) {
         if (d->reject_nonfinite) {
                 for (unsigned long long m = ev->defined; m; m &= m - 1) {
                         int slot = __builtin_ctzll(m);
-                        if (isfinite(ev->num[slot]))
-                                continue;
-                        const char *field = "?";
-                        for (int i = 0; i < d->nneeds; i++)
-                                if (d->needs[i].role == DMP_NEED_NUM && d->needs[i].slot == slot)
-                                        field = d->needs[i].field;
-                        d->last_error = DMP_DECODE_NONFINITE;
-                        snprintf(errstr, errstr_size, "field \"%s\" is %s", field,
-                                 isnan(ev->num[slot]) ? "NaN" : "infinite");
-                        return -1;
+                        if (!isfinite(ev->num[slot]))
+                                return nonfinite(d, ev, slot, errstr, errstr_size);
                 }
         }
         d->last_error = DMP_DECODE_OK;

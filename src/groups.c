@@ -393,8 +393,9 @@ static dmp_entry_t *entry_get(dmp_groups_t *g, gtask_t *t, dmp_wtable_t *table, 
                                 naggs);
 }
 
-static void add_values(const gdef_t *gd, dmp_entry_t *en, int64_t ts, const double *vals,
-                       uint64_t defined) {
+static inline __attribute__((always_inline)) void
+add_values(const gdef_t *gd, dmp_entry_t *en, int64_t ts, const double *vals,
+           uint64_t defined) {
         for (int j = 0; j < gd->nmeasures; j++)
                 if (defined >> gd->measures[j] & 1)
                         dmp_agg_add(&en->aggs[j], vals[gd->measures[j]]);
