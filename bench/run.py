@@ -13,8 +13,10 @@ What it does (`make bench`; `make bench-quick` is the same, smaller):
    output is the complete set of (key, window) results, and its last result
    can only be published once the engine has processed its partitions to
    the end.
-3. Unless --no-warmup, one unmeasured dmpflow pass over the input (the
-   broker's JIT: a fresh broker spent 3-4x the CPU on the first reader).
+3. Unless --no-warmup, --warmup-passes (3) unmeasured dmpflow passes over
+   the input (the broker's JIT: over 10 M events a fresh broker spent 13-15
+   CPU s on each of the first two readers, 6 s on the third, 3.4-4 s on
+   later ones).
    For each engine (dmpflow, kstreams, quix), with a fresh consumer group,
    fresh state and a fresh output topic (message.timestamp.type =
    LogAppendTime, so each result carries the time the broker stored it):
@@ -891,9 +893,11 @@ def markdown(result: dict) -> str:
         f"closes; state and offsets committed every {p['commit_interval_ms']} ms. "
         "Time: process start to the broker's append time of the last result "
         "(startup included)."
-        + (" Before the measured runs, one unmeasured dmpflow pass over the input "
-           "warms the broker's JIT (a fresh broker spent 3-4x the CPU on the first "
-           "engine to read the topic)." if result.get("warmup") else ""),
+        + (f" Before the measured runs, {len(result['warmup'])} unmeasured dmpflow "
+           "passes over the input warm the broker's JIT (broker CPU s per pass: "
+           + ", ".join(f"{w.get('broker_cpu_s', '?')}" for w in result["warmup"])
+           + "), so that every measured engine reads from a warm broker."
+           if result.get("warmup") else ""),
         "",
         "| engine | setup | results | wall s | events/s | CPU s | peak RSS MB | broker CPU s |",
         "|---|---|---:|---:|---:|---:|---:|---:|",
@@ -1033,6 +1037,8 @@ def parse_args(argv=None):
     ap.add_argument("--no-latency", action="store_true", help="skip the latency runs")
     ap.add_argument("--no-warmup", action="store_true",
                     help="no unmeasured pass over the input before the measured ones")
+    ap.add_argument("--warmup-passes", type=int, default=3,
+                    help="unmeasured dmpflow passes over the input that warm the broker")
     ap.add_argument("--latency-fractions", default="0.5,0.8",
                     help="input rates of the latency runs, as fractions of the peak")
     ap.add_argument("--latency-peak", type=int,
@@ -1088,15 +1094,19 @@ def main(argv=None) -> int:
 
         in_topic = run.topic("in")
         preload(run, in_topic, args.events, args.keys, args.step_ms, args.ooo)
-        warmup = None
+        warmup = []
         if not args.no_warmup:
-            # The broker is a JVM: on a fresh one, the first engine to read
-            # the topic paid for its JIT warm-up (measured: 11-15 broker CPU s
-            # for dmpflow's first pass over 10 M events, 3-4 s for the next
-            # ones). One unmeasured pass over the input first, so that every
-            # measured engine reads from a warm broker.
-            log("warm-up: one unmeasured dmpflow pass over the input")
-            warmup = measure(run, "dmpflow", in_topic, args.events, None, broker, tag="warmup")
+            # The broker is a JVM: on a fresh one, the first engines to read
+            # the topic paid for its JIT warm-up. Measured over 10 M events
+            # (2026-12-01, broker CPU s per dmpflow pass): 14.7, 13.2, 6.1,
+            # then 3.4-4.1. One warm-up pass left the measured dmpflow run,
+            # which comes first, paying 6 s the peers after it did not.
+            # Unmeasured passes first, so that every measured engine reads
+            # from a warm broker.
+            for i in range(args.warmup_passes):
+                log(f"warm-up: unmeasured dmpflow pass {i + 1} of {args.warmup_passes}")
+                warmup.append(measure(run, "dmpflow", in_topic, args.events, None, broker,
+                                      tag=f"warmup{i + 1}"))
         res = {}
         expected = None
         for e in engines:
