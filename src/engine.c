@@ -781,8 +781,11 @@ static void close_fixed(dmp_engine_t *e, task_t *t, int wi) {
          * first bucket, whichever comes first. */
         i = i > purge ? i - purge : 0;
         bl->due = i < bl->n ? bl->b[i].start + w->size + w->grace : INT64_MAX;
-        if (bl->n && bl->b[0].emitted && bl->b[0].start + w->size + w->grace + w->retention < bl->due)
-                bl->due = bl->b[0].start + w->size + w->grace + w->retention;
+        if (bl->n && bl->b[0].emitted) {
+                int64_t purge_at = bl->b[0].start + w->size + w->grace + w->retention;
+                if (purge_at < bl->due)
+                        bl->due = purge_at;
+        }
         bl->due_known = 1;
 }
 
