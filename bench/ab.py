@@ -14,6 +14,10 @@ A variant is NAME=BINARY[:SECTION.KEY=VALUE,...], e.g.
         old=/tmp/old/build/dmpflow new=build/dmpflow \\
         'wait100=build/dmpflow:kafka.fetch.wait.max.ms=100'
 
+With --latency-rate R, each run is instead bench/run.py's latency
+measurement at R events/s (1 s windows; p50 / p99 of final results, and
+p99 after the first window), and the input topic is the generator's.
+
 Run it with bench/prepare's Python (it needs confluent-kafka and fastavro):
 `$(bench/prepare) bench/ab.py ...`. --topic reuses a topic an earlier run
 left (--keep keeps it).
@@ -44,12 +48,17 @@ def main() -> int:
     ap.add_argument("--warmup-passes", type=int, default=3)
     ap.add_argument("--topic", help="an input topic already loaded (skips the pre-load)")
     ap.add_argument("--keep", action="store_true", help="keep the input topic")
+    ap.add_argument("--latency-rate", type=int,
+                    help="latency runs at this input rate instead of end-to-end runs")
+    ap.add_argument("--latency-seconds", type=float, default=20.0)
     ap.add_argument("variants", nargs="+", type=parse_variant)
     a = ap.parse_args()
     args = B.parse_args(["--engines", "dmpflow", "--events", str(a.events)])
     broker = B.Broker(None)
     kafka = B.Kafka(broker.bootstrap)
     base = B.Run(args, kafka, Path(tempfile.mkdtemp(prefix="dmpflow-ab-")))
+    if a.latency_rate:
+        return latency_rounds(a, args, broker, kafka)
     topic = a.topic
     if not topic:
         topic = base.topic("in")
@@ -91,6 +100,34 @@ def main() -> int:
     finally:
         if not a.keep and not a.topic:
             kafka.delete_matching(base.prefix)
+        broker.close()
+    return 0
+
+
+def latency_rounds(a, args, broker, kafka) -> int:
+    fields = ("achieved_rate", "p50_ms", "p99_ms", "steady_p99_ms", "max_ms", "error")
+    runs: dict[str, list[dict]] = {v[0]: [] for v in a.variants}
+    try:
+        for rnd in range(a.rounds):
+            for name, binary, sets in a.variants:
+                args.dmpflow, args.dmpflow_set = binary, sets
+                r = B.Run(args, kafka, Path(tempfile.mkdtemp(prefix=f"dmpflow-ab-{name}-")))
+                res = B.measure_latency(r, a.latency_rate, a.latency_seconds)
+                kafka.delete_matching(r.topic(f"lat{a.latency_rate}-"))
+                runs[name].append(res)
+                print(json.dumps({"variant": name, "round": rnd,
+                                  **{k: res.get(k) for k in fields}}), flush=True)
+        print("\nvariant       p50 ms   p99 ms (runs)            p99 after the first window (runs)")
+        for name, rs in runs.items():
+            ok = [r for r in rs if not r.get("error")]
+            if not ok:
+                print(f"{name:12}  all runs failed: {rs[0].get('error')}")
+                continue
+            p99 = sorted(r["p99_ms"] for r in ok)
+            st = sorted(r["steady_p99_ms"] for r in ok)
+            print(f"{name:12}  {statistics.median(r['p50_ms'] for r in ok):6}   "
+                  f"{statistics.median(p99):6} {p99}   {statistics.median(st):6} {st}")
+    finally:
         broker.close()
     return 0
 

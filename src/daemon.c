@@ -531,6 +531,12 @@ dmp_daemon_t *dmp_daemon_new(dmp_conf_t *conf, int *config_error, char *errstr,
                 set(pc, "enable.idempotence", "true", NULL, 0);
         if (!dmp_conf_kafka_get(conf, "linger.ms"))
                 set(pc, "linger.ms", "5", NULL, 0);
+        /* Delivery reports of failures only (all delivery_cb needs): a
+         * delivered result is then freed on librdkafka's broker thread
+         * instead of being handed back to the processing thread, which
+         * called delivery_cb and freed each one in rd_kafka_poll. */
+        if (!dmp_conf_kafka_get(conf, "delivery.report.only.error"))
+                set(pc, "delivery.report.only.error", "true", NULL, 0);
         d->producer = rd_kafka_new(RD_KAFKA_PRODUCER, pc, errstr, (size_t)errstr_size);
         if (!d->producer) {
                 rd_kafka_conf_destroy(pc);

@@ -115,6 +115,53 @@ def test_sigterm_and_restart_is_exactly_once(kafka, dmpflow, tmp_path):
     assert_matches_reference(reader.records, ref)
 
 
+def test_rejected_results_stop_commits_and_a_restart_loses_nothing(kafka, dmpflow, tmp_path):
+    """The broker refuses every result (the output topic's max.message.bytes
+    is below a result's size): dmpflow must learn it from the failure
+    delivery reports (it asks for those only), stop without committing, and
+    once the topic accepts results, a restart from its state must publish
+    every result exactly once."""
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
+
+    events = make_events(20_000, 5, keys=50, step_ms=10, ooo=0.10, max_delay_ms=8_000, null_clicks=0.30)
+    src = kafka.topic(PARTITIONS, "in")
+    dst = kafka.topic(PARTITIONS, "out")
+
+    def set_max_bytes(n: int) -> None:
+        entry = ConfigEntry("max.message.bytes", str(n), incremental_operation=AlterConfigOpType.SET)
+        res = ConfigResource(ConfigResource.Type.TOPIC, dst, incremental_configs=[entry])
+        for f in kafka.admin.incremental_alter_configs([res]).values():
+            f.result(timeout=30)
+
+    set_max_bytes(32)
+    produced = kafka.produce(src, events, PARTITIONS)
+    ref = reference_for(produced)
+    assert len(ref.results) > 1000
+    cfg = config_for(kafka, dmpflow, tmp_path, src, dst, commit_interval_ms=200)
+
+    first = dmpflow.start("run", "-c", cfg)
+    rc = first.wait(60)
+    if rc is None:
+        first.kill()
+        pytest.fail("dmpflow kept running while the broker refused every result")
+    assert rc != 0
+    err = first.stderr
+    assert f"result delivery to {dst} failed" in err, err[-2000:]
+    assert "not committing" in err, err[-2000:]
+    print(next(line for line in err.splitlines() if "not committing" in line))
+
+    set_max_bytes(1_048_588)  # Kafka's default
+    reader = kafka.reader(dst)
+    second = dmpflow.start("run", "-c", cfg)
+    reader.until(len(ref.results), timeout=60)
+    assert second.poll() is None, f"restarted dmpflow exited by itself with code {second.poll()}"
+    rc = dmpflow.stop(second, timeout=10)
+    reader.drain(2.0)
+    assert not reader.errors, reader.errors[:5]
+    assert rc == 0, f"exit code {rc} after SIGTERM"
+    assert_matches_reference(reader.records, ref)
+
+
 # --------------------------------------------------------------------------
 # Bad configuration files
 # --------------------------------------------------------------------------
