@@ -6,7 +6,8 @@
  * is timed separately on the same records and subtracted, so the figure is
  * the window work: lookup/insert, aggregate update, closing, emitting (to a
  * no-op callback). Commits (RocksDB) happen every 100 k events and are timed
- * apart. Prints a table and writes JSON lines to the file given as argv[1].
+ * apart. The core row is the best of CORE_PASSES passes. Prints a table and
+ * writes JSON lines to the file given as argv[1].
  *
  * Usage: bench_windows OUT.json [EVENTS [KEYS [SHAPE]]]   (run from the
  * repository root; KEYS: only that key count, SHAPE: only that row, 1, 5 or
@@ -97,6 +98,77 @@ static const char *conf_text(int windows) {
                               "[output]\ntopic = out\n";
 }
 
+/* One row's timings: decode alone, processing and commits, in seconds. */
+typedef struct timing {
+        double decode_s, proc_s, commit_s;
+        uint64_t entries;
+} timing_t;
+
+/* Runs the records through a fresh engine of the given shape. 0 on success. */
+static int run_shape(int windows, const recs_t *r, timing_t *tm) {
+        size_t n = r->n;
+        char dir[] = "/tmp/dmpflow-bench-XXXXXX";
+        if (!mkdtemp(dir))
+                return -1;
+        dmp_conf_t *conf = dmp_conf_new();
+        char over[128];
+        snprintf(over, sizeof(over), "state.dir=%s", dir);
+        if (dmp_conf_load_string(conf, "bench", conf_text(windows)) ||
+            dmp_conf_set_override(conf, over) || dmp_conf_validate(conf)) {
+                fputs(conf->errors, stderr);
+                return -1;
+        }
+        uint64_t emitted = 0;
+        int cfg_err;
+        char err[512];
+        dmp_engine_t *e = dmp_engine_new(conf, noop_emit, &emitted, &cfg_err, err, sizeof(err));
+        if (!e) {
+                fprintf(stderr, "engine: %s\n%s", err, conf->errors ? conf->errors : "");
+                return -1;
+        }
+        int64_t next;
+        dmp_engine_partition_open(e, 0, &next, err, sizeof(err));
+
+        /* decode alone, same records */
+        char *schema = dmp_read_file("schemas/event.avsc", NULL, err, sizeof(err));
+        dmp_decoder_t *d = schema ? dmp_decoder_new(schema, "user_id", "ts", err, sizeof(err))
+                                  : NULL;
+        free(schema);
+        if (!d) {
+                fprintf(stderr, "decoder: %s\n", err);
+                return -1;
+        }
+        dmp_event_t ev;
+        double t0 = now_s();
+        for (size_t i = 0; i < n; i++)
+                dmp_decoder_decode(d, r->buf + r->off[i], r->len[i], &ev, err, sizeof(err));
+        tm->decode_s = now_s() - t0;
+        dmp_decoder_destroy(d);
+
+        tm->proc_s = tm->commit_s = 0;
+        uint32_t late;
+        for (size_t i = 0; i < n; i += 100000) {
+                size_t end = i + 100000 < n ? i + 100000 : n;
+                t0 = now_s();
+                for (size_t j = i; j < end; j++)
+                        dmp_engine_process(e, 0, (int64_t)j, NULL, 0, 0, r->buf + r->off[j],
+                                           r->len[j], &late, err, sizeof(err));
+                tm->proc_s += now_s() - t0;
+                t0 = now_s();
+                dmp_engine_commit(e, err, sizeof(err));
+                tm->commit_s += now_s() - t0;
+        }
+        tm->entries = dmp_engine_stats(e)->open_entries;
+        dmp_engine_destroy(e);
+        dmp_conf_destroy(conf);
+        dmp_rmtree(dir);
+        return 0;
+}
+
+/* Passes of the core row; the best is reported (as bench/decode_bench.c
+ * does): the machine's noise only ever adds time. */
+#define CORE_PASSES 3
+
 int main(int argc, char **argv) {
         const char *out_path = argc > 1 ? argv[1] : "bench/results/windows.json";
         size_t n = argc > 2 ? (size_t)atol(argv[2]) : 3000000;
@@ -121,68 +193,23 @@ int main(int argc, char **argv) {
                         int windows = shapes[si];
                         if (only_shape >= 0 && windows != only_shape)
                                 continue;
-                        char dir[] = "/tmp/dmpflow-bench-XXXXXX";
-                        if (!mkdtemp(dir))
-                                return 1;
-                        dmp_conf_t *conf = dmp_conf_new();
-                        char over[128];
-                        snprintf(over, sizeof(over), "state.dir=%s", dir);
-                        if (dmp_conf_load_string(conf, "bench", conf_text(windows)) ||
-                            dmp_conf_set_override(conf, over) || dmp_conf_validate(conf)) {
-                                fputs(conf->errors, stderr);
-                                return 1;
+                        timing_t tm, best = {0};
+                        int passes = windows ? 1 : CORE_PASSES;
+                        for (int pass = 0; pass < passes; pass++) {
+                                if (run_shape(windows, &r, &tm))
+                                        return 1;
+                                double best_decode = pass ? best.decode_s : tm.decode_s;
+                                if (!pass ||
+                                    tm.proc_s + tm.commit_s < best.proc_s + best.commit_s)
+                                        best = tm;
+                                best.decode_s = tm.decode_s < best_decode ? tm.decode_s
+                                                                          : best_decode;
                         }
-                        uint64_t emitted = 0;
-                        int cfg_err;
-                        char err[512];
-                        dmp_engine_t *e = dmp_engine_new(conf, noop_emit, &emitted, &cfg_err,
-                                                         err, sizeof(err));
-                        if (!e) {
-                                fprintf(stderr, "engine: %s\n%s", err,
-                                        conf->errors ? conf->errors : "");
-                                return 1;
-                        }
-                        int64_t next;
-                        dmp_engine_partition_open(e, 0, &next, err, sizeof(err));
-
-                        /* decode alone, same records */
-                        char *schema = dmp_read_file("schemas/event.avsc", NULL, err,
-                                                     sizeof(err));
-                        dmp_decoder_t *d = schema ? dmp_decoder_new(schema, "user_id", "ts", err,
-                                                                    sizeof(err))
-                                                  : NULL;
-                        free(schema);
-                        if (!d) {
-                                fprintf(stderr, "decoder: %s\n", err);
-                                return 1;
-                        }
-                        dmp_event_t ev;
-                        double t0 = now_s();
-                        for (size_t i = 0; i < n; i++)
-                                dmp_decoder_decode(d, r.buf + r.off[i], r.len[i], &ev, err,
-                                                   sizeof(err));
-                        double decode_s = now_s() - t0;
-                        dmp_decoder_destroy(d);
-
-                        double proc_s = 0, commit_s = 0;
-                        uint32_t late;
-                        for (size_t i = 0; i < n; i += 100000) {
-                                size_t end = i + 100000 < n ? i + 100000 : n;
-                                t0 = now_s();
-                                for (size_t j = i; j < end; j++)
-                                        dmp_engine_process(e, 0, (int64_t)j, NULL, 0, 0,
-                                                           r.buf + r.off[j], r.len[j], &late, err,
-                                                           sizeof(err));
-                                proc_s += now_s() - t0;
-                                t0 = now_s();
-                                dmp_engine_commit(e, err, sizeof(err));
-                                commit_s += now_s() - t0;
-                        }
-                        uint64_t entries = dmp_engine_stats(e)->open_entries;
-                        double total = proc_s * 1e9 / (double)n, dec = decode_s * 1e9 / (double)n;
+                        double total = best.proc_s * 1e9 / (double)n,
+                               dec = best.decode_s * 1e9 / (double)n;
                         printf("%-9d %-8s %12.1f %12.1f %12.1f %12.1f %10" PRIu64 "\n",
                                key_counts[ki], windows ? (windows == 1 ? "1" : "5") : "core",
-                               total, dec, total - dec, commit_s * 1e3, entries);
+                               total, dec, total - dec, best.commit_s * 1e3, best.entries);
                         if (windows)
                                 fprintf(out,
                                         "{\"keys\": %d, \"windows_per_event\": %d, \"events\": "
@@ -190,19 +217,18 @@ int main(int argc, char **argv) {
                                         "\"decode_ns_per_event\": %.1f, \"window_ns_per_event\": "
                                         "%.1f, \"commit_ms_total\": %.1f}\n",
                                         key_counts[ki], windows, n, total, dec, total - dec,
-                                        commit_s * 1e3);
+                                        best.commit_s * 1e3);
                         else /* core: decode, measures, windows, groups, patterns and
-                              * commits, all per event */
+                              * commits, all per event; the best of CORE_PASSES */
                                 fprintf(out,
                                         "{\"keys\": %d, \"pipeline\": \"core\", \"events\": %zu, "
-                                        "\"core_ns_per_event\": %.1f, \"decode_ns_per_event\": "
-                                        "%.1f, \"commit_ms_total\": %.1f}\n",
-                                        key_counts[ki], n, (proc_s + commit_s) * 1e9 / (double)n,
-                                        dec, commit_s * 1e3);
+                                        "\"passes\": %d, \"core_ns_per_event\": %.1f, "
+                                        "\"decode_ns_per_event\": %.1f, \"commit_ms_total\": "
+                                        "%.1f}\n",
+                                        key_counts[ki], n, passes,
+                                        (best.proc_s + best.commit_s) * 1e9 / (double)n, dec,
+                                        best.commit_s * 1e3);
                         fflush(stdout);
-                        dmp_engine_destroy(e);
-                        dmp_conf_destroy(conf);
-                        dmp_rmtree(dir);
                 }
                 free_records(&r);
         }
