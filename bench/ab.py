@@ -41,6 +41,42 @@ def parse_variant(text: str) -> tuple[str, Path, list[str]]:
     return name, Path(binary), [s for s in sets.split(",") if s]
 
 
+def run_rounds(a, measure_one, fields: tuple[str, ...]) -> dict[str, list[dict]]:
+    """Every variant in turn, a.rounds times; prints each run as a JSON line."""
+    runs: dict[str, list[dict]] = {v[0]: [] for v in a.variants}
+    for rnd in range(a.rounds):
+        for name, binary, sets in a.variants:
+            r = measure_one(name, binary, sets, f"r{rnd}")
+            runs[name].append(r)
+            print(json.dumps({"variant": name, "round": rnd,
+                              **{k: r.get(k) for k in fields}}), flush=True)
+    return runs
+
+
+def summarize(runs: dict[str, list[dict]], header: str, line) -> None:
+    """A line per variant: line(runs without error), or its first error."""
+    print("\nvariant     " + header)
+    for name, rs in runs.items():
+        ok = [r for r in rs if not r.get("error")]
+        print(f"{name:12}  " + (line(ok) if ok else f"all runs failed: {rs[0].get('error')}"))
+
+
+def e2e_line(ok: list[dict]) -> str:
+    eps = sorted(r["events_per_s"] for r in ok)
+
+    def med(k):
+        return statistics.median(r[k] for r in ok if r.get(k) is not None)
+    return (f"{statistics.median(eps):>10,.0f} ({', '.join(f'{x:,.0f}' for x in eps)})"
+            f"  {med('cpu_s'):8.2f}  {med('rss_mb'):8.1f}  {med('broker_cpu_s'):8.2f}")
+
+
+def latency_line(ok: list[dict]) -> str:
+    p99 = sorted(r["p99_ms"] for r in ok)
+    st = sorted(r["steady_p99_ms"] for r in ok)
+    return (f"{statistics.median(r['p50_ms'] for r in ok):6}   "
+            f"{statistics.median(p99):6} {p99}   {statistics.median(st):6} {st}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--events", type=int, default=10_000_000)
@@ -56,78 +92,51 @@ def main() -> int:
     args = B.parse_args(["--engines", "dmpflow", "--events", str(a.events)])
     broker = B.Broker(None)
     kafka = B.Kafka(broker.bootstrap)
-    base = B.Run(args, kafka, Path(tempfile.mkdtemp(prefix="dmpflow-ab-")))
+
+    def new_run(name: str, binary: Path, sets: list[str]) -> B.Run:
+        args.dmpflow, args.dmpflow_set = binary, sets
+        return B.Run(args, kafka, Path(tempfile.mkdtemp(prefix=f"dmpflow-ab-{name}-")))
+
     if a.latency_rate:
-        return latency_rounds(a, args, broker, kafka)
+        def latency_one(name: str, binary: Path, sets: list[str], tag: str) -> dict:
+            r = new_run(name, binary, sets)
+            res = B.measure_latency(r, a.latency_rate, a.latency_seconds)
+            kafka.delete_matching(r.topic(f"lat{a.latency_rate}-"))
+            return res
+        try:
+            runs = run_rounds(a, latency_one, ("achieved_rate", "p50_ms", "p99_ms",
+                                               "steady_p99_ms", "max_ms", "error"))
+            summarize(runs, "  p50 ms   p99 ms (runs)            p99 after the first window (runs)",
+                      latency_line)
+        finally:
+            broker.close()
+        return 0
+
+    base = B.Run(args, kafka, Path(tempfile.mkdtemp(prefix="dmpflow-ab-")))
     topic = a.topic
     if not topic:
         topic = base.topic("in")
         B.preload(base, topic, args.events, args.keys, args.step_ms, args.ooo)
     B.log(f"input topic {topic}")
 
-    def one(name: str, binary: Path, sets: list[str], tag: str) -> dict:
-        args.dmpflow, args.dmpflow_set = binary, sets
-        r = B.Run(args, kafka, Path(tempfile.mkdtemp(prefix=f"dmpflow-ab-{name}-")))
+    def e2e_one(name: str, binary: Path, sets: list[str], tag: str) -> dict:
+        r = new_run(name, binary, sets)
         res = B.measure(r, "dmpflow", topic, args.events, None, broker, tag=f"{name}-{tag}")
         kafka.delete_matching(res["output_topic"])  # not r.prefix: it may be the input's
         return res
 
-    fields = ("events_per_s", "cpu_s", "rss_mb", "broker_cpu_s", "results", "error")
     try:
         name0, bin0, sets0 = a.variants[0]
         for i in range(a.warmup_passes):
-            w = one(name0, bin0, sets0, f"warmup{i + 1}")
+            w = e2e_one(name0, bin0, sets0, f"warmup{i + 1}")
             B.log(f"warm-up {i + 1}: broker CPU {w.get('broker_cpu_s')} s")
-        runs: dict[str, list[dict]] = {v[0]: [] for v in a.variants}
-        for rnd in range(a.rounds):
-            for name, binary, sets in a.variants:
-                r = one(name, binary, sets, f"r{rnd}")
-                runs[name].append(r)
-                print(json.dumps({"variant": name, "round": rnd,
-                                  **{k: r.get(k) for k in fields}}), flush=True)
-        print("\nvariant       events/s (median, runs)             CPU s       RSS MB   broker CPU s")
-        for name, rs in runs.items():
-            ok = [r for r in rs if not r.get("error")]
-            if not ok:
-                print(f"{name:12}  all runs failed: {rs[0].get('error')}")
-                continue
-            eps = sorted(r["events_per_s"] for r in ok)
-
-            def med(k):
-                return statistics.median(r[k] for r in ok if r.get(k) is not None)
-            print(f"{name:12}  {statistics.median(eps):>10,.0f} ({', '.join(f'{x:,.0f}' for x in eps)})"
-                  f"  {med('cpu_s'):8.2f}  {med('rss_mb'):8.1f}  {med('broker_cpu_s'):8.2f}")
+        runs = run_rounds(a, e2e_one, ("events_per_s", "cpu_s", "rss_mb", "broker_cpu_s",
+                                       "results", "error"))
+        summarize(runs, "  events/s (median, runs)             CPU s       RSS MB   broker CPU s",
+                  e2e_line)
     finally:
         if not a.keep and not a.topic:
             kafka.delete_matching(base.prefix)
-        broker.close()
-    return 0
-
-
-def latency_rounds(a, args, broker, kafka) -> int:
-    fields = ("achieved_rate", "p50_ms", "p99_ms", "steady_p99_ms", "max_ms", "error")
-    runs: dict[str, list[dict]] = {v[0]: [] for v in a.variants}
-    try:
-        for rnd in range(a.rounds):
-            for name, binary, sets in a.variants:
-                args.dmpflow, args.dmpflow_set = binary, sets
-                r = B.Run(args, kafka, Path(tempfile.mkdtemp(prefix=f"dmpflow-ab-{name}-")))
-                res = B.measure_latency(r, a.latency_rate, a.latency_seconds)
-                kafka.delete_matching(r.topic(f"lat{a.latency_rate}-"))
-                runs[name].append(res)
-                print(json.dumps({"variant": name, "round": rnd,
-                                  **{k: res.get(k) for k in fields}}), flush=True)
-        print("\nvariant       p50 ms   p99 ms (runs)            p99 after the first window (runs)")
-        for name, rs in runs.items():
-            ok = [r for r in rs if not r.get("error")]
-            if not ok:
-                print(f"{name:12}  all runs failed: {rs[0].get('error')}")
-                continue
-            p99 = sorted(r["p99_ms"] for r in ok)
-            st = sorted(r["steady_p99_ms"] for r in ok)
-            print(f"{name:12}  {statistics.median(r['p50_ms'] for r in ok):6}   "
-                  f"{statistics.median(p99):6} {p99}   {statistics.median(st):6} {st}")
-    finally:
         broker.close()
     return 0
 
