@@ -350,7 +350,6 @@ void dmp_decoder_reject_nonfinite(dmp_decoder_t *d, int on) {
         d->reject_nonfinite = on;
 }
 
-/* The checks after a successful plan run: 0, or -1 (nonfinite). */
 /* The error of a non-finite value in num[slot] (out of line: rare). */
 static __attribute__((noinline)) int nonfinite(dmp_decoder_t *d, const dmp_event_t *ev, int slot,
                                                char *errstr, size_t errstr_size) {
@@ -364,7 +363,8 @@ static __attribute__((noinline)) int nonfinite(dmp_decoder_t *d, const dmp_event
         return -1;
 }
 
-/* The checks after a record decoded; inline, on every record. */
+/* The checks after a successful plan run: 0, or -1 (nonfinite). Inline:
+ * it runs on every record. */
 static inline int decoded(dmp_decoder_t *d, const dmp_event_t *ev, char *errstr,
                           size_t errstr_size) {
         if (d->reject_nonfinite) {

@@ -92,6 +92,7 @@ static inline dmp_entry_t *dmp_wtable_find(const dmp_wtable_t *t, uint64_t hash,
                 }
         }
 }
+
 /* Inserts e, which must not be present. */
 void dmp_wtable_insert(dmp_wtable_t *t, dmp_entry_t *e);
 /* Removes e if present. */
