@@ -1036,7 +1036,7 @@ def parse_args(argv=None):
                     help="startup runs per engine; the median is reported")
     ap.add_argument("--no-latency", action="store_true", help="skip the latency runs")
     ap.add_argument("--no-warmup", action="store_true",
-                    help="no unmeasured pass over the input before the measured ones")
+                    help="no unmeasured pass over the input (as --warmup-passes 0)")
     ap.add_argument("--warmup-passes", type=int, default=3,
                     help="unmeasured dmpflow passes over the input that warm the broker")
     ap.add_argument("--latency-fractions", default="0.5,0.8",
