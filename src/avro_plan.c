@@ -108,23 +108,6 @@ get_varint(run_ctx_t *c, const unsigned char *p, int64_t *out) {
         return fail_at(c, p0, DMP_DECODE_VARINT);
 }
 
-/* Decimal digits of v into buf (at least 21 bytes); returns the length. */
-static size_t format_long(char *buf, int64_t v) {
-        char tmp[24];
-        size_t n = 0;
-        uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
-        do {
-                tmp[n++] = (char)('0' + u % 10);
-                u /= 10;
-        } while (u);
-        size_t len = 0;
-        if (v < 0)
-                buf[len++] = '-';
-        while (n)
-                buf[len++] = tmp[--n];
-        return len;
-}
-
 static inline void put_long(const op_t *op, int64_t v, dmp_event_t *ev) {
         if (op->dst & DST_NUM) {
                 ev->num[op->slot] = (op->dst & DST_F32) ? (double)(float)v : (double)v;
@@ -140,11 +123,11 @@ static inline void put_long(const op_t *op, int64_t v, dmp_event_t *ev) {
                         ev->time_ms = v < 0 ? INT64_MIN : INT64_MAX; /* out of range */
         }
         if (op->dst & DST_KEY) {
-                ev->key_len = format_long(ev->keybuf, v);
+                ev->key_len = dmp_format_long(ev->keybuf, v);
                 ev->key = ev->keybuf;
         }
         if (op->dst & DST_LABEL) {
-                ev->label_len[op->slot] = (uint32_t)format_long(ev->labelbuf[op->slot], v);
+                ev->label_len[op->slot] = (uint32_t)dmp_format_long(ev->labelbuf[op->slot], v);
                 ev->label[op->slot] = ev->labelbuf[op->slot];
         }
 }

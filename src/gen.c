@@ -43,6 +43,14 @@ static double next_unit(dmp_gen_t *g) {
         return (double)(next_u64(g) >> 11) * 0x1.0p-53;
 }
 
+/* prefix then the digits of v into buf (room for strlen(prefix) + 20);
+ * returns the length. snprintf was half of the generator's CPU. */
+static size_t prefixed_number(char *buf, const char *prefix, int64_t v) {
+        size_t n = strlen(prefix);
+        memcpy(buf, prefix, n);
+        return n + dmp_format_long(buf + n, v);
+}
+
 size_t dmp_gen_next(dmp_gen_t *g, unsigned char *buf, char *key, size_t *key_len) {
         const dmp_gen_opts_t *o = &g->o;
         int user = (int)(next_u64(g) % (uint64_t)(o->keys > 0 ? o->keys : 1));
@@ -58,9 +66,8 @@ size_t dmp_gen_next(dmp_gen_t *g, unsigned char *buf, char *key, size_t *key_len
         g->i++;
 
         char seg[32];
-        *key_len = (size_t)snprintf(key, 32, "user_%d", user);
-        size_t seg_len = (size_t)snprintf(seg, sizeof(seg), "seg_%d",
-                                          user % (o->groups > 0 ? o->groups : 1));
+        *key_len = prefixed_number(key, "user_", user);
+        size_t seg_len = prefixed_number(seg, "seg_", user % (o->groups > 0 ? o->groups : 1));
         unsigned char *p = buf;
         p = dmp_avro_put_string(p, key, *key_len);
         p = dmp_avro_put_string(p, seg, seg_len);
@@ -88,16 +95,15 @@ size_t dmp_gen_next_bid(dmp_gen_t *g, unsigned char *buf, char *key, size_t *key
         static const char *const channels[] = {"Google", "Facebook", "Baidu", "Apple"};
         const char *ch = channels[next_u64(g) % 4];
         char url[64];
-        int ul = snprintf(url, sizeof(url), "https://www.nexmark.com/item.htm?query=%" PRId64,
-                          auction);
+        size_t ul = prefixed_number(url, "https://www.nexmark.com/item.htm?query=", auction);
         g->i++;
-        *key_len = (size_t)snprintf(key, 32, "%" PRId64, auction);
+        *key_len = dmp_format_long(key, auction);
         unsigned char *p = buf;
         p = dmp_avro_put_long(p, auction);
         p = dmp_avro_put_long(p, bidder);
         p = dmp_avro_put_long(p, price);
         p = dmp_avro_put_string(p, ch, strlen(ch));
-        p = dmp_avro_put_string(p, url, (size_t)ul);
+        p = dmp_avro_put_string(p, url, ul);
         p = dmp_avro_put_long(p, ts);
         p = dmp_avro_put_string(p, "", 0);
         return (size_t)(p - buf);

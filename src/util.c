@@ -33,6 +33,22 @@ void *dmp_realloc(void *p, size_t size) {
         return q;
 }
 
+size_t dmp_format_long(char *buf, int64_t v) {
+        char tmp[20];
+        size_t n = 0;
+        uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+        do {
+                tmp[n++] = (char)('0' + u % 10);
+                u /= 10;
+        } while (u);
+        size_t len = 0;
+        if (v < 0)
+                buf[len++] = '-';
+        while (n)
+                buf[len++] = tmp[--n];
+        return len;
+}
+
 char *dmp_strndup(const char *s, size_t n) {
         char *d = dmp_malloc(n + 1);
         memcpy(d, s, n);

@@ -152,6 +152,11 @@ static inline int64_t dmp_be64s_get(const unsigned char *p) {
         return (int64_t)(dmp_be64_get(p) ^ 0x8000000000000000ULL);
 }
 
+/* The decimal digits of v (no NUL) into buf, which has room for 20;
+ * returns their number. What snprintf("%lld") writes, without its cost
+ * (~700 instructions per call). */
+size_t dmp_format_long(char *buf, int64_t v);
+
 /* Removes a directory tree; 0 on success (or if it does not exist). */
 int dmp_rmtree(const char *path);
 

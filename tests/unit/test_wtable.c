@@ -348,6 +348,34 @@ static void test_hash_bytes(void **state) {
         }
 }
 
+/* dmp_format_long writes what snprintf("%" PRId64) writes: the extremes,
+ * every power of ten and its neighbours, and random values. */
+static void test_format_long(void **state) {
+        (void)state;
+        int64_t vals[200];
+        size_t n = 0;
+        vals[n++] = INT64_MIN;
+        vals[n++] = INT64_MAX;
+        vals[n++] = 0;
+        for (int64_t p = 1; p <= INT64_MAX / 10; p *= 10)
+                for (int64_t d = -1; d <= 1; d++) {
+                        vals[n++] = p + d;
+                        vals[n++] = -(p + d);
+                }
+        uint64_t rng = 7;
+        while (n < sizeof(vals) / sizeof(vals[0])) {
+                rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+                vals[n++] = (int64_t)rng >> (rng % 60);
+        }
+        for (size_t i = 0; i < n; i++) {
+                char want[32], got[32];
+                int wl = snprintf(want, sizeof(want), "%lld", (long long)vals[i]);
+                size_t gl = dmp_format_long(got, vals[i]);
+                assert_int_equal(gl, (size_t)wl);
+                assert_memory_equal(got, want, gl);
+        }
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_entry_new),
@@ -357,6 +385,7 @@ int main(void) {
                 cmocka_unit_test(test_growth),
                 cmocka_unit_test(test_bytes_eq),
                 cmocka_unit_test(test_hash_bytes),
+                cmocka_unit_test(test_format_long),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
