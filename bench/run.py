@@ -81,6 +81,9 @@ import fastavro
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "integration"))
+from support import murmur2_partition  # noqa: E402  (Kafka's partitioner, checked against its vectors)
+
 REPO = Path(__file__).resolve().parents[1]
 EVENT_SCHEMA = REPO / "schemas" / "event.avsc"
 RESULT_SCHEMA = REPO / "schemas" / "window_result.avsc"
@@ -566,35 +569,6 @@ def preload(run: Run, topic: str, events: int, keys: int, step_ms: int, ooo: flo
 # ---------------------------------------------------------------------------
 # Latency
 # ---------------------------------------------------------------------------
-
-def murmur2_partition(key: bytes, partitions: int) -> int:
-    """The partition of a key under Kafka's (and librdkafka's murmur2 /
-    murmur2_random) default partitioner."""
-    m, r = 0x5BD1E995, 24
-    length = len(key)
-    h = (0x9747B28C ^ length) & 0xFFFFFFFF
-    i = 0
-    while length - i >= 4:
-        k = int.from_bytes(key[i:i + 4], "little")
-        k = (k * m) & 0xFFFFFFFF
-        k ^= k >> r
-        k = (k * m) & 0xFFFFFFFF
-        h = (h * m) & 0xFFFFFFFF
-        h ^= k
-        i += 4
-    rest = length - i
-    if rest == 3:
-        h ^= key[i + 2] << 16
-    if rest >= 2:
-        h ^= key[i + 1] << 8
-    if rest >= 1:
-        h ^= key[i]
-        h = (h * m) & 0xFFFFFFFF
-    h ^= h >> 13
-    h = (h * m) & 0xFFFFFFFF
-    h ^= h >> 15
-    return (h & 0x7FFFFFFF) % partitions
-
 
 def percentile(sorted_values: list[float], q: float) -> float:
     """Nearest-rank percentile of an ascending list."""

@@ -537,6 +537,12 @@ dmp_daemon_t *dmp_daemon_new(dmp_conf_t *conf, int *config_error, char *errstr,
          * called delivery_cb and freed each one in rd_kafka_poll. */
         if (!dmp_conf_kafka_get(conf, "delivery.report.only.error"))
                 set(pc, "delivery.report.only.error", "true", NULL, 0);
+        /* Keys to partitions as the Java client does (murmur2), so that the
+         * output topics are co-partitioned with topics that Java producers,
+         * Kafka Streams or Flink write by the same key. librdkafka's default
+         * (consistent_random) hashes with CRC32 and puts most keys elsewhere. */
+        if (!dmp_conf_kafka_get(conf, "partitioner"))
+                set(pc, "partitioner", "murmur2_random", NULL, 0);
         d->producer = rd_kafka_new(RD_KAFKA_PRODUCER, pc, errstr, (size_t)errstr_size);
         if (!d->producer) {
                 rd_kafka_conf_destroy(pc);

@@ -68,6 +68,51 @@ def _decode(data: bytes, schema) -> dict[str, Any]:
     return rec
 
 
+def murmur2(key: bytes) -> int:
+    """Kafka's Utils.murmur2 of key, as an unsigned 32-bit int."""
+    m, r = 0x5BD1E995, 24
+    length = len(key)
+    h = (0x9747B28C ^ length) & 0xFFFFFFFF
+    i = 0
+    while length - i >= 4:
+        k = int.from_bytes(key[i:i + 4], "little")
+        k = (k * m) & 0xFFFFFFFF
+        k ^= k >> r
+        k = (k * m) & 0xFFFFFFFF
+        h = (h * m) & 0xFFFFFFFF
+        h ^= k
+        i += 4
+    rest = length - i
+    if rest == 3:
+        h ^= key[i + 2] << 16
+    if rest >= 2:
+        h ^= key[i + 1] << 8
+    if rest >= 1:
+        h ^= key[i]
+        h = (h * m) & 0xFFFFFFFF
+    h ^= h >> 13
+    h = (h * m) & 0xFFFFFFFF
+    h ^= h >> 15
+    return h
+
+
+def murmur2_partition(key: bytes, partitions: int) -> int:
+    """The partition of a key under Kafka's (and librdkafka's murmur2 /
+    murmur2_random) default partitioner."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+# Kafka's own test vectors of Utils.murmur2 (clients' UtilsTest), as signed ints.
+MURMUR2_VECTORS = {
+    b"21": -973932308,
+    b"foobar": -790332482,
+    b"a-little-bit-long-string": -985981536,
+    b"a-little-bit-longer-string": -1486304829,
+    b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8": -58897971,
+    b"abc": 479470107,
+}
+
+
 def partition_for(key: str, partitions: int) -> int:
     """The test's own stable partitioner: crc32(key) % N."""
     return zlib.crc32(key.encode("utf-8")) % partitions

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from reference import Measure, Window, compute
-from support import EVENT_SCHEMA_PATH, assert_matches_reference, make_config, make_events
+from support import (EVENT_SCHEMA_PATH, MURMUR2_VECTORS, assert_matches_reference, make_config, make_events,
+                     murmur2, murmur2_partition)
 
 PARTITIONS = 4
 
@@ -73,6 +74,17 @@ def test_out_of_order_streams_match_reference(kafka, dmpflow, tmp_path, seed):
     assert rc == 0, f"exit code {rc} after SIGTERM"
     assert_matches_reference(reader.records, ref)
     assert reached  # implied by the equality above; kept for the message order
+    # Results are partitioned by key as the Java client would (murmur2), so
+    # the output is co-partitioned with Java-produced topics of that key.
+    misplaced = [(p, k) for p, _o, k, _r in reader.records if p != murmur2_partition(k, PARTITIONS)]
+    assert not misplaced, f"{len(misplaced)} of {len(reader.records)} results not in murmur2(key)'s partition: {misplaced[:5]}"
+
+
+def test_murmur2_matches_kafkas_vectors():
+    """The reference partitioner above is Kafka's: its own test vectors."""
+    for key, want in MURMUR2_VECTORS.items():
+        got = murmur2(key)
+        assert (got - (1 << 32) if got >= 1 << 31 else got) == want, key
 
 
 def test_sigterm_and_restart_is_exactly_once(kafka, dmpflow, tmp_path):
