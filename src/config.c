@@ -144,7 +144,9 @@ static const prop_t props[] = {
          "cgroup memory limit (memory.max, or cgroup v1's limit_in_bytes), else 1g. "
          "docs/STATE.md states the margin."},
         {SEC_OUTPUT, "topic", PT_STR, NULL, 0, 0, NULL, OUT(topic),
-         "Topic of the window results (schemas/window_result.avsc), keyed by the key (required)."},
+         "Topic of the window results (schemas/window_result.avsc), keyed by the key and "
+         "partitioned by it as the Java client does (murmur2; [kafka] partitioner to change) "
+         "(required)."},
         {SEC_OUTPUT, "late.topic", PT_STR, "", 0, 0, NULL, OUT(late_topic),
          "Late events (late for at least one window definition) are copied here unchanged, with "
          "headers naming their source and the windows they were late for. Empty: not copied "
