@@ -786,8 +786,10 @@ def summary(engines: dict, startup: dict, verification: dict | None,
         "nexmark_q5_events_per_s": None,
         "nexmark_q7_events_per_s": None,
     }
-    # the in-process figures of `make bench-windows` / `bench-decode`, and
-    # bench/nexmark.py's, when they ran before this (make bench does)
+    # the in-process figures of `make bench-windows` / `bench-decode`, which
+    # make bench runs before this, and bench/nexmark.py's of its last run
+    # (make bench runs it after this; it then updates latest.json and the
+    # report)
     res = REPO / "bench" / "results"
     try:
         for line in (res / "windows.json").read_text().splitlines():
