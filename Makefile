@@ -107,6 +107,13 @@ $(BUILD)/bench/decode_bench: bench/decode_bench.c $(BUILD)/libdmpflow.a $(SUPPOR
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(CFLAGS) -Itests/support $< -o $@ $(SUPPORT_OBJS) $(BUILD)/libdmpflow.a $(LDLIBS) $(MALLOC_LIB)
 
+# Producer cost per message by librdkafka API (docs/PERFORMANCE.md); run
+# it against a broker: build/bench/produce_bench BROKERS TOPIC [N].
+$(BUILD)/bench/produce_bench: bench/produce_bench.c $(BUILD)/libdmpflow.a
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CFLAGS) $< -o $@ $(BUILD)/libdmpflow.a $(LDLIBS) $(MALLOC_LIB)
+
 deps:
 	$(Q)scripts/deps
 
