@@ -435,36 +435,41 @@ static struct writer_entry *writer_of(dmp_decoder_t *d, int32_t id, char *errstr
         return &d->writers[d->last_writer = d->nwriters++];
 }
 
+/* dmp_decoder_decode of a record in the Confluent wire format (out of
+ * line, so that the raw path saves fewer registers). */
+static __attribute__((noinline)) int decode_confluent(dmp_decoder_t *d, const unsigned char *b,
+                                                      size_t len, dmp_event_t *ev, char *errstr,
+                                                      size_t errstr_size) {
+        if (len < 5 || b[0] != 0)
+                return decode_failed(d, DMP_DECODE_BAD_MAGIC, 0, errstr, errstr_size);
+        int32_t id = (int32_t)dmp_be32_get(b + 1);
+        struct writer_entry *w = writer_of(d, id, errstr, errstr_size);
+        if (!w)
+                return -1;
+        if (w->unknown) {
+                d->last_error = DMP_DECODE_UNKNOWN_SCHEMA;
+                snprintf(errstr, errstr_size, "%s %d: %s", decode_err_text[d->last_error], (int)id,
+                         w->error);
+                return -1;
+        }
+        if (!w->plan) {
+                d->last_error = DMP_DECODE_INCOMPATIBLE;
+                snprintf(errstr, errstr_size, "schema id %d: %s", (int)id, w->error);
+                return -1;
+        }
+        size_t pos = 0;
+        dmp_decode_err_t e = dmp_plan_run(w->plan, b + 5, len - 5, ev, &pos);
+        if (e != DMP_DECODE_OK)
+                return decode_failed(d, e, pos + 5, errstr, errstr_size);
+        return decoded(d, ev, errstr, errstr_size);
+}
+
 int dmp_decoder_decode(dmp_decoder_t *d, const void *buf, size_t len, dmp_event_t *ev,
                        char *errstr, size_t errstr_size) {
+        if (d->provider)
+                return decode_confluent(d, buf, len, ev, errstr, errstr_size);
         size_t pos = 0;
-        const dmp_plan_t *plan = d->plan;
-        if (d->provider) {
-                const unsigned char *b = buf;
-                if (len < 5 || b[0] != 0)
-                        return decode_failed(d, DMP_DECODE_BAD_MAGIC, 0, errstr, errstr_size);
-                int32_t id = (int32_t)dmp_be32_get(b + 1);
-                struct writer_entry *w = writer_of(d, id, errstr, errstr_size);
-                if (!w)
-                        return -1;
-                if (w->unknown) {
-                        d->last_error = DMP_DECODE_UNKNOWN_SCHEMA;
-                        snprintf(errstr, errstr_size, "%s %d: %s", decode_err_text[d->last_error],
-                                 (int)id, w->error);
-                        return -1;
-                }
-                if (!w->plan) {
-                        d->last_error = DMP_DECODE_INCOMPATIBLE;
-                        snprintf(errstr, errstr_size, "schema id %d: %s", (int)id, w->error);
-                        return -1;
-                }
-                plan = w->plan;
-                dmp_decode_err_t e = dmp_plan_run(plan, b + 5, len - 5, ev, &pos);
-                if (e != DMP_DECODE_OK)
-                        return decode_failed(d, e, pos + 5, errstr, errstr_size);
-                return decoded(d, ev, errstr, errstr_size);
-        }
-        dmp_decode_err_t e = dmp_plan_run(plan, buf, len, ev, &pos);
+        dmp_decode_err_t e = dmp_plan_run(d->plan, buf, len, ev, &pos);
         if (e != DMP_DECODE_OK)
                 return decode_failed(d, e, pos, errstr, errstr_size);
         return decoded(d, ev, errstr, errstr_size);
