@@ -435,6 +435,18 @@ static struct writer_entry *writer_of(dmp_decoder_t *d, int32_t id, char *errstr
         return &d->writers[d->last_writer = d->nwriters++];
 }
 
+/* Runs plan over the record in buf[skip, len) (skip: the framing's bytes,
+ * counted in error positions), then the checks of decoded(). */
+static inline int decode_with(dmp_decoder_t *d, const dmp_plan_t *plan, const unsigned char *buf,
+                              size_t len, size_t skip, dmp_event_t *ev, char *errstr,
+                              size_t errstr_size) {
+        size_t pos = 0;
+        dmp_decode_err_t e = dmp_plan_run(plan, buf + skip, len - skip, ev, &pos);
+        if (e != DMP_DECODE_OK)
+                return decode_failed(d, e, pos + skip, errstr, errstr_size);
+        return decoded(d, ev, errstr, errstr_size);
+}
+
 /* dmp_decoder_decode of a record in the Confluent wire format (out of
  * line, so that the raw path saves fewer registers). */
 static __attribute__((noinline)) int decode_confluent(dmp_decoder_t *d, const unsigned char *b,
@@ -457,22 +469,14 @@ static __attribute__((noinline)) int decode_confluent(dmp_decoder_t *d, const un
                 snprintf(errstr, errstr_size, "schema id %d: %s", (int)id, w->error);
                 return -1;
         }
-        size_t pos = 0;
-        dmp_decode_err_t e = dmp_plan_run(w->plan, b + 5, len - 5, ev, &pos);
-        if (e != DMP_DECODE_OK)
-                return decode_failed(d, e, pos + 5, errstr, errstr_size);
-        return decoded(d, ev, errstr, errstr_size);
+        return decode_with(d, w->plan, b, len, 5, ev, errstr, errstr_size);
 }
 
 int dmp_decoder_decode(dmp_decoder_t *d, const void *buf, size_t len, dmp_event_t *ev,
                        char *errstr, size_t errstr_size) {
         if (d->provider)
                 return decode_confluent(d, buf, len, ev, errstr, errstr_size);
-        size_t pos = 0;
-        dmp_decode_err_t e = dmp_plan_run(d->plan, buf, len, ev, &pos);
-        if (e != DMP_DECODE_OK)
-                return decode_failed(d, e, pos, errstr, errstr_size);
-        return decoded(d, ev, errstr, errstr_size);
+        return decode_with(d, d->plan, buf, len, 0, ev, errstr, errstr_size);
 }
 
 /* ---- the reference: Avro C's generic reader ----

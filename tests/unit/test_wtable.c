@@ -357,11 +357,14 @@ static void test_format_long(void **state) {
         vals[n++] = INT64_MIN;
         vals[n++] = INT64_MAX;
         vals[n++] = 0;
-        for (int64_t p = 1; p <= INT64_MAX / 10; p *= 10)
+        for (int64_t p = 1;; p *= 10) { /* 10^0 .. 10^18 */
                 for (int64_t d = -1; d <= 1; d++) {
                         vals[n++] = p + d;
                         vals[n++] = -(p + d);
                 }
+                if (p > INT64_MAX / 10)
+                        break;
+        }
         uint64_t rng = 7;
         while (n < sizeof(vals) / sizeof(vals[0])) {
                 rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
