@@ -746,6 +746,13 @@ dmp_plan_t *dmp_plan_compile(const dmp_schema_t *writer, const dmp_schema_t *rea
                         goto fail;
                 emit(&c, OP_END, 0, 0, 0);
         }
+        for (size_t i = 0; i < c.pl->nops; i++) {
+                const op_t *op = &c.pl->ops[i];
+                if (op->code == OP_FLOAT_NUM || op->code == OP_DOUBLE_NUM ||
+                    op->code == OP_DECIMAL || op->code == OP_DECIMAL_FIXED ||
+                    op->code == OP_DEFAULT_NUM)
+                        c.pl->real_slots |= 1ULL << op->slot;
+        }
         compiler_free(&c);
         return c.pl;
 fail:

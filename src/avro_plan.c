@@ -559,6 +559,10 @@ void dmp_plan_destroy(dmp_plan_t *pl) {
         free(pl);
 }
 
+uint64_t dmp_plan_real_slots(const dmp_plan_t *pl) {
+        return pl->real_slots;
+}
+
 size_t dmp_plan_size(const dmp_plan_t *pl) {
         return pl->nops;
 }

@@ -69,6 +69,11 @@ void dmp_plan_destroy(dmp_plan_t *pl);
 dmp_decode_err_t dmp_plan_run(const dmp_plan_t *pl, const void *buf, size_t len,
                               dmp_event_t *ev, size_t *err_pos);
 
+/* The num slots the plan may set from a float, double or decimal value or
+ * a reader default (bit i: num[i]): only those can be NaN or infinite,
+ * ints and longs never are. */
+uint64_t dmp_plan_real_slots(const dmp_plan_t *pl);
+
 /* Number of operations, for tests and debugging. */
 size_t dmp_plan_size(const dmp_plan_t *pl);
 

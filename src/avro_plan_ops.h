@@ -79,6 +79,7 @@ struct dmp_plan {
         size_t nsubs, subs_cap;
         plan_const_t *consts;
         size_t nconsts;
+        uint64_t real_slots; /* see dmp_plan_real_slots */
 };
 
 #endif

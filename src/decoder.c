@@ -24,6 +24,7 @@ struct dmp_decoder {
         int nlabels;
         int reject_nonfinite;
         dmp_plan_t *plan; /* recompiled whenever the needs or the writer change */
+        uint64_t plan_real; /* dmp_plan_real_slots(plan) */
         dmp_decode_err_t last_error;
         /* Confluent framing: writer schemas by id, each with its plan, or
          * the reason it cannot be read */
@@ -36,6 +37,7 @@ struct dmp_decoder {
                 uint64_t used;      /* last use, for evicting the least recently used */
                 dmp_schema_t *schema;
                 dmp_plan_t *plan; /* NULL: incompatible or unknown, see error */
+                uint64_t plan_real; /* dmp_plan_real_slots(plan) */
                 char *error;
         } *writers;
         size_t nwriters, last_writer, max_writers;
@@ -208,6 +210,8 @@ static void writer_compile(dmp_decoder_t *d, struct writer_entry *w) {
         w->error = NULL;
         if (!(w->plan = compile_for(d, w->schema, needs, err, sizeof(err))))
                 w->error = dmp_strdup(err);
+        else
+                w->plan_real = dmp_plan_real_slots(w->plan);
 }
 
 /* Recompiles the plans for the current writers and needs; on error the
@@ -218,6 +222,7 @@ static int recompile(dmp_decoder_t *d, char *errstr, size_t errstr_size) {
                 return -1;
         dmp_plan_destroy(d->plan);
         d->plan = pl;
+        d->plan_real = dmp_plan_real_slots(pl);
         for (size_t i = 0; i < d->nwriters; i++)
                 if (d->writers[i].schema)
                         writer_compile(d, &d->writers[i]);
@@ -364,11 +369,12 @@ static __attribute__((noinline)) int nonfinite(dmp_decoder_t *d, const dmp_event
 }
 
 /* The checks after a successful plan run: 0, or -1 (nonfinite). Inline:
- * it runs on every record. */
-static inline int decoded(dmp_decoder_t *d, const dmp_event_t *ev, char *errstr,
+ * it runs on every record. real: the slots of the plan that can be
+ * nonfinite (dmp_plan_real_slots). */
+static inline int decoded(dmp_decoder_t *d, uint64_t real, const dmp_event_t *ev, char *errstr,
                           size_t errstr_size) {
         if (d->reject_nonfinite) {
-                for (unsigned long long m = ev->defined; m; m &= m - 1) {
+                for (unsigned long long m = ev->defined & real; m; m &= m - 1) {
                         int slot = __builtin_ctzll(m);
                         if (!isfinite(ev->num[slot]))
                                 return nonfinite(d, ev, slot, errstr, errstr_size);
@@ -437,14 +443,14 @@ static struct writer_entry *writer_of(dmp_decoder_t *d, int32_t id, char *errstr
 
 /* Runs plan over the record in buf[skip, len) (skip: the framing's bytes,
  * counted in error positions), then the checks of decoded(). */
-static inline int decode_with(dmp_decoder_t *d, const dmp_plan_t *plan, const unsigned char *buf,
-                              size_t len, size_t skip, dmp_event_t *ev, char *errstr,
-                              size_t errstr_size) {
+static inline int decode_with(dmp_decoder_t *d, const dmp_plan_t *plan, uint64_t real,
+                              const unsigned char *buf, size_t len, size_t skip, dmp_event_t *ev,
+                              char *errstr, size_t errstr_size) {
         size_t pos = 0;
         dmp_decode_err_t e = dmp_plan_run(plan, buf + skip, len - skip, ev, &pos);
         if (e != DMP_DECODE_OK)
                 return decode_failed(d, e, pos + skip, errstr, errstr_size);
-        return decoded(d, ev, errstr, errstr_size);
+        return decoded(d, real, ev, errstr, errstr_size);
 }
 
 /* dmp_decoder_decode of a record in the Confluent wire format (out of
@@ -469,14 +475,14 @@ static __attribute__((noinline)) int decode_confluent(dmp_decoder_t *d, const un
                 snprintf(errstr, errstr_size, "schema id %d: %s", (int)id, w->error);
                 return -1;
         }
-        return decode_with(d, w->plan, b, len, 5, ev, errstr, errstr_size);
+        return decode_with(d, w->plan, w->plan_real, b, len, 5, ev, errstr, errstr_size);
 }
 
 int dmp_decoder_decode(dmp_decoder_t *d, const void *buf, size_t len, dmp_event_t *ev,
                        char *errstr, size_t errstr_size) {
         if (d->provider)
                 return decode_confluent(d, buf, len, ev, errstr, errstr_size);
-        return decode_with(d, d->plan, buf, len, 0, ev, errstr, errstr_size);
+        return decode_with(d, d->plan, d->plan_real, buf, len, 0, ev, errstr, errstr_size);
 }
 
 /* ---- the reference: Avro C's generic reader ----

@@ -99,8 +99,7 @@ typedef struct task {
         uint64_t events; /* records processed since the partition was opened */
         dmp_wtable_t table;
         bucket_list_t windows[DMP_MAX_WINDOWS];
-        dmp_entry_t **dirty;
-        size_t ndirty, dirty_cap;
+        dmp_dirty_t dirty;
         uint64_t entry_bytes; /* entries, their keys and key states (entry_bytes()) */
         size_t evicted;       /* sum of the buckets' evicted: 0 keeps misses cheap */
 } task_t;
@@ -374,8 +373,8 @@ static void task_free(task_t *t) {
                         all[n++] = (en);                                   \
                 }                                                          \
         } while (0)
-        for (size_t i = 0; i < t->ndirty; i++)
-                COLLECT(t->dirty[i]);
+        for (size_t i = 0; i < t->dirty.n; i++)
+                COLLECT(t->dirty.v[i]);
         for (size_t i = 0; i < t->table.cap; i++)
                 if (t->table.slots[i])
                         COLLECT(t->table.slots[i]);
@@ -391,7 +390,7 @@ static void task_free(task_t *t) {
         for (size_t i = 0; i < n; i++)
                 entry_free(all[i]);
         free(all);
-        free(t->dirty);
+        free(t->dirty.v);
         dmp_wtable_clear(&t->table);
         free(t);
 }
@@ -418,23 +417,12 @@ static task_t *task_get(const dmp_engine_t *e, int32_t partition) {
         return partition >= 0 && partition < e->ntasks ? e->tasks[partition] : NULL;
 }
 
-static void mark_dirty(task_t *t, dmp_entry_t *en) {
-        if (en->flags & DMP_ENTRY_DIRTY)
-                return;
-        en->flags |= DMP_ENTRY_DIRTY;
-        if (t->ndirty == t->dirty_cap) {
-                t->dirty_cap = t->dirty_cap ? t->dirty_cap * 2 : 256;
-                t->dirty = dmp_realloc(t->dirty, t->dirty_cap * sizeof(*t->dirty));
-        }
-        t->dirty[t->ndirty++] = en;
-}
-
 /* Takes an entry out of the table: it is deleted from the store at the
  * next commit. */
 static void retire(task_t *t, dmp_entry_t *en) {
         dmp_wtable_remove(&t->table, en);
         en->flags |= DMP_ENTRY_CLOSED;
-        mark_dirty(t, en);
+        dmp_dirty_mark(&t->dirty, en);
 }
 
 /* Returns the bucket of `start` in bl, creating it in order if needed. */
@@ -582,7 +570,7 @@ static void count_late(dmp_engine_t *e, task_t *t, int win, const char *key, siz
                 t->entry_bytes += entry_bytes(e, le);
         }
         le->aggs[0].count++;
-        mark_dirty(t, le);
+        dmp_dirty_mark(&t->dirty, le);
 }
 
 /* ---- eviction (memory budget) ----
@@ -763,7 +751,7 @@ static void close_fixed(dmp_engine_t *e, task_t *t, int wi) {
                                 en->flags |= DMP_ENTRY_CHANGED;
                         en->flags |= DMP_ENTRY_EMITTED;
                         if (w->retention > 0)
-                                mark_dirty(t, en); /* persist the emitted mark */
+                                dmp_dirty_mark(&t->dirty, en); /* persist the emitted mark */
                 }
         }
         size_t purge = 0;
@@ -819,7 +807,7 @@ static void fixed_event(dmp_engine_t *e, task_t *t, int wi, int64_t ts, const ch
                         if (defined & (1ULL << w->measures[j]))
                                 dmp_agg_add(&en->aggs[j], vals[w->measures[j]]);
                 en->flags |= DMP_ENTRY_CHANGED;
-                mark_dirty(t, en);
+                dmp_dirty_mark(&t->dirty, en);
         }
         if (!open)
                 count_late(e, t, wi, k, kl, key_hash);
@@ -1077,7 +1065,7 @@ static void keyed_close_ready(dmp_engine_t *e, task_t *t, dmp_entry_t *en) {
         if (ks->n == 0)
                 retire(t, en);
         else
-                mark_dirty(t, en);
+                dmp_dirty_mark(&t->dirty, en);
 }
 
 /* The key's live session / sliding state after emitting what has closed at
@@ -1160,7 +1148,7 @@ static void session_event(dmp_engine_t *e, task_t *t, int wi, int64_t ts, const 
         memcpy(s + SESSION_FLAGS_AT, &flags, 8);
         memcpy(s + SESSION_AGGS_AT, aggs, sizeof(dmp_agg_t) * (size_t)w->nmeasures);
         en->flags |= DMP_ENTRY_CHANGED;
-        mark_dirty(t, en);
+        dmp_dirty_mark(&t->dirty, en);
         keyed_schedule(e, t, en);
 }
 
@@ -1197,7 +1185,7 @@ static void sliding_event(dmp_engine_t *e, task_t *t, int wi, int64_t ts, const 
         uint32_t flags = ITEM_NEW;
         memcpy(r + RECORD_FLAGS_AT, &flags, 4);
         en->flags |= DMP_ENTRY_CHANGED;
-        mark_dirty(t, en);
+        dmp_dirty_mark(&t->dirty, en);
         keyed_schedule(e, t, en);
 }
 
@@ -1503,8 +1491,8 @@ void dmp_engine_emit_updates(dmp_engine_t *e) {
                 task_t *t = e->tasks[p];
                 if (!t)
                         continue;
-                for (size_t i = 0; i < t->ndirty; i++) {
-                        dmp_entry_t *en = t->dirty[i];
+                for (size_t i = 0; i < t->dirty.n; i++) {
+                        dmp_entry_t *en = t->dirty.v[i];
                         if (!(en->flags & DMP_ENTRY_CHANGED))
                                 continue;
                         en->flags &= (uint8_t)~DMP_ENTRY_CHANGED;
@@ -1546,8 +1534,8 @@ int dmp_engine_commit(dmp_engine_t *e, char *errstr, size_t errstr_size) {
                  * +10 % commit time, and its temporary buffer's malloc/free
                  * triggered malloc_consolidate, slowing the hot path's entry
                  * allocations by ~30 %). */
-                for (size_t i = 0; i < t->ndirty; i++) {
-                        dmp_entry_t *en = t->dirty[i];
+                for (size_t i = 0; i < t->dirty.n; i++) {
+                        dmp_entry_t *en = t->dirty.v[i];
                         if (en->flags & DMP_ENTRY_CLOSED) {
                                 if (en->flags & DMP_ENTRY_PERSISTED)
                                         dmp_store_delete_agg(e->store, p, en->win,
@@ -1574,8 +1562,8 @@ int dmp_engine_commit(dmp_engine_t *e, char *errstr, size_t errstr_size) {
                 task_t *t = e->tasks[p];
                 if (!t)
                         continue;
-                for (size_t i = 0; i < t->ndirty; i++) {
-                        dmp_entry_t *en = t->dirty[i];
+                for (size_t i = 0; i < t->dirty.n; i++) {
+                        dmp_entry_t *en = t->dirty.v[i];
                         if (!(en->flags & DMP_ENTRY_CLOSED)) {
                                 en->flags = (uint8_t)((en->flags & (DMP_ENTRY_EMITTED |
                                                                     DMP_ENTRY_CHANGED)) |
@@ -1587,7 +1575,7 @@ int dmp_engine_commit(dmp_engine_t *e, char *errstr, size_t errstr_size) {
                                 entry_free(en);
                         }
                 }
-                t->ndirty = 0;
+                t->dirty.n = 0;
                 t->meta_dirty = 0;
                 open += t->table.cnt;
         }
@@ -1616,7 +1604,7 @@ static void engine_mem_update(dmp_engine_t *e) {
                 const task_t *t = e->tasks[p];
                 if (t)
                         entries += t->entry_bytes + dmp_wtable_bytes(&t->table) +
-                                   t->dirty_cap * sizeof(*t->dirty);
+                                   t->dirty.cap * sizeof(*t->dirty.v);
         }
         e->stats.mem_entries = entries;
         dmp_store_mem_usage(e->store, &e->stats.mem_block_cache, &e->stats.mem_memtables);

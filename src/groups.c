@@ -71,8 +71,7 @@ typedef struct gtask {
         dmp_wtable_t hist; /* KHIST (partitions) or GHIST (the instance) */
         dmp_entry_t **ktop; /* KTOP candidates, not looked up */
         size_t nktop, ktop_cap;
-        dmp_entry_t **dirty; /* to write (or delete: DMP_ENTRY_CLOSED) at commit */
-        size_t ndirty, dirty_cap;
+        dmp_dirty_t dirty; /* to write (or delete: DMP_ENTRY_CLOSED) at commit */
         int64_t first_memo[DMP_MAX_WINDOWS]; /* dmp_window_first_start_memo's, per window */
 } gtask_t;
 
@@ -245,13 +244,13 @@ static void task_free(gtask_t *t) {
                 free(t->hist.slots[i]);
         for (size_t i = 0; i < t->nktop; i++)
                 free(t->ktop[i]);
-        for (size_t i = 0; i < t->ndirty; i++) /* closed ones are in no table */
-                if (t->dirty[i]->flags & DMP_ENTRY_CLOSED)
-                        free(t->dirty[i]);
+        for (size_t i = 0; i < t->dirty.n; i++) /* closed ones are in no table */
+                if (t->dirty.v[i]->flags & DMP_ENTRY_CLOSED)
+                        free(t->dirty.v[i]);
         dmp_wtable_clear(&t->run);
         dmp_wtable_clear(&t->hist);
         free(t->ktop);
-        free(t->dirty);
+        free(t->dirty.v);
 }
 
 void dmp_groups_destroy(dmp_groups_t *g) {
@@ -319,23 +318,12 @@ static gtask_t *task_get(const dmp_groups_t *g, int32_t p) {
         return p >= 0 && p < g->ntasks ? g->tasks[p] : NULL;
 }
 
-static void mark_dirty(gtask_t *t, dmp_entry_t *en) {
-        if (en->flags & DMP_ENTRY_DIRTY)
-                return;
-        en->flags |= DMP_ENTRY_DIRTY;
-        if (t->ndirty == t->dirty_cap) {
-                t->dirty_cap = t->dirty_cap ? t->dirty_cap * 2 : 64;
-                t->dirty = dmp_realloc(t->dirty, t->dirty_cap * sizeof(*t->dirty));
-        }
-        t->dirty[t->ndirty++] = en;
-}
-
 /* Takes en out of its table (or candidates) for deletion at the commit. */
 static void retire(dmp_groups_t *g, gtask_t *t, dmp_wtable_t *table, dmp_entry_t *en) {
         if (table)
                 dmp_wtable_remove(table, en);
         en->flags |= DMP_ENTRY_CLOSED;
-        mark_dirty(t, en);
+        dmp_dirty_mark(&t->dirty, en);
         g->stats.partials--;
 }
 
@@ -383,7 +371,7 @@ entry_get_hashed(dmp_groups_t *g, gtask_t *t, dmp_wtable_t *table, int win, int6
                 dmp_wtable_insert(table, en);
                 g->stats.partials++;
         }
-        mark_dirty(t, en);
+        dmp_dirty_mark(&t->dirty, en);
         return en;
 }
 
@@ -521,7 +509,7 @@ static void judge(dmp_groups_t *g, gtask_t *t, const pdef_t *pd, dmp_entry_t *h,
                                     above ? "above" : "below");
                 }
         }
-        mark_dirty(t, h);
+        dmp_dirty_mark(&t->dirty, h);
 }
 
 void dmp_groups_key_result(dmp_groups_t *g, int32_t partition, int wi, int mi, const char *key,
@@ -540,7 +528,7 @@ void dmp_groups_key_result(dmp_groups_t *g, int32_t partition, int wi, int mi, c
                         c->aggs[0] = *agg;
                         ktop_push(t, c);
                         g->stats.partials++;
-                        mark_dirty(t, c);
+                        dmp_dirty_mark(&t->dirty, c);
                 } else {
                         dmp_entry_t *h = entry_get(g, t, &t->hist, WIN_ID(KIND_KHIST, pi), 0, key,
                                                    key_len, 2);
@@ -613,8 +601,8 @@ static void group_out(dmp_groups_t *g, const gdef_t *gd, const dmp_window_t *w, 
 static void emit_running(dmp_groups_t *g) {
         for (int32_t p = 0; p < g->ntasks; p++) {
                 gtask_t *t = g->tasks[p];
-                for (size_t i = 0; t && i < t->ndirty; i++) {
-                        dmp_entry_t *en = t->dirty[i];
+                for (size_t i = 0; t && i < t->dirty.n; i++) {
+                        dmp_entry_t *en = t->dirty.v[i];
                         if (WIN_KIND(en->win) != KIND_RUNNING || !(en->flags & DMP_ENTRY_CHANGED) ||
                             (en->flags & DMP_ENTRY_CLOSED))
                                 continue;
@@ -792,8 +780,8 @@ static size_t encode_key(dmp_groups_t *g, const dmp_entry_t *en) {
 }
 
 static void persist_task(dmp_groups_t *g, gtask_t *t, dmp_store_t *st) {
-        for (size_t i = 0; i < t->ndirty; i++) {
-                dmp_entry_t *en = t->dirty[i];
+        for (size_t i = 0; i < t->dirty.n; i++) {
+                dmp_entry_t *en = t->dirty.v[i];
                 size_t kl = encode_key(g, en);
                 if (en->flags & DMP_ENTRY_CLOSED) {
                         dmp_store_delete_group(st, t->partition, (const char *)g->buf, kl);
@@ -815,14 +803,14 @@ void dmp_groups_persist(dmp_groups_t *g, dmp_store_t *st) {
 }
 
 static void committed_task(gtask_t *t) {
-        for (size_t i = 0; i < t->ndirty; i++) {
-                dmp_entry_t *en = t->dirty[i];
+        for (size_t i = 0; i < t->dirty.n; i++) {
+                dmp_entry_t *en = t->dirty.v[i];
                 if (en->flags & DMP_ENTRY_CLOSED)
                         free(en);
                 else
                         en->flags &= (uint8_t)~DMP_ENTRY_DIRTY;
         }
-        t->ndirty = 0;
+        t->dirty.n = 0;
 }
 
 void dmp_groups_committed(dmp_groups_t *g) {

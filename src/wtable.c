@@ -93,3 +93,12 @@ void dmp_wtable_remove(dmp_wtable_t *t, const dmp_entry_t *e) {
         t->tags[hole] = 0;
         t->cnt--;
 }
+
+void dmp_dirty_append(dmp_dirty_t *d, dmp_entry_t *e) {
+        e->flags |= DMP_ENTRY_DIRTY;
+        if (d->n == d->cap) {
+                d->cap = d->cap ? d->cap * 2 : 256;
+                d->v = dmp_realloc(d->v, d->cap * sizeof(*d->v));
+        }
+        d->v[d->n++] = e;
+}

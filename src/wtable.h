@@ -97,6 +97,24 @@ static inline dmp_entry_t *dmp_wtable_find(const dmp_wtable_t *t, uint64_t hash,
 void dmp_wtable_insert(dmp_wtable_t *t, dmp_entry_t *e);
 /* Removes e if present. */
 void dmp_wtable_remove(dmp_wtable_t *t, const dmp_entry_t *e);
+
+/* The entries changed since the last commit (DMP_ENTRY_DIRTY set), each
+ * once: written, or deleted if DMP_ENTRY_CLOSED, at the commit. The list
+ * does not own them. */
+typedef struct dmp_dirty {
+        dmp_entry_t **v;
+        size_t n, cap;
+} dmp_dirty_t;
+
+/* Appends e and sets DMP_ENTRY_DIRTY (the slow half of dmp_dirty_mark). */
+void dmp_dirty_append(dmp_dirty_t *d, dmp_entry_t *e);
+
+/* Marks e dirty. Inline: it runs for every entry an event updates, which
+ * is dirty already but for its first update after a commit. */
+static inline void dmp_dirty_mark(dmp_dirty_t *d, dmp_entry_t *e) {
+        if (!(e->flags & DMP_ENTRY_DIRTY))
+                dmp_dirty_append(d, e);
+}
 /* Shrinks the slot array to the smallest power of two (>= 64) that keeps
  * the load factor <= 0.5, after many removals (eviction). */
 void dmp_wtable_fit(dmp_wtable_t *t);

@@ -544,6 +544,8 @@ static void test_plan_is_flat(void **state) {
         dmp_plan_t *pl = dmp_plan_compile(s, NULL, needs, 4, err, sizeof(err));
         assert_non_null(pl);
         assert_int_equal(dmp_plan_size(pl), 6 + 1 + 1);
+        /* only price (double) can be nonfinite; clicks is a long */
+        assert_true(dmp_plan_real_slots(pl) == 1ULL << 0);
         dmp_plan_destroy(pl);
 
         /* errors name the field */

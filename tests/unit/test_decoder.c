@@ -413,6 +413,23 @@ static void test_nonfinite(void **state) {
         assert_int_equal(dmp_decoder_last_error(d), DMP_DECODE_OK);
         dmp_decoder_destroy(d);
 
+        /* a float field is checked too (the plan's real slots: float,
+         * double, decimal, defaults; ints and longs never are nonfinite) */
+        d = dmp_decoder_new(micros_schema, "k", "t", err, sizeof(err));
+        int sx = slot(d, "x");
+        slot(d, "y");
+        dmp_decoder_reject_nonfinite(d, 1);
+        n = enc_micros(buf, 1, 1000, NAN, 0, INT64_MAX);
+        assert_int_equal(dmp_decoder_decode(d, buf, n, &ev, err, sizeof(err)), -1);
+        assert_int_equal(dmp_decoder_last_error(d), DMP_DECODE_NONFINITE);
+        assert_non_null(strstr(err, "\"x\""));
+        n = enc_micros(buf, 1, 1000, -INFINITY, 0, 7);
+        assert_int_equal(dmp_decoder_decode(d, buf, n, &ev, err, sizeof(err)), -1);
+        n = enc_micros(buf, 1, 1000, 2.5f, 0, INT64_MAX);
+        assert_int_equal(dmp_decoder_decode(d, buf, n, &ev, err, sizeof(err)), 0);
+        assert_true(ev.num[sx] == 2.5);
+        dmp_decoder_destroy(d);
+
         /* price not read by the pipeline: its NaN does not matter */
         d = event_decoder("user_id", "ts");
         slot(d, "quantity");
