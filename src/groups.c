@@ -10,6 +10,11 @@
  *   KTOP     | pi            a key's result, a candidate of topk pi's window
  * A history holds the statistics of the subject's previous window values
  * (aggs[0]) and the current streak of threshold matches (aggs[1].count).
+ * A RUNNING entry's ext, once it has had an event, is its window memo: per
+ * window of the group (gdef_t.windows[j]), the GWIN entry of the latest
+ * window start an event of the group value touched, or NULL; it saves
+ * that entry's lookup for the next events, and is cleared of an entry
+ * before the entry retires (memo_forget). It belongs to the entry.
  * Partition state is stored under the partition, the instance's histories
  * under partition -1. */
 #include "groups.h"
@@ -238,8 +243,11 @@ dmp_groups_t *dmp_groups_new(dmp_conf_t *conf, dmp_decoder_t *dec, const dmp_mea
 }
 
 static void task_free(gtask_t *t) {
-        for (size_t i = 0; i < t->run.cap; i++)
+        for (size_t i = 0; i < t->run.cap; i++) {
+                if (t->run.slots[i])
+                        free(t->run.slots[i]->ext); /* a RUNNING entry's window memo */
                 free(t->run.slots[i]);
+        }
         for (size_t i = 0; i < t->hist.cap; i++)
                 free(t->hist.slots[i]);
         for (size_t i = 0; i < t->nktop; i++)
@@ -420,9 +428,12 @@ void dmp_groups_event(dmp_groups_t *g, int32_t partition, int64_t stream_time,
                 if (vl > UINT16_MAX)
                         vl = UINT16_MAX; /* groups are bounded like keys */
                 uint64_t vh = dmp_hash_bytes(v, vl, 0);
-                add_values(gd, entry_get_hashed(g, t, &t->run, WIN_ID(KIND_RUNNING, gi), 0, v, vl,
-                                                vh, gd->nmeasures + 1),
-                           ts, vals, defined);
+                dmp_entry_t *run = entry_get_hashed(g, t, &t->run, WIN_ID(KIND_RUNNING, gi), 0, v,
+                                                    vl, vh, gd->nmeasures + 1);
+                add_values(gd, run, ts, vals, defined);
+                dmp_entry_t **memo = run->ext; /* the window memo (see the top) */
+                if (!memo && gd->nwindows)
+                        memo = run->ext = dmp_calloc((size_t)gd->nwindows, sizeof(*memo));
                 for (int j = 0; j < gd->nwindows; j++) {
                         int wi = gd->windows[j];
                         const dmp_window_t *w = &g->windows[wi];
@@ -434,9 +445,17 @@ void dmp_groups_event(dmp_groups_t *g, int32_t partition, int64_t stream_time,
                                         g->stats.late_group_updates++;
                                         continue;
                                 }
-                                add_values(gd, entry_get_hashed(g, t, &t->run, id, s, v, vl, vh,
-                                                                gd->nmeasures + 1),
-                                           ts, vals, defined);
+                                dmp_entry_t *en = memo[j];
+                                if (en && en->start == s) {
+                                        dmp_dirty_mark(&t->dirty, en);
+                                } else {
+                                        en = entry_get_hashed(g, t, &t->run, id, s, v, vl, vh,
+                                                              gd->nmeasures + 1);
+                                        if (s + w->advance > ts) /* the latest window: the next
+                                                                  * events' too */
+                                                memo[j] = en;
+                                }
+                                add_values(gd, en, ts, vals, defined);
                         }
                 }
         }
@@ -614,6 +633,19 @@ static void emit_running(dmp_groups_t *g) {
         }
 }
 
+/* Clears en (a GWIN entry of task t, about to retire) from its group
+ * value's window memo. */
+static void memo_forget(dmp_groups_t *g, gtask_t *t, const dmp_entry_t *en) {
+        int gi = (en->win >> 5) & 0x7f, wi = en->win & 31, id = WIN_ID(KIND_RUNNING, gi);
+        const char *key = dmp_entry_key(en);
+        uint64_t h = dmp_entry_hash(dmp_hash_bytes(key, en->key_len, 0), id, 0);
+        const dmp_entry_t *run = dmp_wtable_find(&t->run, h, id, 0, key, en->key_len);
+        dmp_entry_t **memo = run ? run->ext : NULL;
+        for (int j = 0; memo && j < g->groups[gi].nwindows; j++)
+                if (g->groups[gi].windows[j] == wi && memo[j] == en)
+                        memo[j] = NULL;
+}
+
 typedef struct closing {
         gtask_t *t;
         dmp_entry_t *en;
@@ -694,8 +726,10 @@ static void close_group_windows(dmp_groups_t *g) {
                                       &subj[s].aggs[pd->gm]);
                         }
                 }
-                for (; i < j; i++) /* after the patterns: subjects point into them */
+                for (; i < j; i++) { /* after the patterns: subjects point into them */
+                        memo_forget(g, c[i].t, c[i].en);
                         retire(g, c[i].t, &c[i].t->run, c[i].en);
+                }
         }
         free(aggs);
         free(subj);
