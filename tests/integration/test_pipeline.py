@@ -91,13 +91,18 @@ def test_sigterm_and_restart_is_exactly_once(kafka, dmpflow, tmp_path):
     events = make_events(1_000_000, 7, keys=50, step_ms=10, ooo=0.10, max_delay_ms=8_000, null_clicks=0.30)
     src = kafka.topic(PARTITIONS, "in")
     dst = kafka.topic(PARTITIONS, "out")
-    produced = kafka.produce(src, events, PARTITIONS)
+    # Input batches of 100 records, fetched one batch per partition per
+    # fetch (a fetch returns at least one batch whatever its byte limit):
+    # dmpflow reads 1 M events at 3 M/s unthrottled, before the first
+    # result could stop it.
+    produced = kafka.produce(src, events, PARTITIONS, producer_conf={"batch.num.messages": 100})
     ref = reference_for(produced)
     check_coverage(ref)
     expected = len(ref.results)
 
     reader = kafka.reader(dst)
-    cfg = config_for(kafka, dmpflow, tmp_path, src, dst, commit_interval_ms=200)
+    cfg = config_for(kafka, dmpflow, tmp_path, src, dst, commit_interval_ms=200,
+                     kafka_extra=["max.partition.fetch.bytes = 1"])
 
     # Run 1: stop it as soon as results start to flow (at most ~10 s for the
     # consumer group to form and the first windows to close).
