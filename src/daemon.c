@@ -31,6 +31,7 @@
 #include "admin.h"
 #include "log.h"
 #include "metrics.h"
+#include "outbatch.h"
 #include "outrec.h"
 #include "pause.h"
 #include "query.h"
@@ -52,6 +53,7 @@ struct dmp_daemon {
         rd_kafka_t *consumer;
         rd_kafka_t *producer;
         rd_kafka_topic_t *out_topic;
+        dmp_outbatch_t *out_batch; /* out_topic's */
         rd_kafka_topic_t *late_topic; /* NULL: late events are not copied */
         dmp_dlq_t *dlq;
         dmp_registry_t *registry; /* format = confluent */
@@ -69,6 +71,7 @@ struct dmp_daemon {
         struct extra_topic {
                 const char *name;
                 rd_kafka_topic_t *rkt;
+                dmp_outbatch_t *batch;
                 int32_t schema_id; /* >= 0: Confluent wire format */
         } extra[DMP_MAX_GROUPS + DMP_MAX_PATTERNS];
         int nextra;
@@ -141,21 +144,29 @@ static size_t encode_result(unsigned char *buf, const dmp_result_t *r) {
         return (size_t)(p - buf);
 }
 
-/* Produces a copy of buf, waiting while the producer's queue is full. */
-static void produce(dmp_daemon_t *d, rd_kafka_topic_t *rkt, const void *buf, size_t len,
+/* Adds a copy of buf to the topic's batch (outbatch.h): flush_outputs
+ * enqueues it with the producer. */
+static void produce(dmp_daemon_t *d, dmp_outbatch_t *b, const void *buf, size_t len,
                     const void *key, size_t key_len) {
-        for (;;) {
-                if (rd_kafka_produce(rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, (void *)buf,
-                                     len, key, key_len, NULL) == 0)
-                        return;
-                rd_kafka_resp_err_t err = rd_kafka_last_error();
-                if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-                        fail(d, "cannot produce to %s: %s", rd_kafka_topic_name(rkt),
-                             rd_kafka_err2str(err));
-                        return;
-                }
-                rd_kafka_poll(d->producer, 10); /* wait for room in the queue */
-        }
+        char err[512];
+        if (dmp_outbatch_add(b, buf, len, key, key_len, err, sizeof(err)))
+                fail(d, "%s", err);
+}
+
+/* Enqueues every output batch with the producer: after each batch of input
+ * (and idle tick) and before a commit flushes the producer. Returns 0, or
+ * -1 (failed). */
+static int flush_outputs(dmp_daemon_t *d) {
+        char err[512];
+        int rc = 0;
+        if (d->out_batch && dmp_outbatch_flush(d->out_batch, err, sizeof(err)))
+                rc = -1;
+        for (int i = 0; i < d->nextra && !rc; i++)
+                if (dmp_outbatch_flush(d->extra[i].batch, err, sizeof(err)))
+                        rc = -1;
+        if (rc)
+                fail(d, "%s", err);
+        return rc;
 }
 
 /* Writes the Confluent framing (magic byte 0, the schema id) if schema_id
@@ -172,7 +183,7 @@ static void emit_cb(void *opaque, const dmp_result_t *r) {
         dmp_daemon_t *d = opaque;
         size_t len = frame(d->outbuf, d->out_schema_id);
         len += encode_result(d->outbuf + len, r);
-        produce(d, d->out_topic, d->outbuf, len, r->key, r->key_len);
+        produce(d, d->out_batch, d->outbuf, len, r->key, r->key_len);
 }
 
 static struct extra_topic *extra_topic(dmp_daemon_t *d, const char *name) {
@@ -196,7 +207,7 @@ static void group_cb(void *opaque, const dmp_group_result_t *r) {
         unsigned char *buf = gbuf_reserve(d, 5 + dmp_outrec_group_size(r));
         size_t len = frame(buf, t->schema_id);
         len += dmp_outrec_group(buf + len, r);
-        produce(d, t->rkt, buf, len, r->value, r->value_len);
+        produce(d, t->batch, buf, len, r->value, r->value_len);
 }
 
 static void pattern_cb(void *opaque, const dmp_pattern_result_t *r) {
@@ -205,7 +216,7 @@ static void pattern_cb(void *opaque, const dmp_pattern_result_t *r) {
         unsigned char *buf = gbuf_reserve(d, 5 + dmp_outrec_pattern_size(r));
         size_t len = frame(buf, t->schema_id);
         len += dmp_outrec_pattern(buf + len, r);
-        produce(d, t->rkt, buf, len, r->subject, r->subject_len);
+        produce(d, t->batch, buf, len, r->subject, r->subject_len);
 }
 
 /* Creates the producer topic of a [group] or [pattern] section (once per
@@ -217,6 +228,7 @@ static int add_extra_topic(dmp_daemon_t *d, const char *name, const char *schema
         struct extra_topic *t = &d->extra[d->nextra++];
         t->name = name;
         t->rkt = rd_kafka_topic_new(d->producer, name, NULL);
+        t->batch = dmp_outbatch_new(d->producer, t->rkt);
         t->schema_id = -1;
         if (d->registry) { /* TopicNameStrategy */
                 char subject[512], e[512];
@@ -319,6 +331,8 @@ static int commit(dmp_daemon_t *d) {
                 return -1;
         int64_t t0 = dmp_mono_ms();
         dmp_engine_emit_updates(d->engine);
+        if (flush_outputs(d))
+                return -1;
         rd_kafka_resp_err_t err = rd_kafka_flush(d->producer, FLUSH_TIMEOUT_MS);
         int64_t t_flushed = dmp_mono_ms();
         if (err) {
@@ -549,6 +563,7 @@ dmp_daemon_t *dmp_daemon_new(dmp_conf_t *conf, int *config_error, char *errstr,
                 goto fail;
         }
         d->out_topic = rd_kafka_topic_new(d->producer, conf->output.topic, NULL);
+        d->out_batch = dmp_outbatch_new(d->producer, d->out_topic);
         if (*conf->output.late_topic)
                 d->late_topic = rd_kafka_topic_new(d->producer, conf->output.late_topic, NULL);
         if (!(d->dlq = dmp_dlq_new(d->producer, conf->output.dlq_topic, errstr, errstr_size)))
@@ -667,12 +682,15 @@ void dmp_daemon_destroy(dmp_daemon_t *d) {
         dmp_fetchwake_destroy(d->fetchwake); /* before the consumer it borrows */
         if (d->consumer)
                 rd_kafka_destroy(d->consumer);
+        dmp_outbatch_destroy(d->out_batch);
         if (d->out_topic)
                 rd_kafka_topic_destroy(d->out_topic);
         if (d->late_topic)
                 rd_kafka_topic_destroy(d->late_topic);
-        for (int i = 0; i < d->nextra; i++)
+        for (int i = 0; i < d->nextra; i++) {
+                dmp_outbatch_destroy(d->extra[i].batch);
                 rd_kafka_topic_destroy(d->extra[i].rkt);
+        }
         free(d->gbuf);
         dmp_dlq_destroy(d->dlq);
         dmp_registry_destroy(d->registry);
@@ -842,6 +860,7 @@ int dmp_daemon_run(dmp_daemon_t *d, char *errstr, size_t errstr_size) {
                                 process_message(d, batch[i]);
                         rd_kafka_message_destroy(batch[i]);
                 }
+                flush_outputs(d); /* the batch's results (fails the daemon on error) */
                 rd_kafka_poll(d->producer, 0); /* delivery reports */
                 int64_t now = dmp_mono_ms();
                 if (d->fetchwake)
@@ -849,6 +868,7 @@ int dmp_daemon_run(dmp_daemon_t *d, char *errstr, size_t errstr_size) {
                 if (d->conf->input.idle_timeout_ms > 0 && now >= next_idle_check) {
                         dmp_engine_idle_tick(d->engine, dmp_now_ms(),
                                              d->conf->input.idle_timeout_ms, caught_up, d);
+                        flush_outputs(d);
                         next_idle_check = now + 100;
                 }
                 dmp_pauses_resume_due(d->pauses, now);
