@@ -698,6 +698,90 @@ static void test_regression_close_with_uncommitted_entries(void **state) {
 }
 
 /* Configuration problems found while compiling the pipeline. */
+typedef struct counts {
+        int tum, hop, tum_final;
+} counts_t;
+
+static void count_emit(void *opaque, const dmp_result_t *r) {
+        counts_t *c = opaque;
+        if (!strcmp(r->window->name, "tum")) {
+                c->tum++;
+                c->tum_final += r->final;
+        } else {
+                c->hop++;
+        }
+}
+
+/* Closed windows the store never held are freed when they close, not at the
+ * next commit (engine.c dirty_dead / compact_dirty): the entries' memory
+ * drops at once (in update mode, once a window's final update is out);
+ * every result is still emitted, and an entry committed before it closed
+ * is still deleted from the store. */
+static void dead_entries(fixture_t *f, int update) {
+        char text[2048], fmt[2048];
+        snprintf(fmt, sizeof(fmt), "%s", conf_fmt);
+        if (update) { /* tum in update mode */
+                char *g = strstr(fmt, "grace.ms = %d\n");
+                memmove(g + 14 + 14, g + 14, strlen(g + 14) + 1);
+                memcpy(g + 14, "emit = update\n", 14);
+        }
+        snprintf(text, sizeof(text), fmt, f->dir, 2);
+        dmp_conf_t *conf = dmp_conf_new();
+        if (dmp_conf_load_string(conf, "engine.ini", text) || dmp_conf_validate(conf))
+                fail_msg("configuration: %s", conf->errors);
+        counts_t c = {0, 0, 0};
+        char err[512] = "";
+        int cerr = -1;
+        dmp_engine_t *e = dmp_engine_new(conf, count_emit, &c, &cerr, err, sizeof(err));
+        if (!e)
+                fail_msg("dmp_engine_new: %s", err);
+        open_partition(e, 0);
+        feed(e, 0, 0, "p", 1, 1.0, 1, 1); /* committed before its windows close */
+        commit(e);
+        enum { KEYS = 6000 };
+        for (int i = 0; i < KEYS; i++) {
+                char key[16];
+                snprintf(key, sizeof(key), "k%d", i);
+                feed(e, 0, 1 + i, key, 2, 1.0, 1, 1);
+        }
+        dmp_engine_over_budget(e); /* refreshes the memory figures */
+        uint64_t open_bytes = dmp_engine_stats(e)->mem_entries;
+        assert_true(open_bytes > KEYS * 3 * 64); /* tum [0, 10), hop [-5, 5) and [0, 10) */
+        feed(e, 0, 1 + KEYS, "z", 100, 1.0, 1, 1); /* closes them all */
+        dmp_engine_over_budget(e);
+        /* (mem_entries counts the table's slots and the dirty list too) */
+        uint64_t after = dmp_engine_stats(e)->mem_entries;
+        uint64_t freed = (uint64_t)KEYS * (update ? 2 : 3) * 64; /* update: not tum's yet */
+        if (after + freed > open_bytes)
+                fail_msg("%llu entry bytes after every window closed (%llu open)",
+                         (unsigned long long)after, (unsigned long long)open_bytes);
+        if (update)
+                dmp_engine_emit_updates(e);
+        /* score and cl; in update mode, z's open window's updates too */
+        assert_int_equal(c.tum, (KEYS + 1) * 2 + (update ? 2 : 0));
+        assert_int_equal(c.tum_final, (KEYS + 1) * 2);
+        assert_int_equal(c.hop, (KEYS + 1) * 2);
+        commit(e);
+        dmp_engine_destroy(e);
+
+        /* the store holds z's windows only: p's, committed open, were deleted */
+        e = dmp_engine_new(conf, count_emit, &c, &cerr, err, sizeof(err));
+        assert_non_null(e);
+        open_partition(e, 0);
+        commit(e);
+        assert_int_equal(dmp_engine_stats(e)->open_entries, 3);
+        dmp_engine_destroy(e);
+        dmp_conf_destroy(conf);
+}
+
+static void test_dead_entries_final(void **state) {
+        dead_entries(*state, 0);
+}
+
+static void test_dead_entries_update(void **state) {
+        dead_entries(*state, 1);
+}
+
 /* The group windows of test_group_window_memo, by (value, start). */
 typedef struct gwins {
         char value[8][4];
@@ -813,6 +897,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_fingerprint_change, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_config_errors, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_group_window_memo, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_dead_entries_final, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_dead_entries_update, setup, teardown),
                 /* last: these drop uncommitted state, which ASan aborts on
                  * while the bug of the last one is there */
                 cmocka_unit_test_setup_teardown(test_restart, setup, teardown),

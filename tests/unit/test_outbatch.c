@@ -44,7 +44,7 @@ static void test_produce_batch_fails_the_rest(void **state) {
         rd_kafka_t *rk = producer("127.0.0.1:1", "10", NULL); /* nothing is delivered */
         rd_kafka_topic_t *t = rd_kafka_topic_new(rk, "x", NULL);
         rd_kafka_message_t m[30];
-        char keys[30][8];
+        char keys[30][16];
         memset(m, 0, sizeof(m));
         for (int i = 0; i < 30; i++) {
                 snprintf(keys[i], sizeof(keys[i]), "k%d", i);
