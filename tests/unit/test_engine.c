@@ -853,6 +853,63 @@ static void test_group_window_memo(void **state) {
         dmp_conf_destroy(conf);
 }
 
+static int pattern_count;
+
+static void on_pattern(void *opaque, const dmp_pattern_result_t *r) {
+        (void)opaque;
+        (void)r;
+        pattern_count++;
+}
+
+/* Group windows and topk candidates the store holds (committed while open)
+ * are deleted from it when they close, so a restart does not publish them
+ * again; those it never held are not written at all (groups.c). */
+static void test_group_state_across_restart(void **state) {
+        fixture_t *f = *state;
+        char text[2048], full[2048];
+        snprintf(text, sizeof(text), "%s[group seg]\nfield = segment\nwindows = tum\n"
+                 "topic = groups\n[pattern top]\nkind = topk\nwindow = tum\n"
+                 "measure = score\nk = 1\ntopic = patterns\n", conf_fmt);
+        snprintf(full, sizeof(full), text, f->dir, 2);
+        dmp_conf_t *conf = dmp_conf_new();
+        if (dmp_conf_load_string(conf, "engine.ini", full) || dmp_conf_validate(conf))
+                fail_msg("configuration: %s", conf->errors);
+        char err[512] = "";
+        int cerr = -1;
+        gwins_t gw = {.n = 0};
+        dmp_groups_sink_t sink = {.group = on_group, .pattern = on_pattern, .opaque = &gw};
+        pattern_count = 0;
+        for (int life = 0; life < 2; life++) {
+                dmp_engine_t *e = dmp_engine_new(conf, on_emit, &f->recs, &cerr, err, sizeof(err));
+                if (!e)
+                        fail_msg("dmp_engine_new: %s", err);
+                dmp_engine_set_groups_sink(e, &sink);
+                open_partition(e, 0);
+                if (life == 0) {
+                        feed_seg(e, 0, 0, "u1", "A", 1, 1.0, 0, NUL);
+                        commit(e); /* A's [0, 10) held by the store, open */
+                        feed_seg(e, 0, 1, "u2", "B", 25, 2.0, 0, NUL); /* closes it */
+                        dmp_engine_emit_updates(e); /* u1's topk; A's window */
+                        feed_seg(e, 0, 2, "u2", "B", 41, 2.0, 0, NUL); /* closes [20, 30) */
+                        dmp_engine_emit_updates(e);
+                        commit(e);
+                        assert_int_equal(gw.n, 2); /* A [0, 10), B [20, 30) */
+                        assert_int_equal(pattern_count, 2);
+                } else {
+                        feed_seg(e, 0, 3, "u3", "C", 90, 1.0, 0, NUL); /* closes [40, 50) */
+                        dmp_engine_emit_updates(e);
+                        commit(e);
+                        /* B [40, 50) and u2's topk in it: nothing of the first life */
+                        assert_int_equal(gw.n, 3);
+                        assert_string_equal(gw.value[2], "B");
+                        assert_true(gw.start[2] == 40);
+                        assert_int_equal(pattern_count, 3);
+                }
+                dmp_engine_destroy(e);
+        }
+        dmp_conf_destroy(conf);
+}
+
 static void test_config_errors(void **state) {
         fixture_t *f = *state;
         char text[2048];
@@ -898,6 +955,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_config_errors, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_group_window_memo, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_dead_entries_final, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_group_state_across_restart, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_dead_entries_update, setup, teardown),
                 /* last: these drop uncommitted state, which ASan aborts on
                  * while the bug of the last one is there */
