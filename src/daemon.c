@@ -52,8 +52,7 @@ struct dmp_daemon {
         dmp_engine_t *engine;
         rd_kafka_t *consumer;
         rd_kafka_t *producer;
-        rd_kafka_topic_t *out_topic;
-        dmp_outbatch_t *out_batch; /* out_topic's */
+        dmp_outbatch_t *out_batch; /* the output topic's (and its handle) */
         rd_kafka_topic_t *late_topic; /* NULL: late events are not copied */
         dmp_dlq_t *dlq;
         dmp_registry_t *registry; /* format = confluent */
@@ -70,8 +69,7 @@ struct dmp_daemon {
         /* topics of [group] and [pattern] sections, with their schema ids */
         struct extra_topic {
                 const char *name;
-                rd_kafka_topic_t *rkt;
-                dmp_outbatch_t *batch;
+                dmp_outbatch_t *batch; /* d->out_batch if it is the output topic */
                 int32_t schema_id; /* >= 0: Confluent wire format */
         } extra[DMP_MAX_GROUPS + DMP_MAX_PATTERNS];
         int nextra;
@@ -162,7 +160,7 @@ static int flush_outputs(dmp_daemon_t *d) {
         if (d->out_batch && dmp_outbatch_flush(d->out_batch, err, sizeof(err)))
                 rc = -1;
         for (int i = 0; i < d->nextra && !rc; i++)
-                if (dmp_outbatch_flush(d->extra[i].batch, err, sizeof(err)))
+                if (d->extra[i].batch && dmp_outbatch_flush(d->extra[i].batch, err, sizeof(err)))
                         rc = -1;
         if (rc)
                 fail(d, "%s", err);
@@ -227,8 +225,12 @@ static int add_extra_topic(dmp_daemon_t *d, const char *name, const char *schema
                 return 0;
         struct extra_topic *t = &d->extra[d->nextra++];
         t->name = name;
-        t->rkt = rd_kafka_topic_new(d->producer, name, NULL);
-        t->batch = dmp_outbatch_new(d->producer, t->rkt);
+        /* one batch per topic, so that a topic's records keep their order */
+        t->batch = !strcmp(name, d->conf->output.topic)
+                           ? d->out_batch
+                           : dmp_outbatch_new(d->producer, name, errstr, errstr_size);
+        if (!t->batch)
+                return -1;
         t->schema_id = -1;
         if (d->registry) { /* TopicNameStrategy */
                 char subject[512], e[512];
@@ -562,8 +564,9 @@ dmp_daemon_t *dmp_daemon_new(dmp_conf_t *conf, int *config_error, char *errstr,
                 rd_kafka_conf_destroy(pc);
                 goto fail;
         }
-        d->out_topic = rd_kafka_topic_new(d->producer, conf->output.topic, NULL);
-        d->out_batch = dmp_outbatch_new(d->producer, d->out_topic);
+        if (!(d->out_batch = dmp_outbatch_new(d->producer, conf->output.topic, errstr,
+                                              (size_t)errstr_size)))
+                goto fail;
         if (*conf->output.late_topic)
                 d->late_topic = rd_kafka_topic_new(d->producer, conf->output.late_topic, NULL);
         if (!(d->dlq = dmp_dlq_new(d->producer, conf->output.dlq_topic, errstr, errstr_size)))
@@ -682,15 +685,12 @@ void dmp_daemon_destroy(dmp_daemon_t *d) {
         dmp_fetchwake_destroy(d->fetchwake); /* before the consumer it borrows */
         if (d->consumer)
                 rd_kafka_destroy(d->consumer);
-        dmp_outbatch_destroy(d->out_batch);
-        if (d->out_topic)
-                rd_kafka_topic_destroy(d->out_topic);
         if (d->late_topic)
                 rd_kafka_topic_destroy(d->late_topic);
-        for (int i = 0; i < d->nextra; i++) {
-                dmp_outbatch_destroy(d->extra[i].batch);
-                rd_kafka_topic_destroy(d->extra[i].rkt);
-        }
+        for (int i = 0; i < d->nextra; i++)
+                if (d->extra[i].batch != d->out_batch)
+                        dmp_outbatch_destroy(d->extra[i].batch);
+        dmp_outbatch_destroy(d->out_batch);
         free(d->gbuf);
         dmp_dlq_destroy(d->dlq);
         dmp_registry_destroy(d->registry);

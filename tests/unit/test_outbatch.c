@@ -20,13 +20,13 @@
 #define PARTS 3
 
 static rd_kafka_t *producer(const char *brokers, const char *max_messages,
-                            const char *max_bytes) {
+                            const char *max_bytes, const char *partitioner) {
         char err[512];
         rd_kafka_conf_t *c = rd_kafka_conf_new();
         assert_int_equal(rd_kafka_conf_set(c, "bootstrap.servers", brokers, err, sizeof(err)),
                          RD_KAFKA_CONF_OK);
         rd_kafka_conf_set(c, "queue.buffering.max.messages", max_messages, err, sizeof(err));
-        rd_kafka_conf_set(c, "partitioner", "murmur2_random", err, sizeof(err));
+        rd_kafka_conf_set(c, "partitioner", partitioner, err, sizeof(err));
         rd_kafka_conf_set(c, "linger.ms", "1", err, sizeof(err));
         rd_kafka_conf_set(c, "log_level", "0", err, sizeof(err));
         if (max_bytes)
@@ -37,11 +37,29 @@ static rd_kafka_t *producer(const char *brokers, const char *max_messages,
         return rk;
 }
 
+/* A consumer of every partition of topic, from the beginning. */
+static rd_kafka_t *consumer_of(const char *brokers, const char *topic) {
+        char err[512];
+        rd_kafka_conf_t *cc = rd_kafka_conf_new();
+        rd_kafka_conf_set(cc, "bootstrap.servers", brokers, err, sizeof(err));
+        rd_kafka_conf_set(cc, "group.id", "outbatch-test", err, sizeof(err));
+        rd_kafka_conf_set(cc, "log_level", "0", err, sizeof(err));
+        rd_kafka_t *consumer = rd_kafka_new(RD_KAFKA_CONSUMER, cc, err, sizeof(err));
+        assert_non_null(consumer);
+        rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(PARTS);
+        for (int p = 0; p < PARTS; p++)
+                rd_kafka_topic_partition_list_add(parts, topic, p)->offset =
+                        RD_KAFKA_OFFSET_BEGINNING;
+        assert_int_equal(rd_kafka_assign(consumer, parts), 0);
+        rd_kafka_topic_partition_list_destroy(parts);
+        return consumer;
+}
+
 /* What dmp_outbatch_flush relies on: after a QUEUE_FULL, every later
  * message of the batch fails too (none is enqueued behind a refused one). */
 static void test_produce_batch_fails_the_rest(void **state) {
         (void)state;
-        rd_kafka_t *rk = producer("127.0.0.1:1", "10", NULL); /* nothing is delivered */
+        rd_kafka_t *rk = producer("127.0.0.1:1", "10", NULL, "murmur2_random"); /* none delivered */
         rd_kafka_topic_t *t = rd_kafka_topic_new(rk, "x", NULL);
         rd_kafka_message_t m[30];
         char keys[30][16];
@@ -66,8 +84,9 @@ static void test_produce_batch_fails_the_rest(void **state) {
 }
 
 /* 20,000 records of 41 keys through a producer queue of 64 messages: all
- * arrive, each key's in the order added, and one of 300 KB (more than the
- * batch's arena) among them. */
+ * arrive, each key's in the order added and in the partition librdkafka's
+ * murmur2 partitioner gives it (the batches partition them themselves but
+ * for the first), and one of 300 KB (more than the batch's arena). */
 static void test_order_through_full_queue(void **state) {
         (void)state;
         char err[512];
@@ -80,9 +99,9 @@ static void test_order_through_full_queue(void **state) {
         const char *brokers = rd_kafka_mock_cluster_bootstraps(mc);
         assert_int_equal(rd_kafka_mock_topic_create(mc, "out", PARTS, 1), 0);
 
-        rd_kafka_t *rk = producer(brokers, "64", NULL);
-        rd_kafka_topic_t *t = rd_kafka_topic_new(rk, "out", NULL);
-        dmp_outbatch_t *b = dmp_outbatch_new(rk, t);
+        rd_kafka_t *rk = producer(brokers, "64", NULL, "murmur2_random");
+        dmp_outbatch_t *b = dmp_outbatch_new(rk, "out", err, sizeof(err));
+        assert_non_null(b);
         enum { N = 20000, KEYS = 41, BIG = 10007, BIG_LEN = 300 * 1024 };
         char *big = dmp_malloc(BIG_LEN);
         for (int i = 0; i < N; i++) {
@@ -105,20 +124,12 @@ static void test_order_through_full_queue(void **state) {
         }
         assert_int_equal(dmp_outbatch_flush(b, err, sizeof(err)), 0);
         assert_int_equal(rd_kafka_flush(rk, 30000), RD_KAFKA_RESP_ERR_NO_ERROR);
+        uint64_t own, flushes;
+        dmp_outbatch_flushes(b, &own, &flushes);
+        assert_true(flushes >= 20 && own >= 1 && own < flushes);
 
         /* read it all back */
-        rd_kafka_conf_t *cc = rd_kafka_conf_new();
-        rd_kafka_conf_set(cc, "bootstrap.servers", brokers, err, sizeof(err));
-        rd_kafka_conf_set(cc, "group.id", "outbatch-test", err, sizeof(err));
-        rd_kafka_conf_set(cc, "log_level", "0", err, sizeof(err));
-        rd_kafka_t *consumer = rd_kafka_new(RD_KAFKA_CONSUMER, cc, err, sizeof(err));
-        assert_non_null(consumer);
-        rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(PARTS);
-        for (int p = 0; p < PARTS; p++)
-                rd_kafka_topic_partition_list_add(parts, "out", p)->offset =
-                        RD_KAFKA_OFFSET_BEGINNING;
-        assert_int_equal(rd_kafka_assign(consumer, parts), 0);
-        rd_kafka_topic_partition_list_destroy(parts);
+        rd_kafka_t *consumer = consumer_of(brokers, "out");
         int last[KEYS], got = 0, key_part[KEYS];
         for (int k = 0; k < KEYS; k++)
                 last[k] = -1, key_part[k] = -1;
@@ -139,6 +150,9 @@ static void test_order_through_full_queue(void **state) {
                         if (key_part[k] < 0)
                                 key_part[k] = m->partition;
                         assert_int_equal(m->partition, key_part[k]); /* one partition per key */
+                        assert_int_equal(m->partition, rd_kafka_msg_partitioner_murmur2(
+                                                               NULL, m->key, m->key_len, PARTS,
+                                                               NULL, NULL));
                         assert_int_equal(m->len, seq == BIG ? (size_t)BIG_LEN : strlen(val));
                         got++;
                 }
@@ -151,20 +165,72 @@ static void test_order_through_full_queue(void **state) {
         rd_kafka_destroy(consumer);
 
         /* a produce error other than a full queue is reported, naming the topic */
-        rd_kafka_t *small = producer(brokers, "1000", "10000");
-        rd_kafka_topic_t *st = rd_kafka_topic_new(small, "out", NULL);
-        dmp_outbatch_t *sb = dmp_outbatch_new(small, st);
+        rd_kafka_t *small = producer(brokers, "1000", "10000", "murmur2_random");
+        dmp_outbatch_t *sb = dmp_outbatch_new(small, "out", err, sizeof(err));
         assert_int_equal(dmp_outbatch_add(sb, big, 20000, "k", 1, err, sizeof(err)), 0);
         assert_int_equal(dmp_outbatch_flush(sb, err, sizeof(err)), -1);
         assert_non_null(strstr(err, "cannot produce to out"));
         assert_int_equal(dmp_outbatch_pending(sb), 0);
         dmp_outbatch_destroy(sb);
-        rd_kafka_topic_destroy(st);
         rd_kafka_destroy(small);
+
+        /* other partitioners: fnv1a and consistent_random as librdkafka runs
+         * them (an empty key of consistent_random: random, librdkafka's) */
+        static const char *const names[] = {"fnv1a_random", "consistent_random", "random"};
+        for (size_t pi = 0; pi < 3; pi++) {
+                char topic[32];
+                snprintf(topic, sizeof(topic), "other-%zu", pi);
+                assert_int_equal(rd_kafka_mock_topic_create(mc, topic, PARTS, 1), 0);
+                rd_kafka_t *ork = producer(brokers, "100000", NULL, names[pi]);
+                dmp_outbatch_t *ob = dmp_outbatch_new(ork, topic, err, sizeof(err));
+                for (int round = 0; round < 2; round++) { /* the first: librdkafka's */
+                        for (int i = 0; i < 300; i++) {
+                                char key[16];
+                                int kl = i % 50 ? snprintf(key, sizeof(key), "key-%d", i) : 0;
+                                assert_int_equal(dmp_outbatch_add(ob, "v", 1, key, (size_t)kl, err,
+                                                                  sizeof(err)),
+                                                 0);
+                        }
+                        assert_int_equal(dmp_outbatch_flush(ob, err, sizeof(err)), 0);
+                        /* delivered: librdkafka's partitioner has seen the count */
+                        assert_int_equal(rd_kafka_flush(ork, 30000), RD_KAFKA_RESP_ERR_NO_ERROR);
+                }
+                dmp_outbatch_flushes(ob, &own, &flushes);
+                assert_int_equal(flushes, 2);
+                assert_int_equal(own, pi < 2 ? 1 : 0); /* random: always librdkafka's */
+                assert_int_equal(rd_kafka_flush(ork, 30000), RD_KAFKA_RESP_ERR_NO_ERROR);
+                dmp_outbatch_destroy(ob);
+                rd_kafka_destroy(ork);
+                if (pi == 2)
+                        break;
+                rd_kafka_t *oc = consumer_of(brokers, topic);
+                int seen = 0;
+                deadline = dmp_mono_ms() + 30000;
+                while (seen < 600 && dmp_mono_ms() < deadline) {
+                        rd_kafka_message_t *m = rd_kafka_consumer_poll(oc, 100);
+                        if (!m)
+                                continue;
+                        if (!m->err) {
+                                seen++;
+                                if (m->key_len) {
+                                        int32_t want = pi == 0 ? rd_kafka_msg_partitioner_fnv1a(
+                                                                         NULL, m->key, m->key_len,
+                                                                         PARTS, NULL, NULL)
+                                                               : rd_kafka_msg_partitioner_consistent(
+                                                                         NULL, m->key, m->key_len,
+                                                                         PARTS, NULL, NULL);
+                                        assert_int_equal(m->partition, want);
+                                }
+                        }
+                        rd_kafka_message_destroy(m);
+                }
+                assert_int_equal(seen, 600);
+                rd_kafka_consumer_close(oc);
+                rd_kafka_destroy(oc);
+        }
 
         free(big);
         dmp_outbatch_destroy(b);
-        rd_kafka_topic_destroy(t);
         rd_kafka_destroy(rk);
         rd_kafka_mock_cluster_destroy(mc);
         rd_kafka_destroy(mc_rk);
