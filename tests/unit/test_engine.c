@@ -172,6 +172,17 @@ static dmp_conf_t *make_conf(const char *dir, int grace) {
         return conf;
 }
 
+/* The fixture's configuration (grace 2) with `extra` sections appended. */
+static dmp_conf_t *make_conf_with(const char *dir, const char *fmt, const char *extra) {
+        char text[4096], full[4096];
+        snprintf(text, sizeof(text), "%s%s", fmt, extra);
+        snprintf(full, sizeof(full), text, dir, 2);
+        dmp_conf_t *conf = dmp_conf_new();
+        if (dmp_conf_load_string(conf, "engine.ini", full) || dmp_conf_validate(conf))
+                fail_msg("configuration: %s", conf->errors);
+        return conf;
+}
+
 static int setup(void **state) {
         fixture_t *f = calloc(1, sizeof(*f));
         strcpy(f->dir, "/tmp/dmp-engine-XXXXXX");
@@ -718,17 +729,14 @@ static void count_emit(void *opaque, const dmp_result_t *r) {
  * every result is still emitted, and an entry committed before it closed
  * is still deleted from the store. */
 static void dead_entries(fixture_t *f, int update) {
-        char text[2048], fmt[2048];
+        char fmt[2048];
         snprintf(fmt, sizeof(fmt), "%s", conf_fmt);
         if (update) { /* tum in update mode */
                 char *g = strstr(fmt, "grace.ms = %d\n");
                 memmove(g + 14 + 14, g + 14, strlen(g + 14) + 1);
                 memcpy(g + 14, "emit = update\n", 14);
         }
-        snprintf(text, sizeof(text), fmt, f->dir, 2);
-        dmp_conf_t *conf = dmp_conf_new();
-        if (dmp_conf_load_string(conf, "engine.ini", text) || dmp_conf_validate(conf))
-                fail_msg("configuration: %s", conf->errors);
+        dmp_conf_t *conf = make_conf_with(f->dir, fmt, "");
         counts_t c = {0, 0, 0};
         char err[512] = "";
         int cerr = -1;
@@ -811,14 +819,8 @@ static void on_group(void *opaque, const dmp_group_result_t *r) {
  * asan); a plain build fails only if the block is reused that way. */
 static void test_group_window_memo(void **state) {
         fixture_t *f = *state;
-        char text[2048];
-        snprintf(text, sizeof(text), "%s[group seg]\nfield = segment\nwindows = tum\n"
-                 "topic = groups\n", conf_fmt);
-        char full[2048];
-        snprintf(full, sizeof(full), text, f->dir, 2);
-        dmp_conf_t *conf = dmp_conf_new();
-        if (dmp_conf_load_string(conf, "engine.ini", full) || dmp_conf_validate(conf))
-                fail_msg("configuration: %s", conf->errors);
+        dmp_conf_t *conf = make_conf_with(f->dir, conf_fmt, "[group seg]\nfield = segment\n"
+                                          "windows = tum\ntopic = groups\n");
         char err[512] = "";
         int cerr = -1;
         dmp_engine_t *e = dmp_engine_new(conf, on_emit, &f->recs, &cerr, err, sizeof(err));
@@ -866,14 +868,11 @@ static void on_pattern(void *opaque, const dmp_pattern_result_t *r) {
  * again; those it never held are not written at all (groups.c). */
 static void test_group_state_across_restart(void **state) {
         fixture_t *f = *state;
-        char text[2048], full[2048];
-        snprintf(text, sizeof(text), "%s[group seg]\nfield = segment\nwindows = tum\n"
-                 "topic = groups\n[pattern top]\nkind = topk\nwindow = tum\n"
-                 "measure = score\nk = 1\ntopic = patterns\n", conf_fmt);
-        snprintf(full, sizeof(full), text, f->dir, 2);
-        dmp_conf_t *conf = dmp_conf_new();
-        if (dmp_conf_load_string(conf, "engine.ini", full) || dmp_conf_validate(conf))
-                fail_msg("configuration: %s", conf->errors);
+        dmp_conf_t *conf = make_conf_with(f->dir, conf_fmt,
+                                          "[group seg]\nfield = segment\nwindows = tum\n"
+                                          "topic = groups\n[pattern top]\nkind = topk\n"
+                                          "window = tum\nmeasure = score\nk = 1\n"
+                                          "topic = patterns\n");
         char err[512] = "";
         int cerr = -1;
         gwins_t gw = {.n = 0};
