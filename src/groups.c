@@ -553,6 +553,15 @@ static void judge(dmp_groups_t *g, gtask_t *t, const pdef_t *pd, dmp_entry_t *h,
         dmp_dirty_mark(&t->dirty, h);
 }
 
+static int ktop_admit(dmp_groups_t *g, gtask_t *t, const pdef_t *pd, dmp_entry_t *c);
+
+/* A topk candidate (KTOP) is the key's result (aggs[0]) and, bounded, the
+ * count of the candidates ktop_admit dropped for it (aggs[1].count): they
+ * count among a pattern's observations. */
+static int64_t ktop_dropped(const dmp_entry_t *c) {
+        return c->nmeasures >= 2 ? c->aggs[1].count : 0;
+}
+
 void dmp_groups_key_result(dmp_groups_t *g, int32_t partition, int wi, int mi, const char *key,
                            size_t key_len, int64_t start, int64_t end, const dmp_agg_t *agg) {
         gtask_t *t = task_get(g, partition);
@@ -565,9 +574,12 @@ void dmp_groups_key_result(dmp_groups_t *g, int32_t partition, int wi, int mi, c
                         continue;
                 if (pd->kind == PAT_TOPK) {
                         dmp_entry_t *c = dmp_entry_new(0, WIN_ID(KIND_KTOP, pi), start, key,
-                                                       key_len, 1);
+                                                       key_len, 2);
                         c->aggs[0] = *agg;
-                        ktop_push(t, c);
+                        if (!ktop_admit(g, t, pd, c)) {
+                                free(c); /* k better ones of this partition's window */
+                                continue;
+                        }
                         g->stats.partials++;
                         dmp_dirty_mark(&t->dirty, c);
                 } else {
@@ -592,21 +604,72 @@ static int key_cmp(const char *a, size_t al, const char *b, size_t bl) {
 
 /* The topk order: by value (NaN last), then subject bytes. */
 static const pdef_t *rank_pd;
-static int rank_cmp(const void *x, const void *y) {
-        const subject_t *a = x, *b = y;
-        int j = rank_pd->gi >= 0 ? rank_pd->gm : 0;
-        double va = stat_value(rank_pd->stat, &a->aggs[j]);
-        double vb = stat_value(rank_pd->stat, &b->aggs[j]);
+static int rank_order(const pdef_t *pd, const subject_t *a, const subject_t *b) {
+        int j = pd->gi >= 0 ? pd->gm : 0;
+        double va = stat_value(pd->stat, &a->aggs[j]);
+        double vb = stat_value(pd->stat, &b->aggs[j]);
         if (isnan(va) || isnan(vb)) {
                 if (!isnan(va) || !isnan(vb))
                         return isnan(va) ? 1 : -1;
         } else if (va != vb) {
-                return (va < vb) == rank_pd->desc ? 1 : -1;
+                return (va < vb) == pd->desc ? 1 : -1;
         }
         return key_cmp(a->key, a->len, b->key, b->len);
 }
 
-static void topk(dmp_groups_t *g, const pdef_t *pd, int64_t start, subject_t *subj, size_t n) {
+static int rank_cmp(const void *x, const void *y) {
+        return rank_order(rank_pd, x, y);
+}
+
+/* Up to this k, a partition keeps only its k best candidates of a window:
+ * the top k over all partitions is among them (one total order: the value,
+ * then the subject's bytes). Above it, every candidate is kept until the
+ * window closes (the search would cost more than it saves). */
+#define KTOP_BOUND_K 16
+
+/* Whether candidate c (a KTOP entry of pd's window c->start) is among the
+ * k best of t's so far; if it is and there are k already, the worst of
+ * them retires in its place. A window's final results arrive together at
+ * its close (final mode), so its candidates are the last ones of t->ktop;
+ * the search stops at a candidate of another window start, and one that
+ * misses some (results of several windows interleaved) only keeps more. */
+static int ktop_admit(dmp_groups_t *g, gtask_t *t, const pdef_t *pd, dmp_entry_t *c) {
+        if (pd->k > KTOP_BOUND_K || c->nmeasures < 2) {
+                ktop_push(t, c);
+                return 1;
+        }
+        size_t same = 0, worst = 0;
+        subject_t sc = {dmp_entry_key(c), c->key_len, c->aggs}, sw = {0};
+        for (size_t i = t->nktop; i-- > 0;) {
+                dmp_entry_t *o = t->ktop[i];
+                if (o->start != c->start)
+                        break;
+                if (o->win != c->win)
+                        continue;
+                subject_t so = {dmp_entry_key(o), o->key_len, o->aggs};
+                if (!same++ || rank_order(pd, &so, &sw) > 0) {
+                        worst = i;
+                        sw = so;
+                }
+        }
+        dmp_entry_t *w = same ? t->ktop[worst] : NULL;
+        if (same < (size_t)pd->k || w->nmeasures < 2) { /* (< 2: stored by an older version) */
+                ktop_push(t, c);
+                return 1;
+        }
+        if (rank_order(pd, &sc, &sw) > 0) {
+                w->aggs[1].count++; /* one more observed, dropped */
+                return 0;
+        }
+        c->aggs[1].count = 1 + ktop_dropped(w); /* w and what it stood for */
+        retire(g, t, NULL, w); /* (deleted at the commit if stored) */
+        t->ktop[worst] = c;
+        return 1;
+}
+
+/* observations: the subjects ranked (n, and the candidates ktop_admit dropped). */
+static void topk(dmp_groups_t *g, const pdef_t *pd, int64_t start, subject_t *subj, size_t n,
+                 int64_t observations) {
         rank_pd = pd; /* qsort has no context argument in C11 */
         qsort(subj, n, sizeof(*subj), rank_cmp);
         int j = pd->gi >= 0 ? pd->gm : 0;
@@ -615,7 +678,7 @@ static void topk(dmp_groups_t *g, const pdef_t *pd, int64_t start, subject_t *su
                 if (a->count == 0)
                         continue;
                 pattern_out(g, pd, start, subj[r].key, subj[r].len, a, (int)r + 1,
-                            stat_value(pd->stat, a), 0, 0, (int64_t)n, pd->desc ? "desc" : "asc");
+                            stat_value(pd->stat, a), 0, 0, observations, pd->desc ? "desc" : "asc");
         }
 }
 
@@ -735,7 +798,7 @@ static void close_group_windows(dmp_groups_t *g) {
                         if (pd->gi != gi || pd->wi != wi)
                                 continue;
                         if (pd->kind == PAT_TOPK) {
-                                topk(g, pd, first->start, subj, ns);
+                                topk(g, pd, first->start, subj, ns, (int64_t)ns);
                                 continue;
                         }
                         for (size_t s = 0; s < ns; s++) {
@@ -799,10 +862,13 @@ static void close_key_topk(dmp_groups_t *g) {
         for (size_t i = 0; i < n;) {
                 const dmp_entry_t *first = c[i].en;
                 size_t ns = 0, j = i;
-                for (; j < n && c[j].en->win == first->win && c[j].en->start == first->start; j++)
+                int64_t obs = 0;
+                for (; j < n && c[j].en->win == first->win && c[j].en->start == first->start; j++) {
                         subj[ns++] = (subject_t){dmp_entry_key(c[j].en), c[j].en->key_len,
                                                  c[j].en->aggs};
-                topk(g, &g->patterns[first->win & 0xfff], first->start, subj, ns);
+                        obs += 1 + ktop_dropped(c[j].en);
+                }
+                topk(g, &g->patterns[first->win & 0xfff], first->start, subj, ns, obs);
                 for (; i < j; i++)
                         retire(g, c[i].t, NULL, c[i].en);
         }

@@ -909,6 +909,82 @@ static void test_group_state_across_restart(void **state) {
         dmp_conf_destroy(conf);
 }
 
+/* topk over keys, k = 3, descending and ascending: a partition keeps only
+ * its 3 best candidates of a window (groups.c ktop_admit), the patterns are
+ * the top 3 of a naive ranking over every key (value, then key), and their
+ * observations count every key. */
+typedef struct ranks {
+        char subject[2][3][8]; /* [pattern top, bottom][rank - 1] */
+        int64_t observations[6];
+        int n;
+} ranks_t;
+
+static void on_rank(void *opaque, const dmp_pattern_result_t *r) {
+        ranks_t *rk = opaque;
+        int p = !strcmp(r->pattern, "bottom");
+        assert_true(r->rank >= 1 && r->rank <= 3 && r->subject_len < 8);
+        memcpy(rk->subject[p][r->rank - 1], r->subject, r->subject_len);
+        rk->subject[p][r->rank - 1][r->subject_len] = 0;
+        assert_true(rk->n < 6);
+        rk->observations[rk->n++] = r->observations;
+}
+
+static void test_topk_keeps_k_candidates(void **state) {
+        fixture_t *f = *state;
+        dmp_conf_t *conf = make_conf_with(
+                f->dir, conf_fmt,
+                "[pattern top]\nkind = topk\nwindow = tum\nmeasure = score\nstat = sum\n"
+                "k = 3\ntopic = patterns\n"
+                "[pattern bottom]\nkind = topk\nwindow = tum\nmeasure = score\nstat = sum\n"
+                "k = 3\norder = asc\ntopic = patterns\n");
+        char err[512] = "";
+        int cerr = -1;
+        dmp_engine_t *e = dmp_engine_new(conf, count_emit, &(counts_t){0, 0, 0}, &cerr, err,
+                                         sizeof(err));
+        if (!e)
+                fail_msg("dmp_engine_new: %s", err);
+        ranks_t rk = {.n = 0};
+        dmp_groups_sink_t sink = {.pattern = on_rank, .opaque = &rk};
+        dmp_engine_set_groups_sink(e, &sink);
+        open_partition(e, 0);
+        enum { KEYS = 200 };
+        double score[KEYS];
+        uint64_t x = 12345;
+        for (int i = 0; i < KEYS; i++) {
+                char key[16];
+                snprintf(key, sizeof(key), "k%03d", i);
+                x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+                double price = (double)(x >> 40 & 0x3f); /* 0..63: ties are likely */
+                score[i] = 2 * price;
+                feed(e, 0, i, key, 1 + i % 8, price, 0, 1);
+        }
+        feed(e, 0, KEYS, "zz", 100, 0.0, 0, 1); /* closes [0, 10): the results arrive */
+        /* k best of the window for each pattern, plus the open window's */
+        assert_true(dmp_engine_groups_stats(e)->partials <= 3 + 3);
+        dmp_engine_emit_updates(e); /* the mark reaches it: patterns */
+        assert_int_equal(rk.n, 6);
+        for (int i = 0; i < 6; i++) /* every key counts, kept or dropped */
+                assert_int_equal(rk.observations[i], KEYS);
+        for (int p = 0; p < 2; p++) { /* naive: the 3 best by (score, key) */
+                int used[KEYS] = {0};
+                for (int r = 0; r < 3; r++) {
+                        int best = -1;
+                        for (int i = 0; i < KEYS; i++) {
+                                if (used[i])
+                                        continue;
+                                if (best < 0 || (p ? score[i] < score[best] : score[i] > score[best]))
+                                        best = i; /* equal scores: the smaller key (earlier i) */
+                        }
+                        used[best] = 1;
+                        char want[16];
+                        snprintf(want, sizeof(want), "k%03d", best);
+                        assert_string_equal(rk.subject[p][r], want);
+                }
+        }
+        dmp_engine_destroy(e);
+        dmp_conf_destroy(conf);
+}
+
 static void test_config_errors(void **state) {
         fixture_t *f = *state;
         char text[2048];
@@ -955,6 +1031,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_group_window_memo, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_dead_entries_final, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_group_state_across_restart, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_topk_keeps_k_candidates, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_dead_entries_update, setup, teardown),
                 /* last: these drop uncommitted state, which ASan aborts on
                  * while the bug of the last one is there */
