@@ -99,8 +99,7 @@ typedef struct task {
         uint64_t events; /* records processed since the partition was opened */
         dmp_wtable_t table;
         bucket_list_t windows[DMP_MAX_WINDOWS];
-        dmp_dirty_t dirty;
-        size_t dead;          /* entries of the dirty list dirty_dead() says are dead */
+        dmp_dirty_t dirty;    /* its dead: the entries dirty_dead() says are dead */
         uint64_t entry_bytes; /* entries, their keys and key states (entry_bytes()) */
         size_t evicted;       /* sum of the buckets' evicted: 0 keeps misses cheap */
 } task_t;
@@ -427,7 +426,7 @@ static void retire(task_t *t, dmp_entry_t *en) {
 }
 
 /* A closed entry the store never held and nothing emits again: the commit
- * would only free it. compact_dirty frees such entries before: at 3 M
+ * would only free it. release_dead frees such entries before: at 3 M
  * events/s a 1 s commit interval closed ~500 k of them (10 k keys, 60 s
  * windows), which held ~60 MB until the commit (peak RSS 106 MB). */
 static int dirty_dead(const dmp_engine_t *e, const dmp_entry_t *en) {
@@ -438,20 +437,19 @@ static int dirty_dead(const dmp_engine_t *e, const dmp_entry_t *en) {
 
 static uint64_t entry_bytes(const dmp_engine_t *e, const dmp_entry_t *en);
 
-/* Frees the dead entries of the dirty list (dirty_dead). */
-static void compact_dirty(dmp_engine_t *e, task_t *t) {
-        size_t keep = 0;
-        for (size_t i = 0; i < t->dirty.n; i++) {
-                dmp_entry_t *en = t->dirty.v[i];
-                if (dirty_dead(e, en)) {
-                        t->entry_bytes -= entry_bytes(e, en);
-                        entry_free(en);
-                } else {
-                        t->dirty.v[keep++] = en;
-                }
-        }
-        t->dirty.n = keep;
-        t->dead = 0;
+typedef struct release_ctx {
+        dmp_engine_t *e;
+        task_t *t;
+} release_ctx_t;
+
+/* dmp_dirty_compact's release: frees en if it is dead (dirty_dead). */
+static int release_dead(void *opaque, dmp_entry_t *en) {
+        release_ctx_t *rc = opaque;
+        if (!dirty_dead(rc->e, en))
+                return 0;
+        rc->t->entry_bytes -= entry_bytes(rc->e, en);
+        entry_free(en);
+        return 1;
 }
 
 /* Returns the bucket of `start` in bl, creating it in order if needed. */
@@ -756,9 +754,8 @@ static void evict(dmp_engine_t *e, task_t *t, uint64_t *bytes, uint64_t target) 
 /* ---- tumbling and hopping windows ---- */
 
 /* Emits the windows closed at the task's stream time, purges those past
- * their retention. */
-/* Emits and purges what the stream time has closed; close_windows calls it
- * only when bl->due (the next close or purge) has come or is unknown. */
+ * their retention; close_windows calls it only when bl->due (the next
+ * close or purge) has come or is unknown. */
 static __attribute__((noinline)) void close_fixed(dmp_engine_t *e, task_t *t, int wi) {
         const dmp_window_t *w = &e->windows[wi];
         bucket_list_t *bl = &t->windows[wi];
@@ -789,15 +786,13 @@ static __attribute__((noinline)) void close_fixed(dmp_engine_t *e, task_t *t, in
                 bucket_t *b = &bl->b[purge];
                 for (size_t k = 0; k < b->n; k++) {
                         retire(t, b->v[k]);
-                        t->dead += (size_t)dirty_dead(e, b->v[k]);
+                        t->dirty.dead += (size_t)dirty_dead(e, b->v[k]);
                 }
                 free(b->v);
                 purge++;
         }
         buckets_drop_front(bl, purge);
-        /* amortized: a compaction frees at least half of what it walks */
-        if (t->dead >= 4096 && t->dead * 2 >= t->dirty.n)
-                compact_dirty(e, t);
+        dmp_dirty_compact(&t->dirty, release_dead, &(release_ctx_t){e, t});
         /* Buckets before i are emitted (open buckets start after every
          * closed one), so the next work is closing bucket i or purging the
          * first bucket, whichever comes first. */
@@ -1609,8 +1604,7 @@ int dmp_engine_commit(dmp_engine_t *e, char *errstr, size_t errstr_size) {
                                 entry_free(en);
                         }
                 }
-                t->dirty.n = 0;
-                t->dead = 0;
+                dmp_dirty_clear(&t->dirty);
                 t->meta_dirty = 0;
                 open += t->table.cnt;
         }

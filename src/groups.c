@@ -76,8 +76,8 @@ typedef struct gtask {
         dmp_wtable_t hist; /* KHIST (partitions) or GHIST (the instance) */
         dmp_entry_t **ktop; /* KTOP candidates, not looked up */
         size_t nktop, ktop_cap;
-        dmp_dirty_t dirty; /* to write (or delete: DMP_ENTRY_CLOSED) at commit */
-        size_t dead;       /* entries of dirty the store never held that retired */
+        dmp_dirty_t dirty; /* to write (or delete: DMP_ENTRY_CLOSED) at commit; its
+                            * dead: retired entries the store never held */
         int64_t first_memo[DMP_MAX_WINDOWS]; /* dmp_window_first_start_memo's, per window */
 } gtask_t;
 
@@ -328,33 +328,26 @@ static gtask_t *task_get(const dmp_groups_t *g, int32_t p) {
 }
 
 /* Takes en out of its table (or candidates) for deletion at the commit, or,
- * if the store never held it, to be freed by compact_dirty (sooner). */
+ * if the store never held it, to be freed by release_unstored (sooner). */
 static void retire(dmp_groups_t *g, gtask_t *t, dmp_wtable_t *table, dmp_entry_t *en) {
         if (table)
                 dmp_wtable_remove(table, en);
         en->flags |= DMP_ENTRY_CLOSED;
         dmp_dirty_mark(&t->dirty, en);
-        t->dead += !(en->flags & DMP_ENTRY_PERSISTED);
+        t->dirty.dead += !(en->flags & DMP_ENTRY_PERSISTED);
         g->stats.partials--;
 }
 
-/* Frees the retired entries of t's dirty list that the store never held
- * (nothing to delete), once they are many and at least half of the list:
- * at a million events a second a commit interval retired hundreds of
- * thousands of topk candidates (Nexmark Q5), held until the commit. */
-static void compact_dirty(gtask_t *t) {
-        if (t->dead < 4096 || t->dead * 2 < t->dirty.n)
-                return;
-        size_t keep = 0;
-        for (size_t i = 0; i < t->dirty.n; i++) {
-                dmp_entry_t *en = t->dirty.v[i];
-                if ((en->flags & (DMP_ENTRY_CLOSED | DMP_ENTRY_PERSISTED)) == DMP_ENTRY_CLOSED)
-                        free(en);
-                else
-                        t->dirty.v[keep++] = en;
-        }
-        t->dirty.n = keep;
-        t->dead = 0;
+/* dmp_dirty_compact's release: frees a retired entry the store never held
+ * (nothing to delete at the commit). At a million events a second a commit
+ * interval retired hundreds of thousands of topk candidates (Nexmark Q5),
+ * held until the commit. */
+static int release_unstored(void *opaque, dmp_entry_t *en) {
+        (void)opaque;
+        if ((en->flags & (DMP_ENTRY_CLOSED | DMP_ENTRY_PERSISTED)) != DMP_ENTRY_CLOSED)
+                return 0;
+        free(en);
+        return 1;
 }
 
 /* Adds a topk candidate (KTOP) to the partition's list. */
@@ -634,7 +627,7 @@ static int rank_cmp(const void *x, const void *y) {
  * the search stops at a candidate of another window start, and one that
  * misses some (results of several windows interleaved) only keeps more. */
 static int ktop_admit(dmp_groups_t *g, gtask_t *t, const pdef_t *pd, dmp_entry_t *c) {
-        if (pd->k > KTOP_BOUND_K || c->nmeasures < 2) {
+        if (pd->k > KTOP_BOUND_K) {
                 ktop_push(t, c);
                 return 1;
         }
@@ -819,9 +812,6 @@ static void close_group_windows(dmp_groups_t *g) {
         free(aggs);
         free(subj);
         free(c);
-        for (int32_t p = 0; p < g->ntasks; p++)
-                if (g->tasks[p])
-                        compact_dirty(g->tasks[p]);
 }
 
 static int ktop_cmp(const void *x, const void *y) {
@@ -874,9 +864,6 @@ static void close_key_topk(dmp_groups_t *g) {
         }
         free(subj);
         free(c);
-        for (int32_t p = 0; p < g->ntasks; p++)
-                if (g->tasks[p])
-                        compact_dirty(g->tasks[p]);
 }
 
 void dmp_groups_emit(dmp_groups_t *g, int64_t watermark) {
@@ -887,6 +874,9 @@ void dmp_groups_emit(dmp_groups_t *g, int64_t watermark) {
                 return;
         close_group_windows(g);
         close_key_topk(g);
+        for (int32_t p = 0; p < g->ntasks; p++) /* what they retired */
+                if (g->tasks[p])
+                        dmp_dirty_compact(&g->tasks[p]->dirty, release_unstored, NULL);
 }
 
 /* ---- persistence ---- */
@@ -940,8 +930,7 @@ static void committed_task(gtask_t *t) {
                 else
                         en->flags = (uint8_t)((en->flags & ~DMP_ENTRY_DIRTY) | DMP_ENTRY_PERSISTED);
         }
-        t->dirty.n = 0;
-        t->dead = 0;
+        dmp_dirty_clear(&t->dirty);
 }
 
 void dmp_groups_committed(dmp_groups_t *g) {

@@ -102,3 +102,15 @@ void dmp_dirty_append(dmp_dirty_t *d, dmp_entry_t *e) {
         }
         d->v[d->n++] = e;
 }
+
+void dmp_dirty_compact(dmp_dirty_t *d, int (*release)(void *opaque, dmp_entry_t *e),
+                       void *opaque) {
+        if (d->dead < 4096 || d->dead * 2 < d->n)
+                return;
+        size_t keep = 0;
+        for (size_t i = 0; i < d->n; i++)
+                if (!release(opaque, d->v[i]))
+                        d->v[keep++] = d->v[i];
+        d->n = keep;
+        d->dead = 0;
+}

@@ -104,10 +104,24 @@ void dmp_wtable_remove(dmp_wtable_t *t, const dmp_entry_t *e);
 typedef struct dmp_dirty {
         dmp_entry_t **v;
         size_t n, cap;
+        size_t dead; /* entries of v the owner counted as freeable before the commit */
 } dmp_dirty_t;
 
 /* Appends e and sets DMP_ENTRY_DIRTY (the slow half of dmp_dirty_mark). */
 void dmp_dirty_append(dmp_dirty_t *d, dmp_entry_t *e);
+
+/* Empties the list (after a commit has written it). */
+static inline void dmp_dirty_clear(dmp_dirty_t *d) {
+        d->n = 0;
+        d->dead = 0;
+}
+
+/* Once the dead entries are >= 4096 and at least half of the list (so a
+ * compaction frees at least half of what it walks), offers every entry to
+ * release(opaque, e), which frees a dead one and returns 1 (it leaves the
+ * list) or returns 0 (it stays, in order); then dead is 0. */
+void dmp_dirty_compact(dmp_dirty_t *d, int (*release)(void *opaque, dmp_entry_t *e),
+                       void *opaque);
 
 /* Marks e dirty. Inline: it runs for every entry an event updates, which
  * is dirty already but for its first update after a commit. */
