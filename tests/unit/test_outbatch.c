@@ -19,6 +19,53 @@
 
 #define PARTS 3
 
+/* Kafka's Utils.murmur2 (the Java client's partitioner), written from its
+ * definition, as the oracle of the partitions (checked against Kafka's
+ * UtilsTest vectors in test_murmur2_oracle). */
+static uint32_t kafka_murmur2(const void *data, size_t len) {
+        const unsigned char *p = data;
+        const uint32_t m = 0x5bd1e995;
+        uint32_t h = 0x9747b28cu ^ (uint32_t)len;
+        size_t i = 0;
+        for (; len - i >= 4; i += 4) {
+                uint32_t k = (uint32_t)p[i] | (uint32_t)p[i + 1] << 8 | (uint32_t)p[i + 2] << 16 |
+                             (uint32_t)p[i + 3] << 24;
+                k *= m;
+                k ^= k >> 24;
+                k *= m;
+                h *= m;
+                h ^= k;
+        }
+        switch (len - i) {
+        case 3: h ^= (uint32_t)p[i + 2] << 16; /* fall through */
+        case 2: h ^= (uint32_t)p[i + 1] << 8;  /* fall through */
+        case 1: h ^= p[i]; h *= m;
+        }
+        h ^= h >> 13;
+        h *= m;
+        h ^= h >> 15;
+        return h;
+}
+
+static int32_t kafka_partition(const void *key, size_t len, int32_t partitions) {
+        return (int32_t)((kafka_murmur2(key, len) & 0x7fffffff) % (uint32_t)partitions);
+}
+
+static void test_murmur2_oracle(void **state) {
+        (void)state;
+        static const struct {
+                const char *key;
+                int32_t want;
+        } v[] = {{"21", -973932308},
+                 {"foobar", -790332482},
+                 {"a-little-bit-long-string", -985981536},
+                 {"a-little-bit-longer-string", -1486304829},
+                 {"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8", -58897971},
+                 {"abc", 479470107}};
+        for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
+                assert_int_equal((int32_t)kafka_murmur2(v[i].key, strlen(v[i].key)), v[i].want);
+}
+
 static rd_kafka_t *producer(const char *brokers, const char *max_messages,
                             const char *max_bytes, const char *partitioner) {
         char err[512];
@@ -84,8 +131,8 @@ static void test_produce_batch_fails_the_rest(void **state) {
 }
 
 /* 20,000 records of 41 keys through a producer queue of 64 messages: all
- * arrive, each key's in the order added and in the partition librdkafka's
- * murmur2 partitioner gives it (the batches partition them themselves but
+ * arrive, each key's in the order added and in the partition Kafka's
+ * murmur2 gives it (the batches partition them themselves but
  * for the first), and one of 300 KB (more than the batch's arena). */
 static void test_order_through_full_queue(void **state) {
         (void)state;
@@ -150,9 +197,8 @@ static void test_order_through_full_queue(void **state) {
                         if (key_part[k] < 0)
                                 key_part[k] = m->partition;
                         assert_int_equal(m->partition, key_part[k]); /* one partition per key */
-                        assert_int_equal(m->partition, rd_kafka_msg_partitioner_murmur2(
-                                                               NULL, m->key, m->key_len, PARTS,
-                                                               NULL, NULL));
+                        assert_int_equal(m->partition,
+                                         kafka_partition(m->key, m->key_len, PARTS));
                         assert_int_equal(m->len, seq == BIG ? (size_t)BIG_LEN : strlen(val));
                         got++;
                 }
@@ -238,6 +284,7 @@ static void test_order_through_full_queue(void **state) {
 
 int main(void) {
         const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_murmur2_oracle),
                 cmocka_unit_test(test_produce_batch_fails_the_rest),
                 cmocka_unit_test(test_order_through_full_queue),
         };
