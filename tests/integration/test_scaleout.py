@@ -1,0 +1,112 @@
+"""Scale-out: instances of one consumer group, each with its own state dir,
+share the partitions while the input flows; one joins, one leaves.
+
+What is claimed (README, docs/STATE.md "Moving a partition"): a partition
+that moves to an instance resumes from the state that instance stores for
+it, or is read again from the beginning if it has none, so every published
+result equals the reference, none is missing, and the results of a moved
+partition may be published again (identical).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from pathlib import Path
+
+from reference import Measure, Window, compute
+from support import assert_matches_reference, make_config, make_events
+
+PARTITIONS = 8
+CHUNKS = 12
+CHUNK = 25_000
+
+MEASURES = {"score": "0.7*price + 0.3*quantity", "clicks": "1*clicks"}
+WINDOWS = [
+    Window("tumble10s", "tumbling", size_ms=10_000, grace_ms=2_000, measures=("score", "clicks")),
+    Window("hop10s", "hopping", size_ms=10_000, advance_ms=5_000, grace_ms=1_000, measures=("score",)),
+]
+
+
+def wait_for_log(proc, pattern: str, count: int = 1, timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if len(re.findall(pattern, proc.stderr)) >= count:
+            return True
+        if proc.poll() is not None:
+            return False
+        time.sleep(0.05)
+    return False
+
+
+def results_published(proc) -> int:
+    m = re.search(r"stopped: \d+ events, (\d+) results", proc.stderr)
+    assert m, f"no 'stopped:' line in the log:\n{proc.stderr[-3000:]}"
+    return int(m.group(1))
+
+
+def test_instances_join_and_leave_while_input_flows(kafka, dmpflow, tmp_path: Path):
+    events = make_events(CHUNKS * CHUNK, 31, keys=60, step_ms=10, ooo=0.10, max_delay_ms=8_000,
+                         null_clicks=0.30)
+    src = kafka.topic(PARTITIONS, "in")
+    dst = kafka.topic(PARTITIONS, "out")
+    group = f"{src}-g"
+
+    def config(name: str) -> Path:
+        return dmpflow.write_config(make_config(
+            bootstrap=kafka.bootstrap, input_topic=src, output_topic=dst,
+            state_dir=tmp_path / f"state-{name}", group_id=group, measures=MEASURES,
+            windows=WINDOWS, commit_interval_ms=200), name=f"{name}.conf")
+
+    produced = kafka.produce(src, events[:2 * CHUNK], PARTITIONS)
+    producing_error: list[BaseException] = []
+
+    def produce_rest() -> None:  # the input keeps flowing through both rebalances
+        try:
+            for i in range(2, CHUNKS):
+                time.sleep(0.6)
+                produced.extend(kafka.produce(src, events[i * CHUNK:(i + 1) * CHUNK], PARTITIONS))
+        except BaseException as e:  # noqa: BLE001
+            producing_error.append(e)
+
+    reader = kafka.reader(dst)
+    a = dmpflow.start("run", "-c", config("a"))
+    producer = threading.Thread(target=produce_rest, daemon=True)
+    producer.start()
+    assert reader.until(1, timeout=30), "instance a published nothing"
+    assert wait_for_log(a, r"assigned 8 partition\(s\)"), a.stderr[-3000:]
+
+    # b joins: the group rebalances and a gives some partitions to b.
+    b = dmpflow.start("run", "-c", config("b"))
+    assert wait_for_log(b, r"assigned [1-7] partition\(s\)", timeout=60), b.stderr[-3000:]
+    assert wait_for_log(a, r"revoked 8 partition\(s\)"), a.stderr[-3000:]
+    assert wait_for_log(a, r"assigned [1-7] partition\(s\)"), a.stderr[-3000:]
+    seen = len(reader.records)
+    assert reader.until(seen + 1, timeout=30), "nothing published after b joined"
+
+    # a leaves while input still flows: b takes every partition.
+    assert producer.is_alive(), "the input ended before a left: produce more chunks"
+    assert dmpflow.stop(a, timeout=20) == 0
+    assert wait_for_log(b, r"assigned 8 partition\(s\)", timeout=60), b.stderr[-3000:]
+    producer.join(120)
+    assert not producer.is_alive() and not producing_error, producing_error
+
+    ref = compute(produced, WINDOWS, [Measure.parse(n, e) for n, e in MEASURES.items()])
+    want = set(ref.results)
+    assert len(want) > 5000
+
+    def ids():
+        return {(r["window"], r["key"], r["start"], r["measure"]) for _p, _o, _k, r in reader.records}
+
+    deadline = time.monotonic() + 120
+    while not want <= ids() and time.monotonic() < deadline and b.poll() is None:
+        reader.until(len(reader.records) + 1, timeout=1.0)
+    assert b.poll() is None, f"instance b exited with code {b.poll()}"
+    assert dmpflow.stop(b, timeout=20) == 0
+    reader.drain(2.0)
+    assert not reader.errors, reader.errors[:5]
+    assert results_published(a) > 0 and results_published(b) > 0
+    assert_matches_reference(reader.records, ref, allow_duplicates=True)
+    print(f"{len(reader.records)} records for {len(want)} results "
+          f"(a {results_published(a)}, b {results_published(b)})")
