@@ -27,6 +27,7 @@
 #include "config.h"
 #include "dlq.h"
 #include "engine.h"
+#include "fetchq.h"
 #include "fetchwake.h"
 #include "admin.h"
 #include "log.h"
@@ -40,7 +41,7 @@
 #include "util.h"
 
 #define FLUSH_TIMEOUT_MS 60000
-#define CONSUME_BATCH 1024 /* messages taken from the consumer queue per call */
+#define CONSUME_BATCH 256 /* messages taken from the consumer queue per call */
 /* Consumer prefetch defaults (the measurements: dmp_daemon_new). */
 #define DMP_DEFAULT_PARTITION_FETCH_BYTES "262144"
 #define DMP_DEFAULT_QUEUE_MIN "20000"
@@ -57,6 +58,7 @@ struct dmp_daemon {
         dmp_dlq_t *dlq;
         dmp_registry_t *registry; /* format = confluent */
         dmp_pauses_t *pauses;     /* partitions waiting for the registry */
+        dmp_fetchq_t *fetchq;       /* the assigned partitions' messages */
         dmp_fetchwake_t *fetchwake; /* librdkafka < 2.3: wakes the fetcher */
         int32_t out_schema_id;    /* >= 0: results in the Confluent wire format */
         atomic_int stop;
@@ -64,6 +66,7 @@ struct dmp_daemon {
         char failure[512];
         uint64_t delivery_failures;
         uint64_t skipped; /* records not processed: see dmp_engine_wants() */
+        uint64_t unforwarded; /* records that came through the consumer queue */
         int64_t next_commit_ms;
         unsigned char outbuf[65536 + 1024];
         /* topics of [group] and [pattern] sections, with their schema ids */
@@ -443,6 +446,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                         p->offset = next >= 0 ? next : reset;
                 }
                 resolve_reset_offsets(rk, parts, reset);
+                dmp_fetchq_forward(d->fetchq, parts); /* before the fetchers start */
                 d->assigned += parts->cnt;
                 if (d->admin)
                         dmp_admin_set_ready(d->admin, d->assigned > 0 && !d->failed);
@@ -658,13 +662,17 @@ dmp_daemon_t *dmp_daemon_new(dmp_conf_t *conf, int *config_error, char *errstr,
                 goto fail;
         }
         rd_kafka_poll_set_consumer(d->consumer);
+        if (!(d->fetchq = dmp_fetchq_new(d->consumer, errstr, errstr_size)))
+                goto fail;
         if (need_waker) {
                 char qmin[32];
                 size_t qmin_size = sizeof(qmin);
                 if (rd_kafka_conf_get(rd_kafka_conf(d->consumer), "queued.min.messages", qmin,
                                       &qmin_size) != RD_KAFKA_CONF_OK ||
                     !(d->fetchwake = dmp_fetchwake_new(d->consumer, strtoull(qmin, NULL, 10),
-                                                       CONSUME_BATCH, errstr, errstr_size)))
+                                                       0 /* poked before and after each
+                                                          * serve: no drain between */,
+                                                       errstr, errstr_size)))
                         goto fail;
         }
         if (conf->http.port > 0 &&
@@ -683,6 +691,7 @@ void dmp_daemon_destroy(dmp_daemon_t *d) {
                 return;
         dmp_admin_stop(d->admin); /* first: it may be waiting for a query's answer */
         dmp_fetchwake_destroy(d->fetchwake); /* before the consumer it borrows */
+        dmp_fetchq_destroy(d->fetchq);
         if (d->consumer)
                 rd_kafka_destroy(d->consumer);
         if (d->late_topic)
@@ -820,6 +829,13 @@ static void format_memory(const dmp_engine_stats_t *s, char *buf, size_t size) {
                  s->evictions, s->reloads);
 }
 
+/* on_message of dmp_fetchq_serve; also for the consumer queue's messages. */
+static void serve_message(rd_kafka_message_t *m, void *opaque) {
+        dmp_daemon_t *d = opaque;
+        if (!d->failed)
+                process_message(d, m);
+}
+
 int dmp_daemon_run(dmp_daemon_t *d, char *errstr, size_t errstr_size) {
         rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
         rd_kafka_topic_partition_list_add(topics, d->conf->input.topic, RD_KAFKA_PARTITION_UA);
@@ -838,38 +854,48 @@ int dmp_daemon_run(dmp_daemon_t *d, char *errstr, size_t errstr_size) {
         int64_t next_progress = dmp_mono_ms() + 10000;
         int64_t next_idle_check = 0;
         int64_t next_budget_check = 0;
+        int64_t next_reforward = dmp_mono_ms() + 1000;
         uint64_t last_events = 0;
         rd_kafka_queue_t *cq = rd_kafka_queue_get_consumer(d->consumer);
         rd_kafka_message_t *batch[CONSUME_BATCH];
         while (!atomic_load(&d->stop)) {
-                /* What is queued, in one call (librdkafka's per-call costs,
-                 * clock reads among them, measured at ~150 ns per message
-                 * with one rd_kafka_consumer_poll() per message); when
-                 * nothing is, wait for one message. Both serve the
-                 * rebalance callback, so a batch can hold records of a
-                 * partition revoked meanwhile: dmp_engine_wants() skips
-                 * them. Serving the consumer queue (not the main queue)
-                 * counts as a poll for max.poll.interval.ms. */
+                /* The messages queued now, in one call (src/fetchq.h), with
+                 * the fetch waker poked before and after (what it must see
+                 * is the longest the queue was). Then the consumer queue:
+                 * the rebalance callback and other events, and the
+                 * messages of a partition that is not forwarded (there
+                 * should be none). A rebalance can revoke a partition
+                 * whose messages are queued: librdkafka drops them (a
+                 * version barrier), and dmp_engine_wants() skips any it
+                 * still hands over. Serving the consumer queue counts as a
+                 * poll for max.poll.interval.ms. When both were empty,
+                 * wait until either has something (at most 100 ms). */
+                if (d->fetchwake)
+                        dmp_fetchwake_poke(d->fetchwake, dmp_fetchq_length(d->fetchq),
+                                           dmp_mono_ms());
+                int served = dmp_fetchq_serve(d->fetchq, serve_message, d);
                 ssize_t n = rd_kafka_consume_batch_queue(cq, 0, batch, CONSUME_BATCH);
-                if (n <= 0) {
-                        batch[0] = rd_kafka_consumer_poll(d->consumer, 100);
-                        n = batch[0] ? 1 : 0;
-                }
+                d->unforwarded += (uint64_t)n;
                 for (ssize_t i = 0; i < n; i++) {
-                        if (!d->failed)
-                                process_message(d, batch[i]);
+                        serve_message(batch[i], d);
                         rd_kafka_message_destroy(batch[i]);
                 }
                 flush_outputs(d); /* the batch's results (fails the daemon on error) */
                 rd_kafka_poll(d->producer, 0); /* delivery reports */
                 int64_t now = dmp_mono_ms();
                 if (d->fetchwake)
-                        dmp_fetchwake_poke(d->fetchwake, rd_kafka_queue_length(cq), now);
+                        dmp_fetchwake_poke(d->fetchwake, dmp_fetchq_length(d->fetchq), now);
+                if (served <= 0 && n <= 0)
+                        dmp_fetchq_wait(d->fetchq, 100);
                 if (d->conf->input.idle_timeout_ms > 0 && now >= next_idle_check) {
                         dmp_engine_idle_tick(d->engine, dmp_now_ms(),
                                              d->conf->input.idle_timeout_ms, caught_up, d);
                         flush_outputs(d);
                         next_idle_check = now + 100;
+                }
+                if (now >= next_reforward) {
+                        dmp_fetchq_reforward(d->fetchq);
+                        next_reforward = now + 1000;
                 }
                 dmp_pauses_resume_due(d->pauses, now);
                 if (d->admin) {
@@ -904,6 +930,9 @@ int dmp_daemon_run(dmp_daemon_t *d, char *errstr, size_t errstr_size) {
         rd_kafka_queue_destroy(cq);
         if (d->fetchwake)
                 dmp_debug("%" PRIu64 " fetch wake-up rounds", dmp_fetchwake_rounds(d->fetchwake));
+        if (d->unforwarded) /* consumer errors count too */
+                dmp_info("%" PRIu64 " records came through the consumer queue, not the fetch "
+                         "queue (src/fetchq.h)", d->unforwarded);
         if (d->skipped)
                 dmp_debug("%" PRIu64 " records of revoked partitions or read twice skipped",
                           d->skipped);

@@ -107,6 +107,8 @@ def test_instances_join_and_leave_while_input_flows(kafka, dmpflow, tmp_path: Pa
     reader.drain(2.0)
     assert not reader.errors, reader.errors[:5]
     assert results_published(a) > 0 and results_published(b) > 0
+    for proc in (a, b):  # every partition's queue stayed forwarded (src/fetchq.h)
+        assert "came through the consumer queue" not in proc.stderr, proc.stderr[-3000:]
     assert_matches_reference(reader.records, ref, allow_duplicates=True)
     print(f"{len(reader.records)} records for {len(want)} results "
           f"(a {results_published(a)}, b {results_published(b)})")
