@@ -868,8 +868,9 @@ int dmp_daemon_run(dmp_daemon_t *d, char *errstr, size_t errstr_size) {
                  * whose messages are queued: librdkafka drops them (a
                  * version barrier), and dmp_engine_wants() skips any it
                  * still hands over. Serving the consumer queue counts as a
-                 * poll for max.poll.interval.ms. When both were empty,
-                 * wait until either has something (at most 100 ms). */
+                 * poll for max.poll.interval.ms. When both were empty, the
+                 * round ends waiting until either has something (at most
+                 * 100 ms). */
                 if (d->fetchwake)
                         dmp_fetchwake_poke(d->fetchwake, dmp_fetchq_length(d->fetchq),
                                            dmp_mono_ms());
@@ -885,8 +886,6 @@ int dmp_daemon_run(dmp_daemon_t *d, char *errstr, size_t errstr_size) {
                 int64_t now = dmp_mono_ms();
                 if (d->fetchwake)
                         dmp_fetchwake_poke(d->fetchwake, dmp_fetchq_length(d->fetchq), now);
-                if (served <= 0 && n <= 0)
-                        dmp_fetchq_wait(d->fetchq, 100);
                 if (d->conf->input.idle_timeout_ms > 0 && now >= next_idle_check) {
                         dmp_engine_idle_tick(d->engine, dmp_now_ms(),
                                              d->conf->input.idle_timeout_ms, caught_up, d);
@@ -925,6 +924,8 @@ int dmp_daemon_run(dmp_daemon_t *d, char *errstr, size_t errstr_size) {
                         last_events = s->events_in;
                         next_progress = now + 10000;
                 }
+                if (served <= 0 && n <= 0) /* both queues were empty */
+                        dmp_fetchq_wait(d->fetchq, 100);
         }
 
         rd_kafka_queue_destroy(cq);

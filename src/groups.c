@@ -76,10 +76,29 @@ typedef struct gtask {
         dmp_wtable_t hist; /* KHIST (partitions) or GHIST (the instance) */
         dmp_entry_t **ktop; /* KTOP candidates, not looked up */
         size_t nktop, ktop_cap;
+        /* ktop[krun_begin..nktop): the candidates admitted since the last
+         * change of window start (krun_start), counted per pattern;
+         * krun_begin > nktop: no run (ktop_admit starts one). */
+        size_t krun_begin;
+        int64_t krun_start;
+        uint32_t krun_cnt[DMP_MAX_PATTERNS];
         dmp_dirty_t dirty; /* to write (or delete: DMP_ENTRY_CLOSED) at commit; its
                             * dead: retired entries the store never held */
         int64_t first_memo[DMP_MAX_WINDOWS]; /* dmp_window_first_start_memo's, per window */
 } gtask_t;
+
+/* A subject of a closed window: its combined aggregates. */
+typedef struct subject {
+        const char *key;
+        size_t len;
+        dmp_agg_t *aggs; /* of the group's measures (then the times), or the key's one */
+} subject_t;
+
+/* A topk candidate being ranked (ktop_prune). */
+typedef struct ranked {
+        subject_t s; /* first: rank_cmp reads it */
+        size_t at;   /* index in its task's ktop */
+} ranked_t;
 
 struct dmp_groups {
         dmp_conf_t *conf;
@@ -98,6 +117,8 @@ struct dmp_groups {
         dmp_groups_stats_t stats;
         unsigned char *buf; /* encoding buffer */
         size_t buf_cap;
+        ranked_t *ranked; /* ktop_prune's scratch */
+        size_t nranked;
 };
 
 /* ---- compilation ---- */
@@ -276,6 +297,7 @@ void dmp_groups_destroy(dmp_groups_t *g) {
                 for (int j = 0; j < DMP_GROUPS_RECENT; j++)
                         free(g->patterns[i].recent[j].subject);
         free(g->buf);
+        free(g->ranked);
         free(g);
 }
 
@@ -546,7 +568,7 @@ static void judge(dmp_groups_t *g, gtask_t *t, const pdef_t *pd, dmp_entry_t *h,
         dmp_dirty_mark(&t->dirty, h);
 }
 
-static int ktop_admit(dmp_groups_t *g, gtask_t *t, const pdef_t *pd, dmp_entry_t *c);
+static void ktop_admit(dmp_groups_t *g, gtask_t *t, const pdef_t *pd, dmp_entry_t *c);
 
 /* A topk candidate (KTOP) is the key's result (aggs[0]) and, bounded, the
  * count of the candidates ktop_admit dropped for it (aggs[1].count): they
@@ -569,10 +591,7 @@ void dmp_groups_key_result(dmp_groups_t *g, int32_t partition, int wi, int mi, c
                         dmp_entry_t *c = dmp_entry_new(0, WIN_ID(KIND_KTOP, pi), start, key,
                                                        key_len, 2);
                         c->aggs[0] = *agg;
-                        if (!ktop_admit(g, t, pd, c)) {
-                                free(c); /* k better ones of this partition's window */
-                                continue;
-                        }
+                        ktop_admit(g, t, pd, c);
                         g->stats.partials++;
                         dmp_dirty_mark(&t->dirty, c);
                 } else {
@@ -582,13 +601,6 @@ void dmp_groups_key_result(dmp_groups_t *g, int32_t partition, int wi, int mi, c
                 }
         }
 }
-
-/* A subject of a closed window: its combined aggregates. */
-typedef struct subject {
-        const char *key;
-        size_t len;
-        dmp_agg_t *aggs; /* of the group's measures (then the times), or the key's one */
-} subject_t;
 
 static int key_cmp(const char *a, size_t al, const char *b, size_t bl) {
         int c = memcmp(a, b, al < bl ? al : bl);
@@ -614,50 +626,64 @@ static int rank_cmp(const void *x, const void *y) {
         return rank_order(rank_pd, x, y);
 }
 
-/* Up to this k, a partition keeps only its k best candidates of a window:
- * the top k over all partitions is among them (one total order: the value,
- * then the subject's bytes). Above it, every candidate is kept until the
- * window closes (the search would cost more than it saves). */
-#define KTOP_BOUND_K 16
+/* A partition keeps at most 2k candidates per topk pattern and window
+ * start, and at least its k best (the top k over all partitions is among
+ * them: one total order, the value, then the subject's bytes): when a
+ * pattern's run reaches 2k, ktop_prune sorts it and retires all but the k
+ * best, so each admission costs O(log k) amortized and no scan. A window's
+ * final results arrive together at its close (final mode), so they form
+ * one run; results of several window starts interleaved (update mode)
+ * start new runs and only keep more. */
 
-/* Whether candidate c (a KTOP entry of pd's window c->start) is among the
- * k best of t's so far; if it is and there are k already, the worst of
- * them retires in its place. A window's final results arrive together at
- * its close (final mode), so its candidates are the last ones of t->ktop;
- * the search stops at a candidate of another window start, and one that
- * misses some (results of several windows interleaved) only keeps more. */
-static int ktop_admit(dmp_groups_t *g, gtask_t *t, const pdef_t *pd, dmp_entry_t *c) {
-        if (pd->k > KTOP_BOUND_K) {
-                ktop_push(t, c);
-                return 1;
+/* Retires all but the k best of pattern pi's candidates in t's run; the
+ * best one takes over their count of dropped candidates (observations). */
+static void ktop_prune(dmp_groups_t *g, gtask_t *t, const pdef_t *pd, int pi) {
+        if (g->nranked < t->krun_cnt[pi]) {
+                g->nranked = t->krun_cnt[pi];
+                g->ranked = dmp_realloc(g->ranked, g->nranked * sizeof(*g->ranked));
         }
-        size_t same = 0, worst = 0;
-        subject_t sc = {dmp_entry_key(c), c->key_len, c->aggs}, sw = {0};
-        for (size_t i = t->nktop; i-- > 0;) {
+        ranked_t *r = g->ranked;
+        size_t m = 0;
+        for (size_t i = t->krun_begin; i < t->nktop; i++) {
                 dmp_entry_t *o = t->ktop[i];
-                if (o->start != c->start)
-                        break;
-                if (o->win != c->win)
-                        continue;
-                subject_t so = {dmp_entry_key(o), o->key_len, o->aggs};
-                if (!same++ || rank_order(pd, &so, &sw) > 0) {
-                        worst = i;
-                        sw = so;
-                }
+                if ((o->win & 0xfff) == pi && m < t->krun_cnt[pi])
+                        r[m++] = (ranked_t){{dmp_entry_key(o), o->key_len, o->aggs}, i};
         }
-        dmp_entry_t *w = same ? t->ktop[worst] : NULL;
-        if (same < (size_t)pd->k || w->nmeasures < 2) { /* (< 2: stored by an older version) */
-                ktop_push(t, c);
-                return 1;
+        rank_pd = pd;
+        qsort(r, m, sizeof(*r), rank_cmp);
+        int64_t dropped = 0;
+        for (size_t j = (size_t)pd->k; j < m; j++) {
+                dmp_entry_t *o = t->ktop[r[j].at];
+                dropped += 1 + ktop_dropped(o);
+                retire(g, t, NULL, o); /* (deleted at the commit if stored) */
+                t->ktop[r[j].at] = NULL;
         }
-        if (rank_order(pd, &sc, &sw) > 0) {
-                w->aggs[1].count++; /* one more observed, dropped */
-                return 0;
+        dmp_entry_t *best = t->ktop[r[0].at];
+        if (best->nmeasures >= 2) { /* (always: a run holds no loaded entry) */
+                best->aggs[1].count += dropped;
+                dmp_dirty_mark(&t->dirty, best);
         }
-        c->aggs[1].count = 1 + ktop_dropped(w); /* w and what it stood for */
-        retire(g, t, NULL, w); /* (deleted at the commit if stored) */
-        t->ktop[worst] = c;
-        return 1;
+        size_t keep = t->krun_begin;
+        for (size_t i = t->krun_begin; i < t->nktop; i++)
+                if (t->ktop[i])
+                        t->ktop[keep++] = t->ktop[i];
+        t->nktop = keep;
+        t->krun_cnt[pi] = (uint32_t)(m < (size_t)pd->k ? m : (size_t)pd->k);
+}
+
+/* Adds candidate c (a new KTOP entry of pattern pd's window c->start) to
+ * t's list; always keeps it (a later prune may retire it). */
+static void ktop_admit(dmp_groups_t *g, gtask_t *t, const pdef_t *pd, dmp_entry_t *c) {
+        int pi = c->win & 0xfff;
+        if (t->krun_begin > t->nktop || c->start != t->krun_start) {
+                t->krun_begin = t->nktop;
+                t->krun_start = c->start;
+                memset(t->krun_cnt, 0, sizeof(t->krun_cnt));
+        }
+        if (t->krun_cnt[pi] >= 2 * (uint32_t)pd->k)
+                ktop_prune(g, t, pd, pi);
+        ktop_push(t, c);
+        t->krun_cnt[pi]++;
 }
 
 /* observations: the subjects ranked (n, and the candidates ktop_admit dropped). */
@@ -843,8 +869,10 @@ static void close_key_topk(dmp_groups_t *g) {
                         }
                         c[n++] = (closing_t){t, en};
                 }
-                if (t)
+                if (t) {
                         t->nktop = keep;
+                        t->krun_begin = SIZE_MAX;
+                }
         }
         if (n > 1)
                 qsort(c, n, sizeof(*c), ktop_cmp);
@@ -968,6 +996,7 @@ static int load_one(void *opaque, const char *key, size_t key_len, const void *v
         if (kind == KIND_KTOP) {
                 en->hash = 0;
                 ktop_push(t, en);
+                t->krun_begin = SIZE_MAX; /* not of a run: kept until the close */
         } else {
                 dmp_wtable_insert(kind == KIND_RUNNING || kind == KIND_GWIN ? &t->run : &t->hist,
                                   en);

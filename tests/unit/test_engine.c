@@ -12,6 +12,7 @@
 #include <malloc.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -909,45 +910,47 @@ static void test_group_state_across_restart(void **state) {
         dmp_conf_destroy(conf);
 }
 
-/* topk over keys, k = 3, descending and ascending: a partition keeps only
- * its 3 best candidates of a window (groups.c ktop_admit), the patterns are
- * the top 3 of a naive ranking over every key (value, then key), and their
- * observations count every key. */
+/* topk over keys, k = 3 and k = 20, descending and ascending: a partition
+ * keeps at most 2k candidates of a window per pattern (groups.c
+ * ktop_admit / ktop_prune), the patterns are the top k of a naive ranking
+ * over every key (value, then key), and their observations count every
+ * key. */
+enum { TOPK_MAX_K = 20 };
 typedef struct ranks {
-        char subject[2][3][8]; /* [pattern top, bottom][rank - 1] */
-        int64_t observations[6];
-        int n;
+        char subject[2][TOPK_MAX_K][8]; /* [pattern top, bottom][rank - 1] */
+        int64_t observations[2 * TOPK_MAX_K];
+        int n, k;
 } ranks_t;
 
 static void on_rank(void *opaque, const dmp_pattern_result_t *r) {
         ranks_t *rk = opaque;
         int p = !strcmp(r->pattern, "bottom");
-        assert_true(r->rank >= 1 && r->rank <= 3 && r->subject_len < 8);
+        assert_true(r->rank >= 1 && r->rank <= rk->k && r->subject_len < 8);
         memcpy(rk->subject[p][r->rank - 1], r->subject, r->subject_len);
         rk->subject[p][r->rank - 1][r->subject_len] = 0;
-        assert_true(rk->n < 6);
+        assert_true(rk->n < 2 * rk->k);
         rk->observations[rk->n++] = r->observations;
 }
 
-static void test_topk_keeps_k_candidates(void **state) {
-        fixture_t *f = *state;
-        dmp_conf_t *conf = make_conf_with(
-                f->dir, conf_fmt,
-                "[pattern top]\nkind = topk\nwindow = tum\nmeasure = score\nstat = sum\n"
-                "k = 3\ntopic = patterns\n"
-                "[pattern bottom]\nkind = topk\nwindow = tum\nmeasure = score\nstat = sum\n"
-                "k = 3\norder = asc\ntopic = patterns\n");
+static void check_topk_over_keys(const char *dir, int k) {
+        char patterns[512];
+        snprintf(patterns, sizeof(patterns),
+                 "[pattern top]\nkind = topk\nwindow = tum\nmeasure = score\nstat = sum\n"
+                 "k = %d\ntopic = patterns\n"
+                 "[pattern bottom]\nkind = topk\nwindow = tum\nmeasure = score\nstat = sum\n"
+                 "k = %d\norder = asc\ntopic = patterns\n", k, k);
+        dmp_conf_t *conf = make_conf_with(dir, conf_fmt, patterns);
         char err[512] = "";
         int cerr = -1;
         dmp_engine_t *e = dmp_engine_new(conf, count_emit, &(counts_t){0, 0, 0}, &cerr, err,
                                          sizeof(err));
         if (!e)
                 fail_msg("dmp_engine_new: %s", err);
-        ranks_t rk = {.n = 0};
+        ranks_t rk = {.n = 0, .k = k};
         dmp_groups_sink_t sink = {.pattern = on_rank, .opaque = &rk};
         dmp_engine_set_groups_sink(e, &sink);
         open_partition(e, 0);
-        enum { KEYS = 200 };
+        enum { KEYS = 400 };
         double score[KEYS];
         uint64_t x = 12345;
         for (int i = 0; i < KEYS; i++) {
@@ -959,15 +962,15 @@ static void test_topk_keeps_k_candidates(void **state) {
                 feed(e, 0, i, key, 1 + i % 8, price, 0, 1);
         }
         feed(e, 0, KEYS, "zz", 100, 0.0, 0, 1); /* closes [0, 10): the results arrive */
-        /* k best of the window for each pattern, plus the open window's */
-        assert_true(dmp_engine_groups_stats(e)->partials <= 3 + 3);
+        /* at most 2k of the window per pattern, plus the open window's */
+        assert_true(dmp_engine_groups_stats(e)->partials <= (uint64_t)(2 * 2 * k + 3));
         dmp_engine_emit_updates(e); /* the mark reaches it: patterns */
-        assert_int_equal(rk.n, 6);
-        for (int i = 0; i < 6; i++) /* every key counts, kept or dropped */
+        assert_int_equal(rk.n, 2 * k);
+        for (int i = 0; i < 2 * k; i++) /* every key counts, kept or dropped */
                 assert_int_equal(rk.observations[i], KEYS);
-        for (int p = 0; p < 2; p++) { /* naive: the 3 best by (score, key) */
+        for (int p = 0; p < 2; p++) { /* naive: the k best by (score, key) */
                 int used[KEYS] = {0};
-                for (int r = 0; r < 3; r++) {
+                for (int r = 0; r < k; r++) {
                         int best = -1;
                         for (int i = 0; i < KEYS; i++) {
                                 if (used[i])
@@ -983,6 +986,16 @@ static void test_topk_keeps_k_candidates(void **state) {
         }
         dmp_engine_destroy(e);
         dmp_conf_destroy(conf);
+}
+
+static void test_topk_keeps_k_candidates(void **state) {
+        fixture_t *f = *state;
+        char dir[sizeof(f->dir) + 24];
+        for (int k = 3; k <= TOPK_MAX_K; k += TOPK_MAX_K - 3) { /* a store each */
+                snprintf(dir, sizeof(dir), "%s/k%d", f->dir, k);
+                assert_int_equal(mkdir(dir, 0700), 0);
+                check_topk_over_keys(dir, k);
+        }
 }
 
 static void test_config_errors(void **state) {
