@@ -17,6 +17,8 @@ A variant is NAME=BINARY[:SECTION.KEY=VALUE,...], e.g.
 With --latency-rate R, each run is instead bench/run.py's latency
 measurement at R events/s (1 s windows; p50 / p99 of final results, and
 p99 after the first window), and the input topic is the generator's.
+With --startup, each run is bench/run.py's startup measurement (process
+start to the first result, on a topic of 100 events of one key).
 
 Run it with bench/prepare's Python (it needs confluent-kafka and fastavro):
 `$(bench/prepare) bench/ab.py ...`. --topic reuses a topic an earlier run
@@ -87,6 +89,8 @@ def main() -> int:
     ap.add_argument("--latency-rate", type=int,
                     help="latency runs at this input rate instead of end-to-end runs")
     ap.add_argument("--latency-seconds", type=float, default=20.0)
+    ap.add_argument("--startup", action="store_true",
+                    help="startup runs (first result) instead of end-to-end runs")
     ap.add_argument("variants", nargs="+", type=parse_variant)
     a = ap.parse_args()
     args = B.parse_args(["--engines", "dmpflow", "--events", str(a.events)])
@@ -113,6 +117,25 @@ def main() -> int:
         return 0
 
     base = B.Run(args, kafka, Path(tempfile.mkdtemp(prefix="dmpflow-ab-")))
+    if a.startup:
+        st_topic = base.topic("startup-in")
+        B.preload(base, st_topic, 100, 1, 1000, 0.0, end_events=False)
+
+        def startup_one(name: str, binary: Path, sets: list[str], tag: str) -> dict:
+            r = new_run(name, binary, sets)
+            res = B.measure_startup(r, "dmpflow", st_topic)
+            kafka.delete_matching(r.topic("startup0-out-"))  # not r.prefix: it may be the input's
+            return res
+        try:
+            runs = run_rounds(a, startup_one, ("startup_ms", "error"))
+            summarize(runs, "  first result ms (median, runs)", lambda ok: (
+                f"{statistics.median(r['startup_ms'] for r in ok):8.1f} "
+                f"({', '.join(str(r['startup_ms']) for r in ok)})"))
+        finally:
+            kafka.delete_matching(base.prefix)
+            broker.close()
+        return 0
+
     topic = a.topic
     if not topic:
         topic = base.topic("in")
