@@ -10,7 +10,7 @@
  * last commit (at-least-once output); it never loses or double-counts input.
  *
  * Threads: everything below runs on the processing thread, including the
- * rebalance callback (served from rd_kafka_consumer_poll), except
+ * rebalance callback (served from the consumer queue in the loop), except
  * dmp_daemon_stop() and dmp_daemon_counters(). */
 #include "dmpflow.h"
 
