@@ -856,7 +856,7 @@ int dmp_daemon_run(dmp_daemon_t *d, char *errstr, size_t errstr_size) {
         int64_t next_budget_check = 0;
         int64_t next_reforward = dmp_mono_ms() + 1000;
         uint64_t last_events = 0;
-        rd_kafka_queue_t *cq = rd_kafka_queue_get_consumer(d->consumer);
+        rd_kafka_queue_t *cq = dmp_fetchq_events(d->fetchq);
         rd_kafka_message_t *batch[CONSUME_BATCH];
         while (!atomic_load(&d->stop)) {
                 /* The messages queued now, in one call (src/fetchq.h), with
@@ -928,7 +928,6 @@ int dmp_daemon_run(dmp_daemon_t *d, char *errstr, size_t errstr_size) {
                         dmp_fetchq_wait(d->fetchq, 100);
         }
 
-        rd_kafka_queue_destroy(cq);
         if (d->fetchwake)
                 dmp_debug("%" PRIu64 " fetch wake-up rounds", dmp_fetchwake_rounds(d->fetchwake));
         if (d->unforwarded) /* consumer errors count too */

@@ -430,8 +430,7 @@ static void retire(task_t *t, dmp_entry_t *en) {
  * events/s a 1 s commit interval closed ~500 k of them (10 k keys, 60 s
  * windows), which held ~60 MB until the commit (peak RSS 106 MB). */
 static int dirty_dead(const dmp_engine_t *e, const dmp_entry_t *en) {
-        return (en->flags & (DMP_ENTRY_CLOSED | DMP_ENTRY_PERSISTED)) == DMP_ENTRY_CLOSED &&
-               !en->ext &&
+        return dmp_entry_closed_unstored(en) && !en->ext &&
                (e->windows[en->win].emit == DMP_EMIT_FINAL || !(en->flags & DMP_ENTRY_CHANGED));
 }
 

@@ -81,6 +81,10 @@ size_t dmp_fetchq_length(const dmp_fetchq_t *fq) {
         return rd_kafka_queue_length(fq->messages);
 }
 
+rd_kafka_queue_t *dmp_fetchq_events(const dmp_fetchq_t *fq) {
+        return fq->events;
+}
+
 void dmp_fetchq_wait(dmp_fetchq_t *fq, int timeout_ms) {
         uint64_t n;
         /* Queues served since the last write re-arm librdkafka's wake-up:

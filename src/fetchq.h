@@ -60,6 +60,10 @@ int dmp_fetchq_serve(dmp_fetchq_t *fq, void (*on_message)(rd_kafka_message_t *m,
 /* Messages queued here (for the fetch waker). */
 size_t dmp_fetchq_length(const dmp_fetchq_t *fq);
 
+/* The consumer queue (borrowed, valid until dmp_fetchq_destroy): the
+ * caller serves it each round, with a zero timeout. */
+rd_kafka_queue_t *dmp_fetchq_events(const dmp_fetchq_t *fq);
+
 /* Waits at most timeout_ms until this queue or the consumer queue has
  * something (it may return early). */
 void dmp_fetchq_wait(dmp_fetchq_t *fq, int timeout_ms);

@@ -366,7 +366,7 @@ static void retire(dmp_groups_t *g, gtask_t *t, dmp_wtable_t *table, dmp_entry_t
  * held until the commit. */
 static int release_unstored(void *opaque, dmp_entry_t *en) {
         (void)opaque;
-        if ((en->flags & (DMP_ENTRY_CLOSED | DMP_ENTRY_PERSISTED)) != DMP_ENTRY_CLOSED)
+        if (!dmp_entry_closed_unstored(en))
                 return 0;
         free(en);
         return 1;
@@ -609,21 +609,18 @@ static int key_cmp(const char *a, size_t al, const char *b, size_t bl) {
 
 /* The topk order: by value (NaN last), then subject bytes. */
 static const pdef_t *rank_pd;
-static int rank_order(const pdef_t *pd, const subject_t *a, const subject_t *b) {
-        int j = pd->gi >= 0 ? pd->gm : 0;
-        double va = stat_value(pd->stat, &a->aggs[j]);
-        double vb = stat_value(pd->stat, &b->aggs[j]);
+static int rank_cmp(const void *x, const void *y) {
+        const subject_t *a = x, *b = y;
+        int j = rank_pd->gi >= 0 ? rank_pd->gm : 0;
+        double va = stat_value(rank_pd->stat, &a->aggs[j]);
+        double vb = stat_value(rank_pd->stat, &b->aggs[j]);
         if (isnan(va) || isnan(vb)) {
                 if (!isnan(va) || !isnan(vb))
                         return isnan(va) ? 1 : -1;
         } else if (va != vb) {
-                return (va < vb) == pd->desc ? 1 : -1;
+                return (va < vb) == rank_pd->desc ? 1 : -1;
         }
         return key_cmp(a->key, a->len, b->key, b->len);
-}
-
-static int rank_cmp(const void *x, const void *y) {
-        return rank_order(rank_pd, x, y);
 }
 
 /* A partition keeps at most 2k candidates per topk pattern and window
@@ -928,8 +925,8 @@ static size_t encode_key(dmp_groups_t *g, const dmp_entry_t *en) {
 static void persist_task(dmp_groups_t *g, gtask_t *t, dmp_store_t *st) {
         for (size_t i = 0; i < t->dirty.n; i++) {
                 dmp_entry_t *en = t->dirty.v[i];
-                if ((en->flags & (DMP_ENTRY_CLOSED | DMP_ENTRY_PERSISTED)) == DMP_ENTRY_CLOSED)
-                        continue; /* the store never held it */
+                if (dmp_entry_closed_unstored(en))
+                        continue; /* nothing to delete */
                 size_t kl = encode_key(g, en);
                 if (en->flags & DMP_ENTRY_CLOSED) {
                         dmp_store_delete_group(st, t->partition, (const char *)g->buf, kl);

@@ -34,6 +34,12 @@ typedef struct dmp_entry {
         dmp_agg_t aggs[]; /* nmeasures aggregates, then key_len key bytes */
 } dmp_entry_t;
 
+/* Whether e is retired (DMP_ENTRY_CLOSED) and the store never held it:
+ * the commit has nothing to delete, so it can be freed before. */
+static inline int dmp_entry_closed_unstored(const dmp_entry_t *e) {
+        return (e->flags & (DMP_ENTRY_CLOSED | DMP_ENTRY_PERSISTED)) == DMP_ENTRY_CLOSED;
+}
+
 static inline char *dmp_entry_key(const dmp_entry_t *e) {
         return (char *)&e->aggs[e->nmeasures];
 }
