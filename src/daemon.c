@@ -431,7 +431,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         char errstr[512];
 
         if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-                int64_t reset = !strcmp(d->conf->input.auto_offset_reset, "latest")
+                int64_t reset = d->conf->input.auto_offset_reset == DMP_RESET_LATEST
                                         ? RD_KAFKA_OFFSET_END
                                         : RD_KAFKA_OFFSET_BEGINNING;
                 for (int i = 0; i < parts->cnt; i++) {
@@ -575,7 +575,7 @@ dmp_daemon_t *dmp_daemon_new(dmp_conf_t *conf, int *config_error, char *errstr,
                 d->late_topic = rd_kafka_topic_new(d->producer, conf->output.late_topic, NULL);
         if (!(d->dlq = dmp_dlq_new(d->producer, conf->output.dlq_topic, errstr, errstr_size)))
                 goto fail;
-        if (!strcmp(conf->input.format, "confluent")) {
+        if (conf->input.format == DMP_FORMAT_CONFLUENT) {
                 dmp_registry_opts_t ro;
                 char user[256];
                 dmp_registry_opts_from_conf(&ro, conf, user, sizeof(user));
@@ -652,7 +652,9 @@ dmp_daemon_t *dmp_daemon_new(dmp_conf_t *conf, int *config_error, char *errstr,
         if (set(cc, "group.id", conf->input.group_id, errstr, errstr_size) ||
             set(cc, "enable.auto.commit", "false", errstr, errstr_size) ||
             set(cc, "enable.auto.offset.store", "false", errstr, errstr_size) ||
-            set(cc, "auto.offset.reset", conf->input.auto_offset_reset, errstr, errstr_size)) {
+            set(cc, "auto.offset.reset",
+                dmp_conf_enum_name("input", "auto.offset.reset", (int)conf->input.auto_offset_reset),
+                errstr, errstr_size)) {
                 rd_kafka_conf_destroy(cc);
                 goto fail;
         }

@@ -167,13 +167,6 @@ static int compile_measures(dmp_engine_t *e, dmp_conf_t *conf) {
         return errors;
 }
 
-static int find_measure(const dmp_engine_t *e, const char *name, size_t len) {
-        for (int i = 0; i < e->nmeasures; i++)
-                if (strlen(e->measures[i].name) == len && !strncmp(e->measures[i].name, name, len))
-                        return i;
-        return -1;
-}
-
 static int64_t clamp64(int64_t v, int64_t lo, int64_t hi) {
         return v < lo ? lo : v > hi ? hi : v;
 }
@@ -183,10 +176,7 @@ static void compile_windows(dmp_engine_t *e, const dmp_conf_t *conf) {
                 const dmp_window_conf_t *wc = &conf->windows[i];
                 dmp_window_t *w = &e->windows[e->nwindows];
                 w->name = dmp_strdup(wc->name);
-                w->kind = !strcmp(wc->type, "hopping")   ? DMP_WINDOW_HOPPING
-                          : !strcmp(wc->type, "sliding") ? DMP_WINDOW_SLIDING
-                          : !strcmp(wc->type, "session") ? DMP_WINDOW_SESSION
-                                                         : DMP_WINDOW_TUMBLING;
+                w->kind = wc->type;
                 w->size = wc->size_ms;
                 w->advance = w->kind == DMP_WINDOW_HOPPING ? wc->advance_ms : wc->size_ms;
                 if (w->kind == DMP_WINDOW_SLIDING) /* [s, s+D] inclusive is [s, s+D+1) */
@@ -194,23 +184,20 @@ static void compile_windows(dmp_engine_t *e, const dmp_conf_t *conf) {
                 w->gap = wc->gap_ms;
                 w->grace = wc->grace_ms;
                 w->retention = wc->retention_ms;
-                w->emit = !strcmp(wc->emit, "update") ? DMP_EMIT_UPDATE : DMP_EMIT_FINAL;
+                w->emit = wc->emit;
                 /* Session / sliding keys are scheduled in buckets of this
                  * width by their next close time; a bucket is checked at
                  * each stream time advance once its first ms is reached. */
                 e->quantum[e->nwindows] = clamp64(
                         (w->kind == DMP_WINDOW_SESSION ? w->gap : w->size) / 8, 1, 1000);
+                /* (validated: the conf's measure indexes are the engine's) */
                 w->nmeasures = 0;
-                const char *s = wc->measures;
-                while (*s) {
-                        while (*s == ' ' || *s == ',')
-                                s++;
-                        size_t l = strcspn(s, ", ");
-                        int m;
-                        if (l && (m = find_measure(e, s, l)) >= 0)
-                                w->measures[w->nmeasures++] = m;
-                        s += l;
-                }
+                const char *s = wc->measures, *n;
+                size_t l;
+                int mi;
+                while (dmp_list_next(&s, &n, &l))
+                        if ((mi = dmp_conf_find_measure(conf, n, l)) >= 0)
+                                w->measures[w->nmeasures++] = mi;
                 if (w->nmeasures == 0) /* default: every measure */
                         for (int m = 0; m < e->nmeasures; m++)
                                 w->measures[w->nmeasures++] = m;
@@ -253,7 +240,7 @@ static int engine_compile(dmp_engine_t *e, dmp_conf_t *conf) {
         char err[512];
         int sline = dmp_conf_line(conf, "input", "schema");
         /* format confluent: writer schemas come by id (see the daemon) */
-        int confluent = !strcmp(conf->input.format, "confluent");
+        int confluent = conf->input.format == DMP_FORMAT_CONFLUENT;
         char *schema = NULL;
         if (conf->input.schema && *conf->input.schema &&
             !(schema = dmp_read_file(conf->input.schema, NULL, err, sizeof(err)))) {
@@ -289,7 +276,7 @@ static int engine_compile(dmp_engine_t *e, dmp_conf_t *conf) {
         free(reader);
         if (bad)
                 return 1;
-        dmp_decoder_reject_nonfinite(e->decoder, !strcmp(conf->input.nonfinite, "dead-letter"));
+        dmp_decoder_reject_nonfinite(e->decoder, conf->input.nonfinite == DMP_NONFINITE_DEAD_LETTER);
         int errors = compile_measures(e, conf);
         if (!errors)
                 compile_windows(e, conf);

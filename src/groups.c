@@ -33,8 +33,6 @@ enum { KIND_RUNNING = 0, KIND_GWIN = 1, KIND_KHIST = 2, KIND_GHIST = 3, KIND_KTO
 #define WIN_KIND(win)   ((win) >> 12)
 #define INSTANCE        (-1) /* the store partition of the instance's histories */
 
-enum { STAT_MEAN, STAT_SUM, STAT_COUNT, STAT_MIN, STAT_MAX };
-enum { PAT_TOPK, PAT_ANOMALY, PAT_THRESHOLD };
 
 typedef struct gdef {
         const char *name, *topic;
@@ -123,15 +121,6 @@ struct dmp_groups {
 
 /* ---- compilation ---- */
 
-static int list_next(const char **s, const char **name, size_t *len) {
-        while (**s == ' ' || **s == ',')
-                (*s)++;
-        *len = strcspn(*s, ", ");
-        *name = *s;
-        *s += *len;
-        return *len > 0;
-}
-
 static int compile_group(dmp_groups_t *g, dmp_group_conf_t *gc, dmp_decoder_t *dec, int nmeasures,
                          int nwindows) {
         gdef_t *gd = &g->groups[g->ngroups];
@@ -151,17 +140,17 @@ static int compile_group(dmp_groups_t *g, dmp_group_conf_t *gc, dmp_decoder_t *d
         } else {
                 gd->bucket_measure = dmp_conf_find_measure(g->conf, gc->bucket_measure,
                                                            strlen(gc->bucket_measure));
-                dmp_conf_parse_double(gc->bucket_width, &gd->width);
+                gd->width = gc->bucket_width;
         }
         const char *s = gc->measures, *n;
         size_t l;
-        while (list_next(&s, &n, &l))
+        while (dmp_list_next(&s, &n, &l))
                 gd->measures[gd->nmeasures++] = dmp_conf_find_measure(g->conf, n, l);
         if (!gd->nmeasures)
                 for (int m = 0; m < nmeasures; m++)
                         gd->measures[gd->nmeasures++] = m;
         s = gc->windows;
-        while (list_next(&s, &n, &l)) {
+        while (dmp_list_next(&s, &n, &l)) {
                 int wi = dmp_conf_find_window(g->conf, n, l);
                 const dmp_window_t *w = &g->windows[wi];
                 if (dmp_window_is_keyed(w)) {
@@ -178,30 +167,26 @@ static int compile_group(dmp_groups_t *g, dmp_group_conf_t *gc, dmp_decoder_t *d
         return 0;
 }
 
-static int stat_of(const char *s) {
-        return !strcmp(s, "sum") ? STAT_SUM : !strcmp(s, "count") ? STAT_COUNT
-             : !strcmp(s, "min") ? STAT_MIN : !strcmp(s, "max") ? STAT_MAX : STAT_MEAN;
-}
-
 static int compile_pattern(dmp_groups_t *g, dmp_pattern_conf_t *pc) {
         pdef_t *pd = &g->patterns[g->npatterns];
         memset(pd, 0, sizeof(*pd));
         pd->name = pc->name;
         pd->topic = pc->topic;
-        pd->kind_name = pc->kind;
-        pd->kind = !strcmp(pc->kind, "topk") ? PAT_TOPK : !strcmp(pc->kind, "anomaly")
-                                                              ? PAT_ANOMALY : PAT_THRESHOLD;
-        pd->stat_name = pc->stat;
-        pd->stat = stat_of(pc->stat);
+        pd->kind = pc->kind;
+        pd->kind_name = dmp_conf_enum_name("pattern", "kind", pc->kind);
+        pd->stat = pc->stat;
+        pd->stat_name = dmp_conf_enum_name("pattern", "stat", pc->stat);
         pd->wi = dmp_conf_find_window(g->conf, pc->window, strlen(pc->window));
         pd->mi = dmp_conf_find_measure(g->conf, pc->measure, strlen(pc->measure));
         pd->gi = strncmp(pc->source, "group:", 6) ? -1 : dmp_conf_find_group(g->conf, pc->source + 6);
         pd->k = (int)pc->k;
-        pd->desc = !strcmp(pc->order, "desc");
-        dmp_conf_parse_double(pc->z, &pd->z);
+        pd->desc = pc->order == DMP_ORDER_DESC;
+        pd->z = pc->z;
         pd->min_count = pc->min_count;
-        pd->has_above = !dmp_conf_parse_double(pc->above, &pd->above);
-        pd->has_below = !dmp_conf_parse_double(pc->below, &pd->below);
+        pd->has_above = !isnan(pc->above);
+        pd->above = pc->above;
+        pd->has_below = !isnan(pc->below);
+        pd->below = pc->below;
         pd->consecutive = pc->consecutive;
         const dmp_window_t *w = &g->windows[pd->wi];
         if (pd->gi >= 0) {
@@ -226,7 +211,7 @@ static int compile_pattern(dmp_groups_t *g, dmp_pattern_conf_t *pc) {
                                        pc->name, w->name, pc->measure);
                         return 1;
                 }
-                if (pd->kind == PAT_TOPK && dmp_window_is_keyed(w)) {
+                if (pd->kind == DMP_PATTERN_TOPK && dmp_window_is_keyed(w)) {
                         dmp_conf_error(g->conf, pc->section_line,
                                        "[pattern %s] topk over keys needs a tumbling or hopping "
                                        "window (%s is %s)", pc->name, w->name,
@@ -502,10 +487,10 @@ void dmp_groups_event(dmp_groups_t *g, int32_t partition, int64_t stream_time,
 
 static double stat_value(int stat, const dmp_agg_t *a) {
         switch (stat) {
-        case STAT_SUM: return a->sum;
-        case STAT_COUNT: return (double)a->count;
-        case STAT_MIN: return a->min;
-        case STAT_MAX: return a->max;
+        case DMP_STAT_SUM: return a->sum;
+        case DMP_STAT_COUNT: return (double)a->count;
+        case DMP_STAT_MIN: return a->min;
+        case DMP_STAT_MAX: return a->max;
         default: return a->mean;
         }
 }
@@ -543,7 +528,7 @@ static void pattern_out(dmp_groups_t *g, const pdef_t *pd, int64_t start,
 static void judge(dmp_groups_t *g, gtask_t *t, const pdef_t *pd, dmp_entry_t *h, int64_t start,
                   const char *subject, size_t sl, const dmp_agg_t *agg) {
         double x = stat_value(pd->stat, agg);
-        if (pd->kind == PAT_ANOMALY) {
+        if (pd->kind == DMP_PATTERN_ANOMALY) {
                 dmp_agg_t *prev = &h->aggs[0];
                 double sd = dmp_agg_stddev(prev);
                 if (prev->count >= pd->min_count && sd > 0) {
@@ -587,7 +572,7 @@ void dmp_groups_key_result(dmp_groups_t *g, int32_t partition, int wi, int mi, c
                 const pdef_t *pd = &g->patterns[pi];
                 if (pd->gi >= 0 || pd->wi != wi || pd->mi != mi)
                         continue;
-                if (pd->kind == PAT_TOPK) {
+                if (pd->kind == DMP_PATTERN_TOPK) {
                         dmp_entry_t *c = dmp_entry_new(0, WIN_ID(KIND_KTOP, pi), start, key,
                                                        key_len, 2);
                         c->aggs[0] = *agg;
@@ -813,7 +798,7 @@ static void close_group_windows(dmp_groups_t *g) {
                         const pdef_t *pd = &g->patterns[pi];
                         if (pd->gi != gi || pd->wi != wi)
                                 continue;
-                        if (pd->kind == PAT_TOPK) {
+                        if (pd->kind == DMP_PATTERN_TOPK) {
                                 topk(g, pd, first->start, subj, ns, (int64_t)ns);
                                 continue;
                         }
