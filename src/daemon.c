@@ -23,13 +23,16 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "avro_enc.h"
+#include "changelog.h"
 #include "config.h"
 #include "copy.h"
 #include "dlq.h"
@@ -45,6 +48,7 @@
 #include "query.h"
 #include "registry.h"
 #include "schemas.h"
+#include "txn.h"
 #include "util.h"
 
 #define FLUSH_TIMEOUT_MS 60000
@@ -53,6 +57,9 @@
 #define DMP_DEFAULT_PARTITION_FETCH_BYTES "262144"
 #define DMP_DEFAULT_QUEUE_MIN "20000"
 #define DMP_MAX_LAG_PARTITIONS 4096
+#define TXN_TIMEOUT_MS 60000     /* per attempt of a transactional call */
+#define MAX_ABORTS_IN_ROW 10     /* transactions aborted one after the other: give up */
+#define RESTORE_PER_ROUND 100000 /* changelog records applied per round of the loop */
 
 /* The loop's periodic tasks, as Redis' serverCron with run_with_period:
  * each round runs every task whose time has come (a round lasts at most
@@ -70,7 +77,14 @@ struct dmp_daemon {
         dmp_conf_t *conf;
         dmp_engine_t *engine;
         rd_kafka_t *consumer;
-        rd_kafka_t *producer;
+        rd_kafka_t *producer;     /* every output (transactional under exactly_once) */
+        /* With a changelog: its producer (d->producer under exactly_once),
+         * its transactions, and the changelog itself. */
+        rd_kafka_t *txn_producer;
+        dmp_txn_t *txn;
+        dmp_changelog_t *changelog;
+        int eos;
+        int aborts_in_row;
         dmp_outbatch_t *out_batch; /* the output topic's (and its handle) */
         const char *late_topic; /* NULL: late events are not copied */
         const rd_kafka_message_t *serving; /* in dmp_engine_process: the record */
@@ -135,6 +149,10 @@ static void kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const
 static void delivery_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
         (void)rk;
         dmp_daemon_t *d = opaque;
+        if (d->changelog && dmp_changelog_owns(d->changelog, m)) {
+                dmp_changelog_delivered(d->changelog, m);
+                return;
+        }
         if (m->err) {
                 d->delivery_failures++;
                 dmp_error("result delivery to %s failed: %s", rd_kafka_topic_name(m->rkt),
@@ -296,6 +314,14 @@ static int sink_caught_up(void *opaque, int32_t partition, int64_t next_offset) 
         return next_offset >= hi || (next_offset < 0 && lo == hi);
 }
 
+/* Each state change of a commit, to the changelog (in the open
+ * transaction). */
+static void sink_changelog(void *opaque, int32_t partition, int family, const void *key,
+                           size_t key_len, const void *val, size_t val_len) {
+        dmp_daemon_t *d = opaque;
+        dmp_changelog_log(d->changelog, partition, family, key, key_len, val, val_len);
+}
+
 /* ---- the HTTP endpoint ---- */
 
 /* librdkafka statistics (statistics.interval.ms): the consumer lag of each
@@ -363,11 +389,67 @@ static void commit_landed_offsets(dmp_daemon_t *d) {
                 rd_kafka_topic_partition_list_destroy(l);
 }
 
+static void rewind_all(dmp_daemon_t *d);
+
+/* With the changelog: the state batch is prepared (its changes going to
+ * the changelog in the open transaction), the transaction is committed
+ * with the input offsets, and only then is the batch handed to the store
+ * (docs/STATE.md "Changelog and transactions"). An aborted transaction
+ * rewinds every partition to its committed state. Returns 0, or -1. */
+static int commit_transaction(dmp_daemon_t *d) {
+        char errstr[512];
+        if (dmp_engine_commit_prepare(d->engine, errstr, sizeof(errstr))) {
+                fail(d, "state commit failed: %s", errstr);
+                return -1;
+        }
+        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
+        offsets_ctx_t oc = {l, d->conf->input.topic};
+        dmp_engine_foreach_partition(d->engine, add_offset, &oc);
+        for (int i = 0; i < l->cnt; i++) { /* replaying from there reproduces this commit */
+                int64_t cp = dmp_changelog_checkpoint(d->changelog, l->elems[i].partition);
+                if (cp >= 0)
+                        dmp_engine_commit_checkpoint(d->engine, l->elems[i].partition, cp);
+        }
+        dmp_txn_result_t r;
+        if (dmp_changelog_error(d->changelog, errstr, sizeof(errstr)) ||
+            (d->eos && d->delivery_failures &&
+             snprintf(errstr, sizeof(errstr), "%" PRIu64 " outputs could not be published",
+                      d->delivery_failures)))
+                r = dmp_txn_abort(d->txn, errstr, errstr, sizeof(errstr));
+        else
+                r = dmp_txn_commit(d->txn, l, d->consumer, TXN_TIMEOUT_MS, errstr,
+                                   sizeof(errstr));
+        rd_kafka_topic_partition_list_destroy(l);
+        if (r == DMP_TXN_FATAL) {
+                fail(d, "transactions cannot go on: %s", errstr);
+                return -1;
+        }
+        if (r == DMP_TXN_ABORTED) {
+                if (++d->aborts_in_row > MAX_ABORTS_IN_ROW) {
+                        fail(d, "%d transactions aborted in a row, the last because %s",
+                             d->aborts_in_row, errstr);
+                        return -1;
+                }
+                dmp_warn("transaction aborted (%s): every partition goes back to its last "
+                         "commit", errstr);
+                rewind_all(d);
+                return -1;
+        }
+        d->aborts_in_row = 0;
+        if (dmp_engine_commit_write(d->engine, errstr, sizeof(errstr))) {
+                fail(d, "state commit failed: %s", errstr);
+                return -1;
+        }
+        return 0;
+}
+
 /* The commit protocol (the top of this file, docs/STATE.md): publish
  * (flush the producer), then hand the state batch (entries, offsets, stream
- * times) to the store's writer thread. The processing thread goes on while
- * it is written; the next commit waits for it first, and settle() waits
- * for it at revocation and shutdown. */
+ * times) to the store's writer thread -- with a changelog, after the
+ * transaction that holds the changes and the offsets has committed. The
+ * processing thread goes on while the batch is written; the next commit
+ * waits for it first, and settle() waits for it at revocation and
+ * shutdown. */
 static int commit(dmp_daemon_t *d) {
         if (d->failed)
                 return -1;
@@ -376,28 +458,36 @@ static int commit(dmp_daemon_t *d) {
         dmp_engine_emit_groups(d->engine);
         if (flush_outputs(d))
                 return -1;
-        rd_kafka_resp_err_t err = rd_kafka_flush(d->producer, FLUSH_TIMEOUT_MS);
-        int64_t t_flushed = dmp_mono_ms();
-        if (err) {
-                fail(d, "results not acknowledged within %d ms: %s; not committing",
-                     FLUSH_TIMEOUT_MS, rd_kafka_err2str(err));
-                return -1;
-        }
-        if (d->delivery_failures) {
-                fail(d, "%" PRIu64 " results could not be published; not committing",
-                     d->delivery_failures);
-                return -1;
+        int64_t t_flushed = t0;
+        if (!d->eos) { /* (exactly_once: the transaction's commit flushes) */
+                rd_kafka_resp_err_t err = rd_kafka_flush(d->producer, FLUSH_TIMEOUT_MS);
+                t_flushed = dmp_mono_ms();
+                if (err) {
+                        fail(d, "results not acknowledged within %d ms: %s; not committing",
+                             FLUSH_TIMEOUT_MS, rd_kafka_err2str(err));
+                        return -1;
+                }
+                if (d->delivery_failures) {
+                        fail(d, "%" PRIu64 " results could not be published; not committing",
+                             d->delivery_failures);
+                        return -1;
+                }
         }
         char errstr[512];
-        if (dmp_engine_commit(d->engine, errstr, sizeof(errstr))) {
-                fail(d, "state commit failed: %s", errstr);
-                return -1;
+        if (d->changelog) {
+                if (commit_transaction(d))
+                        return -1;
+        } else {
+                if (dmp_engine_commit(d->engine, errstr, sizeof(errstr))) {
+                        fail(d, "state commit failed: %s", errstr);
+                        return -1;
+                }
+                commit_landed_offsets(d); /* the previous commit's: it has landed */
+                rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
+                offsets_ctx_t oc = {l, d->conf->input.topic};
+                dmp_engine_foreach_partition(d->engine, add_offset, &oc);
+                d->unlanded_offsets = l;
         }
-        commit_landed_offsets(d); /* the previous commit's: it has landed */
-        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
-        offsets_ctx_t oc = {l, d->conf->input.topic};
-        dmp_engine_foreach_partition(d->engine, add_offset, &oc);
-        d->unlanded_offsets = l;
         double took = (double)(dmp_mono_ms() - t0) / 1000.0;
         d->commit_count++;
         d->commit_seconds += took;
@@ -462,12 +552,112 @@ static void resolve_reset_offsets(rd_kafka_t *rk, rd_kafka_topic_partition_list_
         rd_kafka_topic_partition_list_destroy(q);
 }
 
+/* /readyz: partitions held, none being restored, no failure. */
+static void update_ready(dmp_daemon_t *d) {
+        if (d->admin)
+                dmp_admin_set_ready(d->admin,
+                                    d->assigned > 0 && !d->failed &&
+                                            !(d->changelog && dmp_changelog_restoring(d->changelog)));
+}
+
+static void set_paused(dmp_daemon_t *d, rd_kafka_topic_partition_list_t *parts, int paused) {
+        rd_kafka_resp_err_t err = paused ? rd_kafka_pause_partitions(d->consumer, parts)
+                                         : rd_kafka_resume_partitions(d->consumer, parts);
+        if (err)
+                dmp_warn("cannot %s %d partition(s): %s", paused ? "pause" : "resume", parts->cnt,
+                         rd_kafka_err2str(err));
+}
+
+/* Starts restoring the partitions of parts from the changelog (their input
+ * paused until then). */
+static void restore_partitions(dmp_daemon_t *d, rd_kafka_topic_partition_list_t *parts) {
+        char errstr[512];
+        set_paused(d, parts, 1);
+        if (dmp_changelog_restore(d->changelog, d->engine, parts, errstr, sizeof(errstr)))
+                fail(d, "cannot restore state: %s", errstr);
+}
+
+/* A partition's restore is done (dmp_changelog_serve): it is opened, and
+ * its input goes on from the offset its state reflects. */
+static void partition_restored(void *opaque, int32_t partition) {
+        dmp_daemon_t *d = opaque;
+        char errstr[512];
+        int64_t next, reset = d->conf->input.auto_offset_reset == DMP_RESET_LATEST
+                                      ? RD_KAFKA_OFFSET_END
+                                      : RD_KAFKA_OFFSET_BEGINNING;
+        if (dmp_engine_partition_open(d->engine, partition, &next, errstr, sizeof(errstr))) {
+                fail(d, "partition %d: cannot open its restored state: %s", (int)partition,
+                     errstr);
+                return;
+        }
+        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(l, d->conf->input.topic, partition)->offset =
+                next >= 0 ? next : reset;
+        resolve_reset_offsets(d->consumer, l, reset);
+        rd_kafka_error_t *e = rd_kafka_seek_partitions(d->consumer, l, RESET_QUERY_TIMEOUT_MS);
+        if (e || l->elems[0].err) {
+                fail(d, "partition %d: cannot seek to offset %" PRId64 ": %s", (int)partition,
+                     l->elems[0].offset,
+                     e ? rd_kafka_error_string(e) : rd_kafka_err2str(l->elems[0].err));
+                if (e)
+                        rd_kafka_error_destroy(e);
+        } else {
+                set_paused(d, l, 0);
+        }
+        rd_kafka_topic_partition_list_destroy(l);
+        update_ready(d);
+}
+
+/* After an aborted transaction: the prepared state batch is dropped and
+ * every open partition is closed and restored from its last commit (local
+ * store, then the changelog's committed records), its input sought back to
+ * the offset that commit recorded. */
+static void rewind_all(dmp_daemon_t *d) {
+        char errstr[512];
+        dmp_engine_commit_abandon(d->engine);
+        if (dmp_engine_sync(d->engine, errstr, sizeof(errstr))) {
+                fail(d, "state commit failed: %s", errstr);
+                return;
+        }
+        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
+        offsets_ctx_t oc = {l, d->conf->input.topic};
+        dmp_engine_foreach_partition(d->engine, add_offset, &oc);
+        for (int i = 0; i < l->cnt; i++)
+                dmp_engine_partition_close(d->engine, l->elems[i].partition);
+        restore_partitions(d, l);
+        rd_kafka_topic_partition_list_destroy(l);
+        d->delivery_failures = 0; /* (exactly_once: those outputs were aborted) */
+        update_ready(d);
+}
+
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque) {
         dmp_daemon_t *d = opaque;
         int cooperative = !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
         char errstr[512];
 
+        if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS && d->changelog) {
+                /* Each partition is restored before any of its input is
+                 * processed: assigned paused (at the group's offset, which
+                 * partition_restored seeks away from if it must). */
+                for (int i = 0; i < parts->cnt; i++)
+                        parts->elems[i].offset = RD_KAFKA_OFFSET_INVALID;
+                dmp_fetchq_forward(d->fetchq, parts); /* before the fetchers start */
+                rd_kafka_error_t *e = NULL;
+                if (cooperative)
+                        e = rd_kafka_incremental_assign(rk, parts);
+                else
+                        rd_kafka_assign(rk, parts);
+                if (e) {
+                        fail(d, "assign failed: %s", rd_kafka_error_string(e));
+                        rd_kafka_error_destroy(e);
+                }
+                restore_partitions(d, parts);
+                d->assigned += parts->cnt;
+                update_ready(d);
+                dmp_info("assigned %d partition(s) of %s", parts->cnt, d->conf->input.topic);
+                return;
+        }
         if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
                 int64_t reset = d->conf->input.auto_offset_reset == DMP_RESET_LATEST
                                         ? RD_KAFKA_OFFSET_END
@@ -486,8 +676,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                 resolve_reset_offsets(rk, parts, reset);
                 dmp_fetchq_forward(d->fetchq, parts); /* before the fetchers start */
                 d->assigned += parts->cnt;
-                if (d->admin)
-                        dmp_admin_set_ready(d->admin, d->assigned > 0 && !d->failed);
+                update_ready(d);
                 dmp_info("assigned %d partition(s) of %s", parts->cnt, d->conf->input.topic);
                 rd_kafka_error_t *e = NULL;
                 if (cooperative)
@@ -506,14 +695,15 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                 commit(d);
                 settle(d);
                 for (int i = 0; i < parts->cnt; i++) {
+                        if (d->changelog)
+                                dmp_changelog_forget(d->changelog, parts->elems[i].partition);
                         dmp_engine_partition_close(d->engine, parts->elems[i].partition);
                         dmp_pauses_forget(d->pauses, parts->elems[i].partition);
                 }
                 d->assigned -= parts->cnt;
                 if (d->assigned < 0 || !cooperative)
                         d->assigned = 0;
-                if (d->admin)
-                        dmp_admin_set_ready(d->admin, d->assigned > 0);
+                update_ready(d);
                 dmp_info("revoked %d partition(s)", parts->cnt);
         } else {
                 dmp_error("rebalance error: %s", rd_kafka_err2str(err));
@@ -552,6 +742,119 @@ static int set(rd_kafka_conf_t *kc, const char *name, const char *value, char *e
                                                                                            : -1;
 }
 
+/* This instance's id, made once and kept in the state directory: the
+ * transactional.id of its producer (a restart fences its previous self and
+ * aborts what it left open; docs/STATE.md). */
+static int instance_id(const char *dir, char *out, size_t size, char *errstr,
+                       size_t errstr_size) {
+        char path[4096];
+        snprintf(path, sizeof(path), "%s/instance.id", dir);
+        FILE *fp = fopen(path, "r");
+        if (fp) {
+                int ok = fgets(out, (int)size, fp) != NULL;
+                fclose(fp);
+                out[strcspn(out, "\r\n")] = '\0';
+                if (ok && *out)
+                        return 0;
+        }
+        unsigned char rnd[8] = {0};
+        FILE *ur = fopen("/dev/urandom", "r");
+        size_t got = ur ? fread(rnd, 1, sizeof(rnd), ur) : 0;
+        if (ur)
+                fclose(ur);
+        if (got != sizeof(rnd)) { /* no /dev/urandom: the clock and the pid */
+                uint64_t x = dmp_mix64((uint64_t)dmp_now_ms() ^ ((uint64_t)getpid() << 32));
+                memcpy(rnd, &x, sizeof(x));
+        }
+        snprintf(out, size, "%02x%02x%02x%02x%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2], rnd[3],
+                 rnd[4], rnd[5], rnd[6], rnd[7]);
+        if (!(fp = fopen(path, "w")) || fprintf(fp, "%s\n", out) < 0 || fclose(fp)) {
+                snprintf(errstr, errstr_size, "cannot write %s: %s", path, strerror(errno));
+                return -1;
+        }
+        return 0;
+}
+
+/* A producer: idempotent (retries neither reorder nor duplicate), keys
+ * partitioned as the Java client does (murmur2), so that the output topics
+ * are co-partitioned with topics that Java producers, Kafka Streams or
+ * Flink write by the same key (librdkafka's default, consistent_random,
+ * hashes with CRC32 and puts most keys elsewhere). Delivery reports of
+ * failures only, unless it writes the changelog (whose offsets the
+ * checkpoints need): a delivered result is then freed on librdkafka's
+ * broker thread instead of the processing thread. Transactional with
+ * transactional_id (NULL: not). [kafka] settings win. */
+static rd_kafka_t *new_producer(dmp_daemon_t *d, const char *transactional_id, char *errstr,
+                                size_t errstr_size, int *config_error) {
+        const dmp_conf_t *conf = d->conf;
+        rd_kafka_conf_t *pc = kafka_conf(conf, errstr, errstr_size);
+        if (!pc) {
+                *config_error = 1;
+                return NULL;
+        }
+        rd_kafka_conf_set_opaque(pc, d);
+        rd_kafka_conf_set_dr_msg_cb(pc, delivery_cb);
+        if (!dmp_conf_kafka_get(conf, "enable.idempotence"))
+                set(pc, "enable.idempotence", "true", NULL, 0);
+        if (!dmp_conf_kafka_get(conf, "linger.ms"))
+                set(pc, "linger.ms", "5", NULL, 0);
+        if (!dmp_conf_kafka_get(conf, "delivery.report.only.error"))
+                set(pc, "delivery.report.only.error", transactional_id ? "false" : "true", NULL,
+                    0);
+        if (!dmp_conf_kafka_get(conf, "partitioner"))
+                set(pc, "partitioner", "murmur2_random", NULL, 0);
+        if (transactional_id) {
+                if (!dmp_conf_kafka_get(conf, "transactional.id"))
+                        set(pc, "transactional.id", transactional_id, NULL, 0);
+                /* an instance that dies mid-transaction holds back
+                 * read_committed consumers of its partitions until this */
+                if (!dmp_conf_kafka_get(conf, "transaction.timeout.ms"))
+                        set(pc, "transaction.timeout.ms", "10000", NULL, 0);
+        }
+        rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, pc, errstr, errstr_size);
+        if (!rk)
+                rd_kafka_conf_destroy(pc);
+        return rk;
+}
+
+/* The input topic's partition count (0: it does not exist). */
+static int32_t input_partitions(dmp_daemon_t *d, char *errstr, size_t errstr_size) {
+        const struct rd_kafka_metadata *md;
+        rd_kafka_resp_err_t err = rd_kafka_metadata(d->consumer, 1, NULL, &md, TXN_TIMEOUT_MS);
+        if (err) {
+                snprintf(errstr, errstr_size, "cannot read the cluster's metadata: %s",
+                         rd_kafka_err2str(err));
+                return -1;
+        }
+        int32_t n = 0;
+        for (int i = 0; i < md->topic_cnt; i++)
+                if (!strcmp(md->topics[i].topic, d->conf->input.topic))
+                        n = md->topics[i].partition_cnt;
+        rd_kafka_metadata_destroy(md);
+        if (!n)
+                snprintf(errstr, errstr_size, "the input topic %s does not exist (the changelog "
+                         "needs its partition count): create it first", d->conf->input.topic);
+        return n ? n : -1;
+}
+
+/* The changelog: its topic created or checked, the transactions of its
+ * producer begun. */
+static int setup_changelog(dmp_daemon_t *d, int *config_error, char *errstr,
+                           size_t errstr_size) {
+        if (!(d->changelog = dmp_changelog_new(d->conf, d->txn_producer, errstr, errstr_size)))
+                return -1;
+        int32_t n = input_partitions(d, errstr, errstr_size);
+        if (n < 0 || dmp_changelog_prepare(d->changelog, n, dmp_engine_fingerprint(d->engine),
+                                           config_error, errstr, errstr_size))
+                return -1;
+        if (!(d->txn = dmp_txn_new(d->txn_producer, TXN_TIMEOUT_MS, errstr, errstr_size)))
+                return -1;
+        dmp_info("state changes go to %s in transactions (%s)", dmp_changelog_topic(d->changelog),
+                 d->eos ? "exactly_once: with every output and the input offsets"
+                        : "at_least_once: with the input offsets");
+        return 0;
+}
+
 dmp_daemon_t *dmp_daemon_new(dmp_conf_t *conf, int *config_error, char *errstr,
                              size_t errstr_size) {
         dmp_daemon_t *d = dmp_calloc(1, sizeof(*d));
@@ -571,42 +874,37 @@ dmp_daemon_t *dmp_daemon_new(dmp_conf_t *conf, int *config_error, char *errstr,
                 dmp_info("config %s", line);
         }
         dmp_buf_free(&dump);
-        dmp_engine_sink_t sink = {sink_result, sink_group,     sink_pattern,
-                                  sink_late,   sink_caught_up, d};
+        dmp_engine_sink_t sink = {.result = sink_result,
+                                  .group = sink_group,
+                                  .pattern = sink_pattern,
+                                  .late = sink_late,
+                                  .caught_up = sink_caught_up,
+                                  .changelog = conf->state.changelog_enable ? sink_changelog
+                                                                            : NULL,
+                                  .opaque = d};
         d->engine = dmp_engine_new(conf, &sink, config_error, errstr, errstr_size);
         if (!d->engine)
                 goto fail;
 
-        /* Producer: results. Idempotence keeps retries from reordering or
-         * duplicating results within a session. */
-        rd_kafka_conf_t *pc = kafka_conf(conf, errstr, errstr_size);
-        if (!pc) {
-                *config_error = 1;
-                goto fail;
+        /* Producers: every output, and with the changelog a transactional
+         * one for it; under exactly_once they are one (the transaction
+         * holds every output). */
+        char txn_id[512] = "";
+        if (conf->state.changelog_enable) {
+                char inst[64];
+                if (instance_id(conf->state.dir, inst, sizeof(inst), errstr, errstr_size))
+                        goto fail;
+                snprintf(txn_id, sizeof(txn_id), "%s-%s", conf->input.group_id, inst);
         }
-        rd_kafka_conf_set_opaque(pc, d);
-        rd_kafka_conf_set_dr_msg_cb(pc, delivery_cb);
-        if (!dmp_conf_kafka_get(conf, "enable.idempotence"))
-                set(pc, "enable.idempotence", "true", NULL, 0);
-        if (!dmp_conf_kafka_get(conf, "linger.ms"))
-                set(pc, "linger.ms", "5", NULL, 0);
-        /* Delivery reports of failures only (all delivery_cb needs): a
-         * delivered result is then freed on librdkafka's broker thread
-         * instead of being handed back to the processing thread, which
-         * called delivery_cb and freed each one in rd_kafka_poll. */
-        if (!dmp_conf_kafka_get(conf, "delivery.report.only.error"))
-                set(pc, "delivery.report.only.error", "true", NULL, 0);
-        /* Keys to partitions as the Java client does (murmur2), so that the
-         * output topics are co-partitioned with topics that Java producers,
-         * Kafka Streams or Flink write by the same key. librdkafka's default
-         * (consistent_random) hashes with CRC32 and puts most keys elsewhere. */
-        if (!dmp_conf_kafka_get(conf, "partitioner"))
-                set(pc, "partitioner", "murmur2_random", NULL, 0);
-        d->producer = rd_kafka_new(RD_KAFKA_PRODUCER, pc, errstr, (size_t)errstr_size);
-        if (!d->producer) {
-                rd_kafka_conf_destroy(pc);
+        d->eos = conf->state.guarantee == DMP_EXACTLY_ONCE;
+        if (!(d->producer = new_producer(d, d->eos ? txn_id : NULL, errstr, errstr_size,
+                                         config_error)))
                 goto fail;
-        }
+        if (d->eos)
+                d->txn_producer = d->producer;
+        else if (*txn_id && !(d->txn_producer = new_producer(d, txn_id, errstr, errstr_size,
+                                                             config_error)))
+                goto fail;
         if (!(d->out_batch = dmp_outbatch_new(d->producer, conf->output.topic, errstr,
                                               (size_t)errstr_size)))
                 goto fail;
@@ -692,6 +990,8 @@ dmp_daemon_t *dmp_daemon_new(dmp_conf_t *conf, int *config_error, char *errstr,
         rd_kafka_poll_set_consumer(d->consumer);
         if (!(d->fetchq = dmp_fetchq_new(d->consumer, errstr, errstr_size)))
                 goto fail;
+        if (d->txn_producer && setup_changelog(d, config_error, errstr, errstr_size))
+                goto fail;
         if (need_waker) {
                 char qmin[32];
                 size_t qmin_size = sizeof(qmin);
@@ -730,6 +1030,10 @@ void dmp_daemon_destroy(dmp_daemon_t *d) {
         dmp_dlq_destroy(d->dlq);
         dmp_registry_destroy(d->registry);
         dmp_pauses_destroy(d->pauses);
+        dmp_txn_destroy(d->txn); /* aborts the open transaction: nothing in it */
+        dmp_changelog_destroy(d->changelog);
+        if (d->txn_producer && d->txn_producer != d->producer)
+                rd_kafka_destroy(d->txn_producer);
         if (d->producer)
                 rd_kafka_destroy(d->producer);
         dmp_engine_destroy(d->engine);
@@ -933,6 +1237,16 @@ int dmp_daemon_run(dmp_daemon_t *d, char *errstr, size_t errstr_size) {
                 }
                 flush_outputs(d); /* the batch's results (fails the daemon on error) */
                 rd_kafka_poll(d->producer, 0); /* delivery reports */
+                if (d->txn_producer && d->txn_producer != d->producer)
+                        rd_kafka_poll(d->txn_producer, 0);
+                long restored = 0;
+                if (d->changelog && dmp_changelog_restoring(d->changelog)) {
+                        char rerr[512];
+                        restored = dmp_changelog_serve(d->changelog, d->engine, RESTORE_PER_ROUND,
+                                                       partition_restored, d, rerr, sizeof(rerr));
+                        if (restored < 0)
+                                fail(d, "restore failed: %s", rerr);
+                }
                 int64_t now = dmp_mono_ms();
                 if (d->fetchwake)
                         dmp_fetchwake_poke(d->fetchwake, dmp_fetchq_length(d->fetchq), now);
@@ -946,8 +1260,11 @@ int dmp_daemon_run(dmp_daemon_t *d, char *errstr, size_t errstr_size) {
                                 c->run(d, now); /* (may move any task's next_ms) */
                         }
                 }
-                if (served <= 0 && n <= 0) /* both queues were empty */
-                        dmp_fetchq_wait(d->fetchq, 100);
+                if (served <= 0 && n <= 0 && restored <= 0) /* nothing to do */
+                        dmp_fetchq_wait(d->fetchq, d->changelog &&
+                                                           dmp_changelog_restoring(d->changelog)
+                                                       ? 5 /* (restores are not on its queue) */
+                                                       : 100);
         }
 
         if (d->fetchwake)

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "avro_enc.h"
+#include "changelog.h"
 #include "config.h"
 #include "dmpflow.h"
 #include "gen.h"
@@ -286,6 +287,10 @@ int dmp_demo_run(const char *config_path, int seconds) {
                 rd_kafka_mock_topic_create(mc, conf->groups[i].topic, 1, 1);
         for (int i = 0; i < conf->pattern_cnt; i++)
                 rd_kafka_mock_topic_create(mc, conf->patterns[i].topic, 1, 1);
+        /* (the mock cluster has no controller for CreateTopics: made here) */
+        char changelog[1024];
+        dmp_changelog_topic_name(conf, changelog, sizeof(changelog));
+        rd_kafka_mock_topic_create(mc, changelog, DEMO_PARTITIONS, 1);
 
         char state_dir[] = "/tmp/dmpflow-demo-XXXXXX";
         if (!mkdtemp(state_dir)) {
