@@ -35,7 +35,7 @@ BUILD   ?= build
 MALLOC_LIB ?= $(shell pkg-config --libs jemalloc 2>/dev/null || echo -ljemalloc)
 
 LIB_SRCS := $(filter-out src/main.c,$(wildcard src/*.c))
-LIB_OBJS := $(LIB_SRCS:src/%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/schemas.o
+LIB_OBJS := $(LIB_SRCS:src/%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/schemas.o $(BUILD)/obj/gen/web.o
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 # Helpers shared by unit tests, fuzz targets and benchmarks (tests/support/).
@@ -69,10 +69,22 @@ $(BUILD)/gen/schemas.c: $(OUTPUT_SCHEMAS)
 	      echo "const char dmp_schema_$$(basename $$f .avsc)[] ="; \
 	      sed 's/\\/\\\\/g; s/"/\\"/g; s/^/        "/; s/$$/\\n"/' $$f; echo ';'; done; } > $@
 
-$(BUILD)/obj/gen/schemas.o: $(BUILD)/gen/schemas.c
+$(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(CFLAGS) -c $< -o $@
+
+# The live page (src/web.h): each file of src/web/ becomes
+# `const char dmp_web_NAME_EXT[]` and its length, so that the binary serves
+# it with nothing else installed. `?` is escaped: C11 mode reads trigraphs.
+WEB_FILES := src/web/index.html src/web/dmpflow.js src/web/dmpflow.css
+$(BUILD)/gen/web.c: $(WEB_FILES)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  GEN     $@")
+	$(Q){ echo '#include "web.h"'; for f in $(WEB_FILES); do \
+	      n=dmp_web_$$(basename $$f | tr . _); echo "const char $$n[] ="; \
+	      sed 's/\\/\\\\/g; s/"/\\"/g; s/?/\\?/g; s/^/        "/; s/$$/\\n"/' $$f; echo ';'; \
+	      echo "const size_t $${n}_len = sizeof($$n) - 1;"; done; } > $@
 
 $(BUILD)/libdmpflow.a: $(LIB_OBJS)
 	@$(if $(Q),echo "  AR      $@")

@@ -165,6 +165,9 @@ static const prop_t props[] = {
          "IPv4 address the endpoint listens on (0.0.0.0: every interface, e.g. in a container)."},
         {SEC_HTTP, "port", PT_INT, "0", 0, 65535, NULL, HT(port),
          "TCP port of the endpoint; 0: no endpoint."},
+        {SEC_HTTP, "auth.user.info", PT_STR, "", 0, 0, NULL, HT(auth_user_info),
+         "Basic authentication, `user:password`, for every route but /healthz and /readyz "
+         "(probes); empty: none. Use it with TLS in front when the endpoint leaves the host."},
         {SEC_MEASURE, "expr", PT_STR, NULL, 0, 0, NULL, MS(expr),
          "Weighted sum of numeric fields, e.g. `0.7*price + 0.3*quantity` (required)."},
         {SEC_WINDOW, "type", PT_ENUM, "tumbling", 0, 0, "tumbling|hopping|sliding|session",
@@ -1020,7 +1023,7 @@ int dmp_conf_validate(dmp_conf_t *conf) {
 
 int dmp_conf_is_secret(const char *name) {
         static const char *const marks[] = {"password", "secret", "sasl.", "ssl.key",
-                                            "ssl_key", "token", "basic.auth", "credential",
+                                            "ssl_key", "token", "basic.auth", "user.info", "credential",
                                             "private", "keystore", "oauthbearer"};
         for (size_t i = 0; i < DMP_ARRAY_SIZE(marks); i++)
                 if (strstr(name, marks[i]))
