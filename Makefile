@@ -6,7 +6,8 @@
 #                     a real Kafka broker this target starts and stops
 #   make test-unit / make test-integration
 #   make asan         the whole test suite under ASan + UBSan
-#   make demo         the pipeline on an embedded Kafka, no broker needed
+#   make demo         the pipeline on an embedded Kafka, no broker needed, and its
+#                     live page on http://127.0.0.1:8464/ (DEMO_SECONDS=0: until Ctrl-C)
 #   make bench        all benchmarks: in-process windows and decode, then end to
 #                     end vs Kafka Streams and Quix Streams on a real broker
 #                     (10 M events; bench/RESULTS.md)
@@ -169,7 +170,8 @@ fuzz-seeds: $(BUILD)/fuzz/make_seeds
 	$(Q)rm -rf tests/fuzz/corpus && mkdir -p tests/fuzz/corpus
 	$(Q)$(BUILD)/fuzz/make_seeds tests/fuzz/corpus
 
-# Installs the build dependencies, builds and runs the demo (DEMO_SECONDS=20).
+# Installs the build dependencies, builds and runs the demo (DEMO_SECONDS=20;
+# 0: until Ctrl-C), which prints the URL of its live page.
 DEMO_SECONDS ?= 20
 demo:
 	$(Q)scripts/deps --build-only

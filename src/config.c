@@ -42,8 +42,8 @@ static const sec_desc_t sections[SEC__CNT] = {
         [SEC_OUTPUT] = {"output", 0, offsetof(dmp_output_conf_t, line), "where results go"},
         [SEC_LOG] = {"log", 0, offsetof(dmp_log_conf_t, line), "logging"},
         [SEC_HTTP] = {"http", 0, offsetof(dmp_http_conf_t, line),
-                      "the read-only HTTP endpoint: /metrics, /healthz, /readyz, /state (docs/"
-                      "METRICS.md)"},
+                      "the read-only HTTP endpoint: the live page /, /api, /metrics, /healthz, "
+                      "/readyz, /state (docs/METRICS.md)"},
         [SEC_MEASURE] = {"measure", 1, offsetof(dmp_measure_conf_t, line),
                          "a weighted sum f(x) = sum a_i * x_i of numeric fields"},
         [SEC_WINDOW] = {"window", 1, offsetof(dmp_window_conf_t, line),
@@ -952,6 +952,9 @@ int dmp_conf_validate(dmp_conf_t *conf) {
         }
         if (!conf->output.topic || !*conf->output.topic)
                 dmp_conf_error(conf, 0, "[output] topic is required");
+        if (*conf->http.auth_user_info && !strchr(conf->http.auth_user_info, ':'))
+                dmp_conf_error(conf, dmp_conf_line(conf, "http", "auth.user.info"),
+                               "[http] auth.user.info must be user:password");
         if (conf->measure_cnt == 0)
                 dmp_conf_error(conf, 0, "at least one [measure NAME] section is required");
         if (conf->window_cnt == 0)

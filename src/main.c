@@ -40,9 +40,10 @@ static void usage(FILE *fp) {
                 "        run the pipeline of FILE until SIGINT/SIGTERM\n"
                 "  dmpflow check -c FILE [-o section.name=value]...\n"
                 "        validate FILE (and the input schema) and exit\n"
-                "  dmpflow demo [-c FILE] [--seconds N]\n"
+                "  dmpflow demo [-c FILE] [--seconds N] [--http-port P | --no-http]\n"
                 "        run the pipeline on an embedded Kafka with synthetic events\n"
-                "        (default config/demo.conf, 20 s)\n"
+                "        (default config/demo.conf, 20 s; 0: until Ctrl-C), its live page on\n"
+                "        http://127.0.0.1:P/ (default 8464, or the next free port)\n"
                 "  dmpflow gen [-b BROKERS] [-t TOPIC] [-n COUNT] [--rate N] [--keys N]\n"
                 "              [--groups N] [--seed N] [--ooo FRACTION] [--max-delay-ms N]\n"
                 "              [--start-ms N] [--step-ms N] [--null-clicks FRACTION]\n"
@@ -368,23 +369,35 @@ static int cmd_cat(int argc, char **argv) {
 
 static int cmd_demo(int argc, char **argv) {
         const char *path = "config/demo.conf";
-        int seconds = 20, c;
+        int seconds = 20, port = DMP_DEMO_HTTP_PORT, c;
         static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
                                              {"seconds", required_argument, NULL, 's'},
+                                             {"http-port", required_argument, NULL, 'P'},
+                                             {"no-http", no_argument, NULL, 'N'},
                                              {NULL, 0, NULL, 0}};
         while ((c = getopt_long(argc, argv, "c:s:", opts, NULL)) != -1) {
+                char *end = NULL;
                 if (c == 'c')
                         path = optarg;
                 else if (c == 's')
-                        seconds = atoi(optarg);
+                        seconds = (int)strtol(optarg, &end, 10);
+                else if (c == 'P')
+                        port = (int)strtol(optarg, &end, 10);
+                else if (c == 'N')
+                        port = -1;
                 else
                         return DMP_EXIT_USAGE;
+                if (end && (end == optarg || *end)) {
+                        fprintf(stderr, "dmpflow demo: \"%s\" is not a number\n", optarg);
+                        return DMP_EXIT_USAGE;
+                }
         }
-        if (seconds <= 0) {
-                fprintf(stderr, "dmpflow demo: --seconds must be > 0\n");
+        if (seconds < 0 || port == 0 || port > 65535) {
+                fprintf(stderr, "dmpflow demo: need --seconds >= 0 (0: until Ctrl-C) and "
+                                "0 < --http-port < 65536\n");
                 return DMP_EXIT_USAGE;
         }
-        return dmp_demo_run(path, seconds);
+        return dmp_demo_run(path, seconds, port);
 }
 
 /* jemalloc's options (the daemon links it, see the Makefile; glibc and the
