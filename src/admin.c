@@ -15,7 +15,7 @@
 #include "log.h"
 #include "web.h"
 
-#define QUERY_WAIT_MS 5000
+#define QUERY_WAIT_MS 5000 /* default */
 #define SERVE_BUDGET_NS 1000000 /* the processing thread answers queries this long per call */
 #define REALM "dmpflow"
 
@@ -41,6 +41,7 @@ struct dmp_admin {
         dmp_admin_query_cb_t *query_cb;
         void (*wake)(void *opaque);
         void *opaque;
+        int query_wait_ms;
         char *auth;  /* "Basic <base64(user:password)>", or NULL */
         pthread_mutex_t lock;
         pthread_cond_t cond; /* the timer thread waits on it (CLOCK_MONOTONIC) */
@@ -222,7 +223,7 @@ static int enqueue(dmp_admin_t *a, query_t *q) {
                 return -1;
         }
         q->state = Q_QUEUED;
-        q->deadline_ms = dmp_mono_ms() + QUERY_WAIT_MS;
+        q->deadline_ms = dmp_mono_ms() + a->query_wait_ms;
         if (a->tail)
                 a->tail->next = q;
         else
@@ -410,6 +411,7 @@ dmp_admin_t *dmp_admin_start(const dmp_admin_opts_t *o, char *errstr, size_t err
         a->query_cb = o->query;
         a->wake = o->wake;
         a->opaque = o->opaque;
+        a->query_wait_ms = o->query_wait_ms > 0 ? o->query_wait_ms : QUERY_WAIT_MS;
         if (o->auth_user_info && *o->auth_user_info)
                 a->auth = basic_auth_header(o->auth_user_info);
         pthread_mutex_init(&a->lock, NULL);

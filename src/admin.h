@@ -4,8 +4,9 @@
  * /state/patterns/<pattern>?last=N (JSON), the live page / (with
  * /dmpflow.js and /dmpflow.css, built into the binary: src/web/) and the
  * JSON documents it and scripts read, /api/status and /api/results
- * (live.h). Every error is JSON with a 4xx or 5xx status; an unknown or
- * malformed query parameter is a 400.
+ * (live.h). Every error is JSON with a 4xx or 5xx status (but /readyz's
+ * 503, a line of text for probes); an unknown or malformed query parameter
+ * is a 400.
  *
  * Optional basic auth (auth_user_info "user:password"): every route but
  * /healthz and /readyz then needs it (401 otherwise).
@@ -18,8 +19,8 @@
  * beyond that 503 at once) and its connection suspended; the processing
  * thread answers queued queries in dmp_admin_serve() (called from its
  * loop) for at most about a millisecond per call, and resumes their
- * connections. A query not taken within 5 s (the processing thread is
- * busy, e.g. in a long commit) is answered 503 by a timer thread. */
+ * connections. A query not taken within 5 s (query_wait_ms; the processing
+ * thread is busy, e.g. in a long commit) is answered 503 by a timer thread. */
 #ifndef DMP_ADMIN_H
 #define DMP_ADMIN_H
 
@@ -46,6 +47,7 @@ typedef struct dmp_admin_opts {
          * none. */
         void (*wake)(void *opaque);
         void *opaque;
+        int query_wait_ms; /* a query not taken by then is answered 503; 0: 5000 */
 } dmp_admin_opts_t;
 
 /* The documents the processing thread publishes. */

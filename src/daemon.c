@@ -706,7 +706,7 @@ dmp_daemon_t *dmp_daemon_new(dmp_conf_t *conf, int *config_error, char *errstr,
         }
         if (conf->http.port > 0) {
                 dmp_admin_opts_t ao = {conf->http.address, (int)conf->http.port,
-                                       conf->http.auth_user_info, admin_query, admin_wake, d};
+                                       conf->http.auth_user_info, admin_query, admin_wake, d, 0};
                 if (!(d->admin = dmp_admin_start(&ao, errstr, errstr_size)))
                         goto fail;
                 d->live = dmp_live_new(conf, d->engine);
