@@ -15,6 +15,7 @@
 #   make bench-windows / bench-decode   the in-process parts alone
 #   make bench-nexmark Nexmark Q5 / Q7 end to end (NEXMARK_EVENTS bids)
 #   make fuzz         libFuzzer (clang) on the decode path, FUZZ_SECONDS (60)
+#   make screenshot   docs/live-page.png, the README's picture of the live page
 
 CC      ?= gcc
 PKGS    := rdkafka avro-c rocksdb inih jansson libcurl libmicrohttpd
@@ -50,7 +51,7 @@ else
 Q := @
 endif
 
-.PHONY: all deps test test-unit test-integration asan demo bench bench-quick bench-windows clean docs fuzz fuzz-seeds bench-decode bench-nexmark
+.PHONY: all deps test test-unit test-integration asan demo bench bench-quick bench-windows clean docs fuzz fuzz-seeds bench-decode bench-nexmark screenshot
 
 all: $(BUILD)/dmpflow
 
@@ -217,6 +218,12 @@ bench-quick: all
 		$$py bench/run.py --name quick --events 300000 --keys 2000 --verify-keys 200 \
 		--latency-seconds 10 --startup-runs 1 \
 		$(BENCH_ARGS)
+
+# The README's picture of the live page, taken by its browser test
+# (tests/integration/test_page.py) on a broker of scripts/kafka-local.
+screenshot: $(BUILD)/dmpflow
+	$(Q)DMPFLOW_README_SCREENSHOT=$(abspath docs/live-page.png) DMPFLOW_BIN=$(abspath $(BUILD)/dmpflow) \
+		PYTEST_ARGS="-k test_live_page_in_chromium" scripts/run-integration-tests
 
 docs: $(BUILD)/dmpflow
 	$(Q)mkdir -p docs

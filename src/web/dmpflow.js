@@ -213,7 +213,7 @@
     setText('t-dead', fmtInt(m.totals.dead_letters));
     setText('t-late', fmtInt(m.totals.late_events));
     setText('t-assigned', fmtInt(m.assigned));
-    setText('t-rebalances', fmtInt(m.rebalances) + ' rebalances' +
+    setText('t-rebalances', fmtInt(m.rebalances) + (m.rebalances === 1 ? ' rebalance' : ' rebalances') +
       (m.last_rebalance_ms ? ', last ' + fmtTime(m.last_rebalance_ms) : ''));
     const mem = m.memory;
     const used = mem.entries + mem.block_cache + mem.memtables;
