@@ -156,6 +156,9 @@ def test_basic_auth_and_bad_parameters(kafka, dmpflow, tmp_path):
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and get(port, "/readyz")[0] != 200:
         time.sleep(0.2)
+    while time.monotonic() < deadline and \
+            request(port, f"/state/windows/t10/{keys[0]}", good)[0] != 200:
+        time.sleep(0.2)  # until a commit holds the key's windows
     bodies = []
     assert request(port, "/healthz")[:1] == (200,)
     assert request(port, "/readyz")[0] == 200
