@@ -96,7 +96,7 @@ static int use_registry(cat_t *c, const char *url, char *errstr, size_t errstr_s
  * are input records). */
 static int input_schema(cat_t *c, char *errstr, size_t errstr_size) {
         const dmp_conf_t *conf = c->o->conf;
-        if (!strcmp(conf->input.format, "confluent"))
+        if (conf->input.format == DMP_FORMAT_CONFLUENT)
                 return use_registry(c, NULL, errstr, errstr_size);
         return add_raw_file(c, conf->input.schema, errstr, errstr_size);
 }
@@ -127,7 +127,7 @@ static int conf_schemas(cat_t *c, char *errstr, size_t errstr_size) {
                 schemas[n++] = dmp_schema_pattern;
         if (!n)
                 return 1;
-        if (!strcmp(conf->input.format, "confluent")) /* outputs are framed by its registry */
+        if (conf->input.format == DMP_FORMAT_CONFLUENT) /* outputs are framed by its registry */
                 return use_registry(c, NULL, errstr, errstr_size);
         for (int i = 0; i < n; i++)
                 if (add_raw(c, schemas[i], errstr, errstr_size))

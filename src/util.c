@@ -242,3 +242,12 @@ void dmp_hex_append(dmp_buf_t *out, const void *p, size_t n) {
         if (!out->p)
                 dmp_buf_append(out, "", 0);
 }
+
+int dmp_list_next(const char **s, const char **name, size_t *len) {
+        while (**s == ' ' || **s == ',')
+                (*s)++;
+        *name = *s;
+        *len = strcspn(*s, ", ");
+        *s += *len;
+        return *len > 0;
+}

@@ -190,4 +190,9 @@ int dmp_utf8_valid(const void *p, size_t n);
 void dmp_base64_append(dmp_buf_t *out, const void *p, size_t n);
 void dmp_hex_append(dmp_buf_t *out, const void *p, size_t n);
 
+/* Comma-separated lists of names ("a, b,c"): the next name of *s (commas
+ * and spaces around names are skipped) into *name and *len, *s moved past
+ * it. Returns 0 (and *len 0) at the end of the list. */
+int dmp_list_next(const char **s, const char **name, size_t *len);
+
 #endif
