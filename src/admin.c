@@ -10,7 +10,6 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "log.h"
 #include "web.h"
@@ -125,13 +124,6 @@ static enum MHD_Result respond_auth(struct MHD_Connection *c) {
 
 /* The process's metrics, read now: resident memory and CPU time. */
 static void process_metrics(dmp_buf_t *b) {
-        long pages = 0, rss = 0;
-        FILE *f = fopen("/proc/self/statm", "r");
-        if (f) {
-                if (fscanf(f, "%ld %ld", &pages, &rss) != 2)
-                        rss = 0;
-                fclose(f);
-        }
         struct rusage ru;
         getrusage(RUSAGE_SELF, &ru);
         double cpu = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
@@ -142,7 +134,7 @@ static void process_metrics(dmp_buf_t *b) {
                           "# HELP process_cpu_seconds_total User and system CPU time.\n"
                           "# TYPE process_cpu_seconds_total counter\n"
                           "process_cpu_seconds_total %.3f\n",
-                       rss * sysconf(_SC_PAGESIZE), cpu);
+                       dmp_rss_bytes(), cpu);
 }
 
 static enum MHD_Result respond_doc(dmp_admin_t *a, struct MHD_Connection *c,

@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "dlq.h"
 #include "dmpflow.h"
@@ -249,17 +248,6 @@ static void str_field(dmp_buf_t *b, const char *sep, const char *name, const cha
         dmp_json_string(b, v, strlen(v));
 }
 
-static long rss_bytes(void) {
-        long pages = 0, rss = 0;
-        FILE *f = fopen("/proc/self/statm", "r");
-        if (f) {
-                if (fscanf(f, "%ld %ld", &pages, &rss) != 2)
-                        rss = 0;
-                fclose(f);
-        }
-        return rss * sysconf(_SC_PAGESIZE);
-}
-
 static void format_status(const dmp_live_t *l, const dmp_metrics_input_t *in, dmp_buf_t *b) {
         const dmp_engine_t *e = l->engine;
         dmp_buf_printf(b, "{\"version\": \"%s\", \"now_ms\": %" PRId64, DMPFLOW_VERSION,
@@ -267,7 +255,7 @@ static void format_status(const dmp_live_t *l, const dmp_metrics_input_t *in, dm
         str_field(b, ", ", "input_topic", in->input_topic);
         str_field(b, ", ", "output_topic", in->output_topic);
         str_field(b, ", ", "group_id", l->conf->input.group_id);
-        dmp_buf_printf(b, ", \"rss_bytes\": %ld, \"metrics\": ", rss_bytes());
+        dmp_buf_printf(b, ", \"rss_bytes\": %ld, \"metrics\": ", dmp_rss_bytes());
         dmp_metrics_format_json(b, e, in);
         dmp_buf_puts(b, ", \"history\": ");
         format_history(l, b);

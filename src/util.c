@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static void oom(size_t size) {
         fprintf(stderr, "dmpflow: out of memory allocating %zu bytes\n", size);
@@ -47,6 +48,17 @@ size_t dmp_format_long(char *buf, int64_t v) {
         while (n)
                 buf[len++] = tmp[--n];
         return len;
+}
+
+long dmp_rss_bytes(void) {
+        long pages = 0, rss = 0;
+        FILE *f = fopen("/proc/self/statm", "r");
+        if (f) {
+                if (fscanf(f, "%ld %ld", &pages, &rss) != 2)
+                        rss = 0;
+                fclose(f);
+        }
+        return rss * sysconf(_SC_PAGESIZE);
 }
 
 size_t dmp_format_double(char *buf, size_t size, double x) {

@@ -161,6 +161,9 @@ size_t dmp_format_long(char *buf, int64_t v);
  * the length written to buf (at least 32 bytes). */
 size_t dmp_format_double(char *buf, size_t size, double x);
 
+/* The process's resident memory, bytes (/proc/self/statm; 0 if unknown). */
+long dmp_rss_bytes(void);
+
 /* Removes a directory tree; 0 on success (or if it does not exist). */
 int dmp_rmtree(const char *path);
 
