@@ -203,7 +203,7 @@ static void task_lag(void *opaque, const dmp_task_info_t *ti) {
 static void sample(dmp_live_t *l, const dmp_metrics_input_t *in) {
         if (l->nsamples) {
                 const sample_t *last = &l->history[(l->nsamples - 1) % DMP_LIVE_HISTORY];
-                if (in->now_ms - last->t_ms < 1000)
+                if (in->now_ms - last->t_ms < 950) /* (called every 500 ms, with jitter) */
                         return;
         }
         const dmp_engine_stats_t *s = dmp_engine_stats(l->engine);
