@@ -44,6 +44,7 @@ typedef struct dmp_daemon_counters {
         uint64_t late_events;
         uint64_t results_out;
         uint64_t commits;
+        uint64_t partitions; /* open: restored and processing */
 } dmp_daemon_counters_t;
 
 /* A snapshot of the counters. Any thread (values may be slightly stale). */

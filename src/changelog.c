@@ -10,6 +10,8 @@
 #include "util.h"
 
 #define ADMIN_TIMEOUT_MS 30000
+#define POLICY_TIMEOUT_MS 5000 /* a broker that does not answer DescribeConfigs
+                                * (librdkafka's mock cluster): not checked */
 #define RESTORE_BATCH    1024 /* messages taken from the restore consumer per call */
 
 /* One partition's changelog bookkeeping. */
@@ -147,9 +149,10 @@ static int32_t topic_partitions(dmp_changelog_t *cl, int *found, char *errstr,
 }
 
 /* Waits for the result event of an admin request on q. */
-static rd_kafka_event_t *admin_wait(rd_kafka_queue_t *q, rd_kafka_event_type_t type) {
+static rd_kafka_event_t *admin_wait(rd_kafka_queue_t *q, rd_kafka_event_type_t type,
+                                    int timeout_ms) {
         rd_kafka_event_t *ev;
-        while ((ev = rd_kafka_queue_poll(q, ADMIN_TIMEOUT_MS + 5000))) {
+        while ((ev = rd_kafka_queue_poll(q, timeout_ms + 1000))) {
                 if (rd_kafka_event_type(ev) == type)
                         return ev;
                 rd_kafka_event_destroy(ev);
@@ -175,7 +178,7 @@ static int create_topic(dmp_changelog_t *cl, int32_t partitions, char *errstr,
                                                                RD_KAFKA_ADMIN_OP_CREATETOPICS);
         rd_kafka_AdminOptions_set_request_timeout(o, ADMIN_TIMEOUT_MS, NULL, 0);
         rd_kafka_CreateTopics(cl->producer, &nt, 1, o, q);
-        rd_kafka_event_t *ev = admin_wait(q, RD_KAFKA_EVENT_CREATETOPICS_RESULT);
+        rd_kafka_event_t *ev = admin_wait(q, RD_KAFKA_EVENT_CREATETOPICS_RESULT, ADMIN_TIMEOUT_MS);
         int rc = -1;
         if (!ev) {
                 snprintf(errstr, errstr_size, "changelog topic %s: no answer to its creation",
@@ -216,9 +219,10 @@ static int check_policy(dmp_changelog_t *cl, int *config_error, char *errstr,
         rd_kafka_queue_t *q = rd_kafka_queue_new(cl->producer);
         rd_kafka_AdminOptions_t *o = rd_kafka_AdminOptions_new(cl->producer,
                                                                RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS);
-        rd_kafka_AdminOptions_set_request_timeout(o, ADMIN_TIMEOUT_MS, NULL, 0);
+        rd_kafka_AdminOptions_set_request_timeout(o, POLICY_TIMEOUT_MS, NULL, 0);
         rd_kafka_DescribeConfigs(cl->producer, &res, 1, o, q);
-        rd_kafka_event_t *ev = admin_wait(q, RD_KAFKA_EVENT_DESCRIBECONFIGS_RESULT);
+        rd_kafka_event_t *ev = admin_wait(q, RD_KAFKA_EVENT_DESCRIBECONFIGS_RESULT,
+                                          POLICY_TIMEOUT_MS);
         const char *policy = NULL;
         if (ev && !rd_kafka_event_error(ev)) {
                 size_t rcnt, ccnt;

@@ -86,6 +86,8 @@ struct dmp_daemon {
         dmp_changelog_t *changelog;
         int eos;
         int aborts_in_row;
+        char doomed[1100]; /* exactly_once: why the open transaction must abort ("": it
+                            * need not) */
         dmp_outbatch_t *out_batch; /* the output topic's (and its handle) */
         const char *late_topic; /* NULL: late events are not copied */
         const rd_kafka_message_t *serving; /* in dmp_engine_process: the record */
@@ -125,7 +127,8 @@ struct dmp_daemon {
          * committed to Kafka once that write is known to have landed */
         rd_kafka_topic_partition_list_t *unlanded_offsets;
         /* counters published for other threads */
-        _Atomic uint64_t c_events_in, c_decode_errors, c_late_events, c_results_out, c_commits;
+        _Atomic uint64_t c_events_in, c_decode_errors, c_late_events, c_results_out, c_commits,
+                c_partitions;
 };
 
 static void fail(dmp_daemon_t *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -164,18 +167,32 @@ static void delivery_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
         }
 }
 
+/* An output could not be produced. Under exactly_once the transaction is
+ * doomed: the next commit (at once) aborts it and redoes its work;
+ * otherwise the output would be lost, so dmpflow stops. */
+static void output_failed(dmp_daemon_t *d, const char *what, const char *err) {
+        if (!d->eos) {
+                fail(d, "%s%s", what, err);
+                return;
+        }
+        if (!d->doomed[0]) {
+                snprintf(d->doomed, sizeof(d->doomed), "%s%s", what, err);
+                d->cron[CRON_COMMIT].next_ms = 0;
+        }
+}
+
 /* Adds a copy of buf to the topic's batch (outbatch.h): flush_outputs
  * enqueues it with the producer. */
 static void produce(dmp_daemon_t *d, dmp_outbatch_t *b, const void *buf, size_t len,
                     const void *key, size_t key_len) {
         char err[512];
         if (dmp_outbatch_add(b, buf, len, key, key_len, err, sizeof(err)))
-                fail(d, "%s", err);
+                output_failed(d, "", err);
 }
 
 /* Enqueues every output batch with the producer: after each batch of input
  * (and idle tick) and before a commit flushes the producer. Returns 0, or
- * -1 (failed). */
+ * -1 (an output failed: output_failed). */
 static int flush_outputs(dmp_daemon_t *d) {
         char err[512];
         int rc = 0;
@@ -185,7 +202,7 @@ static int flush_outputs(dmp_daemon_t *d) {
                 if (d->extra[i].batch && dmp_outbatch_flush(d->extra[i].batch, err, sizeof(err)))
                         rc = -1;
         if (rc)
-                fail(d, "%s", err);
+                output_failed(d, "", err);
         return rc;
 }
 
@@ -280,7 +297,7 @@ static void sink_late(void *opaque, const dmp_late_record_t *l) {
         const char *why[] = {DMP_COPY_H_LATE_WINDOWS, windows};
         char err[512];
         if (dmp_copy_produce(d->producer, d->late_topic, &r, why, 1, err, sizeof(err)))
-                fail(d, "cannot copy a late event: %s", err);
+                output_failed(d, "cannot copy a late event: ", err);
 }
 
 /* Creates the producer topic of a [group] or [pattern] section (once per
@@ -416,6 +433,23 @@ static void commit_landed_offsets(dmp_daemon_t *d) {
 
 static void rewind_all(dmp_daemon_t *d);
 
+/* A transaction that did not commit (r: DMP_TXN_ABORTED or DMP_TXN_FATAL,
+ * why: errstr): rewinds every partition, or stops. Returns -1. */
+static int txn_aborted(dmp_daemon_t *d, dmp_txn_result_t r, const char *why) {
+        if (r == DMP_TXN_FATAL) {
+                fail(d, "transactions cannot go on: %s", why);
+                return -1;
+        }
+        if (r == DMP_TXN_ABORTED && ++d->aborts_in_row > MAX_ABORTS_IN_ROW) {
+                fail(d, "%d transactions aborted in a row, the last because %s",
+                     d->aborts_in_row, why);
+                return -1;
+        }
+        dmp_warn("transaction aborted (%s): every partition goes back to its last commit", why);
+        rewind_all(d);
+        return -1;
+}
+
 /* With the changelog: the state batch is prepared (its changes going to
  * the changelog in the open transaction), the transaction is committed
  * with the input offsets, and only then is the batch handed to the store
@@ -423,6 +457,9 @@ static void rewind_all(dmp_daemon_t *d);
  * rewinds every partition to its committed state. Returns 0, or -1. */
 static int commit_transaction(dmp_daemon_t *d) {
         char errstr[512];
+        if (d->doomed[0]) /* (nothing more goes into it) */
+                return txn_aborted(d, dmp_txn_abort(d->txn, d->doomed, errstr, sizeof(errstr)),
+                                   errstr);
         if (dmp_engine_commit_prepare(d->engine, errstr, sizeof(errstr))) {
                 fail(d, "state commit failed: %s", errstr);
                 return -1;
@@ -445,21 +482,8 @@ static int commit_transaction(dmp_daemon_t *d) {
                 r = dmp_txn_commit(d->txn, l, d->consumer, TXN_TIMEOUT_MS, errstr,
                                    sizeof(errstr));
         rd_kafka_topic_partition_list_destroy(l);
-        if (r == DMP_TXN_FATAL) {
-                fail(d, "transactions cannot go on: %s", errstr);
-                return -1;
-        }
-        if (r == DMP_TXN_ABORTED) {
-                if (++d->aborts_in_row > MAX_ABORTS_IN_ROW) {
-                        fail(d, "%d transactions aborted in a row, the last because %s",
-                             d->aborts_in_row, errstr);
-                        return -1;
-                }
-                dmp_warn("transaction aborted (%s): every partition goes back to its last "
-                         "commit", errstr);
-                rewind_all(d);
-                return -1;
-        }
+        if (r != DMP_TXN_COMMITTED)
+                return txn_aborted(d, r, errstr);
         d->aborts_in_row = 0;
         if (dmp_engine_commit_write(d->engine, errstr, sizeof(errstr))) {
                 fail(d, "state commit failed: %s", errstr);
@@ -481,7 +505,7 @@ static int commit(dmp_daemon_t *d) {
         int64_t t0 = dmp_mono_ms();
         dmp_engine_emit_updates(d->engine);
         dmp_engine_emit_groups(d->engine);
-        if (flush_outputs(d))
+        if (flush_outputs(d) && !d->eos) /* (exactly_once: the transaction aborts) */
                 return -1;
         int64_t t_flushed = t0;
         if (!d->eos) { /* (exactly_once: the transaction's commit flushes) */
@@ -652,6 +676,7 @@ static void rewind_all(dmp_daemon_t *d) {
         restore_partitions(d, l);
         rd_kafka_topic_partition_list_destroy(l);
         d->delivery_failures = 0; /* (exactly_once: those outputs were aborted) */
+        d->doomed[0] = '\0';
         update_ready(d);
 }
 
@@ -1081,6 +1106,11 @@ void dmp_daemon_stop(dmp_daemon_t *d) {
         atomic_store(&d->stop, 1);
 }
 
+static void count_task(void *opaque, const dmp_task_info_t *ti) {
+        (void)ti;
+        (*(uint64_t *)opaque)++;
+}
+
 static void publish_counters(dmp_daemon_t *d) {
         const dmp_engine_stats_t *s = dmp_engine_stats(d->engine);
         atomic_store(&d->c_events_in, s->events_in);
@@ -1088,6 +1118,9 @@ static void publish_counters(dmp_daemon_t *d) {
         atomic_store(&d->c_late_events, s->late_events);
         atomic_store(&d->c_results_out, s->results_out);
         atomic_store(&d->c_commits, s->commits);
+        uint64_t open = 0;
+        dmp_engine_foreach_task(d->engine, count_task, &open);
+        atomic_store(&d->c_partitions, open);
 }
 
 void dmp_daemon_counters(const dmp_daemon_t *d, dmp_daemon_counters_t *out) {
@@ -1096,6 +1129,7 @@ void dmp_daemon_counters(const dmp_daemon_t *d, dmp_daemon_counters_t *out) {
         out->late_events = atomic_load(&d->c_late_events);
         out->results_out = atomic_load(&d->c_results_out);
         out->commits = atomic_load(&d->c_commits);
+        out->partitions = atomic_load(&d->c_partitions);
 }
 
 /* ---- the loop ---- */
@@ -1140,7 +1174,7 @@ static void process_message(dmp_daemon_t *d, rd_kafka_message_t *m) {
                         dmp_warn("%s [%d] offset %" PRId64 ": %s", r.topic, (int)r.partition,
                                  r.offset, errstr);
                 else if (dmp_dlq_send(d->dlq, &r, cls, errstr, e2, sizeof(e2)))
-                        fail(d, "dead letter: %s", e2);
+                        output_failed(d, "dead letter: ", e2);
         }
 }
 

@@ -8,6 +8,7 @@
 #include "util.h"
 
 #define RETRIES 10 /* of a retriable error, with the call's own timeout each */
+#define ABORT_TIMEOUT_MS 15000
 
 struct dmp_txn {
         rd_kafka_t *producer;
@@ -75,16 +76,22 @@ void dmp_txn_destroy(dmp_txn_t *t) {
         free(t);
 }
 
-dmp_txn_result_t dmp_txn_abort(dmp_txn_t *t, const char *why, char *errstr,
+dmp_txn_result_t dmp_txn_abort(dmp_txn_t *t, const char *why_, char *errstr,
                                size_t errstr_size) {
+        char why[512]; /* (why_ may be errstr) */
+        snprintf(why, sizeof(why), "%s", why_);
         dmp_warn("aborting the transaction: %s", why);
         t->open = 0;
+        /* An abort waits for the transaction's outstanding messages; librdkafka
+         * 2.0.2 can wait forever for those of a partition whose topic the
+         * broker refused (its "partition drain", seen on the mock cluster):
+         * two bounded attempts, then the producer is given up. */
         for (int i = 0;; i++) {
-                rd_kafka_error_t *err = rd_kafka_abort_transaction(t->producer, 30000);
+                rd_kafka_error_t *err = rd_kafka_abort_transaction(t->producer, ABORT_TIMEOUT_MS);
                 if (!err)
                         break;
                 int r = classify(err, "cannot abort the transaction", errstr, errstr_size);
-                if (r || i == RETRIES)
+                if (r || i == 1)
                         return DMP_TXN_FATAL; /* an abort that fails leaves nothing to do */
         }
         t->stats.aborts++;
