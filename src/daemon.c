@@ -381,6 +381,12 @@ static void admin_wake(void *opaque) {
         dmp_fetchq_wake(d->fetchq);
 }
 
+/* What /readyz says: partitions held, none being restored, no failure. */
+static int is_ready(const dmp_daemon_t *d) {
+        return d->assigned > 0 && !d->failed &&
+               !(d->changelog && dmp_changelog_restoring(d->changelog));
+}
+
 /* /metrics and the live page's documents, from the same figures. */
 static void publish_metrics(dmp_daemon_t *d) {
         dmp_admin_stats_t as;
@@ -392,8 +398,9 @@ static void publish_metrics(dmp_daemon_t *d) {
                 .commit_seconds = d->commit_seconds, .commit_max_seconds = d->commit_max_seconds,
                 .fetch_wakeups = dmp_fetchwake_rounds(d->fetchwake), .now_ms = dmp_now_ms(),
                 .rebalances = d->rebalances, .rebalance_ms = d->rebalance_ms,
-                .ready = d->assigned > 0 && !d->failed, .queries_answered = as.queries,
-                .queries_rejected = as.rejected, .queries_expired = as.expired};
+                .ready = is_ready(d), .queries_answered = as.queries,
+                .queries_rejected = as.rejected, .queries_expired = as.expired,
+                .changelog = d->changelog, .txn = d->txn};
         dmp_buf_t b = {0}, status = {0}, results = {0};
         dmp_metrics_format(&b, d->engine, &in);
         dmp_admin_publish(d->admin, DMP_ADMIN_METRICS, b.p ? b.p : "", b.len);
@@ -604,9 +611,7 @@ static void resolve_reset_offsets(rd_kafka_t *rk, rd_kafka_topic_partition_list_
 /* /readyz: partitions held, none being restored, no failure. */
 static void update_ready(dmp_daemon_t *d) {
         if (d->admin)
-                dmp_admin_set_ready(d->admin,
-                                    d->assigned > 0 && !d->failed &&
-                                            !(d->changelog && dmp_changelog_restoring(d->changelog)));
+                dmp_admin_set_ready(d->admin, is_ready(d));
 }
 
 static void set_paused(dmp_daemon_t *d, rd_kafka_topic_partition_list_t *parts, int paused) {

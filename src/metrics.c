@@ -60,6 +60,72 @@ static void partitions(dmp_buf_t *b, const dmp_engine_t *e, const dmp_metrics_in
         dmp_engine_foreach_task(e, per_partition, &pc);
 }
 
+/* Restores in progress, a sample per partition and what. */
+typedef struct restore_ctx {
+        dmp_buf_t *b;
+        const char *topic;
+        int remaining;
+} restore_ctx_t;
+
+static void restore_line(void *opaque, const dmp_restore_info_t *ri) {
+        restore_ctx_t *rc = opaque;
+        if (!rc->remaining) {
+                dmp_buf_printf(rc->b, "dmpflow_restore_records{topic=\"%s\",partition=\"%d\"} %"
+                               PRIu64 "\n", rc->topic, (int)ri->partition, ri->records);
+                return;
+        }
+        int64_t at = ri->position >= 0 ? ri->position : ri->from;
+        if (ri->end >= 0)
+                dmp_buf_printf(rc->b, "dmpflow_restore_remaining{topic=\"%s\",partition=\"%d\"} "
+                               "%" PRId64 "\n", rc->topic, (int)ri->partition,
+                               ri->end > at ? ri->end - at : 0);
+}
+
+/* The changelog (docs/STATE.md): records out, restores, transactions. */
+static void changelog_metrics(dmp_buf_t *b, const dmp_metrics_input_t *in) {
+        const dmp_changelog_stats_t *cs = dmp_changelog_stats(in->changelog);
+        const char *t = dmp_changelog_topic(in->changelog);
+        head(b, "dmpflow_changelog_records_total", "counter",
+             "State changes written to the changelog topic.");
+        dmp_buf_printf(b, "dmpflow_changelog_records_total{topic=\"%s\"} %" PRIu64 "\n", t,
+                       cs->records_out);
+        head(b, "dmpflow_restores_total", "counter",
+             "Partitions restored from the changelog (at assignment, after an aborted "
+             "transaction).");
+        dmp_buf_printf(b, "dmpflow_restores_total %" PRIu64 "\n", cs->restores);
+        head(b, "dmpflow_restored_records_total", "counter",
+             "Changelog records applied by restores.");
+        dmp_buf_printf(b, "dmpflow_restored_records_total %" PRIu64 "\n", cs->restored_records);
+        head(b, "dmpflow_restoring_partitions", "gauge",
+             "Partitions being restored (their input waits).");
+        dmp_buf_printf(b, "dmpflow_restoring_partitions %d\n", dmp_changelog_restoring(in->changelog));
+        restore_ctx_t rc = {b, t, 0};
+        head(b, "dmpflow_restore_records", "gauge",
+             "Records applied so far by a restore in progress, by partition.");
+        dmp_changelog_foreach_restore(in->changelog, restore_line, &rc);
+        rc.remaining = 1;
+        head(b, "dmpflow_restore_remaining", "gauge",
+             "Changelog records a restore in progress has still to read, by partition.");
+        dmp_changelog_foreach_restore(in->changelog, restore_line, &rc);
+        if (!in->txn)
+                return;
+        const dmp_txn_stats_t *ts = dmp_txn_stats(in->txn);
+        head(b, "dmpflow_transactions_total", "counter",
+             "Kafka transactions of the commits, by outcome.");
+        dmp_buf_printf(b, "dmpflow_transactions_total{result=\"committed\"} %" PRIu64 "\n"
+                          "dmpflow_transactions_total{result=\"aborted\"} %" PRIu64 "\n",
+                       ts->commits, ts->aborts);
+        head(b, "dmpflow_transaction_commit_seconds", "summary",
+             "Time commit_transaction took (the transaction's end at the coordinator).");
+        dmp_buf_printf(b, "dmpflow_transaction_commit_seconds_count %" PRIu64 "\n"
+                          "dmpflow_transaction_commit_seconds_sum %.6f\n",
+                       ts->commits, ts->commit_seconds);
+        head(b, "dmpflow_transaction_commit_max_seconds", "gauge",
+             "The longest commit_transaction so far.");
+        dmp_buf_printf(b, "dmpflow_transaction_commit_max_seconds %.6f\n",
+                       ts->commit_max_seconds);
+}
+
 void dmp_metrics_format(dmp_buf_t *b, const dmp_engine_t *e, const dmp_metrics_input_t *in) {
         const dmp_engine_stats_t *s = dmp_engine_stats(e);
         head(b, "dmpflow_up", "gauge", "1 while the process runs.");
@@ -146,6 +212,8 @@ void dmp_metrics_format(dmp_buf_t *b, const dmp_engine_t *e, const dmp_metrics_i
                           "dmpflow_http_state_queries_total{result=\"rejected\"} %" PRIu64 "\n"
                           "dmpflow_http_state_queries_total{result=\"expired\"} %" PRIu64 "\n",
                        in->queries_answered, in->queries_rejected, in->queries_expired);
+        if (in->changelog)
+                changelog_metrics(b, in);
 }
 
 /* ---- JSON ---- */

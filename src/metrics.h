@@ -8,8 +8,10 @@
 
 #include <stdint.h>
 
+#include "changelog.h"
 #include "dlq.h"
 #include "engine.h"
+#include "txn.h"
 #include "util.h"
 
 /* What only the daemon knows. */
@@ -28,6 +30,9 @@ typedef struct dmp_metrics_input {
         int ready;             /* what /readyz says */
         /* state queries of the HTTP endpoint (admin.h) */
         uint64_t queries_answered, queries_rejected, queries_expired;
+        /* the changelog and its transactions (NULL: off) */
+        const dmp_changelog_t *changelog;
+        const dmp_txn_t *txn;
 } dmp_metrics_input_t;
 
 /* Appends the metrics of e and in to out (Prometheus text). */

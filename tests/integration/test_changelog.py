@@ -1,0 +1,245 @@
+"""State that moves with its partitions (docs/STATE.md "Changelog and
+transactions"): every commit writes the state's changes to a compacted
+changelog topic, in the transaction that commits the input offsets; the
+instance that is given a partition restores it from the changelog, never by
+reading its input again.
+
+- Moves: two instances of one group, partitions moving in both directions
+  while the input flows (one joins, one is killed with -9 and comes back, one
+  leaves). Every result equals the independent reference; under
+  exactly_once a read_committed reader sees each exactly once. An instance
+  that takes over a partition resumes at the offset its predecessor
+  committed (never at the start of the input), and the input is processed
+  about once in all, not once per move.
+- Retention: the input that an instance has processed is deleted (as
+  retention would delete its segments), then the partitions move to an
+  instance without any local state: it restores them from the changelog, and
+  the windows that span the deleted and the new input come out right.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from reference import Measure, Window, compute
+from support import assert_matches_reference, make_config, make_events, partition_for
+
+PARTITIONS = 8
+MEASURES = {"score": "0.7*price + 0.3*quantity", "clicks": "1*clicks"}
+WINDOWS = [
+    Window("tumble10s", "tumbling", size_ms=10_000, grace_ms=2_000, measures=("score", "clicks")),
+    Window("hop10s", "hopping", size_ms=10_000, advance_ms=5_000, grace_ms=1_000,
+           measures=("score",)),
+]
+
+
+def wait_for_log(proc, pattern: str, count: int = 1, timeout: float = 60.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if len(re.findall(pattern, proc.stderr)) >= count:
+            return True
+        if proc.poll() is not None:
+            return False
+        time.sleep(0.05)
+    return False
+
+
+def events_processed(stderr: str) -> int:
+    """Events an instance processed, from its progress and stop lines (the
+    last one of each run)."""
+    runs = re.split(r"dmpflow \S+: consuming", stderr)
+    total = 0
+    for run in runs[1:]:
+        counts = re.findall(r"(?:progress|stopped): (\d+) events", run)
+        total += int(counts[-1]) if counts else 0
+    return total
+
+
+def resumed_offsets(stderr: str) -> list[int]:
+    """The offsets partitions resumed at, after their restores."""
+    return [int(x) for x in re.findall(r"resuming at offset (-?\d+)", stderr)]
+
+
+def config(dmpflow, kafka, tmp_path, name, src, dst, group, guarantee):
+    text = make_config(
+        bootstrap=kafka.bootstrap, input_topic=src, output_topic=dst,
+        state_dir=tmp_path / f"state-{name}", group_id=group, measures=MEASURES,
+        windows=WINDOWS, commit_interval_ms=200,
+    ).replace("[state]\n", f"[state]\nguarantee = {guarantee}\n")
+    # a killed instance's partitions move after its session times out
+    text += "\n[kafka]\nsession.timeout.ms = 6000\nheartbeat.interval.ms = 500\n"
+    return dmpflow.write_config(text, name=f"{name}.conf")
+
+
+@pytest.mark.parametrize("guarantee", ["at_least_once", "exactly_once"])
+def test_partitions_move_with_their_state(kafka, dmpflow, tmp_path: Path, guarantee):
+    chunks, chunk = 14, 20_000
+    events = make_events(chunks * chunk, 41, keys=80, step_ms=10, ooo=0.10, max_delay_ms=8_000,
+                         null_clicks=0.30)
+    src = kafka.topic(PARTITIONS, "in")
+    dst = kafka.topic(PARTITIONS, "out")
+    group = f"{src}-g"
+    conf_a = config(dmpflow, kafka, tmp_path, "a", src, dst, group, guarantee)
+    conf_b = config(dmpflow, kafka, tmp_path, "b", src, dst, group, guarantee)
+
+    produced = kafka.produce(src, events[:2 * chunk], PARTITIONS)
+    producing_error: list[BaseException] = []
+
+    def produce_rest() -> None:  # the input flows through every move
+        try:
+            for i in range(2, chunks):
+                time.sleep(1.0)
+                produced.extend(kafka.produce(src, events[i * chunk:(i + 1) * chunk], PARTITIONS))
+        except BaseException as e:  # noqa: BLE001
+            producing_error.append(e)
+
+    reader = kafka.reader(dst)  # read_committed
+    a = dmpflow.start("run", "-c", conf_a)
+    assert wait_for_log(a, r"assigned 8 partition\(s\)"), a.stderr[-3000:]
+    producer = threading.Thread(target=produce_rest, daemon=True)
+    producer.start()
+    assert reader.until(1, timeout=30), "instance a published nothing"
+
+    # b joins: some partitions move a -> b, restored from the changelog
+    b = dmpflow.start("run", "-c", conf_b)
+    assert wait_for_log(b, r"assigned [1-7] partition\(s\)"), b.stderr[-3000:]
+    assert wait_for_log(b, r"restored \d+ changelog records"), b.stderr[-3000:]
+    time.sleep(2.0)
+
+    # a is killed: its partitions move to b after a's session times out
+    a_first = a.stderr
+    a.signal(signal.SIGKILL)
+    a.wait(10)
+    assert wait_for_log(b, r"assigned 8 partition\(s\)", timeout=60), b.stderr[-3000:]
+    time.sleep(1.0)
+
+    # a comes back (its own store, its local checkpoints): partitions move b -> a
+    a = dmpflow.start("run", "-c", conf_a)
+    assert wait_for_log(a, r"assigned [1-7] partition\(s\)", timeout=60), a.stderr[-3000:]
+    time.sleep(1.0)
+
+    # b leaves: every partition moves to a, some that a never held
+    assert producer.is_alive(), "the input ended before the last move: produce more chunks"
+    assert dmpflow.stop(b, timeout=30) == 0, b.stderr[-3000:]
+    assert wait_for_log(a, r"assigned 8 partition\(s\)", timeout=60), a.stderr[-3000:]
+    producer.join(120)
+    assert not producer.is_alive() and not producing_error, producing_error
+
+    ref = compute(produced, WINDOWS, [Measure.parse(n, e) for n, e in MEASURES.items()])
+    want = set(ref.results)
+    assert len(want) > 5000
+
+    def ids():
+        return {(r["window"], r["key"], r["start"], r["measure"]) for _p, _o, _k, r in reader.records}
+
+    deadline = time.monotonic() + 180
+    while not want <= ids() and time.monotonic() < deadline and a.poll() is None:
+        reader.until(len(reader.records) + 1, timeout=1.0)
+    assert a.poll() is None, f"instance a exited with code {a.poll()}:\n{a.stderr[-3000:]}"
+    assert dmpflow.stop(a, timeout=30) == 0, a.stderr[-3000:]
+    reader.drain(3.0)
+    assert not reader.errors, reader.errors[:5]
+
+    # No partition went back to the start of its input: every partition an
+    # instance took over after the first assignment resumed where the
+    # state it restored said, and all the input was processed about once.
+    logs = a_first + b.stderr + a.stderr
+    later = resumed_offsets(b.stderr) + resumed_offsets(a.stderr)
+    assert later and all(o > 0 for o in later), later
+    processed = events_processed(a_first) + events_processed(b.stderr) + \
+        events_processed(a.stderr)
+    # (a's killed run printed its count every 10 s at most: it may undercount)
+    print(f"{guarantee}: {len(produced)} events, about {processed} processed in all, "
+          f"{len(reader.records)} records for {len(want)} results; restores: "
+          f"{len(re.findall(r'restored \d+ changelog records', logs))}")
+    assert processed < 1.5 * len(produced), (processed, len(produced))
+
+    if guarantee == "exactly_once":
+        assert_matches_reference(reader.records, ref)  # no duplicate
+    else:
+        assert_matches_reference(reader.records, ref, allow_duplicates=True)
+
+
+def test_state_outlives_its_deleted_input(kafka, dmpflow, tmp_path: Path):
+    """An instance processes the first half of the input and stops; that
+    input is deleted (DeleteRecords: what retention does to old segments);
+    the second half comes; another instance without local state takes every
+    partition and restores them from the changelog. The windows that span
+    both halves must equal the reference over all the input."""
+    n = 80_000
+    events = make_events(n, 43, keys=50, step_ms=5, ooo=0.0, max_delay_ms=0, null_clicks=0.2)
+    src = kafka.topic(PARTITIONS, "in")
+    dst = kafka.topic(PARTITIONS, "out")
+    group = f"{src}-g"
+    # one long window over everything: its result needs every event
+    windows = [Window("long", "tumbling", size_ms=10_000_000, grace_ms=0, measures=("score",))]
+
+    def conf(name: str) -> Path:
+        text = make_config(
+            bootstrap=kafka.bootstrap, input_topic=src, output_topic=dst,
+            state_dir=tmp_path / f"state-{name}", group_id=group, measures=MEASURES,
+            windows=windows, commit_interval_ms=200)
+        return dmpflow.write_config(text, name=f"{name}.conf")
+
+    first = kafka.produce(src, events[:n // 2], PARTITIONS)
+    a = dmpflow.start("run", "-c", conf("a"))
+    assert wait_for_log(a, r"assigned 8 partition\(s\)"), a.stderr[-3000:]
+    deadline = time.monotonic() + 60
+    while f"progress: {n // 2} events" not in a.stderr and time.monotonic() < deadline:
+        time.sleep(0.5)
+    time.sleep(1.0)  # a commit after the last event
+    assert dmpflow.stop(a, timeout=30) == 0, a.stderr[-3000:]
+    assert f"stopped: {n // 2} events" in a.stderr, a.stderr[-2000:]
+
+    # the processed input goes away, as retention would delete it
+    admin = AdminClient({"bootstrap.servers": kafka.bootstrap, "log_level": 3})
+    c = Consumer({"bootstrap.servers": kafka.bootstrap, "group.id": f"{group}-wm",
+                  "log_level": 3})
+    ends = [c.get_watermark_offsets(TopicPartition(src, p), timeout=10)[1]
+            for p in range(PARTITIONS)]
+    futs = admin.delete_records([TopicPartition(src, p, ends[p]) for p in range(PARTITIONS)])
+    for f in futs.values():
+        f.result(30)
+    starts = [c.get_watermark_offsets(TopicPartition(src, p), timeout=10, cached=False)[0]
+              for p in range(PARTITIONS)]
+    c.close()
+    assert starts == ends and min(ends) > 0, (starts, ends)
+
+    second = kafka.produce(src, events[n // 2:], PARTITIONS)
+    reader = kafka.reader(dst)
+    b = dmpflow.start("run", "-c", conf("b"))  # no local state at all
+    assert wait_for_log(b, r"assigned 8 partition\(s\)"), b.stderr[-3000:]
+    assert wait_for_log(b, r"restored [1-9]\d* changelog records", count=PARTITIONS), \
+        b.stderr[-3000:]
+    # close the window: an event far in the future on every partition
+    last = dict(events[-1])
+    closers, covered, k = [], set(), 0
+    while len(covered) < PARTITIONS:
+        e = dict(last, user_id=f"closer{k}", ts=last["ts"] + 20_000_000)
+        k += 1
+        if partition_for(e["user_id"], PARTITIONS) not in covered:
+            covered.add(partition_for(e["user_id"], PARTITIONS))
+            closers.append(e)
+    closed = kafka.produce(src, closers, PARTITIONS)
+    ref = compute(first + second + closed, windows,
+                  [Measure.parse(n_, e) for n_, e in MEASURES.items()])
+    want = set(ref.results)
+    deadline = time.monotonic() + 120
+    got = set()
+    while not want <= got and time.monotonic() < deadline and b.poll() is None:
+        reader.until(len(reader.records) + 1, timeout=1.0)
+        got = {(r["window"], r["key"], r["start"], r["measure"]) for _p, _o, _k, r in reader.records}
+    assert dmpflow.stop(b, timeout=30) == 0, b.stderr[-3000:]
+    reader.drain(2.0)
+    # b read only the second half and the closers: the first half came from
+    # the changelog
+    assert f"stopped: {len(second) + len(closed)} events" in b.stderr, b.stderr[-2000:]
+    assert_matches_reference(reader.records, ref)
