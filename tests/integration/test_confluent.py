@@ -95,6 +95,18 @@ def dead_letters(stderr: str) -> list[str]:
     return m.group(1).split()
 
 
+def finish(dmpflow, proc, reader, count: int, ready_port: int = 0) -> None:
+    """Reads until count results, checks dmpflow still runs (and is ready on
+    ready_port), stops it (exit 0) and reads what came after."""
+    reader.until(count, timeout=90)
+    assert proc.poll() is None, f"dmpflow exited early with code {proc.poll()}"
+    if ready_port:
+        assert http_get(ready_port, "/readyz")[0] == 200
+    assert dmpflow.stop(proc, timeout=10) == 0
+    reader.drain(2.0)
+    assert not reader.errors, reader.errors[:5]
+
+
 def test_three_writer_versions_through_registry(kafka, dmpflow, registry, tmp_path):
     client = SchemaRegistryClient({"url": registry.url})
     serializers = [AvroSerializer(client, json.dumps(v), conf={"auto.register.schemas": True})
@@ -147,11 +159,7 @@ def test_three_writer_versions_through_registry(kafka, dmpflow, registry, tmp_pa
             proc.stderr[-2000:]
         proxy.lookups_down = False
 
-        reader.until(len(ref.results), timeout=60)
-        assert proc.poll() is None, f"dmpflow exited early with code {proc.poll()}"
-        assert dmpflow.stop(proc, timeout=10) == 0
-        reader.drain(2.0)
-        assert not reader.errors, reader.errors[:5]
+        finish(dmpflow, proc, reader, len(ref.results))
         assert dead_letters(proc.stderr) == ["bad_magic=1", "unknown_schema=1"], proc.stderr[-2000:]
         # every result was framed with the registered result schema's id
         out = registry.version(f"{dst}-value")
@@ -220,11 +228,7 @@ def test_schema_references(kafka, dmpflow, registry, tmp_path):
                                                 log_level="debug"))
     reader = kafka.reader(dst, decode=result_decoder(client, dst))
     proc = dmpflow.start("run", "-c", cfg)
-    reader.until(len(ref.results), timeout=60)
-    assert proc.poll() is None, f"dmpflow exited early with code {proc.poll()}"
-    assert dmpflow.stop(proc, timeout=10) == 0
-    reader.drain(2.0)
-    assert not reader.errors, reader.errors[:5]
+    finish(dmpflow, proc, reader, len(ref.results))
     assert dead_letters(proc.stderr) == ["none"], proc.stderr[-3000:]
     assert f"schema id {wid}: 2 reference(s) resolved" in proc.stderr, proc.stderr[-3000:]
     assert_matches_reference(reader.records, ref)
@@ -264,12 +268,7 @@ def test_startup_waits_for_registry(kafka, dmpflow, registry, tmp_path):
         assert "the schema registry does not answer" in proc.stderr, proc.stderr[-2000:]
 
         proxy.start()
-        reader.until(len(ref.results), timeout=90)
-        assert proc.poll() is None, f"dmpflow exited early with code {proc.poll()}"
-        assert http_get(port, "/readyz")[0] == 200
-        assert dmpflow.stop(proc, timeout=10) == 0
-        reader.drain(2.0)
-        assert not reader.errors, reader.errors[:5]
+        finish(dmpflow, proc, reader, len(ref.results), ready_port=port)
         assert dead_letters(proc.stderr) == ["none"], proc.stderr[-2000:]
         assert "the schema registry answered after" in proc.stderr
         assert_matches_reference(reader.records, ref)
@@ -362,11 +361,7 @@ def test_decimal_through_tls_registry_with_basic_auth(kafka, dmpflow, registry, 
         assert "Wr0ngPa55" not in proc.stderr  # no credentials in the log
 
         proc = dmpflow.start("run", "-c", config("s3cret"))
-        reader.until(len(ref.results), timeout=60)
-        assert proc.poll() is None, f"dmpflow exited early with code {proc.poll()}"
-        assert dmpflow.stop(proc, timeout=10) == 0
-        reader.drain(2.0)
-        assert not reader.errors, reader.errors[:5]
+        finish(dmpflow, proc, reader, len(ref.results))
         assert "0 decode errors; dead letters: none" in proc.stderr, proc.stderr[-2000:]
         assert_matches_reference(reader.records, ref)
         wid = registry.version(f"{src}-value")["id"]
