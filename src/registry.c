@@ -267,9 +267,10 @@ dmp_reg_status_t dmp_registry_schema(dmp_registry_t *r, int32_t id, const char *
                 st = dmp_schemaref_resolve(r->refs, text, refs, &whole, errstr, errstr_size);
                 free(text);
                 text = whole;
-                dmp_debug("schema id %d: %zu reference(s) resolved, %" PRIu64
-                          " referenced schemas fetched so far",
-                          (int)id, json_array_size(refs), dmp_schemaref_fetches(r->refs));
+                if (st == DMP_REG_OK)
+                        dmp_debug("schema id %d: %zu reference(s) resolved, %" PRIu64
+                                  " referenced schemas fetched so far",
+                                  (int)id, json_array_size(refs), dmp_schemaref_fetches(r->refs));
         }
         json_decref(refs);
         if (st == DMP_REG_OK) {
