@@ -68,11 +68,10 @@ static dmp_conf_t *load_conf(const char *path, char **overrides, int noverrides)
                 dmp_conf_destroy(conf);
                 return NULL;
         }
-        int level = dmp_log_level_parse(conf->log.level);
-        if (level >= 0)
-                dmp_log_level = (dmp_log_level_t)level;
+        dmp_log_level = conf->log.level;
         char err[512];
-        if (dmp_log_configure(conf->log.format, conf->log.file, err, sizeof(err))) {
+        if (dmp_log_configure(conf->log.format == DMP_LOG_JSON, conf->log.file, err,
+                              sizeof(err))) {
                 fprintf(stderr, "%s: %s\n", path, err);
                 dmp_conf_destroy(conf);
                 return NULL;

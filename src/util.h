@@ -173,4 +173,9 @@ void dmp_buf_append(dmp_buf_t *b, const char *s, size_t n);
 void dmp_buf_printf(dmp_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void dmp_buf_free(dmp_buf_t *b);
 
+/* Comma-separated lists of names ("a, b,c"): the next name of *s (commas
+ * and spaces around names are skipped) into *name and *len, *s moved past
+ * it. Returns 0 (and *len 0) at the end of the list. */
+int dmp_list_next(const char **s, const char **name, size_t *len);
+
 #endif
