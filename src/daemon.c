@@ -74,6 +74,7 @@ struct dmp_daemon {
         rd_kafka_t *producer;
         dmp_outbatch_t *out_batch; /* the output topic's (and its handle) */
         const char *late_topic; /* NULL: late events are not copied */
+        const rd_kafka_message_t *serving; /* in dmp_engine_process: the record */
         dmp_dlq_t *dlq;
         dmp_registry_t *registry; /* format = confluent */
         dmp_pauses_t *pauses;     /* partitions waiting for the registry */
@@ -185,47 +186,61 @@ static struct extra_topic *extra_topic(dmp_daemon_t *d, const char *name) {
         return NULL; /* all are created at startup */
 }
 
-static unsigned char *outbuf_reserve(dmp_daemon_t *d, size_t need) {
-        if (need > d->outbuf_cap) {
-                d->outbuf_cap = need * 2;
+/* Encodes one output record into the encoding buffer (after its Confluent
+ * framing if schema_id >= 0; bound: the encoding's size bound) and adds it
+ * to batch, keyed by key. */
+typedef size_t(encode_fn)(unsigned char *buf, const void *rec);
+static void publish(dmp_daemon_t *d, dmp_outbatch_t *batch, int32_t schema_id, size_t bound,
+                    encode_fn *encode, const void *rec, const void *key, size_t key_len) {
+        if (5 + bound > d->outbuf_cap) {
+                d->outbuf_cap = (5 + bound) * 2;
                 d->outbuf = dmp_realloc(d->outbuf, d->outbuf_cap);
         }
-        return d->outbuf;
+        size_t len = frame(d->outbuf, schema_id);
+        len += encode(d->outbuf + len, rec);
+        produce(d, batch, d->outbuf, len, key, key_len);
+}
+
+static size_t encode_result(unsigned char *buf, const void *r) {
+        return dmp_outrec_result(buf, r);
+}
+
+static size_t encode_group(unsigned char *buf, const void *r) {
+        return dmp_outrec_group(buf, r);
+}
+
+static size_t encode_pattern(unsigned char *buf, const void *r) {
+        return dmp_outrec_pattern(buf, r);
 }
 
 /* ---- the engine's sink (engine.h): every output of the engine ---- */
 
 static void sink_result(void *opaque, const dmp_result_t *r) {
         dmp_daemon_t *d = opaque;
-        unsigned char *buf = outbuf_reserve(d, 5 + dmp_outrec_result_size(r));
-        size_t len = frame(buf, d->out_schema_id);
-        len += dmp_outrec_result(buf + len, r);
-        produce(d, d->out_batch, buf, len, r->key, r->key_len);
+        publish(d, d->out_batch, d->out_schema_id, dmp_outrec_result_size(r), encode_result, r,
+                r->key, r->key_len);
 }
 
 static void sink_group(void *opaque, const dmp_group_result_t *r) {
         dmp_daemon_t *d = opaque;
         struct extra_topic *t = extra_topic(d, r->topic);
-        unsigned char *buf = outbuf_reserve(d, 5 + dmp_outrec_group_size(r));
-        size_t len = frame(buf, t->schema_id);
-        len += dmp_outrec_group(buf + len, r);
-        produce(d, t->batch, buf, len, r->value, r->value_len);
+        publish(d, t->batch, t->schema_id, dmp_outrec_group_size(r), encode_group, r, r->value,
+                r->value_len);
 }
 
 static void sink_pattern(void *opaque, const dmp_pattern_result_t *r) {
         dmp_daemon_t *d = opaque;
         struct extra_topic *t = extra_topic(d, r->topic);
-        unsigned char *buf = outbuf_reserve(d, 5 + dmp_outrec_pattern_size(r));
-        size_t len = frame(buf, t->schema_id);
-        len += dmp_outrec_pattern(buf + len, r);
-        produce(d, t->batch, buf, len, r->subject, r->subject_len);
+        publish(d, t->batch, t->schema_id, dmp_outrec_pattern_size(r), encode_pattern, r,
+                r->subject, r->subject_len);
 }
 
-/* Copies a late event unchanged to the late topic, with its provenance and
- * the window definitions it was late for. */
+/* Copies the late event being processed (d->serving) unchanged to the late
+ * topic, with its provenance and the window definitions it was late for. */
 static void sink_late(void *opaque, const dmp_late_record_t *l) {
         dmp_daemon_t *d = opaque;
-        if (!d->late_topic)
+        const rd_kafka_message_t *m = d->serving;
+        if (!d->late_topic || !m)
                 return;
         char windows[1024];
         size_t wl = 0;
@@ -234,8 +249,10 @@ static void sink_late(void *opaque, const dmp_late_record_t *l) {
                 if (l->late_mask & (1u << i))
                         wl += (size_t)snprintf(windows + wl, sizeof(windows) - wl, "%s%s",
                                                wl ? "," : "", dmp_engine_window(d->engine, i)->name);
-        dmp_copy_rec_t r = {d->conf->input.topic, l->partition, l->offset, l->kafka_ts,
-                            l->key, l->key_len, l->payload, l->len};
+        rd_kafka_timestamp_type_t tstype;
+        dmp_copy_rec_t r = {d->conf->input.topic, l->partition, l->offset,
+                            rd_kafka_message_timestamp(m, &tstype), m->key, m->key_len,
+                            m->payload, m->len};
         const char *why[] = {DMP_COPY_H_LATE_WINDOWS, windows};
         char err[512];
         if (dmp_copy_produce(d->producer, d->late_topic, &r, why, 1, err, sizeof(err)))
@@ -630,22 +647,11 @@ dmp_daemon_t *dmp_daemon_new(dmp_conf_t *conf, int *config_error, char *errstr,
         }
         /* Prefetch: how much librdkafka holds before the processing thread
          * takes it. Each queued message costs ~400 bytes beyond its payload
-         * (op and message structs) and pins its fetch response buffer, so
-         * the consumer's memory is about (queued.min.messages + one fetch
-         * response of up to partitions * max.partition.fetch.bytes) of
-         * that. A short queue is as fast as a deep one only if the fetcher
-         * is woken when it drains (src/fetchwake.h: librdkafka 2.0 sleeps up
-         * to 1 s otherwise; >= 2.3 has fetch.queue.backoff.ms).
-         * Measured, 5 M events, 8 partitions, 10 k keys, broker on the same
-         * 2 cores (events/s, peak RSS): before any of this, queue 10^6 and
-         * 2 MiB fetches, 0.86-0.89 M/s 450-510 MB; queue 10^5 without a
-         * wake-up 0.54 M/s 229 MB; woken, queue 10^4: 256 KiB fetches
-         * 1.02 M/s 66 MB, 512 KiB 1.25 M/s 106 MB, 1 MiB 1.32 M/s 166 MB
-         * (glibc malloc). With jemalloc (the Makefile), queue 20 000, 3
-         * interleaved runs: 512 KiB 1.30-1.63 M/s 85-97 MB, 256 KiB
-         * 1.45-1.65 M/s 71-75 MB: the same speed in less memory.
-         * A short fetch.wait.max.ms halves the time to the first result.
-         * All are defaults: [kafka] settings win. */
+         * and pins its fetch response buffer; a short queue is as fast as a
+         * deep one only if the fetcher is woken when it drains
+         * (src/fetchwake.h). A short fetch.wait.max.ms halves the time to
+         * the first result. The figures: docs/PERFORMANCE.md "Consumer
+         * prefetch". All are defaults: [kafka] settings win. */
         if (!dmp_conf_kafka_get(conf, "max.partition.fetch.bytes"))
                 set(cc, "max.partition.fetch.bytes", DMP_DEFAULT_PARTITION_FETCH_BYTES, NULL, 0);
         if (!dmp_conf_kafka_get(conf, "fetch.wait.max.ms"))
@@ -863,8 +869,11 @@ static void process_message(dmp_daemon_t *d, rd_kafka_message_t *m) {
         rd_kafka_timestamp_type_t tstype;
         int64_t ts = rd_kafka_message_timestamp(m, &tstype);
         char errstr[512];
-        if (dmp_engine_process(d->engine, m->partition, m->offset, m->key, m->key_len, ts,
-                               m->payload, m->len, errstr, sizeof(errstr))) {
+        d->serving = m; /* for sink_late */
+        int rc = dmp_engine_process(d->engine, m->partition, m->offset, m->key, m->key_len, ts,
+                                    m->payload, m->len, errstr, sizeof(errstr));
+        d->serving = NULL;
+        if (rc) {
                 dmp_decode_err_t cls = dmp_engine_last_error(d->engine);
                 dmp_copy_rec_t r = {rd_kafka_topic_name(m->rkt), m->partition, m->offset,
                                     tstype == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? -1 : ts,

@@ -1,24 +1,8 @@
 /* The processing engine: construction, partitions, the hot path,
  * tumbling and hopping windows, commits. See engine.h for the contract and
- * engine_int.h for the entry lifecycle.
+ * engine_int.h for a partition's state and the entry lifecycle.
  *
- * State of one input partition ("task"):
- *   - a hash table of entries keyed by (window definition, key, start):
- *       * tumbling / hopping: one entry per window, with one aggregate per
- *         measure of the definition;
- *       * session / sliding: one entry per key (start DMP_START_KEYSTATE)
- *         holding the key's open sessions, or its buffered records;
- *       * late counters: one entry per key with late events since its last
- *         result (start DMP_START_LATE);
- *   - per window definition, buckets of entries ordered by time: tumbling /
- *     hopping by window start (a window closes with its bucket), session /
- *     sliding by the bucket of the key's next close time;
- *   - the dirty list: entries to write or delete at the next commit.
- *
- * Entry lifetime: an entry is owned by the table while it is in it; once
- * removed it is CLOSED and owned by the dirty list until the commit deletes
- * it from the store; a session / sliding entry still referenced by buckets
- * then lingers as a ZOMBIE until its last bucket reference is dropped. */
+ * Threads: the processing thread only. */
 #include "engine.h"
 
 #include <assert.h>
@@ -297,9 +281,9 @@ static void task_free(task_t *t) {
 void dmp_engine_destroy(dmp_engine_t *e) {
         if (!e)
                 return;
-        for (int32_t p = 0; p < e->ntasks; p++)
-                if (e->tasks[p])
-                        task_free(e->tasks[p]);
+        task_t *t;
+        DMP_TASK_FOREACH(e, t)
+                task_free(t);
         free(e->tasks);
         for (int i = 0; i < e->nmeasures; i++)
                 dmp_measure_clear(&e->measures[i]);
@@ -312,22 +296,19 @@ void dmp_engine_destroy(dmp_engine_t *e) {
         free(e);
 }
 
-task_t *engine_task(const dmp_engine_t *e, int32_t partition) {
-        return partition >= 0 && partition < e->ntasks ? e->tasks[partition] : NULL;
-}
-
 /* Takes an entry out of the table: it is deleted from the store at the
  * next commit. */
 void engine_retire(task_t *t, dmp_entry_t *en) {
+        assert(!(en->flags & DMP_ENTRY_CLOSED)); /* retired once */
         dmp_wtable_remove(&t->table, en);
         en->flags |= DMP_ENTRY_CLOSED;
         dmp_dirty_mark(&t->dirty, en);
 }
 
 /* A closed entry the store never held and nothing emits again: the commit
- * would only free it. release_dead frees such entries before: at 3 M
- * events/s a 1 s commit interval closed ~500 k of them (10 k keys, 60 s
- * windows), which held ~60 MB until the commit (peak RSS 106 MB). */
+ * would only free it, so release_dead frees such entries before (at high
+ * rates a commit interval closes hundreds of thousands: docs/STATE.md
+ * "Closed windows"). */
 static int dirty_dead(const dmp_engine_t *e, const dmp_entry_t *en) {
         return dmp_entry_closed_unstored(en) && !en->ext &&
                (e->windows[en->win].emit == DMP_EMIT_FINAL || !(en->flags & DMP_ENTRY_CHANGED));
@@ -363,7 +344,19 @@ bucket_t *engine_bucket_get(bucket_list_t *bl, int64_t start) {
         bl->b[i] = (bucket_t){.start = start};
         bl->n++;
         bl->due_known = 0;
+        assert((i == 0 || bl->b[i - 1].start < start) &&
+               (i + 1 == bl->n || bl->b[i + 1].start > start)); /* sorted, unique */
         return &bl->b[i];
+}
+
+bucket_t *engine_bucket_find(bucket_list_t *bl, int64_t start) {
+        for (size_t i = bl->n; i > 0; i--) {
+                if (bl->b[i - 1].start == start)
+                        return &bl->b[i - 1];
+                if (bl->b[i - 1].start < start)
+                        break;
+        }
+        return NULL;
 }
 
 void engine_bucket_push(bucket_t *b, dmp_entry_t *en) {
@@ -511,26 +504,6 @@ void engine_count_late(dmp_engine_t *e, task_t *t, int win, const char *key, siz
         dmp_dirty_mark(&t->dirty, le);
 }
 
-
-/* ---- partitions ---- */
-
-void engine_state_read_failed(dmp_engine_t *e, task_t *t, const char *what) {
-        if (!e->failure[0])
-                snprintf(e->failure, sizeof(e->failure), "partition %d: %s", (int)t->partition,
-                         what);
-        dmp_error("partition %d: %s", (int)t->partition, what);
-}
-
-bucket_t *engine_bucket_find(bucket_list_t *bl, int64_t start) {
-        for (size_t i = bl->n; i > 0; i--) {
-                if (bl->b[i - 1].start == start)
-                        return &bl->b[i - 1];
-                if (bl->b[i - 1].start < start)
-                        break;
-        }
-        return NULL;
-}
-
 /* ---- tumbling and hopping windows ---- */
 
 /* Emits the windows closed at the task's stream time, purges those past
@@ -632,6 +605,13 @@ static inline __attribute__((always_inline)) void close_windows(dmp_engine_t *e,
 }
 
 /* ---- partitions ---- */
+
+void engine_state_read_failed(dmp_engine_t *e, task_t *t, const char *what) {
+        if (!e->failure[0])
+                snprintf(e->failure, sizeof(e->failure), "partition %d: %s", (int)t->partition,
+                         what);
+        dmp_error("partition %d: %s", (int)t->partition, what);
+}
 
 int engine_load_entry(void *opaque, int win, const char *key, size_t key_len, int64_t start,
                       const void *val, size_t len) {
@@ -817,8 +797,7 @@ int dmp_engine_process(dmp_engine_t *e, int32_t partition, int64_t offset, const
         if (e->groups)
                 dmp_groups_event(e->groups, partition, t->stream_time, &ev, ts, vals, defined);
         if (late_mask && e->sink.late) {
-                dmp_late_record_t lr = {partition, offset, kafka_ts, key, key_len, payload, len,
-                                        late_mask};
+                dmp_late_record_t lr = {partition, offset, late_mask};
                 e->sink.late(e->sink.opaque, &lr);
         }
         return 0;
@@ -828,7 +807,7 @@ void dmp_engine_idle_tick(dmp_engine_t *e, int64_t now_ms, int64_t idle_timeout_
         task_t *t;
         if (!e->sink.caught_up)
                 return;
-        TASK_FOREACH(e, t) {
+        DMP_TASK_FOREACH(e, t) {
                 if (t->idle_base_st == INT64_MIN || now_ms - t->idle_base_wall < idle_timeout_ms ||
                     !e->sink.caught_up(e->sink.opaque, t->partition, t->next_offset))
                         continue;
@@ -849,7 +828,7 @@ void dmp_engine_idle_tick(dmp_engine_t *e, int64_t now_ms, int64_t idle_timeout_
 static int64_t instance_watermark(const dmp_engine_t *e) {
         int64_t wm = INT64_MAX;
         task_t *t;
-        TASK_FOREACH(e, t) {
+        DMP_TASK_FOREACH(e, t) {
                 if (t->stream_time == INT64_MIN) {
                         if (e->sink.caught_up &&
                             !e->sink.caught_up(e->sink.opaque, t->partition, t->next_offset))
@@ -864,7 +843,7 @@ static int64_t instance_watermark(const dmp_engine_t *e) {
 
 void dmp_engine_emit_updates(dmp_engine_t *e) {
         task_t *t;
-        TASK_FOREACH(e, t) {
+        DMP_TASK_FOREACH(e, t) {
                 for (size_t i = 0; i < t->dirty.n; i++) {
                         dmp_entry_t *en = t->dirty.v[i];
                         if (!(en->flags & DMP_ENTRY_CHANGED))
@@ -899,7 +878,7 @@ int dmp_engine_commit(dmp_engine_t *e, char *errstr, size_t errstr_size) {
                 return -1;
         }
         task_t *t;
-        TASK_FOREACH(e, t) {
+        DMP_TASK_FOREACH(e, t) {
                 /* Each dirty entry is in the list once (DMP_ENTRY_DIRTY), so it
                  * is written once per commit; unsorted (docs/PERFORMANCE.md). */
                 int32_t p = t->partition;
@@ -927,7 +906,7 @@ int dmp_engine_commit(dmp_engine_t *e, char *errstr, size_t errstr_size) {
                 return -1;
         if (e->groups)
                 dmp_groups_committed(e->groups);
-        TASK_FOREACH(e, t) {
+        DMP_TASK_FOREACH(e, t) {
                 for (size_t i = 0; i < t->dirty.n; i++) {
                         dmp_entry_t *en = t->dirty.v[i];
                         if (!(en->flags & DMP_ENTRY_CLOSED)) {
@@ -935,6 +914,7 @@ int dmp_engine_commit(dmp_engine_t *e, char *errstr, size_t errstr_size) {
                                                                     DMP_ENTRY_CHANGED)) |
                                                       DMP_ENTRY_PERSISTED);
                         } else if (en->ext && ks_of(en)->refs > 0) {
+                                assert(dmp_window_is_keyed(&e->windows[en->win]));
                                 en->flags = DMP_ENTRY_CLOSED | ENTRY_ZOMBIE;
                         } else {
                                 t->entry_bytes -= engine_entry_bytes(e, en);
@@ -949,7 +929,7 @@ int dmp_engine_commit(dmp_engine_t *e, char *errstr, size_t errstr_size) {
         if (e->stats.mem_entries > e->mem.entries)
                 evict_after_commit(e);
         uint64_t open = 0;
-        TASK_FOREACH(e, t)
+        DMP_TASK_FOREACH(e, t)
                 open += t->table.cnt;
         e->stats.open_entries = open;
         return 0;
@@ -957,7 +937,7 @@ int dmp_engine_commit(dmp_engine_t *e, char *errstr, size_t errstr_size) {
 
 void dmp_engine_foreach_partition(dmp_engine_t *e, dmp_partition_cb_t *cb, void *opaque) {
         task_t *t;
-        TASK_FOREACH(e, t)
+        DMP_TASK_FOREACH(e, t)
                 cb(opaque, t->partition, t->next_offset);
 }
 

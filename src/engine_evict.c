@@ -131,7 +131,7 @@ void evict_after_commit(dmp_engine_t *e) {
          * next eviction is some time away. */
         uint64_t bytes = e->stats.mem_entries;
         task_t *t;
-        TASK_FOREACH(e, t)
+        DMP_TASK_FOREACH(e, t)
                 evict(e, t, &bytes, e->mem.entries / 2);
         evict_mem_update(e);
 }
@@ -139,7 +139,7 @@ void evict_after_commit(dmp_engine_t *e) {
 void evict_mem_update(dmp_engine_t *e) {
         uint64_t entries = 0;
         task_t *t;
-        TASK_FOREACH(e, t)
+        DMP_TASK_FOREACH(e, t)
                 entries += t->entry_bytes + dmp_wtable_bytes(&t->table) +
                            t->dirty.cap * sizeof(*t->dirty.v);
         e->stats.mem_entries = entries;

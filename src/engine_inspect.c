@@ -50,7 +50,7 @@ long dmp_engine_query_windows(const dmp_engine_t *e, int wi, const char *key, si
         query_ctx_t qc = {e, wi, cb, opaque};
         long n = 0;
         task_t *t;
-        TASK_FOREACH(e, t) {
+        DMP_TASK_FOREACH(e, t) {
                 long r = dmp_store_scan_key(e->store, t->partition, wi, key, key_len, query_one,
                                             &qc, errstr, errstr_size);
                 if (r < 0)
@@ -69,7 +69,7 @@ int dmp_engine_window_index(const dmp_engine_t *e, const char *name) {
 
 void dmp_engine_foreach_task(const dmp_engine_t *e, dmp_task_info_cb_t *cb, void *opaque) {
         task_t *t;
-        TASK_FOREACH(e, t) {
+        DMP_TASK_FOREACH(e, t) {
                 dmp_task_info_t ti = {t->partition, t->next_offset, t->stream_time, t->events,
                                       (uint64_t)t->table.cnt};
                 cb(opaque, &ti);

@@ -2,6 +2,19 @@
  * the per-partition task, its buckets and session / sliding key states,
  * the engine struct, and the functions one file offers the others.
  *
+ * State of one input partition ("task"):
+ *   - a hash table of entries keyed by (window definition, key, start):
+ *       * tumbling / hopping: one entry per window, with one aggregate per
+ *         measure of the definition;
+ *       * session / sliding: one entry per key (start DMP_START_KEYSTATE)
+ *         holding the key's open sessions, or its buffered records;
+ *       * late counters: one entry per key with late events since its last
+ *         result (start DMP_START_LATE);
+ *   - per window definition, buckets of entries ordered by time: tumbling /
+ *     hopping by window start (a window closes with its bucket), session /
+ *     sliding by the bucket of the key's next close time;
+ *   - the dirty list: entries to write or delete at the next commit.
+ *
  * Entry lifecycle (flags of wtable.h, and two of the engine's):
  *   open     in the table (and a bucket); DIRTY while on the dirty list
  *   CLOSED   retired: out of the table, owned by the dirty list until the
@@ -55,9 +68,9 @@ typedef struct bucket_list {
         bucket_t *b; /* sorted by start */
         size_t n, cap;
         /* tumbling / hopping: close_fixed has nothing to do while the stream
-         * time is below due (valid if due_known; a new bucket clears it).
-         * Saves its scan of the buckets on every event that advances the
-         * stream time: ~140 instructions per event (callgrind, core row). */
+         * time is below due (valid if due_known; a new bucket clears it):
+         * no scan of the buckets on every event that advances the stream
+         * time (docs/PERFORMANCE.md "The core pipeline"). */
         int due_known;
         int64_t due;
         /* tumbling / hopping: memos of dmp_window_{last,first}_start_memo */
@@ -125,13 +138,6 @@ struct dmp_engine {
 };
 
 
-/* Iterates the open tasks of e: TASK_FOREACH(e, t) { ... } with task_t *t
- * declared by the caller; break and continue work as in a for loop. */
-#define TASK_FOREACH(e, t)                                                     \
-        for (int32_t t##_p_ = 0; t##_p_ < (e)->ntasks; t##_p_++)             \
-                if (((t) = (e)->tasks[t##_p_]) == NULL) {                      \
-                } else
-
 /* A session / sliding key's state (the entry's ext). */
 static inline keystate_t *ks_of(const dmp_entry_t *en) {
         return en->ext;
@@ -151,7 +157,9 @@ static inline int64_t item_i64(const unsigned char *item, int at) {
 /* ---- engine.c ---- */
 
 /* The open task of partition, or NULL. */
-task_t *engine_task(const dmp_engine_t *e, int32_t partition);
+static inline task_t *engine_task(const dmp_engine_t *e, int32_t partition) {
+        return partition >= 0 && partition < e->ntasks ? e->tasks[partition] : NULL;
+}
 void engine_entry_free(dmp_entry_t *en);
 /* The heap bytes of an entry with its key and key state (task_t.entry_bytes). */
 uint64_t engine_entry_bytes(const dmp_engine_t *e, const dmp_entry_t *en);

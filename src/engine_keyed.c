@@ -7,6 +7,7 @@
  * keyed_close.
  *
  * Threads: the processing thread only. */
+#include <assert.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -388,6 +389,7 @@ void keyed_close(dmp_engine_t *e, task_t *t, int wi) {
                 for (size_t i = 0; i < b.n; i++) {
                         dmp_entry_t *en = b.v[i];
                         keystate_t *ks = ks_of(en);
+                        assert(ks->refs > 0); /* this bucket's reference */
                         ks->refs--;
                         if (en->flags & ENTRY_ZOMBIE) {
                                 if (ks->refs == 0) {

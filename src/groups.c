@@ -4,6 +4,7 @@
  * groups.h, groups_int.h (the state's layout) and docs/PATTERNS.md. */
 #include "groups.h"
 
+#include <assert.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -111,11 +112,11 @@ static void task_free(gtask_t *t) {
 void dmp_groups_destroy(dmp_groups_t *g) {
         if (!g)
                 return;
-        for (int32_t p = 0; p < g->ntasks; p++)
-                if (g->tasks[p]) {
-                        task_free(g->tasks[p]);
-                        free(g->tasks[p]);
-                }
+        gtask_t *t;
+        DMP_TASK_FOREACH(g, t) {
+                task_free(t);
+                free(t);
+        }
         free(g->tasks);
         task_free(&g->inst);
         for (int i = 0; i < g->npatterns; i++)
@@ -166,13 +167,10 @@ size_t dmp_groups_bucket_label(double x, double width, char *buf, size_t size) {
 
 /* ---- entries ---- */
 
-gtask_t *groups_task(const dmp_groups_t *g, int32_t p) {
-        return p >= 0 && p < g->ntasks ? g->tasks[p] : NULL;
-}
-
 /* Takes en out of its table (or candidates) for deletion at the commit, or,
  * if the store never held it, to be freed by release_unstored (sooner). */
 void groups_retire(dmp_groups_t *g, gtask_t *t, dmp_wtable_t *table, dmp_entry_t *en) {
+        assert(!(en->flags & DMP_ENTRY_CLOSED)); /* retired once */
         if (table)
                 dmp_wtable_remove(table, en);
         en->flags |= DMP_ENTRY_CLOSED;
@@ -340,9 +338,9 @@ static void group_out(dmp_groups_t *g, const gdef_t *gd, const dmp_window_t *w, 
 /* Running statistics changed since the last emit, combined over the
  * partitions. */
 static void emit_running(dmp_groups_t *g) {
-        for (int32_t p = 0; p < g->ntasks; p++) {
-                gtask_t *t = g->tasks[p];
-                for (size_t i = 0; t && i < t->dirty.n; i++) {
+        gtask_t *t;
+        DMP_TASK_FOREACH(g, t) {
+                for (size_t i = 0; i < t->dirty.n; i++) {
                         dmp_entry_t *en = t->dirty.v[i];
                         if (WIN_KIND(en->win) != KIND_RUNNING || !(en->flags & DMP_ENTRY_CHANGED) ||
                             (en->flags & DMP_ENTRY_CLOSED))
@@ -381,9 +379,9 @@ static int closing_cmp(const void *x, const void *y) {
 static void close_group_windows(dmp_groups_t *g) {
         closing_t *c = NULL;
         size_t n = 0, cap = 0;
-        for (int32_t p = 0; p < g->ntasks; p++) {
-                gtask_t *t = g->tasks[p];
-                for (size_t i = 0; t && i < t->run.cap; i++) {
+        gtask_t *t;
+        DMP_TASK_FOREACH(g, t) {
+                for (size_t i = 0; i < t->run.cap; i++) {
                         dmp_entry_t *en = t->run.slots[i];
                         if (!en || WIN_KIND(en->win) != KIND_GWIN)
                                 continue;
@@ -461,9 +459,9 @@ void dmp_groups_emit(dmp_groups_t *g, int64_t watermark) {
                 return;
         close_group_windows(g);
         patterns_close_key_topk(g);
-        for (int32_t p = 0; p < g->ntasks; p++) /* what they retired */
-                if (g->tasks[p])
-                        dmp_dirty_compact(&g->tasks[p]->dirty, release_unstored, NULL);
+        gtask_t *t;
+        DMP_TASK_FOREACH(g, t) /* what they retired */
+                dmp_dirty_compact(&t->dirty, release_unstored, NULL);
 }
 
 /* ---- persistence ---- */
@@ -503,9 +501,9 @@ static void persist_task(dmp_groups_t *g, gtask_t *t, dmp_store_t *st) {
 }
 
 void dmp_groups_persist(dmp_groups_t *g, dmp_store_t *st) {
-        for (int32_t p = 0; p < g->ntasks; p++)
-                if (g->tasks[p])
-                        persist_task(g, g->tasks[p], st);
+        gtask_t *t;
+        DMP_TASK_FOREACH(g, t)
+                persist_task(g, t, st);
         persist_task(g, &g->inst, st);
 }
 
@@ -521,9 +519,9 @@ static void committed_task(gtask_t *t) {
 }
 
 void dmp_groups_committed(dmp_groups_t *g) {
-        for (int32_t p = 0; p < g->ntasks; p++)
-                if (g->tasks[p])
-                        committed_task(g->tasks[p]);
+        gtask_t *t;
+        DMP_TASK_FOREACH(g, t)
+                committed_task(t);
         committed_task(&g->inst);
 }
 

@@ -137,7 +137,9 @@ static inline int key_cmp(const char *a, size_t al, const char *b, size_t bl) {
 /* ---- groups.c ---- */
 
 /* The task of partition p, or NULL. */
-gtask_t *groups_task(const dmp_groups_t *g, int32_t p);
+static inline gtask_t *groups_task(const dmp_groups_t *g, int32_t p) {
+        return p >= 0 && p < g->ntasks ? g->tasks[p] : NULL;
+}
 /* Takes en out of its table (NULL: a candidate list) for deletion at the
  * commit, or, if the store never held it, for freeing sooner. */
 void groups_retire(dmp_groups_t *g, gtask_t *t, dmp_wtable_t *table, dmp_entry_t *en);

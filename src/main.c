@@ -302,9 +302,8 @@ static int cmd_demo(int argc, char **argv) {
  * sanitizers ignore this symbol; MALLOC_CONF in the environment adds to
  * it). Freed pages go back to the kernel after 500 ms instead of 10 s, and
  * at once instead of lingering as "muzzy": the consumer's prefetch churns
- * through many small allocations, and with jemalloc's defaults the freed
- * pages counted ~25 MB of peak RSS (5 M events e2e: 123-127 -> 95-102 MB)
- * at no CPU cost measured. */
+ * through small allocations (docs/PERFORMANCE.md "Measurements behind the
+ * code"). */
 const char *malloc_conf = "dirty_decay_ms:500,muzzy_decay_ms:0";
 
 int main(int argc, char **argv) {

@@ -278,10 +278,10 @@ static int ktop_cmp(const void *x, const void *y) {
 void patterns_close_key_topk(dmp_groups_t *g) {
         closing_t *c = NULL;
         size_t n = 0, cap = 0;
-        for (int32_t p = 0; p < g->ntasks; p++) {
-                gtask_t *t = g->tasks[p];
+        gtask_t *t;
+        DMP_TASK_FOREACH(g, t) {
                 size_t keep = 0;
-                for (size_t i = 0; t && i < t->nktop; i++) {
+                for (size_t i = 0; i < t->nktop; i++) {
                         dmp_entry_t *en = t->ktop[i];
                         const dmp_window_t *w = &g->windows[g->patterns[en->win & 0xfff].wi];
                         if (en->start + w->size + w->grace > g->mark) {
@@ -294,10 +294,8 @@ void patterns_close_key_topk(dmp_groups_t *g) {
                         }
                         c[n++] = (closing_t){t, en};
                 }
-                if (t) {
-                        t->nktop = keep;
-                        t->krun_begin = SIZE_MAX;
-                }
+                t->nktop = keep;
+                t->krun_begin = SIZE_MAX;
         }
         if (n > 1)
                 qsort(c, n, sizeof(*c), ktop_cmp);

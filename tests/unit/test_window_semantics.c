@@ -1,4 +1,5 @@
-/* Unit tests of the window semantics of src/engine.c, driven end to end
+/* Unit tests of the window semantics of the engine (src/engine.c,
+ * src/engine_keyed.c; assignment alone: test_window_assign.c), driven end to end
  * through dmp_engine_process (events of schemas/event.avsc, one measure
  * v = price) and checked against the exact sequence of emitted results.
  *
