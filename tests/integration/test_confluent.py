@@ -151,12 +151,15 @@ def test_three_writer_versions_through_registry(kafka, dmpflow, registry, tmp_pa
 
         proxy.lookups_down = True  # dmpflow can register, not fetch writer schemas
         proc = dmpflow.start("run", "-c", cfg)
-        reader.until(1, timeout=6)
+        paused = re.compile(r"partition \d+ paused at offset \d+ .*: schema registry unavailable "
+                            r"for schema id \d+: GET /schemas/ids/\d+: HTTP 503")
+        deadline = time.monotonic() + 60  # (joining the group takes seconds on a new broker)
+        while not paused.search(proc.stderr) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert paused.search(proc.stderr), proc.stderr[-2000:]
+        reader.until(1, timeout=3)
         assert proc.poll() is None, f"dmpflow exited with {proc.poll()} while the registry was down"
         assert not reader.records, "results published while no writer schema could be had"
-        assert re.search(r"partition \d+ paused at offset \d+ .*: schema registry unavailable "
-                         r"for schema id \d+: GET /schemas/ids/\d+: HTTP 503", proc.stderr), \
-            proc.stderr[-2000:]
         proxy.lookups_down = False
 
         finish(dmpflow, proc, reader, len(ref.results))
