@@ -1,6 +1,9 @@
 /* A Confluent-compatible schema registry client (REST over libcurl):
  * writer schemas by id (not cached here: the decoder caches what it
- * compiled from them, bounded), and registration of output schemas.
+ * compiled from them, bounded; the schemas they reference are cached
+ * here), and registration of output schemas. Tested against Apicurio
+ * Registry's Confluent-compatible API (scripts/registry-local); the
+ * contract is Confluent's REST API.
  *
  * Each call retries transient failures (no connection, timeouts, HTTP 5xx
  * and 429) with exponential backoff, up to opts.retries times, then reports
@@ -53,7 +56,12 @@ dmp_registry_t *dmp_registry_new(const dmp_registry_opts_t *o, char *errstr,
                                  size_t errstr_size);
 void dmp_registry_destroy(dmp_registry_t *r);
 
-/* The schema (JSON text) of id; *schema stays valid until the next call. */
+/* The schema (JSON text) of id; *schema stays valid until the next call.
+ * A schema registered with references (Confluent "references": named
+ * types of other subjects' schemas) comes with them resolved and copied in
+ * (schemaref.h): one self-contained schema. A reference that does not
+ * exist, a reference cycle or a schema that is not Avro is
+ * DMP_REG_NOT_FOUND, with errstr saying which. */
 dmp_reg_status_t dmp_registry_schema(dmp_registry_t *r, int32_t id, const char **schema,
                                      char *errstr, size_t errstr_size);
 
