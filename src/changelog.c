@@ -23,6 +23,7 @@ typedef struct part {
         uint64_t records;
         int drop_pending; /* local state without a checkpoint: drop it if records come */
         int seen;         /* a record or the end was seen */
+        int64_t began_ms; /* monotonic: when the restore began */
 } part_t;
 
 struct dmp_changelog {
@@ -447,7 +448,8 @@ int dmp_changelog_restore(dmp_changelog_t *cl, dmp_engine_t *e,
                 if (pt->restoring)
                         continue;
                 *pt = (part_t){.next = -1, .restoring = 1, .from = r ? checkpoint : 0,
-                               .position = -1, .end = -1, .drop_pending = !r && local};
+                               .position = -1, .end = -1, .drop_pending = !r && local,
+                               .began_ms = dmp_mono_ms()};
                 cl->restoring++;
                 rd_kafka_topic_partition_list_add(q, cl->topic, p)->offset = RD_KAFKA_OFFSET_END;
         }
@@ -527,8 +529,9 @@ static int restore_done(dmp_changelog_t *cl, dmp_engine_t *e, int32_t partition,
         pt->next = end;
         pt->need_fp = end == 0;
         cl->stats.restores++;
+        double secs = (double)(dmp_mono_ms() - pt->began_ms) / 1000.0;
         dmp_info("partition %d: restored %" PRIu64 " changelog records (offsets %" PRId64
-                 " to %" PRId64 ")", (int)partition, pt->records, pt->from, end);
+                 " to %" PRId64 ") in %.3f s", (int)partition, pt->records, pt->from, end, secs);
         if (relog) {
                 long n = dmp_engine_relog(e, partition, errstr, errstr_size);
                 if (n < 0)

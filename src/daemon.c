@@ -122,7 +122,7 @@ struct dmp_daemon {
         int assigned;                    /* partitions held */
         uint64_t rebalances;             /* assignments and revocations */
         int64_t rebalance_ms;            /* wall clock of the last one */
-        int64_t lag[DMP_MAX_LAG_PARTITIONS]; /* consumer lag by partition (statistics), -1 */
+        int64_t log_end[DMP_MAX_LAG_PARTITIONS]; /* input partition ends (statistics), -1 */
         uint64_t commit_count;
         double commit_seconds, commit_max_seconds;
         /* group offsets of the last commit handed to the state writer:
@@ -344,8 +344,12 @@ static void sink_changelog(void *opaque, int32_t partition, int family, const vo
 
 /* ---- the HTTP endpoint ---- */
 
-/* librdkafka statistics (statistics.interval.ms): the consumer lag of each
- * partition of the input topic. Served on the processing thread. */
+/* librdkafka statistics (statistics.interval.ms): the end of each partition
+ * of the input topic (its last stable offset, else its high watermark). Not
+ * librdkafka's consumer_lag: that counts from the consumer's own committed
+ * offset, which it does not learn when the offsets are committed in a
+ * transaction (always, with the changelog). Served on the processing
+ * thread. */
 static int stats_cb(rd_kafka_t *rk, char *json, size_t json_len, void *opaque) {
         dmp_daemon_t *d = opaque;
         (void)rk;
@@ -357,9 +361,11 @@ static int stats_cb(rd_kafka_t *rk, char *json, size_t json_len, void *opaque) {
         json_t *v;
         json_object_foreach(parts, k, v) {
                 int p = atoi(k);
-                json_t *lag = json_object_get(v, "consumer_lag");
-                if (p >= 0 && p < DMP_MAX_LAG_PARTITIONS && json_is_integer(lag))
-                        d->lag[p] = json_integer_value(lag);
+                json_t *end = json_object_get(v, "ls_offset");
+                if (!json_is_integer(end) || json_integer_value(end) < 0)
+                        end = json_object_get(v, "hi_offset");
+                if (p >= 0 && p < DMP_MAX_LAG_PARTITIONS && json_is_integer(end))
+                        d->log_end[p] = json_integer_value(end);
         }
         json_decref(root);
         return 0; /* librdkafka frees json */
@@ -388,7 +394,7 @@ static void publish_metrics(dmp_daemon_t *d) {
         dmp_admin_stats(d->admin, &as);
         dmp_metrics_input_t in = {
                 .input_topic = d->conf->input.topic, .output_topic = d->conf->output.topic,
-                .dlq = d->dlq, .lag = d->lag, .nlag = DMP_MAX_LAG_PARTITIONS,
+                .dlq = d->dlq, .log_end = d->log_end, .nlog_end = DMP_MAX_LAG_PARTITIONS,
                 .assigned = d->assigned, .commits = d->commit_count,
                 .commit_seconds = d->commit_seconds, .commit_max_seconds = d->commit_max_seconds,
                 .fetch_wakeups = dmp_fetchwake_rounds(d->fetchwake), .now_ms = dmp_now_ms(),
@@ -998,7 +1004,7 @@ dmp_daemon_t *dmp_daemon_new(dmp_conf_t *conf, int *config_error, char *errstr,
         rd_kafka_conf_set_opaque(cc, d);
         rd_kafka_conf_set_rebalance_cb(cc, rebalance_cb);
         for (int i = 0; i < DMP_MAX_LAG_PARTITIONS; i++)
-                d->lag[i] = -1;
+                d->log_end[i] = -1;
         if (conf->http.port > 0) { /* consumer lag for /metrics */
                 rd_kafka_conf_set_stats_cb(cc, stats_cb);
                 if (!dmp_conf_kafka_get(conf, "statistics.interval.ms"))

@@ -18,6 +18,14 @@ typedef struct part_ctx {
 
 enum { P_EVENTS, P_OFFSET, P_STREAM_TIME, P_WATERMARK_LAG, P_LAG, P_ENTRIES };
 
+/* Records between a partition's next offset and its end; -1: unknown. */
+static int64_t consumer_lag(const dmp_metrics_input_t *in, const dmp_task_info_t *ti) {
+        int p = (int)ti->partition;
+        if (p >= in->nlog_end || in->log_end[p] < 0 || ti->next_offset < 0)
+                return -1;
+        return in->log_end[p] > ti->next_offset ? in->log_end[p] - ti->next_offset : 0;
+}
+
 static void per_partition(void *opaque, const dmp_task_info_t *ti) {
         part_ctx_t *pc = opaque;
         const char *t = pc->in->input_topic;
@@ -42,9 +50,9 @@ static void per_partition(void *opaque, const dmp_task_info_t *ti) {
                                        "%" PRId64 "\n", t, p, pc->in->now_ms - ti->stream_time);
                 break;
         case P_LAG:
-                if (p < pc->in->nlag && pc->in->lag[p] >= 0)
+                if (consumer_lag(pc->in, ti) >= 0)
                         dmp_buf_printf(pc->b, "dmpflow_consumer_lag{topic=\"%s\",partition=\"%d\"} %"
-                                       PRId64 "\n", t, p, pc->in->lag[p]);
+                                       PRId64 "\n", t, p, consumer_lag(pc->in, ti));
                 break;
         case P_ENTRIES:
                 dmp_buf_printf(pc->b, "dmpflow_state_entries{topic=\"%s\",partition=\"%d\"} %" PRIu64
@@ -236,7 +244,7 @@ static void json_partition(void *opaque, const dmp_task_info_t *ti) {
         json_part_ctx_t *pc = opaque;
         dmp_buf_t *b = pc->b;
         int p = (int)ti->partition;
-        int64_t lag = p < pc->in->nlag ? pc->in->lag[p] : -1;
+        int64_t lag = consumer_lag(pc->in, ti);
         dmp_buf_printf(b, "%s{\"partition\": %d, \"next_offset\": %" PRId64 ", ",
                        pc->n++ ? ", " : "", p, ti->next_offset);
         json_i64(b, "lag", lag < 0 ? -1 : lag, -1);

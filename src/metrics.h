@@ -18,8 +18,10 @@
 typedef struct dmp_metrics_input {
         const char *input_topic, *output_topic;
         const dmp_dlq_t *dlq;
-        const int64_t *lag; /* consumer lag by partition (-1: unknown) */
-        int nlag;
+        /* The end of each input partition by partition (-1: unknown): the
+         * consumer lag is the end minus the partition's next offset. */
+        const int64_t *log_end;
+        int nlog_end;
         int assigned;       /* partitions held */
         uint64_t commits;
         double commit_seconds, commit_max_seconds;

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
-from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import AdminClient, ConfigResource
 
 from reference import Measure, Window, compute
 from support import assert_matches_reference, make_config, make_events, partition_for
@@ -73,9 +73,9 @@ def config(dmpflow, kafka, tmp_path, name, src, dst, group, guarantee):
         bootstrap=kafka.bootstrap, input_topic=src, output_topic=dst,
         state_dir=tmp_path / f"state-{name}", group_id=group, measures=MEASURES,
         windows=WINDOWS, commit_interval_ms=200,
+        # a killed instance's partitions move after its session times out
+        kafka_extra=["session.timeout.ms = 6000", "heartbeat.interval.ms = 500"],
     ).replace("[state]\n", f"[state]\nguarantee = {guarantee}\n")
-    # a killed instance's partitions move after its session times out
-    text += "\n[kafka]\nsession.timeout.ms = 6000\nheartbeat.interval.ms = 500\n"
     return dmpflow.write_config(text, name=f"{name}.conf")
 
 
@@ -116,6 +116,7 @@ def test_partitions_move_with_their_state(kafka, dmpflow, tmp_path: Path, guaran
 
     # a is killed: its partitions move to b after a's session times out
     a_first = a.stderr
+    at_kill = len(produced)  # a's killed run processed at most this much
     a.signal(signal.SIGKILL)
     a.wait(10)
     assert wait_for_log(b, r"assigned 8 partition\(s\)", timeout=60), b.stderr[-3000:]
@@ -154,12 +155,10 @@ def test_partitions_move_with_their_state(kafka, dmpflow, tmp_path: Path, guaran
     logs = a_first + b.stderr + a.stderr
     later = resumed_offsets(b.stderr) + resumed_offsets(a.stderr)
     assert later and all(o > 0 for o in later), later
-    processed = events_processed(a_first) + events_processed(b.stderr) + \
-        events_processed(a.stderr)
-    # (a's killed run printed its count every 10 s at most: it may undercount)
-    print(f"{guarantee}: {len(produced)} events, about {processed} processed in all, "
-          f"{len(reader.records)} records for {len(want)} results; restores: "
-          f"{len(re.findall(r'restored \d+ changelog records', logs))}")
+    processed = at_kill + events_processed(b.stderr) + events_processed(a.stderr)
+    restores = len(re.findall(r"restored \d+ changelog records", logs))
+    print(f"{guarantee}: {len(produced)} events, at most {processed} processed in all, "
+          f"{len(reader.records)} records for {len(want)} results; restores: {restores}")
     assert processed < 1.5 * len(produced), (processed, len(produced))
 
     if guarantee == "exactly_once":
@@ -169,14 +168,17 @@ def test_partitions_move_with_their_state(kafka, dmpflow, tmp_path: Path, guaran
 
 
 def test_state_outlives_its_deleted_input(kafka, dmpflow, tmp_path: Path):
-    """An instance processes the first half of the input and stops; that
-    input is deleted (DeleteRecords: what retention does to old segments);
+    """An instance processes the first half of the input and stops; the
+    input topic's retention then deletes its old segments (retention.ms =
+    1 s, small segments; scripts/kafka-local checks retention every second);
     the second half comes; another instance without local state takes every
     partition and restores them from the changelog. The windows that span
-    both halves must equal the reference over all the input."""
+    both halves must equal the reference over all the input: re-reading what
+    is left of the input would miss the deleted events."""
     n = 80_000
     events = make_events(n, 43, keys=50, step_ms=5, ooo=0.0, max_delay_ms=0, null_clicks=0.2)
-    src = kafka.topic(PARTITIONS, "in")
+    segments = {"segment.bytes": str(64 * 1024)}
+    src = kafka.topic(PARTITIONS, "in", config=segments)
     dst = kafka.topic(PARTITIONS, "out")
     group = f"{src}-g"
     # one long window over everything: its result needs every event
@@ -199,19 +201,36 @@ def test_state_outlives_its_deleted_input(kafka, dmpflow, tmp_path: Path):
     assert dmpflow.stop(a, timeout=30) == 0, a.stderr[-3000:]
     assert f"stopped: {n // 2} events" in a.stderr, a.stderr[-2000:]
 
-    # the processed input goes away, as retention would delete it
+    # retention deletes the processed input's closed segments
     admin = AdminClient({"bootstrap.servers": kafka.bootstrap, "log_level": 3})
+
+    def set_topic_config(cfg: dict[str, str]) -> None:
+        res = ConfigResource(ConfigResource.Type.TOPIC, src, set_config=cfg)
+        for f in admin.alter_configs([res]).values():
+            f.result(30)
+
     c = Consumer({"bootstrap.servers": kafka.bootstrap, "group.id": f"{group}-wm",
                   "log_level": 3})
-    ends = [c.get_watermark_offsets(TopicPartition(src, p), timeout=10)[1]
-            for p in range(PARTITIONS)]
-    futs = admin.delete_records([TopicPartition(src, p, ends[p]) for p in range(PARTITIONS)])
-    for f in futs.values():
-        f.result(30)
-    starts = [c.get_watermark_offsets(TopicPartition(src, p), timeout=10, cached=False)[0]
-              for p in range(PARTITIONS)]
+
+    def watermarks() -> list[tuple[int, int]]:
+        return [c.get_watermark_offsets(TopicPartition(src, p), timeout=10, cached=False)
+                for p in range(PARTITIONS)]
+
+    set_topic_config({**segments, "retention.ms": "1000"})
+    deadline = time.monotonic() + 60
+    marks = watermarks()
+    while time.monotonic() < deadline:
+        marks = watermarks()
+        if sum(lo for lo, _hi in marks) >= sum(hi for _lo, hi in marks) // 2 and \
+                all(lo > 0 for lo, _hi in marks):
+            break
+        time.sleep(1.0)
+    set_topic_config({**segments, "retention.ms": "-1"})
     c.close()
-    assert starts == ends and min(ends) > 0, (starts, ends)
+    # (the active segment of each partition stays: most, not all, is gone)
+    deleted = sum(lo for lo, _hi in marks)
+    print(f"retention deleted {deleted} of {n // 2} processed events: {marks}")
+    assert all(lo > 0 for lo, _hi in marks) and deleted >= n // 4, marks
 
     second = kafka.produce(src, events[n // 2:], PARTITIONS)
     reader = kafka.reader(dst)
