@@ -649,16 +649,11 @@ static void partition_restored(void *opaque, int32_t partition) {
         rd_kafka_topic_partition_list_add(l, d->conf->input.topic, partition)->offset =
                 next >= 0 ? next : reset;
         resolve_reset_offsets(d->consumer, l, reset);
-        rd_kafka_error_t *e = rd_kafka_seek_partitions(d->consumer, l, RESET_QUERY_TIMEOUT_MS);
-        if (e || l->elems[0].err) {
-                fail(d, "partition %d: cannot seek to offset %" PRId64 ": %s", (int)partition,
-                     l->elems[0].offset,
-                     e ? rd_kafka_error_string(e) : rd_kafka_err2str(l->elems[0].err));
-                if (e)
-                        rd_kafka_error_destroy(e);
-        } else {
+        if (dmp_fetchq_seek(d->consumer, d->conf->input.topic, partition, l->elems[0].offset,
+                            errstr, sizeof(errstr)))
+                fail(d, "partition %d: %s", (int)partition, errstr);
+        else
                 set_paused(d, l, 0);
-        }
         rd_kafka_topic_partition_list_destroy(l);
         update_ready(d);
 }
@@ -1374,9 +1369,10 @@ int dmp_daemon_run(dmp_daemon_t *d, char *errstr, size_t errstr_size) {
                          rd_kafka_err2str(err));
                 return -1;
         }
-        dmp_info("dmpflow %s: consuming %s as group %s, results to %s, state in %s",
-                 DMPFLOW_VERSION, d->conf->input.topic, d->conf->input.group_id,
-                 d->conf->output.topic, d->conf->state.dir);
+        dmp_info("dmpflow %s: consuming %s as group %s, results to %s, state in %s "
+                 "(librdkafka %s)", DMPFLOW_VERSION, d->conf->input.topic,
+                 d->conf->input.group_id, d->conf->output.topic, d->conf->state.dir,
+                 rd_kafka_version_str());
 
         cron_start(d, dmp_mono_ms());
         rd_kafka_queue_t *cq = dmp_fetchq_events(d->fetchq);

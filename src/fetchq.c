@@ -1,6 +1,7 @@
 #include "fetchq.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <poll.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -116,4 +117,23 @@ void dmp_fetchq_destroy(dmp_fetchq_t *fq) {
         rd_kafka_queue_destroy(fq->events);
         close(fq->wake_fd);
         free(fq);
+}
+
+int dmp_fetchq_seek(rd_kafka_t *consumer, const char *topic, int32_t partition, int64_t offset,
+                    char *errstr, size_t errstr_size) {
+        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(l, topic, partition)->offset = offset;
+        rd_kafka_error_t *e = rd_kafka_seek_partitions(consumer, l, 0);
+        rd_kafka_resp_err_t err = l->elems[0].err;
+        int rc = 0;
+        if (e || (err && err != RD_KAFKA_RESP_ERR__IN_PROGRESS)) {
+                snprintf(errstr, errstr_size, "cannot seek %s [%d] to offset %" PRId64 ": %s",
+                         topic, (int)partition, offset,
+                         e ? rd_kafka_error_string(e) : rd_kafka_err2str(err));
+                rc = -1;
+        }
+        if (e)
+                rd_kafka_error_destroy(e);
+        rd_kafka_topic_partition_list_destroy(l);
+        return rc;
 }

@@ -73,6 +73,16 @@ void dmp_fetchq_wait(dmp_fetchq_t *fq, int timeout_ms);
  * HTTP state query waits for the processing thread. */
 void dmp_fetchq_wake(dmp_fetchq_t *fq);
 
+/* Seeks a partition of consumer to offset, without waiting: the seek is
+ * queued to the partition before anything the caller does next (a resume),
+ * and messages fetched before it are dropped. Returns 0, or -1 with errstr
+ * when librdkafka refuses it at once (say, a partition it does not hold).
+ * Why not wait: librdkafka before 2.1.0 waits timeout_ms microseconds, not
+ * milliseconds, for a seek (#4230): a 5 s wait lasted 5 ms, and a busy
+ * consumer's seek "timed out". */
+int dmp_fetchq_seek(rd_kafka_t *consumer, const char *topic, int32_t partition, int64_t offset,
+                    char *errstr, size_t errstr_size);
+
 void dmp_fetchq_destroy(dmp_fetchq_t *fq);
 
 #endif

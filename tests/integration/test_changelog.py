@@ -191,7 +191,8 @@ def test_state_outlives_its_deleted_input(kafka, dmpflow, tmp_path: Path):
             windows=windows, commit_interval_ms=200)
         return dmpflow.write_config(text, name=f"{name}.conf")
 
-    first = kafka.produce(src, events[:n // 2], PARTITIONS)
+    small = {"batch.size": 16384}  # batches must fit in a segment
+    first = kafka.produce(src, events[:n // 2], PARTITIONS, producer_conf=small)
     a = dmpflow.start("run", "-c", conf("a"))
     assert wait_for_log(a, r"assigned 8 partition\(s\)"), a.stderr[-3000:]
     deadline = time.monotonic() + 60
@@ -232,7 +233,7 @@ def test_state_outlives_its_deleted_input(kafka, dmpflow, tmp_path: Path):
     print(f"retention deleted {deleted} of {n // 2} processed events: {marks}")
     assert all(lo > 0 for lo, _hi in marks) and deleted >= n // 4, marks
 
-    second = kafka.produce(src, events[n // 2:], PARTITIONS)
+    second = kafka.produce(src, events[n // 2:], PARTITIONS, producer_conf=small)
     reader = kafka.reader(dst)
     b = dmpflow.start("run", "-c", conf("b"))  # no local state at all
     assert wait_for_log(b, r"assigned 8 partition\(s\)"), b.stderr[-3000:]
@@ -247,7 +248,7 @@ def test_state_outlives_its_deleted_input(kafka, dmpflow, tmp_path: Path):
         if partition_for(e["user_id"], PARTITIONS) not in covered:
             covered.add(partition_for(e["user_id"], PARTITIONS))
             closers.append(e)
-    closed = kafka.produce(src, closers, PARTITIONS)
+    closed = kafka.produce(src, closers, PARTITIONS, producer_conf=small)
     ref = compute(first + second + closed, windows,
                   [Measure.parse(n_, e) for n_, e in MEASURES.items()])
     want = set(ref.results)
