@@ -615,6 +615,10 @@ int dmp_changelog_restoring(const dmp_changelog_t *cl) {
         return cl->restoring;
 }
 
+rd_kafka_queue_t *dmp_changelog_restore_queue(const dmp_changelog_t *cl) {
+        return cl->rq;
+}
+
 void dmp_changelog_foreach_restore(const dmp_changelog_t *cl,
                                    void (*cb)(void *opaque, const dmp_restore_info_t *ri),
                                    void *opaque) {

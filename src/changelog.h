@@ -111,6 +111,10 @@ long dmp_changelog_serve(dmp_changelog_t *cl, dmp_engine_t *e, long max,
 
 /* Restores in progress: their number, and each one's progress. */
 int dmp_changelog_restoring(const dmp_changelog_t *cl);
+
+/* The queue restores are read from (borrowed), for a wake-up on arrivals
+ * (dmp_fetchq_watch). */
+rd_kafka_queue_t *dmp_changelog_restore_queue(const dmp_changelog_t *cl);
 void dmp_changelog_foreach_restore(const dmp_changelog_t *cl,
                                    void (*cb)(void *opaque, const dmp_restore_info_t *ri),
                                    void *opaque);

@@ -1040,6 +1040,8 @@ dmp_daemon_t *dmp_daemon_new(dmp_conf_t *conf, int *config_error, char *errstr,
                 goto fail;
         if (d->txn_producer && setup_changelog(d, config_error, errstr, errstr_size))
                 goto fail;
+        if (d->changelog) /* restored records end the loop's wait */
+                dmp_fetchq_watch(d->fetchq, dmp_changelog_restore_queue(d->changelog));
         if (need_waker) {
                 char qmin[32];
                 size_t qmin_size = sizeof(qmin);
@@ -1071,6 +1073,8 @@ void dmp_daemon_destroy(dmp_daemon_t *d) {
         dmp_admin_stop(d->admin); /* first: it may be waiting for a query's answer */
         dmp_live_destroy(d->live);
         dmp_fetchwake_destroy(d->fetchwake); /* before the consumer it borrows */
+        if (d->fetchq && d->changelog)
+                dmp_fetchq_unwatch(d->fetchq, dmp_changelog_restore_queue(d->changelog));
         dmp_fetchq_destroy(d->fetchq);
         if (d->consumer)
                 rd_kafka_destroy(d->consumer);
@@ -1426,10 +1430,7 @@ int dmp_daemon_run(dmp_daemon_t *d, char *errstr, size_t errstr_size) {
                         }
                 }
                 if (served <= 0 && n <= 0 && restored <= 0) /* nothing to do */
-                        dmp_fetchq_wait(d->fetchq, d->changelog &&
-                                                           dmp_changelog_restoring(d->changelog)
-                                                       ? 5 /* (restores are not on its queue) */
-                                                       : 100);
+                        dmp_fetchq_wait(d->fetchq, 100); /* (restores wake it too) */
         }
 
         if (d->fetchwake)

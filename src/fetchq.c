@@ -102,6 +102,15 @@ void dmp_fetchq_wait(dmp_fetchq_t *fq, int timeout_ms) {
         (void)poll(&pfd, 1, timeout_ms);
 }
 
+void dmp_fetchq_watch(dmp_fetchq_t *fq, rd_kafka_queue_t *q) {
+        rd_kafka_queue_io_event_enable(q, fq->wake_fd, &wake_payload, sizeof(wake_payload));
+}
+
+void dmp_fetchq_unwatch(dmp_fetchq_t *fq, rd_kafka_queue_t *q) {
+        (void)fq;
+        rd_kafka_queue_io_event_enable(q, -1, NULL, 0);
+}
+
 void dmp_fetchq_wake(dmp_fetchq_t *fq) {
         atomic_store(&fq->woken, 1); /* a wake-up the wait's read drained still counts */
         ssize_t r = write(fq->wake_fd, &wake_payload, sizeof(wake_payload));

@@ -69,6 +69,12 @@ rd_kafka_queue_t *dmp_fetchq_events(const dmp_fetchq_t *fq);
  * something (it may return early). */
 void dmp_fetchq_wait(dmp_fetchq_t *fq, int timeout_ms);
 
+/* Makes q (another queue, borrowed: say a second consumer's) end
+ * dmp_fetchq_wait() too when it becomes non-empty. Undo it with
+ * dmp_fetchq_unwatch() before q or fq is destroyed. */
+void dmp_fetchq_watch(dmp_fetchq_t *fq, rd_kafka_queue_t *q);
+void dmp_fetchq_unwatch(dmp_fetchq_t *fq, rd_kafka_queue_t *q);
+
 /* Ends the current or next dmp_fetchq_wait() early (any thread): e.g. an
  * HTTP state query waits for the processing thread. */
 void dmp_fetchq_wake(dmp_fetchq_t *fq);
