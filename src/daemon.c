@@ -130,7 +130,7 @@ struct dmp_daemon {
         rd_kafka_topic_partition_list_t *unlanded_offsets;
         /* counters published for other threads */
         _Atomic uint64_t c_events_in, c_decode_errors, c_late_events, c_results_out, c_commits,
-                c_partitions;
+                c_partitions, c_restoring, c_restored_records, c_ready;
 };
 
 static void fail(dmp_daemon_t *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -613,6 +613,12 @@ static void resolve_reset_offsets(rd_kafka_t *rk, rd_kafka_topic_partition_list_
 static void update_ready(dmp_daemon_t *d) {
         if (d->admin)
                 dmp_admin_set_ready(d->admin, is_ready(d));
+        atomic_store(&d->c_ready, (uint64_t)is_ready(d));
+        if (d->changelog) {
+                atomic_store(&d->c_restoring, (uint64_t)dmp_changelog_restoring(d->changelog));
+                atomic_store(&d->c_restored_records,
+                             dmp_changelog_stats(d->changelog)->restored_records);
+        }
 }
 
 static void set_paused(dmp_daemon_t *d, rd_kafka_topic_partition_list_t *parts, int paused) {
@@ -1126,6 +1132,9 @@ void dmp_daemon_counters(const dmp_daemon_t *d, dmp_daemon_counters_t *out) {
         out->results_out = atomic_load(&d->c_results_out);
         out->commits = atomic_load(&d->c_commits);
         out->partitions = atomic_load(&d->c_partitions);
+        out->restoring = atomic_load(&d->c_restoring);
+        out->restored_records = atomic_load(&d->c_restored_records);
+        out->ready = (int)atomic_load(&d->c_ready);
 }
 
 /* ---- output schemas (format = confluent) ---- */
@@ -1415,6 +1424,8 @@ int dmp_daemon_run(dmp_daemon_t *d, char *errstr, size_t errstr_size) {
                                                        partition_restored, d, rerr, sizeof(rerr));
                         if (restored < 0)
                                 fail(d, "restore failed: %s", rerr);
+                        else if (restored > 0)
+                                update_ready(d); /* (its counters) */
                 }
                 int64_t now = dmp_mono_ms();
                 if (d->fetchwake)

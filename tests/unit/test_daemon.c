@@ -503,6 +503,53 @@ static void test_failed_state_write_eos(void **state) {
         state_write_cycle(*state, "write-eos", MODE_EOS);
 }
 
+/* A partition whose local state is gone is restored from the changelog
+ * before its input is read, and the restore shows: partitions restoring,
+ * not ready (what /readyz says), then records restored, ready, and nothing
+ * of the input read again. Requests take 300 ms on the mock broker, so the
+ * restore lasts long enough to be seen. */
+static void test_restore_is_visible_and_reads_no_input(void **state) {
+        mock_t *m = *state;
+        topics_t t = phase0(m, "restore-seen", MODE_ALOS);
+        char dir[160];
+        snprintf(dir, sizeof(dir), "%s/%s", m->dir, t.group);
+        dmp_rmtree(dir); /* the local state is gone: a move to a new instance */
+        rd_kafka_mock_broker_set_rtt(m->mc, 1, 300);
+        run_t r;
+        start(m, &r, t.in, t.out, t.group, MODE_ALOS);
+        dmp_daemon_counters_t c = {0};
+        int seen = 0;
+        for (int i = 0; i < 6000 && c.partitions < PARTITIONS; i++) {
+                c = counters(&r);
+                if (c.restoring > 0 && !seen) {
+                        seen = 1;
+                        assert_false(c.ready);
+                        assert_true(c.partitions < PARTITIONS);
+                }
+                usleep(5000);
+        }
+        rd_kafka_mock_broker_set_rtt(m->mc, 1, 0);
+        assert_true(seen);
+        assert_int_equal(c.partitions, PARTITIONS);
+        for (int i = 0; i < 1000 && !c.ready; i++) {
+                usleep(10000);
+                c = counters(&r);
+        }
+        assert_true(c.ready);
+        assert_int_equal(c.restoring, 0);
+        /* each partition's metadata and the open window of its "tick" (the
+         * keys' windows closed within the commit that made them: their
+         * changes cancelled out, none was logged) */
+        assert_true(c.restored_records >= PARTITIONS * 2);
+        usleep(300000);
+        assert_int_equal(counters(&r).events_in, 0); /* nothing read again */
+        assert_int_equal(finish(&r, 1), 0);
+        int64_t next[PARTITIONS];
+        stored_offsets(m, t.group, next);
+        for (int p = 0; p < PARTITIONS; p++)
+                assert_int_equal(next[p], KEYS * PER_KEY + 1);
+}
+
 /* Transaction faults under exactly_once: `cnt` errors `err` pushed on
  * requests `api` while phase 1 is processed. fatal: the daemon must stop
  * with `why`, and a restart finishes the work; else it must recover by
@@ -569,11 +616,14 @@ int main(void) {
                 cmocka_unit_test(test_failed_state_write_local),
                 cmocka_unit_test(test_failed_state_write_alos),
                 cmocka_unit_test(test_failed_state_write_eos),
+                cmocka_unit_test(test_restore_is_visible_and_reads_no_input),
                 cmocka_unit_test(test_txn_abortable_add_partitions),
                 cmocka_unit_test(test_txn_retriable_end_txn),
                 cmocka_unit_test(test_txn_retriable_offset_commit),
                 cmocka_unit_test(test_txn_retriable_produce),
                 cmocka_unit_test(test_txn_fatal_fenced),
         };
+        if (getenv("TEST_FILTER")) /* e.g. TEST_FILTER='test_txn_*' */
+                cmocka_set_test_filter(getenv("TEST_FILTER"));
         return cmocka_run_group_tests(tests, setup, teardown);
 }
