@@ -11,8 +11,8 @@ reading its input again.
   that takes over a partition resumes at the offset its predecessor
   committed (never at the start of the input), and the input is processed
   about once in all, not once per move.
-- Retention: the input that an instance has processed is deleted (as
-  retention would delete its segments), then the partitions move to an
+- Retention: the input that an instance has processed is deleted by the
+  topic's retention (retention.ms = 1 s), then the partitions move to an
   instance without any local state: it restores them from the changelog, and
   the windows that span the deleted and the new input come out right.
 """
@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
-from confluent_kafka.admin import AdminClient, ConfigResource
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
 
 from reference import Measure, Window, compute
 from support import assert_matches_reference, make_config, make_events, partition_for
@@ -205,9 +205,10 @@ def test_state_outlives_its_deleted_input(kafka, dmpflow, tmp_path: Path):
     # retention deletes the processed input's closed segments
     admin = AdminClient({"bootstrap.servers": kafka.bootstrap, "log_level": 3})
 
-    def set_topic_config(cfg: dict[str, str]) -> None:
-        res = ConfigResource(ConfigResource.Type.TOPIC, src, set_config=cfg)
-        for f in admin.alter_configs([res]).values():
+    def set_retention(ms: str) -> None:
+        res = ConfigResource(ConfigResource.Type.TOPIC, src, incremental_configs=[
+            ConfigEntry("retention.ms", ms, incremental_operation=AlterConfigOpType.SET)])
+        for f in admin.incremental_alter_configs([res]).values():
             f.result(30)
 
     c = Consumer({"bootstrap.servers": kafka.bootstrap, "group.id": f"{group}-wm",
@@ -217,7 +218,7 @@ def test_state_outlives_its_deleted_input(kafka, dmpflow, tmp_path: Path):
         return [c.get_watermark_offsets(TopicPartition(src, p), timeout=10, cached=False)
                 for p in range(PARTITIONS)]
 
-    set_topic_config({**segments, "retention.ms": "1000"})
+    set_retention("1000")
     deadline = time.monotonic() + 60
     marks = watermarks()
     while time.monotonic() < deadline:
@@ -226,7 +227,7 @@ def test_state_outlives_its_deleted_input(kafka, dmpflow, tmp_path: Path):
                 all(lo > 0 for lo, _hi in marks):
             break
         time.sleep(1.0)
-    set_topic_config({**segments, "retention.ms": "-1"})
+    set_retention("-1")
     c.close()
     # (the active segment of each partition stays: most, not all, is gone)
     deleted = sum(lo for lo, _hi in marks)

@@ -1,11 +1,14 @@
-"""Scale-out: instances of one consumer group, each with its own state dir,
-share the partitions while the input flows; one joins, one leaves.
+"""Scale-out without a changelog (`[state] changelog.enable = false`):
+instances of one consumer group, each with its own state dir, share the
+partitions while the input flows; one joins, one leaves.
 
-What is claimed (README, docs/STATE.md "Moving a partition"): a partition
-that moves to an instance resumes from the state that instance stores for
-it, or is read again from the beginning if it has none, so every published
-result equals the reference, none is missing, and the results of a moved
-partition may be published again (identical).
+What is claimed (docs/STATE.md "Moving a partition"): without the
+changelog, a partition that moves to an instance resumes from the state
+that instance stores for it, or is read again from the beginning if it has
+none, so every published result equals the reference, none is missing, and
+the results of a moved partition may be published again (identical). With
+the changelog (the default) state moves with its partitions:
+test_changelog.py.
 """
 
 from __future__ import annotations
@@ -57,7 +60,8 @@ def test_instances_join_and_leave_while_input_flows(kafka, dmpflow, tmp_path: Pa
         return dmpflow.write_config(make_config(
             bootstrap=kafka.bootstrap, input_topic=src, output_topic=dst,
             state_dir=tmp_path / f"state-{name}", group_id=group, measures=MEASURES,
-            windows=WINDOWS, commit_interval_ms=200), name=f"{name}.conf")
+            windows=WINDOWS, commit_interval_ms=200,
+        ).replace("[state]\n", "[state]\nchangelog.enable = false\n"), name=f"{name}.conf")
 
     produced = kafka.produce(src, events[:2 * CHUNK], PARTITIONS)
     producing_error: list[BaseException] = []
