@@ -1,6 +1,8 @@
 #include "admin.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <limits.h>
 #include <microhttpd.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -37,18 +39,42 @@ struct dmp_admin {
         int stopping;
 };
 
+/* The length of the valid UTF-8 sequence at s[0..n) (n > 0), or 0: no
+ * overlong forms, surrogates or code points past U+10FFFF (RFC 3629). */
+static size_t utf8_seq(const unsigned char *s, size_t n) {
+        unsigned c = s[0];
+        size_t len = c < 0x80 ? 1 : c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3
+                                   : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+        if (!len || len > n)
+                return 0;
+        for (size_t i = 1; i < len; i++)
+                if ((s[i] & 0xc0) != 0x80)
+                        return 0;
+        if ((c == 0xe0 && s[1] < 0xa0) || (c == 0xed && s[1] > 0x9f) ||
+            (c == 0xf0 && s[1] < 0x90) || (c == 0xf4 && s[1] > 0x8f))
+                return 0;
+        return len;
+}
+
 void dmp_json_string(dmp_buf_t *out, const char *s, size_t len) {
         dmp_buf_append(out, "\"", 1);
-        for (size_t i = 0; i < len; i++) {
+        for (size_t i = 0; i < len;) {
                 unsigned char c = (unsigned char)s[i];
+                size_t l = utf8_seq((const unsigned char *)s + i, len - i);
                 if (c == '"' || c == '\\') {
                         char e[2] = {'\\', (char)c};
                         dmp_buf_append(out, e, 2);
                 } else if (c < 0x20) {
                         dmp_buf_printf(out, "\\u%04x", c);
+                } else if (!l) {
+                        /* JSON is UTF-8: a byte that is not (keys and URLs are
+                         * bytes) becomes U+FFFD (fuzz finding, docs/FUZZING.md) */
+                        dmp_buf_append(out, "\\ufffd", 6);
+                        l = 1;
                 } else {
-                        dmp_buf_append(out, (const char *)&c, 1);
+                        dmp_buf_append(out, s + i, l);
                 }
+                i += l ? l : 1;
         }
         dmp_buf_append(out, "\"", 1);
 }
@@ -63,17 +89,6 @@ static enum MHD_Result respond(struct MHD_Connection *c, unsigned status, const 
         enum MHD_Result ret = MHD_queue_response(c, status, r);
         MHD_destroy_response(r);
         return ret;
-}
-
-static enum MHD_Result respond_error(struct MHD_Connection *c, unsigned status,
-                                     const char *msg) {
-        dmp_buf_t b = {0};
-        dmp_buf_append(&b, "{\"error\": ", 10);
-        dmp_json_string(&b, msg, strlen(msg));
-        dmp_buf_append(&b, "}\n", 2);
-        enum MHD_Result r = respond(c, status, "application/json", b.p, b.len);
-        dmp_buf_free(&b);
-        return r;
 }
 
 /* The process's metrics, read now: resident memory and CPU time. */
@@ -121,6 +136,81 @@ static void run_query(dmp_admin_t *a, query_t *q) {
         pthread_mutex_unlock(&a->lock);
 }
 
+int dmp_admin_last_arg(const char *arg) {
+        if (!arg || !*arg)
+                return 0;
+        char *end;
+        errno = 0;
+        long v = strtol(arg, &end, 10);
+        /* not a number, or beyond int: out of range (the query answers 400) */
+        if (errno || *end || v < 0 || v > INT_MAX)
+                return -1;
+        return (int)v;
+}
+
+static void error_body(dmp_buf_t *b, const char *msg) {
+        dmp_buf_append(b, "{\"error\": ", 10);
+        dmp_json_string(b, msg, strlen(msg));
+        dmp_buf_append(b, "}\n", 2);
+}
+
+unsigned dmp_admin_route(dmp_admin_t *a, const char *method, const char *url,
+                         const char *last_arg, dmp_admin_query_cb_t *query, void *opaque,
+                         const char **type, dmp_buf_t *body) {
+        *type = "application/json";
+        if (strcmp(method, "GET") && strcmp(method, "HEAD")) {
+                error_body(body, "read-only: GET only");
+                return MHD_HTTP_METHOD_NOT_ALLOWED;
+        }
+        if (!strcmp(url, "/healthz")) {
+                *type = "text/plain";
+                dmp_buf_append(body, "ok\n", 3);
+                return MHD_HTTP_OK;
+        }
+        if (!strcmp(url, "/readyz")) {
+                *type = "text/plain";
+                if (a && atomic_load(&a->ready)) {
+                        dmp_buf_append(body, "ready\n", 6);
+                        return MHD_HTTP_OK;
+                }
+                dmp_buf_append(body, "not ready: no partitions assigned and restored yet\n", 51);
+                return MHD_HTTP_SERVICE_UNAVAILABLE;
+        }
+        if (!strcmp(url, "/metrics")) {
+                *type = "text/plain; version=0.0.4";
+                if (a) {
+                        pthread_mutex_lock(&a->lock);
+                        if (a->metrics)
+                                dmp_buf_append(body, a->metrics, a->metrics_len);
+                        pthread_mutex_unlock(&a->lock);
+                }
+                process_metrics(body);
+                return MHD_HTTP_OK;
+        }
+        if (!strncmp(url, "/state/", 7))
+                return (unsigned)query(opaque, url + 7, dmp_admin_last_arg(last_arg), body);
+        error_body(body, "no such resource: /metrics, /healthz, /readyz, "
+                         "/state/windows/<window>/<key>, /state/groups/<group>[/<value>], "
+                         "/state/patterns/<pattern>?last=N");
+        return MHD_HTTP_NOT_FOUND;
+}
+
+/* The query callback of dmp_admin_route on the HTTP thread: hands the
+ * query to the processing thread and waits for its answer (503 if none). */
+static int ask_processing_thread(void *opaque, const char *path, int last, dmp_buf_t *out) {
+        query_t q = {.path = path, .last = last};
+        run_query(opaque, &q);
+        int status = q.status;
+        if (!q.done) {
+                status = MHD_HTTP_SERVICE_UNAVAILABLE;
+                error_body(out, "the processing thread did not answer in time");
+        } else if (q.body.p) {
+                dmp_buf_append(out, q.body.p, q.body.len);
+        }
+        dmp_buf_free(&q.body);
+        return status;
+}
+
 static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url,
                                const char *method, const char *version, const char *upload_data,
                                size_t *upload_data_size, void **con_cls) {
@@ -129,46 +219,14 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         (void)upload_data;
         (void)upload_data_size;
         (void)con_cls;
-        if (strcmp(method, "GET") && strcmp(method, "HEAD"))
-                return respond_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "read-only: GET only");
-        if (!strcmp(url, "/healthz"))
-                return respond(c, MHD_HTTP_OK, "text/plain", "ok\n", 3);
-        if (!strcmp(url, "/readyz"))
-                return atomic_load(&a->ready)
-                               ? respond(c, MHD_HTTP_OK, "text/plain", "ready\n", 6)
-                               : respond(c, MHD_HTTP_SERVICE_UNAVAILABLE, "text/plain",
-                                         "not ready: no partitions assigned and restored yet\n",
-                                         51);
-        if (!strcmp(url, "/metrics")) {
-                dmp_buf_t b = {0};
-                pthread_mutex_lock(&a->lock);
-                if (a->metrics)
-                        dmp_buf_append(&b, a->metrics, a->metrics_len);
-                pthread_mutex_unlock(&a->lock);
-                process_metrics(&b);
-                enum MHD_Result r = respond(c, MHD_HTTP_OK, "text/plain; version=0.0.4", b.p,
-                                            b.len);
-                dmp_buf_free(&b);
-                return r;
-        }
-        if (!strncmp(url, "/state/", 7)) {
-                const char *last = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "last");
-                query_t q = {.path = url + 7, .last = last ? atoi(last) : 0};
-                run_query(a, &q);
-                enum MHD_Result r;
-                if (!q.done)
-                        r = respond_error(c, MHD_HTTP_SERVICE_UNAVAILABLE,
-                                          "the processing thread did not answer in time");
-                else
-                        r = respond(c, (unsigned)q.status, "application/json",
-                                    q.body.p ? q.body.p : "", q.body.len);
-                dmp_buf_free(&q.body);
-                return r;
-        }
-        return respond_error(c, MHD_HTTP_NOT_FOUND,
-                             "no such resource: /metrics, /healthz, /readyz, "
-                             "/state/windows/<window>/<key>, /state/groups/<group>[/<value>], "
-                             "/state/patterns/<pattern>?last=N");
+        const char *type;
+        dmp_buf_t b = {0};
+        unsigned status = dmp_admin_route(
+                a, method, url, MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "last"),
+                ask_processing_thread, a, &type, &b);
+        enum MHD_Result r = respond(c, status, type, b.p ? b.p : "", b.len);
+        dmp_buf_free(&b);
+        return r;
 }
 
 dmp_admin_t *dmp_admin_start(const char *address, int port, dmp_admin_query_cb_t *query,

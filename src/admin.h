@@ -36,7 +36,23 @@ void dmp_admin_set_ready(dmp_admin_t *a, int ready);
 /* Answers the pending state query, if any (processing thread). */
 void dmp_admin_serve(dmp_admin_t *a);
 
-/* Appends s to out as a JSON string (quoted, escaped). */
+/* Answers one request without a socket (the endpoint's handler calls it;
+ * so do tests and tests/fuzz/fuzz_http.c): method and url (the decoded
+ * path, without the query string), last_arg the raw ?last= value (NULL:
+ * absent). /state/ queries go to query(opaque, path after "/state/",
+ * dmp_admin_last_arg(last_arg), body). a may be NULL (no metrics text, not
+ * ready). Appends the body to body, sets *type (a static string) and
+ * returns the HTTP status. */
+unsigned dmp_admin_route(dmp_admin_t *a, const char *method, const char *url,
+                         const char *last_arg, dmp_admin_query_cb_t *query, void *opaque,
+                         const char **type, dmp_buf_t *body);
+
+/* The ?last=N argument: 0 if absent or empty, N for a decimal integer in
+ * [0, INT_MAX], else -1 (out of range: the query answers 400). */
+int dmp_admin_last_arg(const char *arg);
+
+/* Appends s[0..len) to out as a JSON string (quoted, escaped); bytes that
+ * are not UTF-8 become U+FFFD, so the document stays valid JSON. */
 void dmp_json_string(dmp_buf_t *out, const char *s, size_t len);
 
 #endif

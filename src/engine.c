@@ -309,6 +309,10 @@ dmp_engine_t *dmp_engine_compile(dmp_conf_t *conf) {
         return e;
 }
 
+dmp_store_t *dmp_engine_store(dmp_engine_t *e) {
+        return e->store;
+}
+
 uint64_t dmp_engine_fingerprint(const dmp_engine_t *e) {
         return pipeline_fingerprint(e);
 }

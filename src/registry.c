@@ -172,12 +172,39 @@ static long request(dmp_registry_t *r, const char *path, const char *post, body_
 }
 
 /* The registry's own error message of a body, or the body. */
-static void answer_error(const body_t *b, long status, char *errstr, size_t errstr_size) {
-        json_t *j = b->p ? json_loads(b->p, 0, NULL) : NULL;
+static void answer_error(const char *body, long status, char *errstr, size_t errstr_size) {
+        json_t *j = body ? json_loads(body, 0, NULL) : NULL;
         const char *m = json_string_value(json_object_get(j, "message"));
         snprintf(errstr, errstr_size, "registry answered HTTP %ld: %s", status,
-                 m ? m : b->p ? b->p : "");
+                 m ? m : body ? body : "");
         json_decref(j);
+}
+
+dmp_reg_status_t dmp_registry_schema_answer(long status, const char *body, int32_t id,
+                                            char **schema, char *errstr, size_t errstr_size) {
+        *schema = NULL;
+        if (!status)
+                return DMP_REG_UNAVAILABLE;
+        if (status != 200) {
+                answer_error(body, status, errstr, errstr_size);
+                return status == 404 ? DMP_REG_NOT_FOUND : DMP_REG_ERROR;
+        }
+        dmp_reg_status_t st = DMP_REG_ERROR;
+        json_t *j = json_loads(body ? body : "", 0, NULL);
+        const char *s = json_string_value(json_object_get(j, "schema"));
+        const char *type = json_string_value(json_object_get(j, "schemaType"));
+        if (!s) {
+                snprintf(errstr, errstr_size, "schema id %d: no \"schema\" in the answer",
+                         (int)id);
+        } else if (type && strcmp(type, "AVRO")) {
+                snprintf(errstr, errstr_size, "schema id %d is %s, not AVRO", (int)id, type);
+                st = DMP_REG_NOT_FOUND;
+        } else {
+                *schema = dmp_strdup(s);
+                st = DMP_REG_OK;
+        }
+        json_decref(j);
+        return st;
 }
 
 dmp_reg_status_t dmp_registry_schema(dmp_registry_t *r, int32_t id, const char **schema,
@@ -186,33 +213,39 @@ dmp_reg_status_t dmp_registry_schema(dmp_registry_t *r, int32_t id, const char *
         snprintf(path, sizeof(path), "/schemas/ids/%d", (int)id);
         body_t b = {0};
         long status = request(r, path, NULL, &b, errstr, errstr_size);
-        dmp_reg_status_t st = DMP_REG_ERROR;
-        if (!status) {
-                st = DMP_REG_UNAVAILABLE;
-        } else if (status == 404) {
-                answer_error(&b, status, errstr, errstr_size);
-                st = DMP_REG_NOT_FOUND;
-        } else if (status != 200) {
-                answer_error(&b, status, errstr, errstr_size);
-        } else {
-                json_t *j = json_loads(b.p ? b.p : "", 0, NULL);
-                const char *s = json_string_value(json_object_get(j, "schema"));
-                const char *type = json_string_value(json_object_get(j, "schemaType"));
-                if (!s) {
-                        snprintf(errstr, errstr_size, "schema id %d: no \"schema\" in the answer",
-                                 (int)id);
-                } else if (type && strcmp(type, "AVRO")) {
-                        snprintf(errstr, errstr_size, "schema id %d is %s, not AVRO", (int)id,
-                                 type);
-                        st = DMP_REG_NOT_FOUND;
-                } else {
-                        free(r->last_schema);
-                        *schema = r->last_schema = dmp_strdup(s);
-                        st = DMP_REG_OK;
-                }
-                json_decref(j);
+        char *s;
+        dmp_reg_status_t st = dmp_registry_schema_answer(status, b.p, id, &s, errstr,
+                                                         errstr_size);
+        if (st == DMP_REG_OK) {
+                free(r->last_schema);
+                *schema = r->last_schema = s;
         }
         free(b.p);
+        return st;
+}
+
+dmp_reg_status_t dmp_registry_register_answer(long status, const char *body,
+                                              const char *subject, int32_t *id, char *errstr,
+                                              size_t errstr_size) {
+        if (!status)
+                return DMP_REG_UNAVAILABLE;
+        if (status != 200) {
+                answer_error(body, status, errstr, errstr_size);
+                return DMP_REG_ERROR;
+        }
+        dmp_reg_status_t st = DMP_REG_ERROR;
+        json_t *j = json_loads(body ? body : "", 0, NULL);
+        json_t *v = json_object_get(j, "id");
+        /* ids are non-negative 32-bit integers (the wire format's 4 bytes) */
+        if (json_is_integer(v) && json_integer_value(v) >= 0 &&
+            json_integer_value(v) <= INT32_MAX) {
+                *id = (int32_t)json_integer_value(v);
+                st = DMP_REG_OK;
+        } else {
+                snprintf(errstr, errstr_size, "registering %s: no valid id in the answer",
+                         subject);
+        }
+        json_decref(j);
         return st;
 }
 
@@ -229,23 +262,8 @@ dmp_reg_status_t dmp_registry_register(dmp_registry_t *r, const char *subject,
         body_t b = {0};
         long status = request(r, path, post, &b, errstr, errstr_size);
         free(post);
-        dmp_reg_status_t st = DMP_REG_ERROR;
-        if (!status) {
-                st = DMP_REG_UNAVAILABLE;
-        } else if (status != 200) {
-                answer_error(&b, status, errstr, errstr_size);
-        } else {
-                json_t *j = json_loads(b.p ? b.p : "", 0, NULL);
-                json_t *v = json_object_get(j, "id");
-                if (json_is_integer(v)) {
-                        *id = (int32_t)json_integer_value(v);
-                        st = DMP_REG_OK;
-                } else {
-                        snprintf(errstr, errstr_size, "registering %s: no id in the answer",
-                                 subject);
-                }
-                json_decref(j);
-        }
+        dmp_reg_status_t st = dmp_registry_register_answer(status, b.p, subject, id, errstr,
+                                                           errstr_size);
         free(b.p);
         return st;
 }

@@ -57,6 +57,21 @@ void dmp_registry_destroy(dmp_registry_t *r);
 dmp_reg_status_t dmp_registry_schema(dmp_registry_t *r, int32_t id, const char **schema,
                                      char *errstr, size_t errstr_size);
 
+/* Reads the registry's answer to GET /schemas/ids/<id>: HTTP status (0: no
+ * answer after the retries) and body (NUL-terminated text; NULL: none).
+ * DMP_REG_OK with *schema (malloc'ed, the caller frees) the schema's JSON
+ * text; otherwise *schema is NULL and errstr says why. Pure: no I/O, so
+ * tests and the fuzz target (tests/fuzz/fuzz_registry.c) call it without a
+ * socket. */
+dmp_reg_status_t dmp_registry_schema_answer(long status, const char *body, int32_t id,
+                                            char **schema, char *errstr, size_t errstr_size);
+
+/* Reads the answer to POST /subjects/<subject>/versions the same way:
+ * DMP_REG_OK with *id, a non-negative 32-bit integer. */
+dmp_reg_status_t dmp_registry_register_answer(long status, const char *body,
+                                              const char *subject, int32_t *id, char *errstr,
+                                              size_t errstr_size);
+
 /* Registers schema under subject (idempotent on the registry's side) and
  * returns its id. */
 dmp_reg_status_t dmp_registry_register(dmp_registry_t *r, const char *subject,
