@@ -206,9 +206,15 @@ static void compile_windows(dmp_engine_t *e, const dmp_conf_t *conf) {
                         while (*s == ' ' || *s == ',')
                                 s++;
                         size_t l = strcspn(s, ", ");
-                        int m;
-                        if (l && (m = find_measure(e, s, l)) >= 0)
-                                w->measures[w->nmeasures++] = m;
+                        int m, dup = 0;
+                        if (l && (m = find_measure(e, s, l)) >= 0) {
+                                /* once each: a longer list overflowed measures[]
+                                 * (fuzz finding, docs/FUZZING.md) */
+                                for (int j = 0; j < w->nmeasures; j++)
+                                        dup |= w->measures[j] == m;
+                                if (!dup)
+                                        w->measures[w->nmeasures++] = m;
+                        }
                         s += l;
                 }
                 if (w->nmeasures == 0) /* default: every measure */
