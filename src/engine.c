@@ -1273,6 +1273,35 @@ static inline __attribute__((always_inline)) void close_windows(dmp_engine_t *e,
 
 /* ---- partitions ---- */
 
+/* Whether a stored time is one the engine can have written: event times
+ * are within +-2^60 ms (idle advances add wall-clock time) and durations
+ * within 2^50, so the window arithmetic on times within +-2^61 cannot
+ * overflow. A corrupt or foreign store is refused instead (fuzz finding,
+ * docs/FUZZING.md). */
+static int stored_time_ok(int64_t t) {
+        return t >= -(INT64_C(1) << 61) && t <= INT64_C(1) << 61;
+}
+
+/* The times of a stored key state: sessions [start, last] in order,
+ * records in time order, all in range. */
+static int stored_keystate_ok(const dmp_window_t *w, const unsigned char *items, uint32_t n,
+                              int64_t emitted_upto) {
+        size_t isz = item_size(w);
+        int64_t prev = INT64_MIN;
+        if (emitted_upto != INT64_MIN && !stored_time_ok(emitted_upto))
+                return 0;
+        for (uint32_t i = 0; i < n; i++) {
+                int64_t t0 = item_i64(items + (size_t)i * isz, 0);
+                int64_t t1 = item_i64(items + (size_t)i * isz, 8);
+                if (!stored_time_ok(t0) || !stored_time_ok(t1))
+                        return 0;
+                if (w->kind == DMP_WINDOW_SESSION ? t0 > t1 || (i && t0 <= prev) : t0 < prev)
+                        return 0;
+                prev = w->kind == DMP_WINDOW_SESSION ? t1 : t0;
+        }
+        return 1;
+}
+
 static int load_entry(void *opaque, int win, const char *key, size_t key_len, int64_t start,
                       const void *val, size_t len) {
         load_ctx_t *lc = opaque;
@@ -1290,7 +1319,9 @@ static int load_entry(void *opaque, int win, const char *key, size_t key_len, in
                     v[2] != w->nmeasures || len < 15)
                         return -1;
                 memcpy(&n, v + 11, 4);
-                if (len != 15 + (size_t)n * isz)
+                int64_t upto;
+                memcpy(&upto, v + 3, 8);
+                if (len != 15 + (size_t)n * isz || !stored_keystate_ok(w, v + 15, n, upto))
                         return -1;
                 en = keystate_new(lc->t, win, key, key_len, h);
                 keystate_t *ks = ks_of(en);
@@ -1306,7 +1337,8 @@ static int load_entry(void *opaque, int win, const char *key, size_t key_len, in
         if (v[0] != ENTRY_VERSION_WINDOW || len != 3 + (size_t)v[2] * sizeof(dmp_agg_t))
                 return -1;
         int late = start == DMP_START_LATE;
-        if (v[2] != (late ? 1 : w->nmeasures) || (!late && dmp_window_is_keyed(w)))
+        if (v[2] != (late ? 1 : w->nmeasures) || (!late && dmp_window_is_keyed(w)) ||
+            (!late && !stored_time_ok(start)))
                 return -1;
         if (lc->lazy && !late && !(v[1] & DMP_ENTRY_EMITTED) &&
             lc->t->entry_bytes > e->mem.entries / 2) {
@@ -1354,6 +1386,13 @@ int dmp_engine_partition_open(dmp_engine_t *e, int32_t partition, int64_t *next_
         dmp_wtable_init(&t->table);
         int r = dmp_store_get_meta(e->store, partition, &t->next_offset, &t->stream_time, errstr,
                                    errstr_size);
+        if (r > 0 && (t->next_offset < -1 ||
+                      (t->stream_time != INT64_MIN && !stored_time_ok(t->stream_time)))) {
+                snprintf(errstr, errstr_size, "partition %d: corrupt metadata (offset %" PRId64
+                         ", stream time %" PRId64 ")", (int)partition, t->next_offset,
+                         t->stream_time);
+                r = -1;
+        }
         if (r < 0) {
                 task_free(t);
                 return -1;
@@ -1835,6 +1874,11 @@ int dmp_engine_describe_entry(const dmp_engine_t *e, int win, int64_t start, con
                 for (uint32_t i = 0; i < cnt; i++) {
                         const unsigned char *it = v + 15 + (size_t)i * isz;
                         int64_t t0 = item_i64(it, 0), t1 = item_i64(it, 8);
+                        if (!stored_time_ok(t0) || !stored_time_ok(t1)) {
+                                snprintf(errstr, errstr_size, "window %s: item %u: time out of "
+                                         "range", w->name, i);
+                                return -1;
+                        }
                         if (w->kind == DMP_WINDOW_SESSION) {
                                 if (t0 > t1 || (i && t0 <= prev)) {
                                         snprintf(errstr, errstr_size, "window %s: session %u "
@@ -1871,6 +1915,11 @@ int dmp_engine_describe_entry(const dmp_engine_t *e, int win, int64_t start, con
             (v[1] & ~DMP_ENTRY_EMITTED)) {
                 snprintf(errstr, errstr_size, "window %s: malformed entry (version %d, %zu "
                          "bytes)", w->name, v[0], len);
+                return -1;
+        }
+        if (!late && !stored_time_ok(start)) {
+                snprintf(errstr, errstr_size, "window %s: start %" PRId64 " out of range",
+                         w->name, start);
                 return -1;
         }
         if (!late && dmp_floor_div(start, w->advance) * w->advance != start) {

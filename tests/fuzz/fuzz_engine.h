@@ -126,7 +126,7 @@ static int fuzz_caught_up(void *opaque, int32_t partition, int64_t next_offset) 
 }
 
 /* Creates the engine in a new temporary directory. 0 or -1. */
-static int fuzz_engine_open(fuzz_engine_t *fe) {
+static inline int fuzz_engine_open(fuzz_engine_t *fe) {
         char lerr[256];
         dmp_log_level = DMP_LOG_ERROR;
         if (!getenv("FUZZ_LOG")) /* the engine logs what it rejects: quiet */
@@ -166,7 +166,7 @@ static int fuzz_engine_open(fuzz_engine_t *fe) {
 
 /* Destroys the engine; with wipe, its state directory too (a new one
  * starts empty). */
-static void fuzz_engine_close(fuzz_engine_t *fe, int wipe) {
+static inline void fuzz_engine_close(fuzz_engine_t *fe, int wipe) {
         dmp_engine_destroy(fe->e);
         fe->e = NULL;
         dmp_conf_destroy(fe->conf);
@@ -179,7 +179,7 @@ static void fuzz_engine_close(fuzz_engine_t *fe, int wipe) {
 
 /* Encodes an event of schemas/event.avsc (clicks < 0: null) into buf
  * (at least 64 + the string lengths). */
-static size_t fuzz_event(unsigned char *buf, const char *user, size_t ul, const char *seg,
+static inline size_t fuzz_event(unsigned char *buf, const char *user, size_t ul, const char *seg,
                          size_t sl, int64_t ts, double price, int32_t qty, int64_t clicks) {
         unsigned char *p = buf;
         p = dmp_avro_put_string(p, user, ul);

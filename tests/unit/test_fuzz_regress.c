@@ -22,6 +22,7 @@
 #include "decoder.h"
 #include "engine.h"
 #include "fuzz.h"
+#include "fuzz_engine.h"
 #include "registry.h"
 #include "store.h"
 #include "util.h"
@@ -287,6 +288,102 @@ static void measures_listed_twice(void **state) {
         dmp_conf_destroy(conf);
 }
 
+/* Plants one value in partition p of a fresh engine's store and opens p:
+ * returns dmp_engine_partition_open's result, its message in err. */
+static int open_with(int kind, int win, const void *key, size_t kl, int64_t start,
+                     const void *val, size_t vl, char *err, size_t err_size) {
+        fuzz_engine_t fe = {0};
+        assert_int_equal(fuzz_engine_open(&fe), 0);
+        dmp_store_t *st = dmp_engine_store(fe.e);
+        if (kind == 'W')
+                dmp_store_put_entry(st, 3, win, key, kl, start, val, vl);
+        else if (kind == 'G')
+                dmp_store_put_group(st, 3, key, kl, val, vl);
+        else
+                dmp_store_put_meta(st, 3, start, win ? INT64_MAX - win : 5);
+        assert_int_equal(dmp_store_commit(st, err, err_size), 0);
+        int64_t next;
+        err[0] = '\0';
+        int r = dmp_engine_partition_open(fe.e, 3, &next, err, err_size);
+        if (r == 0) {
+                /* and it works on what it loaded */
+                dmp_engine_idle_tick(fe.e, dmp_now_ms() + 100000, 1, fuzz_caught_up, NULL);
+                dmp_engine_emit_updates(fe.e);
+                assert_int_equal(dmp_engine_commit(fe.e, err, err_size), 0);
+                assert_int_equal(dmp_engine_sync(fe.e, err, err_size), 0);
+        }
+        fuzz_engine_close(&fe, 1);
+        return r;
+}
+
+/* state: values read back from RocksDB are checked before use. A window
+ * start, session or record time or stream time beyond +-2^61 ms overflowed
+ * the window arithmetic (engine.c stored_time_ok, stored_keystate_ok); a
+ * group entry of an unknown kind or definition, or with another number of
+ * aggregates, indexed past the definitions (groups.c stored_entry_valid);
+ * a last-update time beyond int64 was an undefined cast (last_update_of).
+ * Each is now refused with a message, or read safely. */
+static void corrupt_store_refused(void **state) {
+        (void)state;
+        char err[512];
+        dmp_agg_t a[2];
+        memset(a, 0, sizeof(a));
+        a[0].count = 1;
+        a[0].sum = a[0].mean = a[0].min = a[0].max = 1;
+        a[1] = a[0];
+        unsigned char v[3 + sizeof(a)];
+        v[0] = 1; /* a window entry of "tum" (2 measures) */
+        v[1] = 0;
+        v[2] = 2;
+        memcpy(v + 3, a, sizeof(a));
+        assert_int_equal(open_with('W', 0, "k", 1, 10, v, sizeof(v), err, sizeof(err)), 0);
+        assert_int_equal(open_with('W', 0, "k", 1, INT64_MAX - 5, v, sizeof(v), err,
+                                   sizeof(err)), -1);
+        assert_non_null(strstr(err, "corrupt state entry"));
+        assert_int_equal(open_with('M', 1, NULL, 0, 7, NULL, 0, err, sizeof(err)), -1);
+        assert_non_null(strstr(err, "corrupt metadata"));
+        assert_int_equal(open_with('M', 0, NULL, 0, -9, NULL, 0, err, sizeof(err)), -1);
+        /* a session key state of "ses" (window 2, 2 measures) whose last time is INT64_MAX */
+        size_t isz = 24 + 2 * sizeof(dmp_agg_t);
+        unsigned char ks[15 + 24 + 2 * sizeof(dmp_agg_t)];
+        memset(ks, 0, sizeof(ks));
+        ks[0] = 2;
+        ks[2] = 2;
+        int64_t upto = INT64_MIN, t0 = 5, t1 = INT64_MAX;
+        uint32_t n = 1;
+        memcpy(ks + 3, &upto, 8);
+        memcpy(ks + 11, &n, 4);
+        memcpy(ks + 15, &t0, 8);
+        memcpy(ks + 23, &t1, 8);
+        memcpy(ks + 15 + 24, a, sizeof(a));
+        assert_int_equal(sizeof(ks), 15 + isz);
+        assert_int_equal(open_with('W', 2, "k", 1, INT64_MIN + 1, ks, sizeof(ks), err,
+                                   sizeof(err)), -1);
+        t1 = 9;
+        memcpy(ks + 23, &t1, 8);
+        assert_int_equal(open_with('W', 2, "k", 1, INT64_MIN + 1, ks, sizeof(ks), err,
+                                   sizeof(err)), 0);
+        /* group entries: key win:be16 start:be64 (sign flipped) subject */
+        unsigned char gk[11] = {0, 0, 0x80, 0, 0, 0, 0, 0, 0, 0, 'a'};
+        dmp_agg_t ga[3];
+        memcpy(ga, a, sizeof(a));
+        ga[2] = a[0];
+        ga[2].max = 4.35755e+30; /* the last update time */
+        /* [group seg] keeps 2 measures: 3 aggregates */
+        assert_int_equal(open_with('G', 0, gk, sizeof(gk), 0, ga, sizeof(ga), err, sizeof(err)),
+                         0);
+        assert_int_equal(open_with('G', 0, gk, sizeof(gk), 0, ga, 2 * sizeof(dmp_agg_t), err,
+                                   sizeof(err)), -1);
+        gk[1] = 7; /* no [group] 7 */
+        assert_int_equal(open_with('G', 0, gk, sizeof(gk), 0, ga, sizeof(ga), err, sizeof(err)),
+                         -1);
+        gk[0] = 0x70; /* no such kind */
+        gk[1] = 0;
+        assert_int_equal(open_with('G', 0, gk, sizeof(gk), 0, ga, sizeof(ga), err, sizeof(err)),
+                         -1);
+        assert_non_null(strstr(err, "corrupt"));
+}
+
 int main(void) {
         setenv("FUZZ_STATE_FRESH", "1", 1); /* each state input on a fresh engine */
         struct CMUnitTest tests[sizeof(targets) / sizeof(targets[0])];
@@ -297,6 +394,7 @@ int main(void) {
                 cmocka_unit_test(writer_not_a_record), cmocka_unit_test(json_is_utf8),
                 cmocka_unit_test(last_argument),      cmocka_unit_test(registry_answers),
                 cmocka_unit_test(long_query_key),     cmocka_unit_test(measures_listed_twice),
+                cmocka_unit_test(corrupt_store_refused),
         };
         return cmocka_run_group_tests(tests, NULL, NULL) | cmocka_run_group_tests(fixes, NULL, NULL);
 }
