@@ -24,15 +24,12 @@ OPT     ?= -O2 -g
 CFLAGS  += $(CSTD) $(WARN) $(OPT) -Iinclude -Isrc -MMD -MP
 LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lrdkafka -lavro -lrocksdb -linih -ljansson -lcurl -lmicrohttpd) -lpthread -lm
 BUILD   ?= build
-# The daemon's allocator is jemalloc, as in Redis: librdkafka allocates
-# every fetched message on its broker thread and dmpflow frees it on the
-# processing thread, and glibc's malloc serialises those cross-thread frees
-# on the arena lock (perf: _int_free, __lll_lock_wait_private). Measured on
-# the same 5 M events (bench/run.py e2e, 3 runs each): CPU 4.2-5.0 s with
-# jemalloc against 5.5-7.6 s with glibc, events/s 1.45-1.72 M against
-# 0.93-1.34 M. Sanitizer builds use their own allocator (MALLOC_LIB=);
-# unit tests keep glibc's. valgrind on build/dmpflow sees jemalloc's
-# allocations only with --soname-synonyms=somalloc=*jemalloc*.
+# The daemon's allocator is jemalloc, as in Redis: glibc's malloc serialises
+# the processing thread's frees of what librdkafka's broker thread allocated
+# (docs/PERFORMANCE.md "Measurements behind the code"). Sanitizer builds use
+# their own allocator (MALLOC_LIB=); unit tests keep glibc's. valgrind on
+# build/dmpflow sees jemalloc's allocations only with
+# --soname-synonyms=somalloc=*jemalloc*.
 MALLOC_LIB ?= $(shell pkg-config --libs jemalloc 2>/dev/null || echo -ljemalloc)
 
 LIB_SRCS := $(filter-out src/main.c,$(wildcard src/*.c))
@@ -194,8 +191,8 @@ demo:
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)$(BUILD)/dmpflow demo --seconds $(DEMO_SECONDS)
 
-# In-process cost of window assignment and update (issue 4); BENCH_EVENTS
-# events per configuration.
+# In-process cost of window assignment and update; BENCH_EVENTS events per
+# configuration.
 BENCH_EVENTS ?= 3000000
 $(BUILD)/bench_windows: bench/bench_windows.c $(BUILD)/libdmpflow.a
 	@$(if $(Q),echo "  CC      $<")

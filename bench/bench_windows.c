@@ -121,7 +121,8 @@ static int run_shape(int windows, const recs_t *r, timing_t *tm) {
         uint64_t emitted = 0;
         int cfg_err;
         char err[512];
-        dmp_engine_t *e = dmp_engine_new(conf, noop_emit, &emitted, &cfg_err, err, sizeof(err));
+        dmp_engine_sink_t sink = {.result = noop_emit, .opaque = &emitted};
+        dmp_engine_t *e = dmp_engine_new(conf, &sink, &cfg_err, err, sizeof(err));
         if (!e) {
                 fprintf(stderr, "engine: %s\n%s", err, conf->errors ? conf->errors : "");
                 return -1;
@@ -146,13 +147,12 @@ static int run_shape(int windows, const recs_t *r, timing_t *tm) {
         dmp_decoder_destroy(d);
 
         tm->proc_s = tm->commit_s = 0;
-        uint32_t late;
         for (size_t i = 0; i < n; i += 100000) {
                 size_t end = i + 100000 < n ? i + 100000 : n;
                 t0 = now_s();
                 for (size_t j = i; j < end; j++)
                         dmp_engine_process(e, 0, (int64_t)j, NULL, 0, 0, r->buf + r->off[j],
-                                           r->len[j], &late, err, sizeof(err));
+                                           r->len[j], err, sizeof(err));
                 tm->proc_s += now_s() - t0;
                 t0 = now_s();
                 dmp_engine_commit(e, err, sizeof(err));

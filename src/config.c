@@ -55,20 +55,43 @@ static const sec_desc_t sections[SEC__CNT] = {
                          "(docs/PATTERNS.md)"},
 };
 
-/* PT_BYTES: an integer with an optional k, m or g suffix (powers of 1024),
- * stored as int64_t like PT_INT. */
-typedef enum { PT_STR, PT_INT, PT_ENUM, PT_BYTES } prop_type_t;
+/* How a value is stored in its section struct:
+ *   PT_STR    char * (owned)
+ *   PT_INT    int64_t, within [min, max]
+ *   PT_BYTES  int64_t: an integer with an optional k, m or g suffix (powers
+ *             of 1024), within [min, max]
+ *   PT_ENUM   an enum (int-sized): the value of the name in s2i; -1 when a
+ *             property without a default is not set
+ *   PT_DOUBLE double, finite; "" (and no default) is NAN: not set */
+typedef enum { PT_STR, PT_INT, PT_ENUM, PT_BYTES, PT_DOUBLE } prop_type_t;
+
+#define PROP_S2I_MAX 8
 
 typedef struct prop {
         sec_kind_t sec;
         const char *name;
         prop_type_t type;
         const char *def;   /* NULL: no default */
-        int64_t min, max;  /* PT_INT range */
-        const char *enums; /* PT_ENUM: "a|b|c" */
+        int64_t min, max;  /* PT_INT / PT_BYTES range */
+        struct {
+                int val;
+                const char *str; /* NULL ends the list */
+        } s2i[PROP_S2I_MAX]; /* PT_ENUM: the names and their values (librdkafka's .s2i) */
         size_t off;        /* offset of the value in the section struct */
         const char *help;
 } prop_t;
+
+/* PT_ENUM values are stored through an int. */
+_Static_assert(sizeof(dmp_input_format_t) == sizeof(int) &&
+                       sizeof(dmp_offset_reset_t) == sizeof(int) &&
+                       sizeof(dmp_nonfinite_t) == sizeof(int) &&
+                       sizeof(dmp_log_level_t) == sizeof(int) &&
+                       sizeof(dmp_log_format_t) == sizeof(int) &&
+                       sizeof(dmp_window_kind_t) == sizeof(int) &&
+                       sizeof(dmp_emit_mode_t) == sizeof(int) &&
+                       sizeof(dmp_pattern_kind_t) == sizeof(int) &&
+                       sizeof(dmp_stat_t) == sizeof(int) && sizeof(dmp_order_t) == sizeof(int),
+               "enum properties are stored as int");
 
 #define IN(f)  offsetof(dmp_input_conf_t, f)
 #define ST(f)  offsetof(dmp_state_conf_t, f)
@@ -82,162 +105,175 @@ typedef struct prop {
 
 /* The property table: the single declaration of every property. */
 static const prop_t props[] = {
-        {SEC_INPUT, "topic", PT_STR, NULL, 0, 0, NULL, IN(topic),
+        {SEC_INPUT, "topic", PT_STR, NULL, 0, 0, {{0}}, IN(topic),
          "Input topic (required). Events of one key must be in one partition."},
-        {SEC_INPUT, "group.id", PT_STR, "dmpflow", 0, 0, NULL, IN(group_id),
+        {SEC_INPUT, "group.id", PT_STR, "dmpflow", 0, 0, {{0}}, IN(group_id),
          "Consumer group; instances with the same group.id share the partitions."},
-        {SEC_INPUT, "format", PT_ENUM, "avro", 0, 0, "avro|confluent", IN(format),
+        {SEC_INPUT, "format", PT_ENUM, "avro", 0, 0,
+         {{DMP_FORMAT_AVRO, "avro"}, {DMP_FORMAT_CONFLUENT, "confluent"}}, IN(format),
          "Input encoding. avro: raw Avro binary written with `schema`. confluent: the "
          "Confluent wire format (byte 0, a 4-byte schema id, Avro); writer schemas come from "
          "the schema registry at registry.url and are read as reader.schema (or schema)."},
-        {SEC_INPUT, "schema", PT_STR, NULL, 0, 0, NULL, IN(schema),
+        {SEC_INPUT, "schema", PT_STR, NULL, 0, 0, {{0}}, IN(schema),
          "Path of the writer schema (.avsc) of the input events (required for format=avro)."},
-        {SEC_INPUT, "reader.schema", PT_STR, "", 0, 0, NULL, IN(reader_schema),
+        {SEC_INPUT, "reader.schema", PT_STR, "", 0, 0, {{0}}, IN(reader_schema),
          "Path of the reader schema (.avsc): the fields the pipeline reads, with their types "
          "and defaults. Records are read from the writer schema by the Avro resolution rules "
          "(fields added with defaults, removed, reordered, promoted). Empty: `schema` itself."},
-        {SEC_INPUT, "key.field", PT_STR, "", 0, 0, NULL, IN(key_field),
+        {SEC_INPUT, "key.field", PT_STR, "", 0, 0, {{0}}, IN(key_field),
          "Field (string, int or long) that keys the aggregates; empty: the Kafka message key."},
-        {SEC_INPUT, "time.field", PT_STR, "", 0, 0, NULL, IN(time_field),
+        {SEC_INPUT, "time.field", PT_STR, "", 0, 0, {{0}}, IN(time_field),
          "Event-time field (long, timestamp-millis or timestamp-micros); empty: the Kafka timestamp."},
-        {SEC_INPUT, "auto.offset.reset", PT_ENUM, "earliest", 0, 0, "earliest|latest",
-         IN(auto_offset_reset),
+        {SEC_INPUT, "auto.offset.reset", PT_ENUM, "earliest", 0, 0,
+         {{DMP_RESET_EARLIEST, "earliest"}, {DMP_RESET_LATEST, "latest"}}, IN(auto_offset_reset),
          "Where a partition without stored state starts reading: its earliest or latest "
          "offset when it is assigned (resolved before /readyz answers). A partition with "
          "stored state resumes at the stored offset whatever this says."},
-        {SEC_INPUT, "idle.timeout.ms", PT_INT, "0", 0, INT64_C(1) << 40, NULL,
+        {SEC_INPUT, "idle.timeout.ms", PT_INT, "0", 0, INT64_C(1) << 40, {{0}},
          IN(idle_timeout_ms),
          "A partition that received nothing for this long (and is read to its end) advances its "
          "stream time by wall-clock time, so windows still close when data stops. 0: off "
          "(pure event time, reproducible)."},
-        {SEC_INPUT, "nonfinite", PT_ENUM, "dead-letter", 0, 0, "dead-letter|accept", IN(nonfinite),
+        {SEC_INPUT, "nonfinite", PT_ENUM, "dead-letter", 0, 0,
+         {{DMP_NONFINITE_DEAD_LETTER, "dead-letter"}, {DMP_NONFINITE_ACCEPT, "accept"}},
+         IN(nonfinite),
          "A numeric field that measures read holding NaN or +-Infinity. dead-letter: the record "
          "is rejected (class `nonfinite`: counted, copied to dlq.topic) and updates nothing; "
          "accept: the value is used as it is (one NaN makes the window's sum and mean NaN)."},
-        {SEC_INPUT, "registry.url", PT_STR, "", 0, 0, NULL, IN(registry_url),
+        {SEC_INPUT, "registry.url", PT_STR, "", 0, 0, {{0}}, IN(registry_url),
          "Schema registry (Confluent REST API) base URL, http(s)://host:port (format=confluent). "
          "Results are then framed in the Confluent wire format, their schema registered as "
          "<output topic>-value."},
-        {SEC_INPUT, "registry.basic.auth.user.info", PT_STR, "", 0, 0, NULL, IN(registry_auth),
+        {SEC_INPUT, "registry.basic.auth.user.info", PT_STR, "", 0, 0, {{0}}, IN(registry_auth),
          "Basic authentication for the registry, `user:password`; empty: none."},
-        {SEC_INPUT, "registry.ssl.ca.location", PT_STR, "", 0, 0, NULL, IN(registry_ca),
+        {SEC_INPUT, "registry.ssl.ca.location", PT_STR, "", 0, 0, {{0}}, IN(registry_ca),
          "CA bundle (PEM) that verifies an https registry; empty: the system's."},
-        {SEC_INPUT, "registry.timeout.ms", PT_INT, "5000", 100, 600000, NULL,
+        {SEC_INPUT, "registry.timeout.ms", PT_INT, "5000", 100, 600000, {{0}},
          IN(registry_timeout_ms), "Timeout of one registry request (3 retries with backoff follow "
          "a failure)."},
-        {SEC_INPUT, "registry.pause.ms", PT_INT, "1000", 10, 600000, NULL, IN(registry_pause_ms),
+        {SEC_INPUT, "registry.pause.ms", PT_INT, "1000", 10, 600000, {{0}}, IN(registry_pause_ms),
          "While the registry does not answer, a partition that needs a schema from it is "
          "paused (not skipped) and tried again after this long."},
-        {SEC_INPUT, "registry.cache.size", PT_INT, "1000", 1, 1000000, NULL,
+        {SEC_INPUT, "registry.cache.size", PT_INT, "1000", 1, 1000000, {{0}},
          IN(registry_cache_size),
          "Writer schemas (each with its compiled decoder) kept, by id; beyond it the least "
          "recently used is dropped and fetched again when needed. An unknown id is remembered "
          "as unknown for 10 s."},
-        {SEC_STATE, "dir", PT_STR, "./state", 0, 0, NULL, ST(dir),
+        {SEC_STATE, "dir", PT_STR, "./state", 0, 0, {{0}}, ST(dir),
          "RocksDB state directory (aggregates of open windows and the input offsets they reflect)."},
-        {SEC_STATE, "commit.interval.ms", PT_INT, "1000", 10, 3600000, NULL,
+        {SEC_STATE, "commit.interval.ms", PT_INT, "1000", 10, 3600000, {{0}},
          ST(commit_interval_ms),
          "Interval between commits: dirty state, stream times and offsets are written atomically."},
-        {SEC_STATE, "memory.budget", PT_BYTES, "0", 0, INT64_C(1) << 50, NULL, ST(memory_budget),
+        {SEC_STATE, "memory.budget", PT_BYTES, "0", 0, INT64_C(1) << 50, {{0}}, ST(memory_budget),
          "Memory for state, shared by the in-memory entries (3/4), RocksDB's block cache (1/8) "
          "and its memtables (1/8); e.g. 64m, 2g. Past it dmpflow commits early. 0: half the "
          "cgroup memory limit (memory.max, or cgroup v1's limit_in_bytes), else 1g. "
          "docs/STATE.md states the margin."},
-        {SEC_OUTPUT, "topic", PT_STR, NULL, 0, 0, NULL, OUT(topic),
+        {SEC_OUTPUT, "topic", PT_STR, NULL, 0, 0, {{0}}, OUT(topic),
          "Topic of the window results (schemas/window_result.avsc), keyed by the key and "
          "partitioned by it as the Java client does (murmur2; [kafka] partitioner to change) "
          "(required)."},
-        {SEC_OUTPUT, "late.topic", PT_STR, "", 0, 0, NULL, OUT(late_topic),
+        {SEC_OUTPUT, "late.topic", PT_STR, "", 0, 0, {{0}}, OUT(late_topic),
          "Late events (late for at least one window definition) are copied here unchanged, with "
          "headers naming their source and the windows they were late for. Empty: not copied "
          "(always counted)."},
-        {SEC_OUTPUT, "dlq.topic", PT_STR, "", 0, 0, NULL, OUT(dlq_topic),
+        {SEC_OUTPUT, "dlq.topic", PT_STR, "", 0, 0, {{0}}, OUT(dlq_topic),
          "Dead-letter topic: input records that cannot be decoded go there unchanged, with "
          "headers dmpflow.source.{topic,partition,offset,timestamp} and "
          "dmpflow.error.{class,message}; empty: they are only counted and logged."},
-        {SEC_LOG, "level", PT_ENUM, "info", 0, 0, "error|warn|info|debug", LG(level),
+        {SEC_LOG, "level", PT_ENUM, "info", 0, 0,
+         {{DMP_LOG_ERROR, "error"}, {DMP_LOG_WARN, "warn"}, {DMP_LOG_INFO, "info"},
+          {DMP_LOG_DEBUG, "debug"}}, LG(level),
          "Log level."},
-        {SEC_LOG, "format", PT_ENUM, "text", 0, 0, "text|json", LG(format),
+        {SEC_LOG, "format", PT_ENUM, "text", 0, 0, {{DMP_LOG_TEXT, "text"}, {DMP_LOG_JSON, "json"}},
+         LG(format),
          "text: `time level message` lines; json: one JSON object per line (ts, level, msg)."},
-        {SEC_LOG, "file", PT_STR, "", 0, 0, NULL, LG(file),
+        {SEC_LOG, "file", PT_STR, "", 0, 0, {{0}}, LG(file),
          "Log file (appended to; reopened on SIGHUP, for rotation); empty: stderr."},
-        {SEC_HTTP, "address", PT_STR, "127.0.0.1", 0, 0, NULL, HT(address),
+        {SEC_HTTP, "address", PT_STR, "127.0.0.1", 0, 0, {{0}}, HT(address),
          "IPv4 address the endpoint listens on (0.0.0.0: every interface, e.g. in a container)."},
-        {SEC_HTTP, "port", PT_INT, "0", 0, 65535, NULL, HT(port),
+        {SEC_HTTP, "port", PT_INT, "0", 0, 65535, {{0}}, HT(port),
          "TCP port of the endpoint; 0: no endpoint."},
-        {SEC_MEASURE, "expr", PT_STR, NULL, 0, 0, NULL, MS(expr),
+        {SEC_MEASURE, "expr", PT_STR, NULL, 0, 0, {{0}}, MS(expr),
          "Weighted sum of numeric fields, e.g. `0.7*price + 0.3*quantity` (required)."},
-        {SEC_WINDOW, "type", PT_ENUM, "tumbling", 0, 0, "tumbling|hopping|sliding|session",
-         WN(type),
+        {SEC_WINDOW, "type", PT_ENUM, "tumbling", 0, 0,
+         {{DMP_WINDOW_TUMBLING, "tumbling"}, {DMP_WINDOW_HOPPING, "hopping"},
+          {DMP_WINDOW_SLIDING, "sliding"}, {DMP_WINDOW_SESSION, "session"}}, WN(type),
          "Window kind. Results are half-open [start, end) in epoch ms. tumbling and hopping are "
          "aligned to epoch 0; sliding is Kafka Streams' SlidingWindows; session windows merge "
          "events closer than gap.ms."},
-        {SEC_WINDOW, "size.ms", PT_INT, "0", 0, INT64_C(1) << 50, NULL, WN(size_ms),
+        {SEC_WINDOW, "size.ms", PT_INT, "0", 0, INT64_C(1) << 50, {{0}}, WN(size_ms),
          "tumbling, hopping: window size (required). sliding: the time difference D; windows are "
          "[s, s+D] inclusive, reported as [s, s+D+1)."},
-        {SEC_WINDOW, "advance.ms", PT_INT, "0", 0, INT64_C(1) << 50, NULL, WN(advance_ms),
+        {SEC_WINDOW, "advance.ms", PT_INT, "0", 0, INT64_C(1) << 50, {{0}}, WN(advance_ms),
          "Hopping windows: advance in ms, 0 < advance <= size (required for hopping)."},
-        {SEC_WINDOW, "gap.ms", PT_INT, "0", 0, INT64_C(1) << 50, NULL, WN(gap_ms),
+        {SEC_WINDOW, "gap.ms", PT_INT, "0", 0, INT64_C(1) << 50, {{0}}, WN(gap_ms),
          "session: inactivity gap (required); events at most gap.ms apart are one session."},
-        {SEC_WINDOW, "grace.ms", PT_INT, "0", 0, INT64_C(1) << 50, NULL, WN(grace_ms),
+        {SEC_WINDOW, "grace.ms", PT_INT, "0", 0, INT64_C(1) << 50, {{0}}, WN(grace_ms),
          "A window closes when the partition's stream time >= end + grace (a session: end + "
          "gap + grace)."},
-        {SEC_WINDOW, "retention.ms", PT_INT, "0", 0, INT64_C(1) << 50, NULL, WN(retention_ms),
+        {SEC_WINDOW, "retention.ms", PT_INT, "0", 0, INT64_C(1) << 50, {{0}}, WN(retention_ms),
          "How long a closed window stays in state after its final result (for queries)."},
-        {SEC_WINDOW, "measures", PT_STR, "", 0, 0, NULL, WN(measures),
+        {SEC_WINDOW, "measures", PT_STR, "", 0, 0, {{0}}, WN(measures),
          "Comma-separated measure names aggregated in this window; empty: all measures."},
-        {SEC_WINDOW, "emit", PT_ENUM, "final", 0, 0, "final|update", WN(emit),
+        {SEC_WINDOW, "emit", PT_ENUM, "final", 0, 0,
+         {{DMP_EMIT_FINAL, "final"}, {DMP_EMIT_UPDATE, "update"}}, WN(emit),
          "final: exactly one result per key, window and measure, when the window closes. "
          "update: a result per changed window at each commit, and its last one (final = true) "
          "when it closes."},
-        {SEC_GROUP, "field", PT_STR, "", 0, 0, NULL, GR(field),
+        {SEC_GROUP, "field", PT_STR, "", 0, 0, {{0}}, GR(field),
          "Event field (string, int or long) whose value is the group, e.g. segment. Either "
          "this or bucket.measure."},
-        {SEC_GROUP, "bucket.measure", PT_STR, "", 0, 0, NULL, GR(bucket_measure),
+        {SEC_GROUP, "bucket.measure", PT_STR, "", 0, 0, {{0}}, GR(bucket_measure),
          "Group by a measure's value in buckets of bucket.width: the group is "
          "floor(value / width) * width."},
-        {SEC_GROUP, "bucket.width", PT_STR, "", 0, 0, NULL, GR(bucket_width),
+        {SEC_GROUP, "bucket.width", PT_DOUBLE, "", 0, 0, {{0}}, GR(bucket_width),
          "Bucket width (a positive number) for bucket.measure."},
-        {SEC_GROUP, "measures", PT_STR, "", 0, 0, NULL, GR(measures),
+        {SEC_GROUP, "measures", PT_STR, "", 0, 0, {{0}}, GR(measures),
          "Comma-separated measures whose statistics are kept per group; empty: all."},
-        {SEC_GROUP, "windows", PT_STR, "", 0, 0, NULL, GR(windows),
+        {SEC_GROUP, "windows", PT_STR, "", 0, 0, {{0}}, GR(windows),
          "Comma-separated tumbling or hopping window definitions for windowed group statistics "
          "(final results when the window has closed on every partition); empty: running "
          "statistics only."},
-        {SEC_GROUP, "topic", PT_STR, NULL, 0, 0, NULL, GR(topic),
+        {SEC_GROUP, "topic", PT_STR, NULL, 0, 0, {{0}}, GR(topic),
          "Topic of the group results (schemas/group_result.avsc), keyed by the group value: "
          "running statistics at most once per group per commit interval when they changed, "
          "windowed ones when the window closes (required)."},
-        {SEC_PATTERN, "kind", PT_ENUM, NULL, 0, 0, "topk|anomaly|threshold", PA(kind),
+        {SEC_PATTERN, "kind", PT_ENUM, NULL, 0, 0,
+         {{DMP_PATTERN_TOPK, "topk"}, {DMP_PATTERN_ANOMALY, "anomaly"},
+          {DMP_PATTERN_THRESHOLD, "threshold"}}, PA(kind),
          "topk: the k highest (or lowest) values of the window. anomaly: a value more than z "
          "standard deviations from the mean of the same key's or group's values in its previous "
          "windows. threshold: a value above or below a bound (for consecutive windows)."},
-        {SEC_PATTERN, "window", PT_STR, NULL, 0, 0, NULL, PA(window),
+        {SEC_PATTERN, "window", PT_STR, NULL, 0, 0, {{0}}, PA(window),
          "The window definition whose closed windows are mined (required)."},
-        {SEC_PATTERN, "source", PT_STR, "key", 0, 0, NULL, PA(source),
+        {SEC_PATTERN, "source", PT_STR, "key", 0, 0, {{0}}, PA(source),
          "What is mined: `key` (the window results of the keys) or `group:NAME` (the windowed "
          "statistics of [group NAME], which must list the window)."},
-        {SEC_PATTERN, "measure", PT_STR, NULL, 0, 0, NULL, PA(measure),
+        {SEC_PATTERN, "measure", PT_STR, NULL, 0, 0, {{0}}, PA(measure),
          "The measure whose statistic is mined (required)."},
-        {SEC_PATTERN, "stat", PT_ENUM, "mean", 0, 0, "mean|sum|count|min|max", PA(stat),
+        {SEC_PATTERN, "stat", PT_ENUM, "mean", 0, 0,
+         {{DMP_STAT_MEAN, "mean"}, {DMP_STAT_SUM, "sum"}, {DMP_STAT_COUNT, "count"},
+          {DMP_STAT_MIN, "min"}, {DMP_STAT_MAX, "max"}}, PA(stat),
          "The statistic of the window that is the value mined."},
-        {SEC_PATTERN, "k", PT_INT, "1", 1, 10000, NULL, PA(k),
+        {SEC_PATTERN, "k", PT_INT, "1", 1, 10000, {{0}}, PA(k),
          "topk: how many (k = 1: the maximum)."},
-        {SEC_PATTERN, "order", PT_ENUM, "desc", 0, 0, "desc|asc", PA(order),
+        {SEC_PATTERN, "order", PT_ENUM, "desc", 0, 0,
+         {{DMP_ORDER_DESC, "desc"}, {DMP_ORDER_ASC, "asc"}}, PA(order),
          "topk: desc ranks the highest values first, asc the lowest."},
-        {SEC_PATTERN, "z", PT_STR, "3", 0, 0, NULL, PA(z),
+        {SEC_PATTERN, "z", PT_DOUBLE, "3", 0, 0, {{0}}, PA(z),
          "anomaly: the distance from the mean, in standard deviations, beyond which a value is "
          "an anomaly (a positive number)."},
-        {SEC_PATTERN, "min.count", PT_INT, "5", 2, 1000000000, NULL, PA(min_count),
+        {SEC_PATTERN, "min.count", PT_INT, "5", 2, 1000000000, {{0}}, PA(min_count),
          "anomaly: previous windows needed before a value can be an anomaly."},
-        {SEC_PATTERN, "above", PT_STR, "", 0, 0, NULL, PA(above),
+        {SEC_PATTERN, "above", PT_DOUBLE, "", 0, 0, {{0}}, PA(above),
          "threshold: values strictly above this bound match."},
-        {SEC_PATTERN, "below", PT_STR, "", 0, 0, NULL, PA(below),
+        {SEC_PATTERN, "below", PT_DOUBLE, "", 0, 0, {{0}}, PA(below),
          "threshold: values strictly below this bound match."},
-        {SEC_PATTERN, "consecutive", PT_INT, "1", 1, 1000000, NULL, PA(consecutive),
+        {SEC_PATTERN, "consecutive", PT_INT, "1", 1, 1000000, {{0}}, PA(consecutive),
          "threshold: report once a key or group has matched in this many consecutive windows of "
          "its own (and in each further one)."},
-        {SEC_PATTERN, "topic", PT_STR, NULL, 0, 0, NULL, PA(topic),
+        {SEC_PATTERN, "topic", PT_STR, NULL, 0, 0, {{0}}, PA(topic),
          "Topic of the pattern records (schemas/pattern.avsc), keyed by the group or key "
          "(required)."},
 };
@@ -313,33 +349,45 @@ static void *sec_instance(dmp_conf_t *conf, sec_kind_t sec, int idx) {
         }
 }
 
+/* "a|b|c": the names of an enum property, for messages and the reference. */
+static void enum_names(const prop_t *p, char *buf, size_t size) {
+        size_t n = 0;
+        buf[0] = '\0';
+        for (int i = 0; i < PROP_S2I_MAX && p->s2i[i].str && n < size; i++)
+                n += (size_t)snprintf(buf + n, size - n, "%s%s", i ? "|" : "", p->s2i[i].str);
+}
+
 /* Parses and stores one value. Returns 0, or -1 after reporting the error. */
 static int prop_set(dmp_conf_t *conf, void *obj, const prop_t *p, const char *value,
                     int line) {
         char *field = (char *)obj + p->off;
         switch (p->type) {
         case PT_STR:
-        case PT_ENUM:
-                if (p->type == PT_ENUM) {
-                        size_t vl = strlen(value);
-                        const char *e = p->enums;
-                        int ok = 0;
-                        while (*e) {
-                                size_t l = strcspn(e, "|");
-                                if (l == vl && !strncmp(e, value, l))
-                                        ok = 1;
-                                e += l + (e[l] == '|');
-                        }
-                        if (!ok) {
-                                dmp_conf_error(conf, line,
-                                               "[%s] %s: invalid value \"%s\" (expected one of %s)",
-                                               sections[p->sec].name, p->name, value, p->enums);
-                                return -1;
-                        }
-                }
                 free(*(char **)field);
                 *(char **)field = dmp_strdup(value);
                 return 0;
+        case PT_ENUM: {
+                for (int i = 0; i < PROP_S2I_MAX && p->s2i[i].str; i++)
+                        if (!strcmp(p->s2i[i].str, value)) {
+                                *(int *)field = p->s2i[i].val;
+                                return 0;
+                        }
+                char names[256];
+                enum_names(p, names, sizeof(names));
+                dmp_conf_error(conf, line, "[%s] %s: invalid value \"%s\" (expected one of %s)",
+                               sections[p->sec].name, p->name, value, names);
+                return -1;
+        }
+        case PT_DOUBLE: {
+                double v = NAN;
+                if (*value && dmp_conf_parse_double(value, &v)) {
+                        dmp_conf_error(conf, line, "[%s] %s: \"%s\" is not a number",
+                                       sections[p->sec].name, p->name, value);
+                        return -1;
+                }
+                *(double *)field = v;
+                return 0;
+        }
         case PT_INT:
         case PT_BYTES: {
                 char *end;
@@ -376,9 +424,15 @@ static int prop_set(dmp_conf_t *conf, void *obj, const prop_t *p, const char *va
 }
 
 static void sec_defaults(dmp_conf_t *conf, sec_kind_t sec, void *obj) {
-        for (size_t i = 0; i < DMP_ARRAY_SIZE(props); i++)
-                if (props[i].sec == sec && props[i].def)
-                        prop_set(conf, obj, &props[i], props[i].def, 0);
+        for (size_t i = 0; i < DMP_ARRAY_SIZE(props); i++) {
+                const prop_t *p = &props[i];
+                if (p->sec != sec)
+                        continue;
+                if (p->def)
+                        prop_set(conf, obj, p, p->def, 0);
+                else if (p->type == PT_ENUM) /* required: not set yet */
+                        *(int *)((char *)obj + p->off) = -1;
+        }
 }
 
 dmp_conf_t *dmp_conf_new(void) {
@@ -394,7 +448,7 @@ dmp_conf_t *dmp_conf_new(void) {
 
 static void sec_free(sec_kind_t sec, void *obj) {
         for (size_t i = 0; i < DMP_ARRAY_SIZE(props); i++)
-                if (props[i].sec == sec && props[i].type != PT_INT && props[i].type != PT_BYTES)
+                if (props[i].sec == sec && props[i].type == PT_STR)
                         free(*(char **)((char *)obj + props[i].off));
 }
 
@@ -772,6 +826,15 @@ int dmp_conf_line(const dmp_conf_t *conf, const char *section, const char *name)
         return 0;
 }
 
+const char *dmp_conf_enum_name(const char *section, const char *name, int v) {
+        int sec = sec_kind_of(section);
+        const prop_t *p = sec < 0 ? NULL : prop_find((sec_kind_t)sec, name);
+        for (int i = 0; p && p->type == PT_ENUM && i < PROP_S2I_MAX && p->s2i[i].str; i++)
+                if (p->s2i[i].val == v)
+                        return p->s2i[i].str;
+        return NULL;
+}
+
 int dmp_conf_find_measure(const dmp_conf_t *conf, const char *name, size_t len) {
         for (int i = 0; i < conf->measure_cnt; i++)
                 if (strlen(conf->measures[i].name) == len &&
@@ -809,18 +872,12 @@ int dmp_conf_parse_double(const char *s, double *out) {
  * windows); reports unknown ones. */
 static void check_list(dmp_conf_t *conf, const char *list, int line, const char *owner,
                        const char *what, int (*find)(const dmp_conf_t *, const char *, size_t)) {
-        const char *s = list;
-        while (*s) {
-                while (*s == ' ' || *s == ',')
-                        s++;
-                size_t l = strcspn(s, ", ");
-                if (!l)
-                        break;
-                if (find(conf, s, l) < 0)
+        const char *s = list, *n;
+        size_t l;
+        while (dmp_list_next(&s, &n, &l))
+                if (find(conf, n, l) < 0)
                         dmp_conf_error(conf, line, "%s unknown %s \"%.*s\"", owner, what, (int)l,
-                                       s);
-                s += l;
-        }
+                                       n);
 }
 
 static void validate_groups(dmp_conf_t *conf) {
@@ -838,16 +895,14 @@ static void validate_groups(dmp_conf_t *conf) {
                         dmp_conf_error(conf, g->section_line,
                                        "%s needs exactly one of field and bucket.measure", owner);
                 if (*g->bucket_measure) {
-                        double w;
                         check_list(conf, g->bucket_measure,
                                    line_of(g->line, SEC_GROUP, "bucket.measure"), owner, "measure",
                                    dmp_conf_find_measure);
-                        if (dmp_conf_parse_double(g->bucket_width, &w) || w <= 0)
+                        if (!(g->bucket_width > 0)) /* NAN: not set */
                                 dmp_conf_error(conf,
                                                line_of(g->line, SEC_GROUP, "bucket.width") ?: g->section_line,
-                                               "%s bucket.width must be a positive number "
-                                               "(got \"%s\")", owner, g->bucket_width);
-                } else if (*g->bucket_width) {
+                                               "%s bucket.width must be a positive number", owner);
+                } else if (!isnan(g->bucket_width)) {
                         dmp_conf_error(conf, line_of(g->line, SEC_GROUP, "bucket.width"),
                                        "%s bucket.width is only for bucket.measure", owner);
                 }
@@ -864,7 +919,7 @@ static void validate_patterns(dmp_conf_t *conf) {
                 char owner[128];
                 snprintf(owner, sizeof(owner), "[pattern %s]", p->name);
                 int sl = p->section_line;
-                if (!p->kind)
+                if ((int)p->kind < 0)
                         dmp_conf_error(conf, sl, "%s kind is required", owner);
                 if (!p->topic || !*p->topic) {
                         dmp_conf_error(conf, sl, "%s topic is required", owner);
@@ -897,16 +952,11 @@ static void validate_patterns(dmp_conf_t *conf) {
                                 dmp_conf_error(conf, sline, "%s unknown group \"%s\"", owner,
                                                p->source + 6);
                         } else if (wi >= 0) {
-                                const char *ws = conf->groups[gi].windows, *n = p->window;
-                                size_t nl = strlen(n);
+                                const char *ws = conf->groups[gi].windows, *n = p->window, *w;
+                                size_t nl = strlen(n), l;
                                 int listed = 0;
-                                while (*ws) {
-                                        while (*ws == ' ' || *ws == ',')
-                                                ws++;
-                                        size_t l = strcspn(ws, ", ");
-                                        listed |= l == nl && !strncmp(ws, n, l);
-                                        ws += l;
-                                }
+                                while (dmp_list_next(&ws, &w, &l))
+                                        listed |= l == nl && !strncmp(w, n, l);
                                 if (!listed)
                                         dmp_conf_error(conf, sline,
                                                        "%s [group %s] has no windowed statistics "
@@ -917,18 +967,10 @@ static void validate_patterns(dmp_conf_t *conf) {
                         dmp_conf_error(conf, sline, "%s source must be key or group:NAME (got "
                                        "\"%s\")", owner, p->source);
                 }
-                double v;
-                if (dmp_conf_parse_double(p->z, &v) || v <= 0)
+                if (!(p->z > 0))
                         dmp_conf_error(conf, line_of(p->line, SEC_PATTERN, "z") ?: sl,
-                                       "%s z must be a positive number (got \"%s\")", owner, p->z);
-                const char *bounds[2] = {p->above, p->below};
-                for (int b = 0; b < 2; b++)
-                        if (*bounds[b] && dmp_conf_parse_double(bounds[b], &v))
-                                dmp_conf_error(conf,
-                                               line_of(p->line, SEC_PATTERN, b ? "below" : "above"),
-                                               "%s %s must be a number (got \"%s\")", owner,
-                                               b ? "below" : "above", bounds[b]);
-                if (p->kind && !strcmp(p->kind, "threshold") && !*p->above && !*p->below)
+                                       "%s z must be a positive number", owner);
+                if (p->kind == DMP_PATTERN_THRESHOLD && isnan(p->above) && isnan(p->below))
                         dmp_conf_error(conf, sl, "%s a threshold needs above or below", owner);
         }
 }
@@ -937,9 +979,9 @@ int dmp_conf_validate(dmp_conf_t *conf) {
         int before = conf->error_cnt;
         if (!conf->input.topic || !*conf->input.topic)
                 dmp_conf_error(conf, 0, "[input] topic is required");
-        if (!strcmp(conf->input.format, "avro") && (!conf->input.schema || !*conf->input.schema))
+        if (conf->input.format == DMP_FORMAT_AVRO && (!conf->input.schema || !*conf->input.schema))
                 dmp_conf_error(conf, 0, "[input] schema is required for format = avro");
-        if (!strcmp(conf->input.format, "confluent")) {
+        if (conf->input.format == DMP_FORMAT_CONFLUENT) {
                 if ((!conf->input.schema || !*conf->input.schema) && !*conf->input.reader_schema)
                         dmp_conf_error(conf, 0, "[input] reader.schema (or schema) is required "
                                        "for format = confluent");
@@ -963,7 +1005,7 @@ int dmp_conf_validate(dmp_conf_t *conf) {
         for (int i = 0; i < conf->window_cnt; i++) {
                 dmp_window_conf_t *w = &conf->windows[i];
                 int wl = w->section_line;
-                if (!strcmp(w->type, "session")) {
+                if (w->type == DMP_WINDOW_SESSION) {
                         if (w->gap_ms <= 0)
                                 dmp_conf_error(conf, wl, "[window %s] gap.ms is required for "
                                                "session windows", w->name);
@@ -977,7 +1019,7 @@ int dmp_conf_validate(dmp_conf_t *conf) {
                         dmp_conf_error(conf, line_of(w->line, SEC_WINDOW, "gap.ms"),
                                        "[window %s] gap.ms is only for type = session", w->name);
                 }
-                if (!strcmp(w->type, "hopping")) {
+                if (w->type == DMP_WINDOW_HOPPING) {
                         int al = line_of(w->line, SEC_WINDOW, "advance.ms");
                         if (w->advance_ms <= 0 || w->advance_ms > w->size_ms)
                                 dmp_conf_error(conf, al ? al : wl,
@@ -994,24 +1036,10 @@ int dmp_conf_validate(dmp_conf_t *conf) {
                                        w->name);
                 }
                 /* Every listed measure must exist. */
-                const char *s = w->measures;
-                while (*s) {
-                        while (*s == ' ' || *s == ',')
-                                s++;
-                        size_t l = strcspn(s, ", ");
-                        if (!l)
-                                break;
-                        int found = 0;
-                        for (int j = 0; j < conf->measure_cnt; j++)
-                                if (strlen(conf->measures[j].name) == l &&
-                                    !strncmp(conf->measures[j].name, s, l))
-                                        found = 1;
-                        if (!found)
-                                dmp_conf_error(conf, line_of(w->line, SEC_WINDOW, "measures"),
-                                               "[window %s] unknown measure \"%.*s\"", w->name,
-                                               (int)l, s);
-                        s += l;
-                }
+                char owner[128];
+                snprintf(owner, sizeof(owner), "[window %s]", w->name);
+                check_list(conf, w->measures, line_of(w->line, SEC_WINDOW, "measures"), owner,
+                           "measure", dmp_conf_find_measure);
         }
         validate_groups(conf);
         validate_patterns(conf);
@@ -1059,12 +1087,31 @@ static void dump_section(const dmp_conf_t *conf, dmp_buf_t *out, sec_kind_t sec,
                         continue;
                 const char *field = (const char *)obj + p->off;
                 char num[32];
-                const char *v;
-                if (p->type == PT_INT || p->type == PT_BYTES) {
+                const char *v = num;
+                switch (p->type) {
+                case PT_INT:
+                case PT_BYTES:
                         snprintf(num, sizeof(num), "%lld", (long long)*(const int64_t *)field);
-                        v = num;
-                } else {
+                        break;
+                case PT_DOUBLE: {
+                        double d = *(const double *)field;
+                        num[0] = '\0';
+                        for (int prec = 1; !isnan(d) && prec <= 17; prec++) {
+                                snprintf(num, sizeof(num), "%.*g", prec, d);
+                                if (strtod(num, NULL) == d) /* the shortest that reads back */
+                                        break;
+                        }
+                        break;
+                }
+                case PT_ENUM:
+                        v = "";
+                        for (int k = 0; k < PROP_S2I_MAX && p->s2i[k].str; k++)
+                                if (p->s2i[k].val == *(const int *)field)
+                                        v = p->s2i[k].str;
+                        break;
+                case PT_STR:
                         v = *(char *const *)field ? *(char *const *)field : "";
+                        break;
                 }
                 dump_prop(out, sections[sec].name, inst, p->name, v);
         }
@@ -1114,10 +1161,12 @@ void dmp_conf_print_reference(FILE *fp, int md) {
                                 snprintf(range, sizeof(range), "%lld..%lld", (long long)p->min,
                                          (long long)p->max);
                         else if (p->type == PT_ENUM)
-                                snprintf(range, sizeof(range), "%s", p->enums);
-                        const char *type = p->type == PT_INT     ? "integer"
-                                           : p->type == PT_BYTES ? "bytes"
-                                           : p->type == PT_ENUM ? "enum" : "string";
+                                enum_names(p, range, sizeof(range));
+                        const char *type = p->type == PT_INT      ? "integer"
+                                           : p->type == PT_BYTES  ? "bytes"
+                                           : p->type == PT_ENUM   ? "enum"
+                                           : p->type == PT_DOUBLE ? "number"
+                                                                  : "string";
                         const char *def = p->def ? p->def : "(required)";
                         if (md)
                                 fprintf(fp, "| `%s` | %s | `%s` | %s | %s |\n", p->name, type,

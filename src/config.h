@@ -8,7 +8,9 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "log.h"
 #include "util.h"
+#include "window.h"
 
 #define DMP_MAX_MEASURES 32
 #define DMP_MAX_WINDOWS  32
@@ -16,6 +18,17 @@
 #define DMP_MAX_HOPS     1000 /* hopping windows per event */
 #define DMP_MAX_GROUPS   8    /* [group NAME] sections (one label field each) */
 #define DMP_MAX_PATTERNS 32
+
+/* Enumerated properties: the property table (config.c) maps each value's
+ * name to these once, at parsing; the rest of the code never sees the text.
+ * A required enum that is not set holds -1. */
+typedef enum { DMP_FORMAT_AVRO, DMP_FORMAT_CONFLUENT } dmp_input_format_t;
+typedef enum { DMP_RESET_EARLIEST, DMP_RESET_LATEST } dmp_offset_reset_t;
+typedef enum { DMP_NONFINITE_DEAD_LETTER, DMP_NONFINITE_ACCEPT } dmp_nonfinite_t;
+typedef enum { DMP_LOG_TEXT, DMP_LOG_JSON } dmp_log_format_t;
+typedef enum { DMP_PATTERN_TOPK, DMP_PATTERN_ANOMALY, DMP_PATTERN_THRESHOLD } dmp_pattern_kind_t;
+typedef enum { DMP_STAT_MEAN, DMP_STAT_SUM, DMP_STAT_COUNT, DMP_STAT_MIN, DMP_STAT_MAX } dmp_stat_t;
+typedef enum { DMP_ORDER_DESC, DMP_ORDER_ASC } dmp_order_t;
 
 typedef struct dmp_kv {
         char *name;
@@ -26,14 +39,14 @@ typedef struct dmp_kv {
 typedef struct dmp_input_conf {
         char *topic;
         char *group_id;
-        char *format;
+        dmp_input_format_t format;
         char *schema;
         char *reader_schema;
         char *key_field;
         char *time_field;
-        char *auto_offset_reset;
+        dmp_offset_reset_t auto_offset_reset;
         int64_t idle_timeout_ms;
-        char *nonfinite; /* dead-letter | accept */
+        dmp_nonfinite_t nonfinite;
         char *registry_url;
         char *registry_auth;
         char *registry_ca;
@@ -64,8 +77,8 @@ typedef struct dmp_http_conf {
 } dmp_http_conf_t;
 
 typedef struct dmp_log_conf {
-        char *level;
-        char *format; /* text | json */
+        dmp_log_level_t level;
+        dmp_log_format_t format;
         char *file;   /* "": stderr */
         int line[DMP_MAX_PROPS];
 } dmp_log_conf_t;
@@ -79,14 +92,14 @@ typedef struct dmp_measure_conf {
 
 typedef struct dmp_window_conf {
         char *name;
-        char *type;
+        dmp_window_kind_t type;
         int64_t size_ms;
         int64_t advance_ms;
         int64_t grace_ms;
         int64_t gap_ms;
         int64_t retention_ms;
         char *measures;
-        char *emit;
+        dmp_emit_mode_t emit;
         int line[DMP_MAX_PROPS];
         int section_line;
 } dmp_window_conf_t;
@@ -95,7 +108,7 @@ typedef struct dmp_group_conf {
         char *name;
         char *field;          /* the event field whose value is the group */
         char *bucket_measure; /* or: a measure, grouped in buckets of bucket_width */
-        char *bucket_width;
+        double bucket_width;  /* NAN: not set */
         char *measures;       /* comma-separated; empty: all */
         char *windows;        /* window definitions of windowed group statistics */
         char *topic;
@@ -105,16 +118,16 @@ typedef struct dmp_group_conf {
 
 typedef struct dmp_pattern_conf {
         char *name;
-        char *kind;   /* topk | anomaly | threshold */
+        dmp_pattern_kind_t kind; /* -1: not set */
         char *window;
         char *source; /* key | group:NAME */
         char *measure;
-        char *stat;   /* mean | sum | count | min | max */
+        dmp_stat_t stat;
         int64_t k;
-        char *order;  /* desc | asc */
-        char *z;
+        dmp_order_t order;
+        double z;
         int64_t min_count;
-        char *above, *below;
+        double above, below; /* NAN: not set */
         int64_t consecutive;
         char *topic;
         int line[DMP_MAX_PROPS];
@@ -177,6 +190,11 @@ const char *dmp_conf_kafka_get(const dmp_conf_t *conf, const char *name);
 int dmp_conf_find_measure(const dmp_conf_t *conf, const char *name, size_t len);
 int dmp_conf_find_window(const dmp_conf_t *conf, const char *name, size_t len);
 int dmp_conf_find_group(const dmp_conf_t *conf, const char *name);
+
+/* The name of value v of enumerated property [section] name, from the
+ * property table (e.g. ("pattern", "stat", DMP_STAT_SUM) is "sum"); NULL if
+ * there is no such property or value. */
+const char *dmp_conf_enum_name(const char *section, const char *name, int v);
 
 /* Parses a finite number: 0, or -1 if s is not one. */
 int dmp_conf_parse_double(const char *s, double *out);

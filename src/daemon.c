@@ -1,13 +1,19 @@
-/* The daemon: Kafka consumer group + producer around the engine.
+/* The daemon: Kafka consumer group + producer around the engine
+ * (docs/ARCHITECTURE.md has the data flow and the threads).
  *
- * Commit protocol (at every commit.interval.ms, on revocation, on stop):
- *   1. flush the producer: every result emitted so far is acknowledged;
+ * Commit protocol (at every commit.interval.ms, on revocation, on stop;
+ * docs/STATE.md "Crash consistency"):
+ *   1. emit what is due (update-mode results, group statistics, patterns)
+ *      and flush the producer: every result emitted so far is acknowledged;
  *   2. write the engine's state with the offsets it reflects, atomically;
  *   3. commit the same offsets to the group (informational, for lag tools).
  * On assignment each partition resumes at the offset stored with its state,
  * never at the group's committed offset, so state and input agree. A crash
  * between 1 and 2 republishes the results of windows that closed since the
  * last commit (at-least-once output); it never loses or double-counts input.
+ *
+ * The loop (dmp_daemon_run) serves the fetched messages, then the periodic
+ * tasks of its cron table (commits, idle ticks, metrics, ...).
  *
  * Threads: everything below runs on the processing thread, including the
  * rebalance callback (served from the consumer queue in the loop), except
@@ -25,6 +31,7 @@
 
 #include "avro_enc.h"
 #include "config.h"
+#include "copy.h"
 #include "dlq.h"
 #include "engine.h"
 #include "fetchq.h"
@@ -42,11 +49,22 @@
 
 #define FLUSH_TIMEOUT_MS 60000
 #define CONSUME_BATCH 256 /* messages taken from the consumer queue per call */
-/* Consumer prefetch defaults (the measurements: dmp_daemon_new). */
+/* Consumer prefetch defaults (docs/PERFORMANCE.md "Consumer prefetch"). */
 #define DMP_DEFAULT_PARTITION_FETCH_BYTES "262144"
 #define DMP_DEFAULT_QUEUE_MIN "20000"
 #define DMP_MAX_LAG_PARTITIONS 4096
-#define METRICS_INTERVAL_MS 500 /* how often the metrics text is rebuilt */
+
+/* The loop's periodic tasks, as Redis' serverCron with run_with_period:
+ * each round runs every task whose time has come (a round lasts at most
+ * ~100 ms: the wait when both queues are empty). */
+typedef struct cron {
+        const char *name;
+        void (*run)(dmp_daemon_t *d, int64_t now);
+        int64_t period_ms; /* <= 0: off */
+        int64_t next_ms;   /* monotonic */
+} cron_t;
+enum { CRON_IDLE, CRON_REFORWARD, CRON_METRICS, CRON_BUDGET, CRON_COMMIT, CRON_PROGRESS,
+       CRON__CNT };
 
 struct dmp_daemon {
         dmp_conf_t *conf;
@@ -54,7 +72,8 @@ struct dmp_daemon {
         rd_kafka_t *consumer;
         rd_kafka_t *producer;
         dmp_outbatch_t *out_batch; /* the output topic's (and its handle) */
-        rd_kafka_topic_t *late_topic; /* NULL: late events are not copied */
+        const char *late_topic; /* NULL: late events are not copied */
+        const rd_kafka_message_t *serving; /* in dmp_engine_process: the record */
         dmp_dlq_t *dlq;
         dmp_registry_t *registry; /* format = confluent */
         dmp_pauses_t *pauses;     /* partitions waiting for the registry */
@@ -67,8 +86,8 @@ struct dmp_daemon {
         uint64_t delivery_failures;
         uint64_t skipped; /* records not processed: see dmp_engine_wants() */
         uint64_t unforwarded; /* records that came through the consumer queue */
-        int64_t next_commit_ms;
-        unsigned char outbuf[65536 + 1024];
+        cron_t cron[CRON__CNT];
+        uint64_t progress_events; /* events_in at the last progress line */
         /* topics of [group] and [pattern] sections, with their schema ids */
         struct extra_topic {
                 const char *name;
@@ -76,15 +95,14 @@ struct dmp_daemon {
                 int32_t schema_id; /* >= 0: Confluent wire format */
         } extra[DMP_MAX_GROUPS + DMP_MAX_PATTERNS];
         int nextra;
-        unsigned char *gbuf; /* their encoding buffer */
-        size_t gbuf_cap;
+        unsigned char *outbuf; /* the encoding buffer of every output record */
+        size_t outbuf_cap;
         /* the HTTP endpoint and what only the daemon knows for its metrics */
         dmp_admin_t *admin;
         int assigned;                    /* partitions held */
         int64_t lag[DMP_MAX_LAG_PARTITIONS]; /* consumer lag by partition (statistics), -1 */
         uint64_t commit_count;
         double commit_seconds, commit_max_seconds;
-        int64_t next_metrics_ms;
         /* group offsets of the last commit handed to the state writer:
          * committed to Kafka once that write is known to have landed */
         rd_kafka_topic_partition_list_t *unlanded_offsets;
@@ -124,27 +142,6 @@ static void delivery_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
         }
 }
 
-/* Encodes a result as schemas/window_result.avsc. */
-static size_t encode_result(unsigned char *buf, const dmp_result_t *r) {
-        unsigned char *p = buf;
-        const char *kind = dmp_window_kind_name(r->window->kind);
-        p = dmp_avro_put_string(p, r->window->name, strlen(r->window->name));
-        p = dmp_avro_put_string(p, kind, strlen(kind));
-        p = dmp_avro_put_string(p, r->key, r->key_len);
-        p = dmp_avro_put_long(p, r->start);
-        p = dmp_avro_put_long(p, r->end);
-        p = dmp_avro_put_string(p, r->measure, strlen(r->measure));
-        p = dmp_avro_put_long(p, r->agg->count);
-        p = dmp_avro_put_double(p, r->agg->sum);
-        p = dmp_avro_put_double(p, r->agg->min);
-        p = dmp_avro_put_double(p, r->agg->max);
-        p = dmp_avro_put_double(p, r->agg->mean);
-        p = dmp_avro_put_double(p, dmp_agg_stddev(r->agg));
-        p = dmp_avro_put_long(p, r->late);
-        *p++ = r->final ? 1 : 0; /* Avro boolean */
-        return (size_t)(p - buf);
-}
-
 /* Adds a copy of buf to the topic's batch (outbatch.h): flush_outputs
  * enqueues it with the producer. */
 static void produce(dmp_daemon_t *d, dmp_outbatch_t *b, const void *buf, size_t len,
@@ -180,13 +177,6 @@ static size_t frame(unsigned char *buf, int32_t schema_id) {
         return 5;
 }
 
-static void emit_cb(void *opaque, const dmp_result_t *r) {
-        dmp_daemon_t *d = opaque;
-        size_t len = frame(d->outbuf, d->out_schema_id);
-        len += encode_result(d->outbuf + len, r);
-        produce(d, d->out_batch, d->outbuf, len, r->key, r->key_len);
-}
-
 static struct extra_topic *extra_topic(dmp_daemon_t *d, const char *name) {
         for (int i = 0; i < d->nextra; i++)
                 if (!strcmp(d->extra[i].name, name))
@@ -194,30 +184,77 @@ static struct extra_topic *extra_topic(dmp_daemon_t *d, const char *name) {
         return NULL; /* all are created at startup */
 }
 
-static unsigned char *gbuf_reserve(dmp_daemon_t *d, size_t need) {
-        if (need > d->gbuf_cap) {
-                d->gbuf_cap = need * 2;
-                d->gbuf = dmp_realloc(d->gbuf, d->gbuf_cap);
+/* Encodes one output record into the encoding buffer (after its Confluent
+ * framing if schema_id >= 0; bound: the encoding's size bound) and adds it
+ * to batch, keyed by key. */
+typedef size_t(encode_fn)(unsigned char *buf, const void *rec);
+static void publish(dmp_daemon_t *d, dmp_outbatch_t *batch, int32_t schema_id, size_t bound,
+                    encode_fn *encode, const void *rec, const void *key, size_t key_len) {
+        if (5 + bound > d->outbuf_cap) {
+                d->outbuf_cap = (5 + bound) * 2;
+                d->outbuf = dmp_realloc(d->outbuf, d->outbuf_cap);
         }
-        return d->gbuf;
+        size_t len = frame(d->outbuf, schema_id);
+        len += encode(d->outbuf + len, rec);
+        produce(d, batch, d->outbuf, len, key, key_len);
 }
 
-static void group_cb(void *opaque, const dmp_group_result_t *r) {
-        dmp_daemon_t *d = opaque;
-        struct extra_topic *t = extra_topic(d, r->topic);
-        unsigned char *buf = gbuf_reserve(d, 5 + dmp_outrec_group_size(r));
-        size_t len = frame(buf, t->schema_id);
-        len += dmp_outrec_group(buf + len, r);
-        produce(d, t->batch, buf, len, r->value, r->value_len);
+static size_t encode_result(unsigned char *buf, const void *r) {
+        return dmp_outrec_result(buf, r);
 }
 
-static void pattern_cb(void *opaque, const dmp_pattern_result_t *r) {
+static size_t encode_group(unsigned char *buf, const void *r) {
+        return dmp_outrec_group(buf, r);
+}
+
+static size_t encode_pattern(unsigned char *buf, const void *r) {
+        return dmp_outrec_pattern(buf, r);
+}
+
+/* ---- the engine's sink (engine.h): every output of the engine ---- */
+
+static void sink_result(void *opaque, const dmp_result_t *r) {
+        dmp_daemon_t *d = opaque;
+        publish(d, d->out_batch, d->out_schema_id, dmp_outrec_result_size(r), encode_result, r,
+                r->key, r->key_len);
+}
+
+static void sink_group(void *opaque, const dmp_group_result_t *r) {
         dmp_daemon_t *d = opaque;
         struct extra_topic *t = extra_topic(d, r->topic);
-        unsigned char *buf = gbuf_reserve(d, 5 + dmp_outrec_pattern_size(r));
-        size_t len = frame(buf, t->schema_id);
-        len += dmp_outrec_pattern(buf + len, r);
-        produce(d, t->batch, buf, len, r->subject, r->subject_len);
+        publish(d, t->batch, t->schema_id, dmp_outrec_group_size(r), encode_group, r, r->value,
+                r->value_len);
+}
+
+static void sink_pattern(void *opaque, const dmp_pattern_result_t *r) {
+        dmp_daemon_t *d = opaque;
+        struct extra_topic *t = extra_topic(d, r->topic);
+        publish(d, t->batch, t->schema_id, dmp_outrec_pattern_size(r), encode_pattern, r,
+                r->subject, r->subject_len);
+}
+
+/* Copies the late event being processed (d->serving) unchanged to the late
+ * topic, with its provenance and the window definitions it was late for. */
+static void sink_late(void *opaque, const dmp_late_record_t *l) {
+        dmp_daemon_t *d = opaque;
+        const rd_kafka_message_t *m = d->serving;
+        if (!d->late_topic || !m)
+                return;
+        char windows[1024];
+        size_t wl = 0;
+        windows[0] = '\0';
+        for (int i = 0; i < dmp_engine_window_cnt(d->engine) && wl < sizeof(windows); i++)
+                if (l->late_mask & (1u << i))
+                        wl += (size_t)snprintf(windows + wl, sizeof(windows) - wl, "%s%s",
+                                               wl ? "," : "", dmp_engine_window(d->engine, i)->name);
+        rd_kafka_timestamp_type_t tstype;
+        dmp_copy_rec_t r = {d->conf->input.topic, l->partition, l->offset,
+                            rd_kafka_message_timestamp(m, &tstype), m->key, m->key_len,
+                            m->payload, m->len};
+        const char *why[] = {DMP_COPY_H_LATE_WINDOWS, windows};
+        char err[512];
+        if (dmp_copy_produce(d->producer, d->late_topic, &r, why, 1, err, sizeof(err)))
+                fail(d, "cannot copy a late event: %s", err);
 }
 
 /* Creates the producer topic of a [group] or [pattern] section (once per
@@ -249,7 +286,7 @@ static int add_extra_topic(dmp_daemon_t *d, const char *name, const char *schema
 
 /* Whether the consumer has read a partition to its end (the cached high
  * watermark; unknown before the first fetch: not caught up). */
-static int caught_up(void *opaque, int32_t partition, int64_t next_offset) {
+static int sink_caught_up(void *opaque, int32_t partition, int64_t next_offset) {
         dmp_daemon_t *d = opaque;
         int64_t lo, hi;
         if (rd_kafka_get_watermark_offsets(d->consumer, d->conf->input.topic, partition, &lo,
@@ -326,16 +363,17 @@ static void commit_landed_offsets(dmp_daemon_t *d) {
                 rd_kafka_topic_partition_list_destroy(l);
 }
 
-/* The commit protocol (DESIGN.md): publish (flush the producer), then hand
- * the state batch (entries, offsets, stream times) to the store's writer
- * thread. The processing thread goes on while it is written; the next
- * commit waits for it first, and settle() waits for it at revocation and
- * shutdown. */
+/* The commit protocol (the top of this file, docs/STATE.md): publish
+ * (flush the producer), then hand the state batch (entries, offsets, stream
+ * times) to the store's writer thread. The processing thread goes on while
+ * it is written; the next commit waits for it first, and settle() waits
+ * for it at revocation and shutdown. */
 static int commit(dmp_daemon_t *d) {
         if (d->failed)
                 return -1;
         int64_t t0 = dmp_mono_ms();
         dmp_engine_emit_updates(d->engine);
+        dmp_engine_emit_groups(d->engine);
         if (flush_outputs(d))
                 return -1;
         rd_kafka_resp_err_t err = rd_kafka_flush(d->producer, FLUSH_TIMEOUT_MS);
@@ -366,7 +404,7 @@ static int commit(dmp_daemon_t *d) {
         if (took > d->commit_max_seconds)
                 d->commit_max_seconds = took;
         dmp_debug("commit took %.3f s (flush %.3f s)", took, (double)(t_flushed - t0) / 1000.0);
-        d->next_commit_ms = dmp_mono_ms() + d->conf->state.commit_interval_ms;
+        d->cron[CRON_COMMIT].next_ms = dmp_mono_ms() + d->conf->state.commit_interval_ms;
         return 0;
 }
 
@@ -431,7 +469,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         char errstr[512];
 
         if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-                int64_t reset = !strcmp(d->conf->input.auto_offset_reset, "latest")
+                int64_t reset = d->conf->input.auto_offset_reset == DMP_RESET_LATEST
                                         ? RD_KAFKA_OFFSET_END
                                         : RD_KAFKA_OFFSET_BEGINNING;
                 for (int i = 0; i < parts->cnt; i++) {
@@ -533,10 +571,11 @@ dmp_daemon_t *dmp_daemon_new(dmp_conf_t *conf, int *config_error, char *errstr,
                 dmp_info("config %s", line);
         }
         dmp_buf_free(&dump);
-        d->engine = dmp_engine_new(conf, emit_cb, d, config_error, errstr, errstr_size);
+        dmp_engine_sink_t sink = {sink_result, sink_group,     sink_pattern,
+                                  sink_late,   sink_caught_up, d};
+        d->engine = dmp_engine_new(conf, &sink, config_error, errstr, errstr_size);
         if (!d->engine)
                 goto fail;
-        dmp_engine_set_caught_up(d->engine, caught_up, d);
 
         /* Producer: results. Idempotence keeps retries from reordering or
          * duplicating results within a session. */
@@ -572,10 +611,10 @@ dmp_daemon_t *dmp_daemon_new(dmp_conf_t *conf, int *config_error, char *errstr,
                                               (size_t)errstr_size)))
                 goto fail;
         if (*conf->output.late_topic)
-                d->late_topic = rd_kafka_topic_new(d->producer, conf->output.late_topic, NULL);
+                d->late_topic = conf->output.late_topic;
         if (!(d->dlq = dmp_dlq_new(d->producer, conf->output.dlq_topic, errstr, errstr_size)))
                 goto fail;
-        if (!strcmp(conf->input.format, "confluent")) {
+        if (conf->input.format == DMP_FORMAT_CONFLUENT) {
                 dmp_registry_opts_t ro;
                 char user[256];
                 dmp_registry_opts_from_conf(&ro, conf, user, sizeof(user));
@@ -603,8 +642,6 @@ dmp_daemon_t *dmp_daemon_new(dmp_conf_t *conf, int *config_error, char *errstr,
                 if (add_extra_topic(d, conf->patterns[i].topic, dmp_schema_pattern, errstr,
                                     errstr_size))
                         goto fail;
-        dmp_groups_sink_t sink = {group_cb, pattern_cb, d};
-        dmp_engine_set_groups_sink(d->engine, &sink);
 
         /* Consumer: offsets are ours (stored with the state), so no automatic
          * commits or offset stores. */
@@ -624,22 +661,11 @@ dmp_daemon_t *dmp_daemon_new(dmp_conf_t *conf, int *config_error, char *errstr,
         }
         /* Prefetch: how much librdkafka holds before the processing thread
          * takes it. Each queued message costs ~400 bytes beyond its payload
-         * (op and message structs) and pins its fetch response buffer, so
-         * the consumer's memory is about (queued.min.messages + one fetch
-         * response of up to partitions * max.partition.fetch.bytes) of
-         * that. A short queue is as fast as a deep one only if the fetcher
-         * is woken when it drains (src/fetchwake.h: librdkafka 2.0 sleeps up
-         * to 1 s otherwise; >= 2.3 has fetch.queue.backoff.ms).
-         * Measured, 5 M events, 8 partitions, 10 k keys, broker on the same
-         * 2 cores (events/s, peak RSS): before any of this, queue 10^6 and
-         * 2 MiB fetches, 0.86-0.89 M/s 450-510 MB; queue 10^5 without a
-         * wake-up 0.54 M/s 229 MB; woken, queue 10^4: 256 KiB fetches
-         * 1.02 M/s 66 MB, 512 KiB 1.25 M/s 106 MB, 1 MiB 1.32 M/s 166 MB
-         * (glibc malloc). With jemalloc (the Makefile), queue 20 000, 3
-         * interleaved runs: 512 KiB 1.30-1.63 M/s 85-97 MB, 256 KiB
-         * 1.45-1.65 M/s 71-75 MB: the same speed in less memory.
-         * A short fetch.wait.max.ms halves the time to the first result.
-         * All are defaults: [kafka] settings win. */
+         * and pins its fetch response buffer; a short queue is as fast as a
+         * deep one only if the fetcher is woken when it drains
+         * (src/fetchwake.h). A short fetch.wait.max.ms halves the time to
+         * the first result. The figures: docs/PERFORMANCE.md "Consumer
+         * prefetch". All are defaults: [kafka] settings win. */
         if (!dmp_conf_kafka_get(conf, "max.partition.fetch.bytes"))
                 set(cc, "max.partition.fetch.bytes", DMP_DEFAULT_PARTITION_FETCH_BYTES, NULL, 0);
         if (!dmp_conf_kafka_get(conf, "fetch.wait.max.ms"))
@@ -652,7 +678,9 @@ dmp_daemon_t *dmp_daemon_new(dmp_conf_t *conf, int *config_error, char *errstr,
         if (set(cc, "group.id", conf->input.group_id, errstr, errstr_size) ||
             set(cc, "enable.auto.commit", "false", errstr, errstr_size) ||
             set(cc, "enable.auto.offset.store", "false", errstr, errstr_size) ||
-            set(cc, "auto.offset.reset", conf->input.auto_offset_reset, errstr, errstr_size)) {
+            set(cc, "auto.offset.reset",
+                dmp_conf_enum_name("input", "auto.offset.reset", (int)conf->input.auto_offset_reset),
+                errstr, errstr_size)) {
                 rd_kafka_conf_destroy(cc);
                 goto fail;
         }
@@ -694,13 +722,11 @@ void dmp_daemon_destroy(dmp_daemon_t *d) {
         dmp_fetchq_destroy(d->fetchq);
         if (d->consumer)
                 rd_kafka_destroy(d->consumer);
-        if (d->late_topic)
-                rd_kafka_topic_destroy(d->late_topic);
         for (int i = 0; i < d->nextra; i++)
                 if (d->extra[i].batch != d->out_batch)
                         dmp_outbatch_destroy(d->extra[i].batch);
         dmp_outbatch_destroy(d->out_batch);
-        free(d->gbuf);
+        free(d->outbuf);
         dmp_dlq_destroy(d->dlq);
         dmp_registry_destroy(d->registry);
         dmp_pauses_destroy(d->pauses);
@@ -735,45 +761,6 @@ void dmp_daemon_counters(const dmp_daemon_t *d, dmp_daemon_counters_t *out) {
 
 /* ---- the loop ---- */
 
-/* Copies a late event unchanged to the late topic, with its provenance. */
-static void copy_late(dmp_daemon_t *d, const rd_kafka_message_t *m, int64_t ts,
-                      uint32_t late_mask) {
-        char part[16], off[24], tsbuf[24], windows[1024];
-        size_t wl = 0;
-        windows[0] = '\0';
-        for (int i = 0; i < dmp_engine_window_cnt(d->engine) && wl < sizeof(windows); i++)
-                if (late_mask & (1u << i))
-                        wl += (size_t)snprintf(windows + wl, sizeof(windows) - wl, "%s%s",
-                                               wl ? "," : "", dmp_engine_window(d->engine, i)->name);
-        snprintf(part, sizeof(part), "%d", (int)m->partition);
-        snprintf(off, sizeof(off), "%" PRId64, m->offset);
-        snprintf(tsbuf, sizeof(tsbuf), "%" PRId64, ts);
-        rd_kafka_headers_t *h = rd_kafka_headers_new(5);
-        rd_kafka_header_add(h, "dmpflow.source.topic", -1, d->conf->input.topic, -1);
-        rd_kafka_header_add(h, "dmpflow.source.partition", -1, part, -1);
-        rd_kafka_header_add(h, "dmpflow.source.offset", -1, off, -1);
-        rd_kafka_header_add(h, "dmpflow.source.timestamp", -1, tsbuf, -1);
-        rd_kafka_header_add(h, "dmpflow.late.windows", -1, windows, -1);
-        for (;;) {
-                rd_kafka_resp_err_t err = rd_kafka_producev(
-                        d->producer, RD_KAFKA_V_RKT(d->late_topic),
-                        RD_KAFKA_V_VALUE(m->payload, m->len), RD_KAFKA_V_KEY(m->key, m->key_len),
-                        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h),
-                        RD_KAFKA_V_END);
-                if (!err)
-                        return; /* the message owns the headers now */
-                if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-                        rd_kafka_headers_destroy(h);
-                        fail(d, "cannot copy a late event: %s", rd_kafka_err2str(err));
-                        return;
-                }
-                rd_kafka_poll(d->producer, 10);
-        }
-}
-
-/* Whether the consumer has read all of a partition that exists so far:
- * librdkafka's cached high watermark (from fetch responses) is reached. */
-
 static void process_message(dmp_daemon_t *d, rd_kafka_message_t *m) {
         if (m->err) {
                 if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
@@ -796,13 +783,15 @@ static void process_message(dmp_daemon_t *d, rd_kafka_message_t *m) {
         rd_kafka_timestamp_type_t tstype;
         int64_t ts = rd_kafka_message_timestamp(m, &tstype);
         char errstr[512];
-        uint32_t late_mask;
-        if (dmp_engine_process(d->engine, m->partition, m->offset, m->key, m->key_len, ts,
-                               m->payload, m->len, &late_mask, errstr, sizeof(errstr))) {
+        d->serving = m; /* for sink_late */
+        int rc = dmp_engine_process(d->engine, m->partition, m->offset, m->key, m->key_len, ts,
+                                    m->payload, m->len, errstr, sizeof(errstr));
+        d->serving = NULL;
+        if (rc) {
                 dmp_decode_err_t cls = dmp_engine_last_error(d->engine);
-                dmp_dlq_record_t r = {rd_kafka_topic_name(m->rkt), m->partition, m->offset,
-                                      tstype == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? -1 : ts,
-                                      m->key, m->key_len, m->payload, m->len};
+                dmp_copy_rec_t r = {rd_kafka_topic_name(m->rkt), m->partition, m->offset,
+                                    tstype == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? -1 : ts,
+                                    m->key, m->key_len, m->payload, m->len};
                 char e2[512];
                 if (cls == DMP_DECODE_UNAVAILABLE) { /* wait for the registry */
                         if (dmp_pauses_add(d->pauses, m, d->conf->input.registry_pause_ms,
@@ -813,10 +802,7 @@ static void process_message(dmp_daemon_t *d, rd_kafka_message_t *m) {
                                  r.offset, errstr);
                 else if (dmp_dlq_send(d->dlq, &r, cls, errstr, e2, sizeof(e2)))
                         fail(d, "dead letter: %s", e2);
-                return;
         }
-        if (late_mask && d->late_topic)
-                copy_late(d, m, ts, late_mask);
 }
 
 /* "state memory: ..." of the engine's stats, for the log. */
@@ -836,6 +822,75 @@ static void serve_message(rd_kafka_message_t *m, void *opaque) {
                 process_message(d, m);
 }
 
+/* ---- the periodic tasks (cron_t) ---- */
+
+/* Idle partitions advance their stream time by the clock (engine.h). */
+static void cron_idle(dmp_daemon_t *d, int64_t now) {
+        (void)now;
+        dmp_engine_idle_tick(d->engine, dmp_now_ms(), d->conf->input.idle_timeout_ms);
+        flush_outputs(d);
+}
+
+/* A defence: re-forwards any assigned partition that lost its forward
+ * (src/fetchq.h). */
+static void cron_reforward(dmp_daemon_t *d, int64_t now) {
+        (void)now;
+        dmp_fetchq_reforward(d->fetchq);
+}
+
+/* Rebuilds the /metrics text. */
+static void cron_metrics(dmp_daemon_t *d, int64_t now) {
+        (void)now;
+        publish_metrics(d);
+}
+
+/* Over the memory budget: commit early (the commit evicts). */
+static void cron_budget(dmp_daemon_t *d, int64_t now) {
+        if (dmp_engine_over_budget(d->engine))
+                d->cron[CRON_COMMIT].next_ms = now;
+}
+
+/* The commit; it sets its own next time (it also runs on revocation). */
+static void cron_commit(dmp_daemon_t *d, int64_t now) {
+        (void)now;
+        commit(d);
+        publish_counters(d);
+}
+
+static void cron_progress(dmp_daemon_t *d, int64_t now) {
+        const dmp_engine_stats_t *s = dmp_engine_stats(d->engine);
+        int64_t period = d->cron[CRON_PROGRESS].period_ms;
+        char mem[256];
+        format_memory(s, mem, sizeof(mem));
+        (void)now;
+        dmp_info("progress: %" PRIu64 " events (%.0f/s), %" PRIu64 " results, %" PRIu64
+                 " late, %" PRIu64 " decode errors; %s",
+                 s->events_in, (double)(s->events_in - d->progress_events) * 1000.0 / (double)period,
+                 s->results_out, s->late_events, s->decode_errors, mem);
+        d->progress_events = s->events_in;
+}
+
+/* The table, in the order a round runs them, with each task's period and
+ * first run (0: the first round; else one period in). */
+static void cron_start(dmp_daemon_t *d, int64_t now) {
+        const struct {
+                const char *name;
+                void (*run)(dmp_daemon_t *, int64_t);
+                int64_t period_ms;
+                int first_at_once;
+        } table[CRON__CNT] = {
+                [CRON_IDLE] = {"idle", cron_idle, d->conf->input.idle_timeout_ms > 0 ? 100 : 0, 1},
+                [CRON_REFORWARD] = {"reforward", cron_reforward, 1000, 0},
+                [CRON_METRICS] = {"metrics", cron_metrics, d->admin ? 500 : 0, 1},
+                [CRON_BUDGET] = {"budget", cron_budget, 50, 1},
+                [CRON_COMMIT] = {"commit", cron_commit, d->conf->state.commit_interval_ms, 0},
+                [CRON_PROGRESS] = {"progress", cron_progress, 10000, 0},
+        };
+        for (int i = 0; i < CRON__CNT; i++)
+                d->cron[i] = (cron_t){table[i].name, table[i].run, table[i].period_ms,
+                                      table[i].first_at_once ? now : now + table[i].period_ms};
+}
+
 int dmp_daemon_run(dmp_daemon_t *d, char *errstr, size_t errstr_size) {
         rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
         rd_kafka_topic_partition_list_add(topics, d->conf->input.topic, RD_KAFKA_PARTITION_UA);
@@ -850,12 +905,7 @@ int dmp_daemon_run(dmp_daemon_t *d, char *errstr, size_t errstr_size) {
                  DMPFLOW_VERSION, d->conf->input.topic, d->conf->input.group_id,
                  d->conf->output.topic, d->conf->state.dir);
 
-        d->next_commit_ms = dmp_mono_ms() + d->conf->state.commit_interval_ms;
-        int64_t next_progress = dmp_mono_ms() + 10000;
-        int64_t next_idle_check = 0;
-        int64_t next_budget_check = 0;
-        int64_t next_reforward = dmp_mono_ms() + 1000;
-        uint64_t last_events = 0;
+        cron_start(d, dmp_mono_ms());
         rd_kafka_queue_t *cq = dmp_fetchq_events(d->fetchq);
         rd_kafka_message_t *batch[CONSUME_BATCH];
         while (!atomic_load(&d->stop)) {
@@ -886,43 +936,15 @@ int dmp_daemon_run(dmp_daemon_t *d, char *errstr, size_t errstr_size) {
                 int64_t now = dmp_mono_ms();
                 if (d->fetchwake)
                         dmp_fetchwake_poke(d->fetchwake, dmp_fetchq_length(d->fetchq), now);
-                if (d->conf->input.idle_timeout_ms > 0 && now >= next_idle_check) {
-                        dmp_engine_idle_tick(d->engine, dmp_now_ms(),
-                                             d->conf->input.idle_timeout_ms, caught_up, d);
-                        flush_outputs(d);
-                        next_idle_check = now + 100;
-                }
-                if (now >= next_reforward) {
-                        dmp_fetchq_reforward(d->fetchq);
-                        next_reforward = now + 1000;
-                }
                 dmp_pauses_resume_due(d->pauses, now);
-                if (d->admin) {
+                if (d->admin)
                         dmp_admin_serve(d->admin);
-                        if (now >= d->next_metrics_ms) {
-                                publish_metrics(d);
-                                d->next_metrics_ms = now + METRICS_INTERVAL_MS;
+                for (int i = 0; i < CRON__CNT; i++) {
+                        cron_t *c = &d->cron[i];
+                        if (c->period_ms > 0 && now >= c->next_ms) {
+                                c->next_ms = now + c->period_ms;
+                                c->run(d, now); /* (may move any task's next_ms) */
                         }
-                }
-                if (now >= next_budget_check) { /* over the memory budget: commit early */
-                        if (dmp_engine_over_budget(d->engine))
-                                d->next_commit_ms = now;
-                        next_budget_check = now + 50;
-                }
-                if (now >= d->next_commit_ms) {
-                        commit(d);
-                        publish_counters(d);
-                }
-                if (now >= next_progress) {
-                        const dmp_engine_stats_t *s = dmp_engine_stats(d->engine);
-                        char mem[256];
-                        format_memory(s, mem, sizeof(mem));
-                        dmp_info("progress: %" PRIu64 " events (%.0f/s), %" PRIu64
-                                 " results, %" PRIu64 " late, %" PRIu64 " decode errors; %s",
-                                 s->events_in, (double)(s->events_in - last_events) / 10.0,
-                                 s->results_out, s->late_events, s->decode_errors, mem);
-                        last_events = s->events_in;
-                        next_progress = now + 10000;
                 }
                 if (served <= 0 && n <= 0) /* both queues were empty */
                         dmp_fetchq_wait(d->fetchq, 100);

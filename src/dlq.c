@@ -49,17 +49,7 @@ void dmp_dlq_format_counts(const dmp_dlq_t *q, char *buf, size_t size) {
                 snprintf(buf, size, "none");
 }
 
-static void add_header(rd_kafka_headers_t *h, const char *name, const char *value) {
-        rd_kafka_header_add(h, name, -1, value, (ssize_t)strlen(value));
-}
-
-static void add_header_num(rd_kafka_headers_t *h, const char *name, int64_t v) {
-        char s[24];
-        snprintf(s, sizeof(s), "%" PRId64, v);
-        add_header(h, name, s);
-}
-
-int dmp_dlq_send(dmp_dlq_t *q, const dmp_dlq_record_t *r, dmp_decode_err_t cls,
+int dmp_dlq_send(dmp_dlq_t *q, const dmp_copy_rec_t *r, dmp_decode_err_t cls,
                  const char *message, char *errstr, size_t errstr_size) {
         if ((unsigned)cls >= DMP_DECODE__CNT)
                 cls = DMP_DECODE_OK; /* a caller's bug; still never dropped */
@@ -70,29 +60,6 @@ int dmp_dlq_send(dmp_dlq_t *q, const dmp_dlq_record_t *r, dmp_decode_err_t cls,
                          dmp_decode_err_name(cls), q->topic ? "" : "; no [output] dlq.topic");
         if (!q->topic)
                 return 0;
-        rd_kafka_headers_t *h = rd_kafka_headers_new(6);
-        add_header(h, DMP_DLQ_H_TOPIC, r->topic);
-        add_header_num(h, DMP_DLQ_H_PARTITION, r->partition);
-        add_header_num(h, DMP_DLQ_H_OFFSET, r->offset);
-        add_header_num(h, DMP_DLQ_H_TIMESTAMP, r->timestamp);
-        add_header(h, DMP_DLQ_H_CLASS, dmp_decode_err_name(cls));
-        add_header(h, DMP_DLQ_H_MESSAGE, message);
-        for (;;) {
-                /* On success the headers belong to librdkafka. */
-                rd_kafka_resp_err_t err = rd_kafka_producev(
-                        q->producer, RD_KAFKA_V_TOPIC(q->topic),
-                        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                        RD_KAFKA_V_KEY((void *)r->key, r->key ? r->key_len : 0),
-                        RD_KAFKA_V_VALUE((void *)r->value, r->value ? r->len : 0),
-                        RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END);
-                if (!err)
-                        return 0;
-                if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-                        rd_kafka_headers_destroy(h);
-                        snprintf(errstr, errstr_size, "cannot produce to %s: %s", q->topic,
-                                 rd_kafka_err2str(err));
-                        return -1;
-                }
-                rd_kafka_poll(q->producer, 10); /* wait for room in the queue */
-        }
+        const char *why[] = {DMP_DLQ_H_CLASS, dmp_decode_err_name(cls), DMP_DLQ_H_MESSAGE, message};
+        return dmp_copy_produce(q->producer, q->topic, r, why, 2, errstr, errstr_size);
 }

@@ -1,7 +1,7 @@
 /* Dead letters: a record that cannot be processed (it cannot be decoded,
- * or its event time is out of range) goes unchanged -- same key, same
- * value -- to the dead-letter topic, with headers saying where it came from
- * and why, and is counted per error class; the partition moves on.
+ * or its event time is out of range) goes unchanged to the dead-letter
+ * topic with its provenance (copy.h) and headers saying why, and is counted
+ * per error class; the partition moves on.
  *
  * Durability: dead letters go through the daemon's producer, so the commit
  * protocol covers them: the flush before each commit waits for their
@@ -18,27 +18,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "copy.h"
 #include "decoder.h"
 
-/* Header names; values are UTF-8 text (numbers in decimal). */
-#define DMP_DLQ_H_TOPIC     "dmpflow.source.topic"
-#define DMP_DLQ_H_PARTITION "dmpflow.source.partition"
-#define DMP_DLQ_H_OFFSET    "dmpflow.source.offset"
-#define DMP_DLQ_H_TIMESTAMP "dmpflow.source.timestamp" /* ms; -1 if none */
-#define DMP_DLQ_H_CLASS     "dmpflow.error.class"      /* dmp_decode_err_name() */
-#define DMP_DLQ_H_MESSAGE   "dmpflow.error.message"
-
-/* Where a dead letter came from. */
-typedef struct dmp_dlq_record {
-        const char *topic;
-        int32_t partition;
-        int64_t offset;
-        int64_t timestamp; /* ms, -1 if none */
-        const void *key;   /* may be NULL */
-        size_t key_len;
-        const void *value; /* may be NULL (a tombstone) */
-        size_t len;
-} dmp_dlq_record_t;
+/* Why: header names beyond the provenance (copy.h DMP_COPY_H_*). */
+#define DMP_DLQ_H_CLASS   "dmpflow.error.class" /* dmp_decode_err_name() */
+#define DMP_DLQ_H_MESSAGE "dmpflow.error.message"
 
 typedef struct dmp_dlq dmp_dlq_t;
 
@@ -51,7 +36,7 @@ void dmp_dlq_destroy(dmp_dlq_t *q);
 /* Counts r under cls, logs it (the first 10 of each class, then every
  * 10,000th) and produces it to the topic. Returns 0, or -1 with errstr if
  * it cannot be produced (a fatal condition for the caller). */
-int dmp_dlq_send(dmp_dlq_t *q, const dmp_dlq_record_t *r, dmp_decode_err_t cls,
+int dmp_dlq_send(dmp_dlq_t *q, const dmp_copy_rec_t *r, dmp_decode_err_t cls,
                  const char *message, char *errstr, size_t errstr_size);
 
 uint64_t dmp_dlq_count(const dmp_dlq_t *q, dmp_decode_err_t cls);

@@ -1,10 +1,17 @@
-/* The processing engine: decode -> measures -> windows -> emit -> commit.
+/* The processing engine: decode -> measures -> windows -> groups and
+ * patterns -> sink -> commit (docs/ARCHITECTURE.md).
  *
  * It knows nothing of Kafka: the daemon (or a test) feeds it records of
- * input partitions and commits it; it calls the emit callback for each
- * result of a closed window. State is kept per input partition ("task"), so
- * a partition's state can be opened and closed as the consumer group
- * rebalances.
+ * input partitions and commits it; everything it produces goes to the one
+ * sink given at creation (results, group results, patterns, late copies).
+ * State is kept per input partition ("task"), so a partition's state can
+ * be opened and closed as the consumer group rebalances.
+ *
+ * Source files: engine.c (construction, partitions, the hot path, tumbling
+ * and hopping windows, commits), engine_keyed.c (session and sliding
+ * windows), engine_evict.c (eviction and the memory budget),
+ * engine_inspect.c (queries and inspection of stored state); engine_int.h
+ * is what they share.
  *
  * Threads: all functions run on the one processing thread. */
 #ifndef DMP_ENGINE_H
@@ -32,9 +39,41 @@ typedef struct dmp_result {
         int final;    /* the window has closed: no later result for it */
 } dmp_result_t;
 
-/* Called for each (key, window, measure) with count >= 1 when the window
- * closes. The result's memory is valid during the call only. */
-typedef void(dmp_emit_cb_t)(void *opaque, const dmp_result_t *r);
+/* The record of the dmp_engine_process call in progress was late for at
+ * least one window definition; its caller, which holds the record's bytes,
+ * may copy it with its provenance ([output] late.topic). Only these: the
+ * bytes kept alive to the end of the hot path cost ~1.5 % of its
+ * instructions (docs/PERFORMANCE.md). */
+typedef struct dmp_late_record {
+        int32_t partition;
+        int64_t offset;
+        uint32_t late_mask; /* bit i: late for window definition i (it updated
+                             * none of its windows) */
+} dmp_late_record_t;
+
+/* Where everything the engine produces goes. Each callback runs on the
+ * processing thread; its argument is valid during the call only.
+ *   result     each (key, window, measure) with count >= 1, when the window
+ *              closes (final) or, in update mode, at dmp_engine_emit_updates
+ *   group      group statistics (groups.h), at dmp_engine_emit_groups
+ *   pattern    mined patterns (groups.h), at dmp_engine_emit_groups, or for
+ *              anomalies and thresholds over keys when the key's window closes
+ *   late       a late record, from dmp_engine_process; may be NULL
+ *   caught_up  whether the consumer has read a partition to its end, given
+ *              the next offset the engine will process (-1: none yet); the
+ *              instance watermark of groups and patterns (docs/PATTERNS.md)
+ *              and idle partitions wait for it. May be NULL: partitions
+ *              without events are then left out of the watermark, and idle
+ *              partitions never advance. */
+typedef int(dmp_caught_up_cb_t)(void *opaque, int32_t partition, int64_t next_offset);
+typedef struct dmp_engine_sink {
+        void (*result)(void *opaque, const dmp_result_t *r);
+        void (*group)(void *opaque, const dmp_group_result_t *r);
+        void (*pattern)(void *opaque, const dmp_pattern_result_t *r);
+        void (*late)(void *opaque, const dmp_late_record_t *r);
+        dmp_caught_up_cb_t *caught_up;
+        void *opaque;
+} dmp_engine_sink_t;
 
 typedef struct dmp_engine_stats {
         uint64_t events_in;
@@ -68,7 +107,7 @@ typedef struct dmp_engine dmp_engine_t;
  * the schema) it adds "file:line: message" errors to conf, sets
  * *config_error and returns NULL; on another failure (e.g. the store cannot
  * be opened) it returns NULL with errstr set. */
-dmp_engine_t *dmp_engine_new(dmp_conf_t *conf, dmp_emit_cb_t *emit, void *opaque,
+dmp_engine_t *dmp_engine_new(dmp_conf_t *conf, const dmp_engine_sink_t *sink,
                              int *config_error, char *errstr, size_t errstr_size);
 void dmp_engine_destroy(dmp_engine_t *e);
 
@@ -87,13 +126,12 @@ void dmp_engine_partition_close(dmp_engine_t *e, int32_t partition);
 
 /* Processes one record of an open partition. key/kafka_ts are the Kafka
  * message key and timestamp (used when no key/time field is configured).
- * *late_mask gets bit i set if the record was late for window definition i
- * (it updated none of its windows). Returns 0, or -1 if the record could
- * not be decoded (counted; errstr set; its offset is consumed all the
- * same). */
+ * A record late for some window definition goes to the sink's late.
+ * Returns 0, or -1 if the record could not be decoded (counted; errstr
+ * set; its offset is consumed all the same). */
 int dmp_engine_process(dmp_engine_t *e, int32_t partition, int64_t offset, const void *key,
                        size_t key_len, int64_t kafka_ts, const void *payload, size_t len,
-                       uint32_t *late_mask, char *errstr, size_t errstr_size);
+                       char *errstr, size_t errstr_size);
 
 /* Whether the record of `partition` at `offset` is one to process: its
  * partition is open and the offset was not processed yet. A batch consumed
@@ -102,25 +140,22 @@ int dmp_engine_process(dmp_engine_t *e, int32_t partition, int64_t offset, const
  * offset: those are skipped. */
 int dmp_engine_wants(const dmp_engine_t *e, int32_t partition, int64_t offset);
 
-/* Whether the consumer has read everything of a partition so far, given
- * the next offset the engine will process (-1: none processed yet). */
-typedef int(dmp_caught_up_cb_t)(void *opaque, int32_t partition, int64_t next_offset);
-
-/* Tells the engine how to know that a partition is read to its end; the
- * instance watermark of groups and patterns (docs/PATTERNS.md) waits for a
- * partition without events until it is. Without it, such partitions are
- * left out. */
-void dmp_engine_set_caught_up(dmp_engine_t *e, dmp_caught_up_cb_t *cb, void *opaque);
-
 /* Advances the stream time of every partition that received no record for
- * idle_timeout_ms and is caught up, by the wall-clock time since its last
- * record, and closes the windows that this closes. */
-void dmp_engine_idle_tick(dmp_engine_t *e, int64_t now_ms, int64_t idle_timeout_ms,
-                          dmp_caught_up_cb_t *caught_up, void *opaque);
+ * idle_timeout_ms and is caught up (the sink's caught_up), by the
+ * wall-clock time since its last record, and closes the windows that this
+ * closes. */
+void dmp_engine_idle_tick(dmp_engine_t *e, int64_t now_ms, int64_t idle_timeout_ms);
 
 /* Emits the update-mode results of the windows changed since the previous
  * call. Call before making the emitted results durable and committing. */
 void dmp_engine_emit_updates(dmp_engine_t *e);
+
+/* Emits the running group statistics changed since the previous call, and
+ * the windowed group statistics and patterns of the windows closed at the
+ * instance watermark (docs/PATTERNS.md). Call after dmp_engine_emit_updates
+ * (whose final update-mode results feed topk over keys), before
+ * committing. No-op without [group] or [pattern] sections. */
+void dmp_engine_emit_groups(dmp_engine_t *e);
 
 /* Writes dirty state, deletions of emitted windows and the partitions'
  * offsets and stream times in one atomic batch. The caller must first make
@@ -195,9 +230,6 @@ typedef struct dmp_task_info {
 typedef void(dmp_task_info_cb_t)(void *opaque, const dmp_task_info_t *ti);
 void dmp_engine_foreach_task(const dmp_engine_t *e, dmp_task_info_cb_t *cb, void *opaque);
 
-/* Where group results and patterns go (groups.h); no effect without
- * [group] or [pattern] sections. */
-void dmp_engine_set_groups_sink(dmp_engine_t *e, const dmp_groups_sink_t *sink);
 /* The groups (for queries), or NULL without [group] or [pattern] sections. */
 dmp_groups_t *dmp_engine_groups(dmp_engine_t *e);
 /* Their counters, or NULL without [group] or [pattern] sections. */

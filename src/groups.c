@@ -1,136 +1,21 @@
-/* Groups and mined patterns: see groups.h and docs/PATTERNS.md.
- *
- * Every piece of state is a dmp_entry_t (wtable.h) whose `win` says what it
- * is (the top 4 bits) and for which definition:
- *   RUNNING  | gi            running statistics of group gi: one aggregate
- *                            per group measure, then one of the event times
- *   GWIN     | gi<<5 | wi    the same over the window starting at `start`
- *   KHIST    | pi            pattern pi's history of a key (on its partition)
- *   GHIST    | pi            pattern pi's history of a group (the instance's)
- *   KTOP     | pi            a key's result, a candidate of topk pi's window
- * A history holds the statistics of the subject's previous window values
- * (aggs[0]) and the current streak of threshold matches (aggs[1].count).
- * A RUNNING entry's ext, once it has had an event, is its window memo: per
- * window of the group (gdef_t.windows[j]), the GWIN entry of the latest
- * window start an event of the group value touched, or NULL; it saves
- * that entry's lookup for the next events, and is cleared of an entry
- * before the entry retires (memo_forget). It belongs to the entry.
- * Partition state is stored under the partition, the instance's histories
- * under partition -1. */
+/* Group statistics: running and windowed statistics of measures per group
+ * value, per input partition, combined over the partitions when emitted;
+ * their persistence and queries. The miners are in patterns.c. See
+ * groups.h, groups_int.h (the state's layout) and docs/PATTERNS.md. */
 #include "groups.h"
 
+#include <assert.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "groups_int.h"
 #include "util.h"
 #include "wtable.h"
 
-enum { KIND_RUNNING = 0, KIND_GWIN = 1, KIND_KHIST = 2, KIND_GHIST = 3, KIND_KTOP = 4 };
-#define WIN_ID(kind, n) ((int)(((kind) << 12) | (n)))
-#define WIN_KIND(win)   ((win) >> 12)
-#define INSTANCE        (-1) /* the store partition of the instance's histories */
-
-enum { STAT_MEAN, STAT_SUM, STAT_COUNT, STAT_MIN, STAT_MAX };
-enum { PAT_TOPK, PAT_ANOMALY, PAT_THRESHOLD };
-
-typedef struct gdef {
-        const char *name, *topic;
-        int label;          /* label slot of the group field, or -1 */
-        int bucket_measure; /* or: the bucketed measure */
-        double width;
-        int measures[DMP_MAX_MEASURES]; /* engine measure indexes */
-        int nmeasures;
-        int windows[DMP_MAX_WINDOWS];
-        int nwindows;
-} gdef_t;
-
-/* A published pattern, kept for queries (its strings copied). */
-typedef struct recent {
-        dmp_pattern_result_t r;
-        char *subject;
-} recent_t;
-
-typedef struct pdef {
-        const char *name, *topic, *kind_name, *stat_name;
-        int kind, stat;
-        int wi;  /* window definition */
-        int gi;  /* -1: keys */
-        int mi;  /* engine measure index */
-        int gm;  /* group source: the measure's position in the group */
-        int k, desc;
-        double z;
-        int64_t min_count;
-        int has_above, has_below;
-        double above, below;
-        int64_t consecutive;
-        recent_t recent[DMP_GROUPS_RECENT]; /* a ring: the last published */
-        int nrecent, next_recent;
-} pdef_t;
-
-typedef struct gtask {
-        int32_t partition;
-        dmp_wtable_t run;  /* RUNNING and GWIN */
-        dmp_wtable_t hist; /* KHIST (partitions) or GHIST (the instance) */
-        dmp_entry_t **ktop; /* KTOP candidates, not looked up */
-        size_t nktop, ktop_cap;
-        /* ktop[krun_begin..nktop): the candidates admitted since the last
-         * change of window start (krun_start), counted per pattern;
-         * krun_begin > nktop: no run (ktop_admit starts one). */
-        size_t krun_begin;
-        int64_t krun_start;
-        uint32_t krun_cnt[DMP_MAX_PATTERNS];
-        dmp_dirty_t dirty; /* to write (or delete: DMP_ENTRY_CLOSED) at commit; its
-                            * dead: retired entries the store never held */
-        int64_t first_memo[DMP_MAX_WINDOWS]; /* dmp_window_first_start_memo's, per window */
-} gtask_t;
-
-/* A subject of a closed window: its combined aggregates. */
-typedef struct subject {
-        const char *key;
-        size_t len;
-        dmp_agg_t *aggs; /* of the group's measures (then the times), or the key's one */
-} subject_t;
-
-/* A topk candidate being ranked (ktop_prune). */
-typedef struct ranked {
-        subject_t s; /* first: rank_cmp reads it */
-        size_t at;   /* index in its task's ktop */
-} ranked_t;
-
-struct dmp_groups {
-        dmp_conf_t *conf;
-        const dmp_measure_t *measures;
-        const dmp_window_t *windows;
-        gdef_t groups[DMP_MAX_GROUPS];
-        int ngroups;
-        pdef_t patterns[DMP_MAX_PATTERNS];
-        int npatterns;
-        gtask_t **tasks; /* by partition */
-        int32_t ntasks;
-        gtask_t inst;    /* the instance's histories */
-        int inst_loaded;
-        int64_t mark;    /* the highest instance watermark seen */
-        dmp_groups_sink_t sink;
-        dmp_groups_stats_t stats;
-        unsigned char *buf; /* encoding buffer */
-        size_t buf_cap;
-        ranked_t *ranked; /* ktop_prune's scratch */
-        size_t nranked;
-};
-
 /* ---- compilation ---- */
-
-static int list_next(const char **s, const char **name, size_t *len) {
-        while (**s == ' ' || **s == ',')
-                (*s)++;
-        *len = strcspn(*s, ", ");
-        *name = *s;
-        *s += *len;
-        return *len > 0;
-}
 
 /* Appends v to list[*n] unless it is there. */
 static void list_add(int *list, int *n, int v) {
@@ -159,19 +44,19 @@ static int compile_group(dmp_groups_t *g, dmp_group_conf_t *gc, dmp_decoder_t *d
         } else {
                 gd->bucket_measure = dmp_conf_find_measure(g->conf, gc->bucket_measure,
                                                            strlen(gc->bucket_measure));
-                dmp_conf_parse_double(gc->bucket_width, &gd->width);
+                gd->width = gc->bucket_width;
         }
         const char *s = gc->measures, *n;
         size_t l;
         /* each once: a longer list overflowed measures[] and windows[]
          * (fuzz finding, docs/FUZZING.md) */
-        while (list_next(&s, &n, &l))
+        while (dmp_list_next(&s, &n, &l))
                 list_add(gd->measures, &gd->nmeasures, dmp_conf_find_measure(g->conf, n, l));
         if (!gd->nmeasures)
                 for (int m = 0; m < nmeasures; m++)
                         gd->measures[gd->nmeasures++] = m;
         s = gc->windows;
-        while (list_next(&s, &n, &l)) {
+        while (dmp_list_next(&s, &n, &l)) {
                 int wi = dmp_conf_find_window(g->conf, n, l);
                 const dmp_window_t *w = &g->windows[wi];
                 if (dmp_window_is_keyed(w)) {
@@ -188,69 +73,9 @@ static int compile_group(dmp_groups_t *g, dmp_group_conf_t *gc, dmp_decoder_t *d
         return 0;
 }
 
-static int stat_of(const char *s) {
-        return !strcmp(s, "sum") ? STAT_SUM : !strcmp(s, "count") ? STAT_COUNT
-             : !strcmp(s, "min") ? STAT_MIN : !strcmp(s, "max") ? STAT_MAX : STAT_MEAN;
-}
-
-static int compile_pattern(dmp_groups_t *g, dmp_pattern_conf_t *pc) {
-        pdef_t *pd = &g->patterns[g->npatterns];
-        memset(pd, 0, sizeof(*pd));
-        pd->name = pc->name;
-        pd->topic = pc->topic;
-        pd->kind_name = pc->kind;
-        pd->kind = !strcmp(pc->kind, "topk") ? PAT_TOPK : !strcmp(pc->kind, "anomaly")
-                                                              ? PAT_ANOMALY : PAT_THRESHOLD;
-        pd->stat_name = pc->stat;
-        pd->stat = stat_of(pc->stat);
-        pd->wi = dmp_conf_find_window(g->conf, pc->window, strlen(pc->window));
-        pd->mi = dmp_conf_find_measure(g->conf, pc->measure, strlen(pc->measure));
-        pd->gi = strncmp(pc->source, "group:", 6) ? -1 : dmp_conf_find_group(g->conf, pc->source + 6);
-        pd->k = (int)pc->k;
-        pd->desc = !strcmp(pc->order, "desc");
-        dmp_conf_parse_double(pc->z, &pd->z);
-        pd->min_count = pc->min_count;
-        pd->has_above = !dmp_conf_parse_double(pc->above, &pd->above);
-        pd->has_below = !dmp_conf_parse_double(pc->below, &pd->below);
-        pd->consecutive = pc->consecutive;
-        const dmp_window_t *w = &g->windows[pd->wi];
-        if (pd->gi >= 0) {
-                const gdef_t *gd = &g->groups[pd->gi];
-                pd->gm = -1;
-                for (int j = 0; j < gd->nmeasures; j++)
-                        if (gd->measures[j] == pd->mi)
-                                pd->gm = j;
-                if (pd->gm < 0) {
-                        dmp_conf_error(g->conf, pc->section_line,
-                                       "[pattern %s] [group %s] does not keep measure %s",
-                                       pc->name, gd->name, pc->measure);
-                        return 1;
-                }
-        } else {
-                int found = 0;
-                for (int j = 0; j < w->nmeasures; j++)
-                        found |= w->measures[j] == pd->mi;
-                if (!found) {
-                        dmp_conf_error(g->conf, pc->section_line,
-                                       "[pattern %s] [window %s] does not aggregate measure %s",
-                                       pc->name, w->name, pc->measure);
-                        return 1;
-                }
-                if (pd->kind == PAT_TOPK && dmp_window_is_keyed(w)) {
-                        dmp_conf_error(g->conf, pc->section_line,
-                                       "[pattern %s] topk over keys needs a tumbling or hopping "
-                                       "window (%s is %s)", pc->name, w->name,
-                                       dmp_window_kind_name(w->kind));
-                        return 1;
-                }
-        }
-        g->npatterns++;
-        return 0;
-}
-
 dmp_groups_t *dmp_groups_new(dmp_conf_t *conf, dmp_decoder_t *dec, const dmp_measure_t *measures,
                              int nmeasures, const dmp_window_t *windows, int nwindows,
-                             int *errors) {
+                             const dmp_groups_sink_t *sink, int *errors) {
         *errors = 0;
         if (!conf->group_cnt && !conf->pattern_cnt)
                 return NULL;
@@ -259,6 +84,7 @@ dmp_groups_t *dmp_groups_new(dmp_conf_t *conf, dmp_decoder_t *dec, const dmp_mea
         g->measures = measures;
         g->windows = windows;
         g->mark = INT64_MIN;
+        g->sink = *sink;
         g->inst.partition = INSTANCE;
         dmp_wtable_init(&g->inst.run);
         dmp_wtable_init(&g->inst.hist);
@@ -266,7 +92,7 @@ dmp_groups_t *dmp_groups_new(dmp_conf_t *conf, dmp_decoder_t *dec, const dmp_mea
                 *errors += compile_group(g, &conf->groups[i], dec, nmeasures, nwindows);
         if (!*errors)
                 for (int i = 0; i < conf->pattern_cnt; i++)
-                        *errors += compile_pattern(g, &conf->patterns[i]);
+                        *errors += patterns_compile(g, &conf->patterns[i]);
         if (*errors) {
                 dmp_groups_destroy(g);
                 return NULL;
@@ -296,11 +122,11 @@ static void task_free(gtask_t *t) {
 void dmp_groups_destroy(dmp_groups_t *g) {
         if (!g)
                 return;
-        for (int32_t p = 0; p < g->ntasks; p++)
-                if (g->tasks[p]) {
-                        task_free(g->tasks[p]);
-                        free(g->tasks[p]);
-                }
+        gtask_t *t;
+        DMP_TASK_FOREACH(g, t) {
+                task_free(t);
+                free(t);
+        }
         free(g->tasks);
         task_free(&g->inst);
         for (int i = 0; i < g->npatterns; i++)
@@ -309,10 +135,6 @@ void dmp_groups_destroy(dmp_groups_t *g) {
         free(g->buf);
         free(g->ranked);
         free(g);
-}
-
-void dmp_groups_set_sink(dmp_groups_t *g, const dmp_groups_sink_t *sink) {
-        g->sink = *sink;
 }
 
 const dmp_groups_stats_t *dmp_groups_stats(const dmp_groups_t *g) {
@@ -355,13 +177,10 @@ size_t dmp_groups_bucket_label(double x, double width, char *buf, size_t size) {
 
 /* ---- entries ---- */
 
-static gtask_t *task_get(const dmp_groups_t *g, int32_t p) {
-        return p >= 0 && p < g->ntasks ? g->tasks[p] : NULL;
-}
-
 /* Takes en out of its table (or candidates) for deletion at the commit, or,
  * if the store never held it, to be freed by release_unstored (sooner). */
-static void retire(dmp_groups_t *g, gtask_t *t, dmp_wtable_t *table, dmp_entry_t *en) {
+void groups_retire(dmp_groups_t *g, gtask_t *t, dmp_wtable_t *table, dmp_entry_t *en) {
+        assert(!(en->flags & DMP_ENTRY_CLOSED)); /* retired once */
         if (table)
                 dmp_wtable_remove(table, en);
         en->flags |= DMP_ENTRY_CLOSED;
@@ -383,7 +202,7 @@ static int release_unstored(void *opaque, dmp_entry_t *en) {
 }
 
 /* Adds a topk candidate (KTOP) to the partition's list. */
-static void ktop_push(gtask_t *t, dmp_entry_t *en) {
+void patterns_ktop_push(gtask_t *t, dmp_entry_t *en) {
         if (t->nktop == t->ktop_cap) {
                 t->ktop_cap = t->ktop_cap ? t->ktop_cap * 2 : 64;
                 t->ktop = dmp_realloc(t->ktop, t->ktop_cap * sizeof(*t->ktop));
@@ -430,7 +249,7 @@ entry_get_hashed(dmp_groups_t *g, gtask_t *t, dmp_wtable_t *table, int win, int6
         return en;
 }
 
-static dmp_entry_t *entry_get(dmp_groups_t *g, gtask_t *t, dmp_wtable_t *table, int win,
+dmp_entry_t *groups_entry_get(dmp_groups_t *g, gtask_t *t, dmp_wtable_t *table, int win,
                               int64_t start, const char *key, size_t kl, int naggs) {
         return entry_get_hashed(g, t, table, win, start, key, kl, dmp_hash_bytes(key, kl, 0),
                                 naggs);
@@ -454,7 +273,7 @@ add_values(const gdef_t *gd, dmp_entry_t *en, int64_t ts, const double *vals,
 
 void dmp_groups_event(dmp_groups_t *g, int32_t partition, int64_t stream_time,
                       const dmp_event_t *ev, int64_t ts, const double *vals, uint64_t defined) {
-        gtask_t *t = task_get(g, partition);
+        gtask_t *t = groups_task(g, partition);
         if (!t)
                 return;
         for (int gi = 0; gi < g->ngroups; gi++) {
@@ -508,206 +327,6 @@ void dmp_groups_event(dmp_groups_t *g, int32_t partition, int64_t stream_time,
         }
 }
 
-/* ---- patterns ---- */
-
-static double stat_value(int stat, const dmp_agg_t *a) {
-        switch (stat) {
-        case STAT_SUM: return a->sum;
-        case STAT_COUNT: return (double)a->count;
-        case STAT_MIN: return a->min;
-        case STAT_MAX: return a->max;
-        default: return a->mean;
-        }
-}
-
-static void pattern_out(dmp_groups_t *g, const pdef_t *pd, int64_t start,
-                        const char *subject, size_t sl, const dmp_agg_t *agg, int rank,
-                        double score, double mean, double stddev, int64_t observations,
-                        const char *direction) {
-        const dmp_window_t *w = &g->windows[pd->wi];
-        dmp_pattern_result_t r = {
-                .pattern = pd->name, .kind = pd->kind_name, .topic = pd->topic, .window = w,
-                .start = start, .end = start + w->size,
-                .source = pd->gi >= 0 ? g->groups[pd->gi].name : "key",
-                .subject = subject, .subject_len = sl,
-                .measure = g->measures[pd->mi].name, .stat = pd->stat_name, .rank = rank,
-                .value = stat_value(pd->stat, agg), .score = score, .mean = mean,
-                .stddev = stddev, .count = agg->count, .observations = observations,
-                .direction = direction};
-        g->stats.patterns++;
-        if (g->sink.pattern)
-                g->sink.pattern(g->sink.opaque, &r);
-        pdef_t *w_pd = &g->patterns[pd - g->patterns]; /* keep it for queries */
-        recent_t *rc = &w_pd->recent[w_pd->next_recent];
-        free(rc->subject);
-        rc->r = r;
-        rc->subject = dmp_strndup(subject, sl);
-        rc->r.subject = rc->subject;
-        w_pd->next_recent = (w_pd->next_recent + 1) % DMP_GROUPS_RECENT;
-        if (w_pd->nrecent < DMP_GROUPS_RECENT)
-                w_pd->nrecent++;
-}
-
-/* An anomaly or threshold pattern for one subject's window value; h is the
- * subject's history, updated. */
-static void judge(dmp_groups_t *g, gtask_t *t, const pdef_t *pd, dmp_entry_t *h, int64_t start,
-                  const char *subject, size_t sl, const dmp_agg_t *agg) {
-        double x = stat_value(pd->stat, agg);
-        if (pd->kind == PAT_ANOMALY) {
-                dmp_agg_t *prev = &h->aggs[0];
-                double sd = dmp_agg_stddev(prev);
-                if (prev->count >= pd->min_count && sd > 0) {
-                        double z = (x - prev->mean) / sd;
-                        if (fabs(z) > pd->z)
-                                pattern_out(g, pd, start, subject, sl, agg, 0, z, prev->mean, sd,
-                                            prev->count, z > 0 ? "high" : "low");
-                }
-                dmp_agg_add(prev, x);
-        } else {
-                int above = pd->has_above && x > pd->above;
-                int below = pd->has_below && x < pd->below;
-                int64_t *streak = &h->aggs[1].count;
-                if (!above && !below) {
-                        *streak = 0;
-                } else if (++*streak >= pd->consecutive) {
-                        pattern_out(g, pd, start, subject, sl, agg, 0,
-                                    above ? x - pd->above : x - pd->below, 0, 0, *streak,
-                                    above ? "above" : "below");
-                }
-        }
-        dmp_dirty_mark(&t->dirty, h);
-}
-
-static void ktop_admit(dmp_groups_t *g, gtask_t *t, const pdef_t *pd, dmp_entry_t *c);
-
-/* A topk candidate (KTOP) is the key's result (aggs[0]) and, bounded, the
- * count of the candidates ktop_admit dropped for it (aggs[1].count): they
- * count among a pattern's observations. */
-static int64_t ktop_dropped(const dmp_entry_t *c) {
-        return c->nmeasures >= 2 ? c->aggs[1].count : 0;
-}
-
-void dmp_groups_key_result(dmp_groups_t *g, int32_t partition, int wi, int mi, const char *key,
-                           size_t key_len, int64_t start, int64_t end, const dmp_agg_t *agg) {
-        gtask_t *t = task_get(g, partition);
-        (void)end;
-        if (!t)
-                return;
-        for (int pi = 0; pi < g->npatterns; pi++) {
-                const pdef_t *pd = &g->patterns[pi];
-                if (pd->gi >= 0 || pd->wi != wi || pd->mi != mi)
-                        continue;
-                if (pd->kind == PAT_TOPK) {
-                        dmp_entry_t *c = dmp_entry_new(0, WIN_ID(KIND_KTOP, pi), start, key,
-                                                       key_len, 2);
-                        c->aggs[0] = *agg;
-                        ktop_admit(g, t, pd, c);
-                        g->stats.partials++;
-                        dmp_dirty_mark(&t->dirty, c);
-                } else {
-                        dmp_entry_t *h = entry_get(g, t, &t->hist, WIN_ID(KIND_KHIST, pi), 0, key,
-                                                   key_len, 2);
-                        judge(g, t, pd, h, start, key, key_len, agg);
-                }
-        }
-}
-
-static int key_cmp(const char *a, size_t al, const char *b, size_t bl) {
-        int c = memcmp(a, b, al < bl ? al : bl);
-        return c ? c : (al > bl) - (al < bl);
-}
-
-/* The topk order: by value (NaN last), then subject bytes. */
-static const pdef_t *rank_pd;
-static int rank_cmp(const void *x, const void *y) {
-        const subject_t *a = x, *b = y;
-        int j = rank_pd->gi >= 0 ? rank_pd->gm : 0;
-        double va = stat_value(rank_pd->stat, &a->aggs[j]);
-        double vb = stat_value(rank_pd->stat, &b->aggs[j]);
-        if (isnan(va) || isnan(vb)) {
-                if (!isnan(va) || !isnan(vb))
-                        return isnan(va) ? 1 : -1;
-        } else if (va != vb) {
-                return (va < vb) == rank_pd->desc ? 1 : -1;
-        }
-        return key_cmp(a->key, a->len, b->key, b->len);
-}
-
-/* A partition keeps at most 2k candidates per topk pattern and window
- * start, and at least its k best (the top k over all partitions is among
- * them: one total order, the value, then the subject's bytes): when a
- * pattern's run reaches 2k, ktop_prune sorts it and retires all but the k
- * best, so each admission costs O(log k) amortized and no scan. A window's
- * final results arrive together at its close (final mode), so they form
- * one run; results of several window starts interleaved (update mode)
- * start new runs and only keep more. */
-
-/* Retires all but the k best of pattern pi's candidates in t's run; the
- * best one takes over their count of dropped candidates (observations). */
-static void ktop_prune(dmp_groups_t *g, gtask_t *t, const pdef_t *pd, int pi) {
-        if (g->nranked < t->krun_cnt[pi]) {
-                g->nranked = t->krun_cnt[pi];
-                g->ranked = dmp_realloc(g->ranked, g->nranked * sizeof(*g->ranked));
-        }
-        ranked_t *r = g->ranked;
-        size_t m = 0;
-        for (size_t i = t->krun_begin; i < t->nktop; i++) {
-                dmp_entry_t *o = t->ktop[i];
-                if ((o->win & 0xfff) == pi && m < t->krun_cnt[pi])
-                        r[m++] = (ranked_t){{dmp_entry_key(o), o->key_len, o->aggs}, i};
-        }
-        rank_pd = pd;
-        qsort(r, m, sizeof(*r), rank_cmp);
-        int64_t dropped = 0;
-        for (size_t j = (size_t)pd->k; j < m; j++) {
-                dmp_entry_t *o = t->ktop[r[j].at];
-                dropped += 1 + ktop_dropped(o);
-                retire(g, t, NULL, o); /* (deleted at the commit if stored) */
-                t->ktop[r[j].at] = NULL;
-        }
-        dmp_entry_t *best = t->ktop[r[0].at];
-        if (best->nmeasures >= 2) { /* (always: a run holds no loaded entry) */
-                best->aggs[1].count += dropped;
-                dmp_dirty_mark(&t->dirty, best);
-        }
-        size_t keep = t->krun_begin;
-        for (size_t i = t->krun_begin; i < t->nktop; i++)
-                if (t->ktop[i])
-                        t->ktop[keep++] = t->ktop[i];
-        t->nktop = keep;
-        t->krun_cnt[pi] = (uint32_t)(m < (size_t)pd->k ? m : (size_t)pd->k);
-}
-
-/* Adds candidate c (a new KTOP entry of pattern pd's window c->start) to
- * t's list; always keeps it (a later prune may retire it). */
-static void ktop_admit(dmp_groups_t *g, gtask_t *t, const pdef_t *pd, dmp_entry_t *c) {
-        int pi = c->win & 0xfff;
-        if (t->krun_begin > t->nktop || c->start != t->krun_start) {
-                t->krun_begin = t->nktop;
-                t->krun_start = c->start;
-                memset(t->krun_cnt, 0, sizeof(t->krun_cnt));
-        }
-        if (t->krun_cnt[pi] >= 2 * (uint32_t)pd->k)
-                ktop_prune(g, t, pd, pi);
-        ktop_push(t, c);
-        t->krun_cnt[pi]++;
-}
-
-/* observations: the subjects ranked (n, and the candidates ktop_admit dropped). */
-static void topk(dmp_groups_t *g, const pdef_t *pd, int64_t start, subject_t *subj, size_t n,
-                 int64_t observations) {
-        rank_pd = pd; /* qsort has no context argument in C11 */
-        qsort(subj, n, sizeof(*subj), rank_cmp);
-        int j = pd->gi >= 0 ? pd->gm : 0;
-        for (size_t r = 0; r < n && r < (size_t)pd->k; r++) {
-                const dmp_agg_t *a = &subj[r].aggs[j];
-                if (a->count == 0)
-                        continue;
-                pattern_out(g, pd, start, subj[r].key, subj[r].len, a, (int)r + 1,
-                            stat_value(pd->stat, a), 0, 0, observations, pd->desc ? "desc" : "asc");
-        }
-}
-
 /* ---- emitting ---- */
 
 /* The last update time kept as a double (aggs[nmeasures].max), as an
@@ -738,9 +357,9 @@ static void group_out(dmp_groups_t *g, const gdef_t *gd, const dmp_window_t *w, 
 /* Running statistics changed since the last emit, combined over the
  * partitions. */
 static void emit_running(dmp_groups_t *g) {
-        for (int32_t p = 0; p < g->ntasks; p++) {
-                gtask_t *t = g->tasks[p];
-                for (size_t i = 0; t && i < t->dirty.n; i++) {
+        gtask_t *t;
+        DMP_TASK_FOREACH(g, t) {
+                for (size_t i = 0; i < t->dirty.n; i++) {
                         dmp_entry_t *en = t->dirty.v[i];
                         if (WIN_KIND(en->win) != KIND_RUNNING || !(en->flags & DMP_ENTRY_CHANGED) ||
                             (en->flags & DMP_ENTRY_CLOSED))
@@ -766,11 +385,6 @@ static void memo_forget(dmp_groups_t *g, gtask_t *t, const dmp_entry_t *en) {
                         memo[j] = NULL;
 }
 
-typedef struct closing {
-        gtask_t *t;
-        dmp_entry_t *en;
-} closing_t;
-
 static int closing_cmp(const void *x, const void *y) {
         const dmp_entry_t *a = ((const closing_t *)x)->en, *b = ((const closing_t *)y)->en;
         if (a->start != b->start)
@@ -784,9 +398,9 @@ static int closing_cmp(const void *x, const void *y) {
 static void close_group_windows(dmp_groups_t *g) {
         closing_t *c = NULL;
         size_t n = 0, cap = 0;
-        for (int32_t p = 0; p < g->ntasks; p++) {
-                gtask_t *t = g->tasks[p];
-                for (size_t i = 0; t && i < t->run.cap; i++) {
+        gtask_t *t;
+        DMP_TASK_FOREACH(g, t) {
+                for (size_t i = 0; i < t->run.cap; i++) {
                         dmp_entry_t *en = t->run.slots[i];
                         if (!en || WIN_KIND(en->win) != KIND_GWIN)
                                 continue;
@@ -832,80 +446,26 @@ static void close_group_windows(dmp_groups_t *g) {
                         const pdef_t *pd = &g->patterns[pi];
                         if (pd->gi != gi || pd->wi != wi)
                                 continue;
-                        if (pd->kind == PAT_TOPK) {
-                                topk(g, pd, first->start, subj, ns, (int64_t)ns);
+                        if (pd->kind == DMP_PATTERN_TOPK) {
+                                patterns_topk(g, pd, first->start, subj, ns, (int64_t)ns);
                                 continue;
                         }
                         for (size_t s = 0; s < ns; s++) {
                                 if (subj[s].aggs[pd->gm].count == 0)
                                         continue;
-                                dmp_entry_t *h = entry_get(g, &g->inst, &g->inst.hist,
+                                dmp_entry_t *h = groups_entry_get(g, &g->inst, &g->inst.hist,
                                                            WIN_ID(KIND_GHIST, pi), 0, subj[s].key,
                                                            subj[s].len, 2);
-                                judge(g, &g->inst, pd, h, first->start, subj[s].key, subj[s].len,
+                                patterns_judge(g, &g->inst, pd, h, first->start, subj[s].key, subj[s].len,
                                       &subj[s].aggs[pd->gm]);
                         }
                 }
                 for (; i < j; i++) { /* after the patterns: subjects point into them */
                         memo_forget(g, c[i].t, c[i].en);
-                        retire(g, c[i].t, &c[i].t->run, c[i].en);
+                        groups_retire(g, c[i].t, &c[i].t->run, c[i].en);
                 }
         }
         free(aggs);
-        free(subj);
-        free(c);
-}
-
-static int ktop_cmp(const void *x, const void *y) {
-        const dmp_entry_t *a = ((const closing_t *)x)->en, *b = ((const closing_t *)y)->en;
-        if (a->win != b->win)
-                return a->win < b->win ? -1 : 1;
-        if (a->start != b->start)
-                return a->start < b->start ? -1 : 1;
-        return 0;
-}
-
-/* Topk over keys: the candidates of windows closed at the mark. */
-static void close_key_topk(dmp_groups_t *g) {
-        closing_t *c = NULL;
-        size_t n = 0, cap = 0;
-        for (int32_t p = 0; p < g->ntasks; p++) {
-                gtask_t *t = g->tasks[p];
-                size_t keep = 0;
-                for (size_t i = 0; t && i < t->nktop; i++) {
-                        dmp_entry_t *en = t->ktop[i];
-                        const dmp_window_t *w = &g->windows[g->patterns[en->win & 0xfff].wi];
-                        if (en->start + w->size + w->grace > g->mark) {
-                                t->ktop[keep++] = en;
-                                continue;
-                        }
-                        if (n == cap) {
-                                cap = cap ? cap * 2 : 64;
-                                c = dmp_realloc(c, cap * sizeof(*c));
-                        }
-                        c[n++] = (closing_t){t, en};
-                }
-                if (t) {
-                        t->nktop = keep;
-                        t->krun_begin = SIZE_MAX;
-                }
-        }
-        if (n > 1)
-                qsort(c, n, sizeof(*c), ktop_cmp);
-        subject_t *subj = dmp_calloc(n ? n : 1, sizeof(*subj));
-        for (size_t i = 0; i < n;) {
-                const dmp_entry_t *first = c[i].en;
-                size_t ns = 0, j = i;
-                int64_t obs = 0;
-                for (; j < n && c[j].en->win == first->win && c[j].en->start == first->start; j++) {
-                        subj[ns++] = (subject_t){dmp_entry_key(c[j].en), c[j].en->key_len,
-                                                 c[j].en->aggs};
-                        obs += 1 + ktop_dropped(c[j].en);
-                }
-                topk(g, &g->patterns[first->win & 0xfff], first->start, subj, ns, obs);
-                for (; i < j; i++)
-                        retire(g, c[i].t, NULL, c[i].en);
-        }
         free(subj);
         free(c);
 }
@@ -917,10 +477,10 @@ void dmp_groups_emit(dmp_groups_t *g, int64_t watermark) {
         if (g->mark == INT64_MIN)
                 return;
         close_group_windows(g);
-        close_key_topk(g);
-        for (int32_t p = 0; p < g->ntasks; p++) /* what they retired */
-                if (g->tasks[p])
-                        dmp_dirty_compact(&g->tasks[p]->dirty, release_unstored, NULL);
+        patterns_close_key_topk(g);
+        gtask_t *t;
+        DMP_TASK_FOREACH(g, t) /* what they retired */
+                dmp_dirty_compact(&t->dirty, release_unstored, NULL);
 }
 
 /* ---- persistence ---- */
@@ -960,9 +520,9 @@ static void persist_task(dmp_groups_t *g, gtask_t *t, dmp_store_t *st) {
 }
 
 void dmp_groups_persist(dmp_groups_t *g, dmp_store_t *st) {
-        for (int32_t p = 0; p < g->ntasks; p++)
-                if (g->tasks[p])
-                        persist_task(g, g->tasks[p], st);
+        gtask_t *t;
+        DMP_TASK_FOREACH(g, t)
+                persist_task(g, t, st);
         persist_task(g, &g->inst, st);
 }
 
@@ -978,9 +538,9 @@ static void committed_task(gtask_t *t) {
 }
 
 void dmp_groups_committed(dmp_groups_t *g) {
-        for (int32_t p = 0; p < g->ntasks; p++)
-                if (g->tasks[p])
-                        committed_task(g->tasks[p]);
+        gtask_t *t;
+        DMP_TASK_FOREACH(g, t)
+                committed_task(t);
         committed_task(&g->inst);
 }
 
@@ -989,10 +549,11 @@ typedef struct load_ctx {
         gtask_t *t;
 } load_ctx_t;
 
-/* Whether a stored entry (win, naggs) is one this pipeline makes: a known
- * kind of a defined group, window or pattern, with its number of
- * aggregates. A corrupt or foreign store fails to load instead of indexing
- * past the definitions (fuzz finding, docs/FUZZING.md). */
+/* Whether a stored entry (win, start, naggs) is one this pipeline makes:
+ * a known kind of a defined group, window or pattern, with its number of
+ * aggregates and a start in range. A corrupt or foreign store fails to
+ * load instead of indexing past the definitions (fuzz finding,
+ * docs/FUZZING.md). */
 static int stored_entry_valid(const dmp_groups_t *g, int win, int64_t start, int naggs) {
         int n = win & 0xfff;
         /* window starts are event times' (within +-2^60 ms), others 0 */
@@ -1016,7 +577,7 @@ static int stored_entry_valid(const dmp_groups_t *g, int win, int64_t start, int
                 return n < g->npatterns && naggs == 2 &&
                        (g->patterns[n].gi >= 0) == (WIN_KIND(win) == KIND_GHIST);
         case KIND_KTOP:
-                return n < g->npatterns && g->patterns[n].kind == PAT_TOPK &&
+                return n < g->npatterns && g->patterns[n].kind == DMP_PATTERN_TOPK &&
                        g->patterns[n].gi < 0 && (naggs == 1 || naggs == 2);
         default:
                 return 0;
@@ -1027,11 +588,7 @@ static int load_one(void *opaque, const char *key, size_t key_len, const void *v
                     size_t val_len) {
         load_ctx_t *lc = opaque;
         if (key_len < 10 || val_len % sizeof(dmp_agg_t) || !val_len ||
-            val_len / sizeof(dmp_agg_t) > DMP_MAX_MEASURES + 1 ||
-            !stored_entry_valid(lc->g, (unsigned char)key[0] << 8 | (unsigned char)key[1],
-                                (int64_t)(dmp_be64_get((const unsigned char *)key + 2) ^
-                                          (UINT64_C(1) << 63)),
-                                (int)(val_len / sizeof(dmp_agg_t))))
+            val_len / sizeof(dmp_agg_t) > DMP_MAX_MEASURES + 1)
                 return -1;
         const unsigned char *k = (const unsigned char *)key;
         int win = k[0] << 8 | k[1];
@@ -1041,6 +598,8 @@ static int load_one(void *opaque, const char *key, size_t key_len, const void *v
         int64_t start = (int64_t)(s ^ (UINT64_C(1) << 63));
         size_t sl = key_len - 10;
         int naggs = (int)(val_len / sizeof(dmp_agg_t));
+        if (!stored_entry_valid(lc->g, win, start, naggs))
+                return -1;
         int kind = WIN_KIND(win);
         dmp_entry_t *en = dmp_entry_new(dmp_entry_hash(dmp_hash_bytes(key + 10, sl, 0), win, start),
                                         win, start, key + 10, sl, naggs);
@@ -1049,7 +608,7 @@ static int load_one(void *opaque, const char *key, size_t key_len, const void *v
         gtask_t *t = lc->t;
         if (kind == KIND_KTOP) {
                 en->hash = 0;
-                ktop_push(t, en);
+                patterns_ktop_push(t, en);
                 t->krun_begin = SIZE_MAX; /* not of a run: kept until the close */
         } else {
                 dmp_wtable_insert(kind == KIND_RUNNING || kind == KIND_GWIN ? &t->run : &t->hist,
@@ -1069,7 +628,7 @@ int dmp_groups_partition_open(dmp_groups_t *g, dmp_store_t *st, int32_t partitio
                         return -1;
                 g->inst_loaded = 1;
         }
-        if (task_get(g, partition))
+        if (groups_task(g, partition))
                 return 0;
         if (partition >= g->ntasks) {
                 g->tasks = dmp_realloc(g->tasks, sizeof(*g->tasks) * (size_t)(partition + 1));
@@ -1091,7 +650,7 @@ int dmp_groups_partition_open(dmp_groups_t *g, dmp_store_t *st, int32_t partitio
 }
 
 void dmp_groups_partition_close(dmp_groups_t *g, int32_t partition) {
-        gtask_t *t = task_get(g, partition);
+        gtask_t *t = groups_task(g, partition);
         if (!t)
                 return;
         g->stats.partials -= t->run.cnt + t->hist.cnt + t->nktop;
@@ -1146,22 +705,4 @@ int dmp_groups_query(dmp_groups_t *g, const char *name, const char *value, size_
                 }
         }
         return n;
-}
-
-int dmp_groups_recent_patterns(dmp_groups_t *g, const char *name, int n,
-                               void (*cb)(void *opaque, const dmp_pattern_result_t *r),
-                               void *opaque) {
-        for (int i = 0; i < g->npatterns; i++) {
-                const pdef_t *pd = &g->patterns[i];
-                if (strcmp(pd->name, name))
-                        continue;
-                if (n > pd->nrecent)
-                        n = pd->nrecent;
-                for (int k = n; k > 0; k--) {
-                        int at = (pd->next_recent - k + DMP_GROUPS_RECENT) % DMP_GROUPS_RECENT;
-                        cb(opaque, &pd->recent[at].r);
-                }
-                return n;
-        }
-        return -1;
 }

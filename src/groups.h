@@ -12,6 +12,9 @@
  * Partials, histories and pending candidates are persisted in the store's
  * "groups" family with the offsets they reflect (dmp_groups_persist).
  *
+ * Source files: groups.c (group statistics, persistence, queries) and
+ * patterns.c (the miners); groups_int.h is what they share.
+ *
  * Ownership: the engine owns the groups; they keep pointers into the
  * configuration, measures and windows, which outlive them.
  * Threads: the processing thread only. */
@@ -75,14 +78,14 @@ typedef struct dmp_groups_stats {
 typedef struct dmp_groups dmp_groups_t;
 
 /* Compiles the [group] and [pattern] sections of conf: registers the group
- * fields with dec, resolves measures and windows. Adds "file:line: message"
+ * fields with dec, resolves measures and windows; results go to sink (its
+ * callbacks may be NULL: not published). Adds "file:line: message"
  * errors to conf and counts them in *errors. NULL (and *errors 0) when conf
  * has none. */
 dmp_groups_t *dmp_groups_new(dmp_conf_t *conf, dmp_decoder_t *dec, const dmp_measure_t *measures,
                              int nmeasures, const dmp_window_t *windows, int nwindows,
-                             int *errors);
+                             const dmp_groups_sink_t *sink, int *errors);
 void dmp_groups_destroy(dmp_groups_t *g);
-void dmp_groups_set_sink(dmp_groups_t *g, const dmp_groups_sink_t *sink);
 
 /* Appends what defines the state's meaning (for the pipeline fingerprint). */
 size_t dmp_groups_describe(const dmp_groups_t *g, char *buf, size_t size);

@@ -21,14 +21,7 @@ static char log_path[4096];  /* "" : stderr */
 static int log_json;
 static atomic_int reopen_requested;
 
-int dmp_log_level_parse(const char *s) {
-        for (int i = 0; i < 4; i++)
-                if (!strcmp(s, level_names[i]))
-                        return i;
-        return -1;
-}
-
-int dmp_log_configure(const char *format, const char *file, char *errstr, size_t errstr_size) {
+int dmp_log_configure(int json, const char *file, char *errstr, size_t errstr_size) {
         FILE *fp = NULL;
         if (file && *file && !(fp = fopen(file, "a"))) {
                 snprintf(errstr, errstr_size, "[log] file %s: %s", file, strerror(errno));
@@ -41,7 +34,7 @@ int dmp_log_configure(const char *format, const char *file, char *errstr, size_t
                 fclose(log_fp);
         log_fp = fp;
         snprintf(log_path, sizeof(log_path), "%s", fp ? file : "");
-        log_json = format && !strcmp(format, "json");
+        log_json = json;
         pthread_mutex_unlock(&log_lock);
         return 0;
 }

@@ -15,12 +15,10 @@ typedef enum {
 
 extern dmp_log_level_t dmp_log_level;
 
-/* Parses "error|warn|info|debug"; returns -1 if unknown. */
-int dmp_log_level_parse(const char *s);
-/* Sets the format ("text" | "json") and the file (NULL or "": stderr),
- * opened for appending. Returns 0, or -1 with errstr (nothing changed). */
-int dmp_log_configure(const char *format, const char *file, char *errstr,
-                      size_t errstr_size);
+/* Sets the format (json: JSON lines, else text) and the file (NULL or "":
+ * stderr), opened for appending. Returns 0, or -1 with errstr (nothing
+ * changed). */
+int dmp_log_configure(int json, const char *file, char *errstr, size_t errstr_size);
 /* Asks for the file to be reopened before the next line (log rotation);
  * async-signal-safe: call it from a SIGHUP handler. */
 void dmp_log_request_reopen(void);

@@ -68,11 +68,10 @@ static dmp_conf_t *load_conf(const char *path, char **overrides, int noverrides)
                 dmp_conf_destroy(conf);
                 return NULL;
         }
-        int level = dmp_log_level_parse(conf->log.level);
-        if (level >= 0)
-                dmp_log_level = (dmp_log_level_t)level;
+        dmp_log_level = conf->log.level;
         char err[512];
-        if (dmp_log_configure(conf->log.format, conf->log.file, err, sizeof(err))) {
+        if (dmp_log_configure(conf->log.format == DMP_LOG_JSON, conf->log.file, err,
+                              sizeof(err))) {
                 fprintf(stderr, "%s: %s\n", path, err);
                 dmp_conf_destroy(conf);
                 return NULL;
@@ -303,9 +302,8 @@ static int cmd_demo(int argc, char **argv) {
  * sanitizers ignore this symbol; MALLOC_CONF in the environment adds to
  * it). Freed pages go back to the kernel after 500 ms instead of 10 s, and
  * at once instead of lingering as "muzzy": the consumer's prefetch churns
- * through many small allocations, and with jemalloc's defaults the freed
- * pages counted ~25 MB of peak RSS (5 M events e2e: 123-127 -> 95-102 MB)
- * at no CPU cost measured. */
+ * through small allocations (docs/PERFORMANCE.md "Measurements behind the
+ * code"). */
 const char *malloc_conf = "dirty_decay_ms:500,muzzy_decay_ms:0";
 
 int main(int argc, char **argv) {

@@ -11,6 +11,30 @@ static unsigned char *put_str(unsigned char *p, const char *s) {
         return dmp_avro_put_string(p, s, strlen(s));
 }
 
+size_t dmp_outrec_result_size(const dmp_result_t *r) {
+        return STR_MAX(strlen(r->window->name)) +
+               STR_MAX(strlen(dmp_window_kind_name(r->window->kind))) + STR_MAX(r->key_len) +
+               2 * 10 + STR_MAX(strlen(r->measure)) + 10 + 5 * 8 + 10 + 1;
+}
+
+size_t dmp_outrec_result(unsigned char *buf, const dmp_result_t *r) {
+        unsigned char *p = put_str(buf, r->window->name);
+        p = put_str(p, dmp_window_kind_name(r->window->kind));
+        p = dmp_avro_put_string(p, r->key, r->key_len);
+        p = dmp_avro_put_long(p, r->start);
+        p = dmp_avro_put_long(p, r->end);
+        p = put_str(p, r->measure);
+        p = dmp_avro_put_long(p, r->agg->count);
+        p = dmp_avro_put_double(p, r->agg->sum);
+        p = dmp_avro_put_double(p, r->agg->min);
+        p = dmp_avro_put_double(p, r->agg->max);
+        p = dmp_avro_put_double(p, r->agg->mean);
+        p = dmp_avro_put_double(p, dmp_agg_stddev(r->agg));
+        p = dmp_avro_put_long(p, r->late);
+        *p++ = r->final ? 1 : 0; /* Avro boolean */
+        return (size_t)(p - buf);
+}
+
 size_t dmp_outrec_group_size(const dmp_group_result_t *r) {
         const char *w = r->window ? r->window->name : "";
         return STR_MAX(strlen(r->group)) + STR_MAX(r->value_len) + STR_MAX(strlen(r->measure)) +

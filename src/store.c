@@ -3,6 +3,7 @@
 
 #include <pthread.h>
 #include <rocksdb/c.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,9 +87,8 @@ static void configure(dmp_store_t *st, const dmp_store_opts_t *o) {
         /* Buffers of mem/2: nearly all writes go to "windows"; the db-wide
          * limit flushes when all memtables together pass mem, so a buffer
          * being flushed and a new one can hold up to 1.5 x mem briefly.
-         * Smaller buffers (mem/6) were measured 30-45 % slower in
-         * bench_windows at 100 k-1 M keys: 3x the flushes and compactions,
-         * whose threads compete with processing on 2 cores. */
+         * Smaller buffers flush and compact more, on the same 2 cores as
+         * the processing (docs/PERFORMANCE.md "Tried and not kept"). */
         size_t wb = mem / 2 < (64u << 10) ? (64u << 10) : mem / 2;
         rocksdb_options_set_write_buffer_size(opts, wb);
         rocksdb_options_set_max_write_buffer_number(opts, 2);
@@ -108,13 +108,27 @@ static void configure(dmp_store_t *st, const dmp_store_opts_t *o) {
 }
 
 /* ---- the writer thread ----
- * Why: writing a commit's batch (WAL append plus one memtable skip-list
- * insert per entry, a few microseconds each in a large memtable) took
- * 40-150 ms for 10 k keys per second at 650 k events/s, and the processing
- * thread stood still meanwhile: that was the p99 latency. Now the
- * processing thread hands the batch over and goes on; the next commit, and
- * every read, first waits for it (wait_idle), so reads see every commit
- * that was handed over and commits land in order, each atomically. */
+ * Writing a commit's batch (a WAL append and a memtable insert per entry)
+ * stopped the processing thread for tens of ms (docs/STATE.md "Crash
+ * consistency"), so the processing thread hands the batch over and goes on;
+ * the next commit, and every read, first waits for it (wait_idle), so reads
+ * see every commit that was handed over and commits land in order, each
+ * atomically. */
+
+/* dmp_store_fault_sim's count of writes left to fail. */
+static atomic_int fault_writes;
+
+void dmp_store_fault_sim(int n) {
+        atomic_store(&fault_writes, n);
+}
+
+/* Whether this write is one dmp_store_fault_sim asked to fail. */
+static int fault_due(void) {
+        int n = atomic_load(&fault_writes);
+        while (n > 0 && !atomic_compare_exchange_weak(&fault_writes, &n, n - 1))
+                ;
+        return n > 0;
+}
 
 static void *writer_main(void *arg) {
         dmp_store_t *st = arg;
@@ -128,7 +142,10 @@ static void *writer_main(void *arg) {
                 rocksdb_writebatch_t *b = st->inflight;
                 pthread_mutex_unlock(&st->mu);
                 char *err = NULL;
-                rocksdb_write(st->db, st->wopts, b, &err);
+                if (fault_due()) /* (rocksdb_free is free) */
+                        err = strdup("injected fault (dmp_store_fault_sim)");
+                else
+                        rocksdb_write(st->db, st->wopts, b, &err);
                 rocksdb_writebatch_clear(b);
                 pthread_mutex_lock(&st->mu);
                 if (err && !st->werr)

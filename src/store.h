@@ -124,6 +124,11 @@ int dmp_store_commit_async(dmp_store_t *st, char *errstr, size_t errstr_size);
  * written, -1 with errstr if one failed. */
 int dmp_store_sync(dmp_store_t *st, char *errstr, size_t errstr_size);
 
+/* Fault injection for tests, in the spirit of SQLite's sqlite3FaultSim:
+ * the next n batch writes (of any store, from now on) fail as a RocksDB
+ * write error would, without writing anything. 0 disarms it. Any thread. */
+void dmp_store_fault_sim(int n);
+
 /* RocksDB's memory: block cache usage (data, index and filter blocks) and
  * the memtables of all families, in bytes. */
 void dmp_store_mem_usage(dmp_store_t *st, uint64_t *block_cache, uint64_t *memtables);

@@ -127,3 +127,12 @@ void dmp_buf_free(dmp_buf_t *b) {
         b->p = NULL;
         b->len = b->cap = 0;
 }
+
+int dmp_list_next(const char **s, const char **name, size_t *len) {
+        while (**s == ' ' || **s == ',')
+                (*s)++;
+        *name = *s;
+        *len = strcspn(*s, ", ");
+        *s += *len;
+        return *len > 0;
+}

@@ -173,4 +173,18 @@ void dmp_buf_append(dmp_buf_t *b, const char *s, size_t n);
 void dmp_buf_printf(dmp_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void dmp_buf_free(dmp_buf_t *b);
 
+/* Iterates the per-partition tasks of owner (an engine, the groups: a
+ * `tasks` array of ntasks pointers indexed by partition, NULL where the
+ * partition is not open): DMP_TASK_FOREACH(e, t) { ... } with t declared
+ * by the caller; break and continue work as in a for loop. */
+#define DMP_TASK_FOREACH(owner, t)                                             \
+        for (int32_t t##_p_ = 0; t##_p_ < (owner)->ntasks; t##_p_++)         \
+                if (((t) = (owner)->tasks[t##_p_]) == NULL) {                  \
+                } else
+
+/* Comma-separated lists of names ("a, b,c"): the next name of *s (commas
+ * and spaces around names are skipped) into *name and *len, *s moved past
+ * it. Returns 0 (and *len 0) at the end of the list. */
+int dmp_list_next(const char **s, const char **name, size_t *len);
+
 #endif

@@ -1,9 +1,12 @@
 #include "wtable.h"
 
+#include <assert.h>
 #include <stdlib.h>
 
 dmp_entry_t *dmp_entry_new(uint64_t hash, int win, int64_t start, const char *key,
                            size_t key_len, int nmeasures) {
+        assert(key_len <= UINT16_MAX && nmeasures >= 0 && nmeasures <= UINT8_MAX);
+        assert(win >= 0 && win <= UINT16_MAX);
         dmp_entry_t *e = dmp_malloc(sizeof(*e) + sizeof(dmp_agg_t) * (size_t)nmeasures + key_len);
         e->hash = hash;
         e->start = start;
@@ -95,6 +98,7 @@ void dmp_wtable_remove(dmp_wtable_t *t, const dmp_entry_t *e) {
 }
 
 void dmp_dirty_append(dmp_dirty_t *d, dmp_entry_t *e) {
+        assert(!(e->flags & DMP_ENTRY_DIRTY)); /* each entry once per commit */
         e->flags |= DMP_ENTRY_DIRTY;
         if (d->n == d->cap) {
                 d->cap = d->cap ? d->cap * 2 : 256;

@@ -130,7 +130,7 @@ static inline int fuzz_engine_open(fuzz_engine_t *fe) {
         char lerr[256];
         dmp_log_level = DMP_LOG_ERROR;
         if (!getenv("FUZZ_LOG")) /* the engine logs what it rejects: quiet */
-                dmp_log_configure("text", "/dev/null", lerr, sizeof(lerr));
+                dmp_log_configure(0, "/dev/null", lerr, sizeof(lerr));
         if (!fe->dir[0]) {
                 const char *base = access("/dev/shm", W_OK) ? "/tmp" : "/dev/shm";
                 snprintf(fe->dir, sizeof(fe->dir), "%s/dmp-fuzz-XXXXXX", base);
@@ -152,15 +152,15 @@ static inline int fuzz_engine_open(fuzz_engine_t *fe) {
         }
         char err[512] = "";
         int cerr;
-        fe->e = dmp_engine_new(fe->conf, fuzz_on_result, fe, &cerr, err, sizeof(err));
+        dmp_engine_sink_t sink = {.result = fuzz_on_result, .group = fuzz_on_group,
+                                  .pattern = fuzz_on_pattern, .caught_up = fuzz_caught_up,
+                                  .opaque = fe};
+        fe->e = dmp_engine_new(fe->conf, &sink, &cerr, err, sizeof(err));
         if (!fe->e) {
                 fprintf(stderr, "fuzz engine: %s %s\n", err,
                         fe->conf->errors ? fe->conf->errors : "");
                 return -1;
         }
-        dmp_groups_sink_t sink = {fuzz_on_group, fuzz_on_pattern, fe};
-        dmp_engine_set_groups_sink(fe->e, &sink);
-        dmp_engine_set_caught_up(fe->e, fuzz_caught_up, NULL);
         return 0;
 }
 

@@ -33,8 +33,7 @@ static void feed(int32_t p, int64_t off, const char *user, const char *seg, int6
         size_t n = fuzz_event(buf, user, strlen(user), seg, strlen(seg), ts, price, 1,
                               off % 3 ? off : -1);
         char err[256];
-        uint32_t late;
-        dmp_engine_process(fe.e, p, off, NULL, 0, 0, buf, n, &late, err, sizeof(err));
+        dmp_engine_process(fe.e, p, off, NULL, 0, 0, buf, n, err, sizeof(err));
 }
 
 int fuzz_http_init(void) {
@@ -50,6 +49,7 @@ int fuzz_http_init(void) {
         for (int i = 0; i < 200; i++)
                 feed(i % 2, i / 2, users[i % 5], segs[i % 5], i / 3, (i * 7) % 11);
         dmp_engine_emit_updates(fe.e);
+        dmp_engine_emit_groups(fe.e);
         if (dmp_engine_commit(fe.e, err, sizeof(err)) || dmp_engine_sync(fe.e, err, sizeof(err))) {
                 fprintf(stderr, "fuzz_http: commit: %s\n", err);
                 return -1;

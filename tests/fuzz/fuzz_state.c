@@ -112,21 +112,19 @@ static void run(fz_t f, int pass) {
                         unsigned char buf[640];
                         size_t n = fuzz_event(buf, (const char *)u, ul, (const char *)g, gl, ts,
                                               price, qty, clicks);
-                        uint32_t late;
                         int64_t next;
                         dmp_engine_partition_open(fe.e, part, &next, err, sizeof(err));
                         if (next < 0)
                                 next = 0;
                         if (dmp_engine_wants(fe.e, part, next))
-                                dmp_engine_process(fe.e, part, next, NULL, 0, 0, buf, n, &late, err,
+                                dmp_engine_process(fe.e, part, next, NULL, 0, 0, buf, n, err,
                                                    sizeof(err));
                         break;
                 }
                 case 5: {
                         int64_t delta = (int64_t)fz_u64(&f, 4);
                         if (pass)
-                                dmp_engine_idle_tick(fe.e, dmp_now_ms() + delta, 1,
-                                                     fuzz_caught_up, NULL);
+                                dmp_engine_idle_tick(fe.e, dmp_now_ms() + delta, 1);
                         break;
                 }
                 case 6: {
@@ -146,6 +144,7 @@ static void run(fz_t f, int pass) {
                 case 7:
                         if (pass) {
                                 dmp_engine_emit_updates(fe.e);
+                                dmp_engine_emit_groups(fe.e);
                                 dmp_engine_commit(fe.e, err, sizeof(err));
                         }
                         break;
@@ -218,6 +217,7 @@ int fuzz_state_one(const uint8_t *data, size_t size) {
         if (dmp_engine_partition_open(fe.e, part, &next, err, sizeof(err)) == 0) {
                 run(f, 1);
                 dmp_engine_emit_updates(fe.e);
+                dmp_engine_emit_groups(fe.e);
                 if (dmp_engine_commit(fe.e, err, sizeof(err)) == 0)
                         dmp_engine_sync(fe.e, err, sizeof(err));
                 dmp_engine_partition_close(fe.e, part);

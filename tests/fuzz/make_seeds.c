@@ -300,10 +300,10 @@ static void state_seeds(const char *dir) {
                 const char *u = users[i % 4], *sg = segs[(i / 4) % 4];
                 size_t n = fuzz_event(buf, u, strlen(u), sg, strlen(sg), i / 2 + (i % 7 == 3 ? -20 : 0),
                                       (i * 13) % 17, i % 5, i % 3 ? i : -1);
-                uint32_t late;
-                dmp_engine_process(fe.e, 0, i, NULL, 0, 0, buf, n, &late, err, sizeof(err));
+                dmp_engine_process(fe.e, 0, i, NULL, 0, 0, buf, n, err, sizeof(err));
                 if (i % 40 == 39) {
                         dmp_engine_emit_updates(fe.e);
+                        dmp_engine_emit_groups(fe.e);
                         dmp_engine_commit(fe.e, err, sizeof(err));
                         dmp_engine_sync(fe.e, err, sizeof(err));
                 }

@@ -1,5 +1,6 @@
 /* Unit tests of src/config.c: parsing (values, defaults, errors with
  * "name:LINE:"), validation, command-line overrides and dmp_conf_line. */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -89,10 +90,10 @@ static void test_valid_values_and_defaults(void **state) {
         assert_string_equal(conf->input.time_field, "ts");
         /* defaults */
         assert_string_equal(conf->input.group_id, "dmpflow");
-        assert_string_equal(conf->input.format, "avro");
-        assert_string_equal(conf->input.auto_offset_reset, "earliest");
+        assert_int_equal(conf->input.format, DMP_FORMAT_AVRO);
+        assert_int_equal(conf->input.auto_offset_reset, DMP_RESET_EARLIEST);
         assert_int_equal(conf->state.commit_interval_ms, 1000);
-        assert_string_equal(conf->log.level, "info");
+        assert_int_equal(conf->log.level, DMP_LOG_INFO);
 
         assert_string_equal(conf->state.dir, "/tmp/dmp-state");
         assert_string_equal(conf->output.topic, "results");
@@ -109,15 +110,15 @@ static void test_valid_values_and_defaults(void **state) {
         assert_int_equal(conf->window_cnt, 2);
         const dmp_window_conf_t *w = &conf->windows[0];
         assert_string_equal(w->name, "tum");
-        assert_string_equal(w->type, "tumbling"); /* default */
+        assert_int_equal(w->type, DMP_WINDOW_TUMBLING); /* default */
         assert_int_equal(w->size_ms, 60000);
         assert_int_equal(w->grace_ms, 5000);
         assert_int_equal(w->advance_ms, 0); /* default */
         assert_string_equal(w->measures, "score");
-        assert_string_equal(w->emit, "final"); /* default */
+        assert_int_equal(w->emit, DMP_EMIT_FINAL); /* default */
         w = &conf->windows[1];
         assert_string_equal(w->name, "hop");
-        assert_string_equal(w->type, "hopping");
+        assert_int_equal(w->type, DMP_WINDOW_HOPPING);
         assert_int_equal(w->size_ms, 300000);
         assert_int_equal(w->advance_ms, 60000);
         assert_int_equal(w->grace_ms, 0);
@@ -262,8 +263,8 @@ static void test_bad_enum(void **state) {
                      "error|warn|info|debug", NULL);
         expect_error(conf, "t.ini:5: ", "type", "invalid value \"rolling\"", "tumbling|hopping|sliding|session",
                      NULL);
-        assert_string_equal(conf->log.level, "info");
-        assert_string_equal(conf->windows[0].type, "tumbling");
+        assert_int_equal(conf->log.level, DMP_LOG_INFO);
+        assert_int_equal(conf->windows[0].type, DMP_WINDOW_TUMBLING);
         dmp_conf_destroy(conf);
 
         /* a prefix of an enum value is not the value */
@@ -273,7 +274,7 @@ static void test_bad_enum(void **state) {
         dmp_conf_destroy(conf);
         conf = load("[input]\nauto.offset.reset = latest\n", &n);
         assert_int_equal(n, 0);
-        assert_string_equal(conf->input.auto_offset_reset, "latest");
+        assert_int_equal(conf->input.auto_offset_reset, DMP_RESET_LATEST);
         dmp_conf_destroy(conf);
 }
 
@@ -474,10 +475,10 @@ static void test_validate_groups_patterns(void **state) {
                               "window = w2\n"                      /* 18 */
                               "source = group:other\n"             /* 19 */
                               "measure = mm\n"                     /* 20 */
-                              "z = abc\n"                          /* 21 */
-                              "above = 1e400\n"                    /* 22 */
+                              "z = -1\n"                           /* 21 */
+                              "above = 1e300\n"                    /* 22 */
                               "topic = out\n");                    /* 23 */
-        assert_true(dmp_conf_validate(conf) >= 8);
+        assert_true(dmp_conf_validate(conf) >= 9);
         expect_error(conf, "t.ini:10: ", "[group seg]", "exactly one of field and bucket.measure",
                      NULL);
         expect_error(conf, "t.ini:13: ", "bucket.width must be a positive number", NULL);
@@ -487,8 +488,21 @@ static void test_validate_groups_patterns(void **state) {
         expect_error(conf, "t.ini:19: ", "unknown group \"other\"", NULL);
         expect_error(conf, "t.ini:20: ", "unknown measure \"mm\"", NULL);
         expect_error(conf, "t.ini:21: ", "z must be a positive number", NULL);
-        expect_error(conf, "t.ini:22: ", "above must be a number", NULL);
         expect_error(conf, "t.ini:23: ", "must differ from [output] topic and the [group]", NULL);
+        dmp_conf_destroy(conf);
+
+        /* numbers are parsed when read: what is not a finite number is an
+         * error at its line */
+        int n;
+        conf = load("[pattern p]\nz = abc\nabove = 1e400\nbelow = 2.5\n"
+                    "[group g]\nbucket.width = 0x\n", &n);
+        assert_int_equal(n, 3);
+        expect_error(conf, "t.ini:2: ", "z: \"abc\" is not a number", NULL);
+        expect_error(conf, "t.ini:3: ", "above: \"1e400\" is not a number", NULL);
+        expect_error(conf, "t.ini:6: ", "bucket.width: \"0x\" is not a number", NULL);
+        assert_true(conf->patterns[0].z == 3.0); /* the default stays */
+        assert_true(isnan(conf->patterns[0].above));
+        assert_true(conf->patterns[0].below == 2.5);
         dmp_conf_destroy(conf);
 
         /* a group pattern over a window the group does not keep; a

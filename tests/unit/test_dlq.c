@@ -62,7 +62,7 @@ static const char *header(const rd_kafka_message_t *msg, const char *name) {
 }
 
 typedef struct sent {
-        dmp_dlq_record_t r;
+        dmp_copy_rec_t r;
         dmp_decode_err_t cls;
         const char *msg;
 } sent_t;
@@ -125,13 +125,13 @@ static void test_dead_letters_arrive_unchanged_with_headers(void **state) {
                 if (msg->key_len)
                         assert_memory_equal(msg->key, s->r.key, msg->key_len);
                 char num[32];
-                assert_string_equal(header(msg, DMP_DLQ_H_TOPIC), s->r.topic);
+                assert_string_equal(header(msg, DMP_COPY_H_TOPIC), s->r.topic);
                 snprintf(num, sizeof(num), "%d", (int)s->r.partition);
-                assert_string_equal(header(msg, DMP_DLQ_H_PARTITION), num);
+                assert_string_equal(header(msg, DMP_COPY_H_PARTITION), num);
                 snprintf(num, sizeof(num), "%lld", (long long)s->r.offset);
-                assert_string_equal(header(msg, DMP_DLQ_H_OFFSET), num);
+                assert_string_equal(header(msg, DMP_COPY_H_OFFSET), num);
                 snprintf(num, sizeof(num), "%lld", (long long)s->r.timestamp);
-                assert_string_equal(header(msg, DMP_DLQ_H_TIMESTAMP), num);
+                assert_string_equal(header(msg, DMP_COPY_H_TIMESTAMP), num);
                 assert_string_equal(header(msg, DMP_DLQ_H_CLASS), dmp_decode_err_name(s->cls));
                 assert_string_equal(header(msg, DMP_DLQ_H_MESSAGE), s->msg);
                 rd_kafka_message_destroy(msg);
@@ -154,7 +154,7 @@ static void test_count_only(void **state) {
         char counts[256];
         dmp_dlq_format_counts(q, counts, sizeof(counts));
         assert_string_equal(counts, "none");
-        dmp_dlq_record_t r = {"events", 0, 5, 6, NULL, 0, "v", 1};
+        dmp_copy_rec_t r = {"events", 0, 5, 6, NULL, 0, "v", 1};
         for (int i = 0; i < 25; i++)
                 assert_int_equal(dmp_dlq_send(q, &r, DMP_DECODE_UNION, "bad branch", err,
                                               sizeof(err)), 0);

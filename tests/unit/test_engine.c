@@ -26,9 +26,20 @@
 #include "log.h"
 #include "util.h"
 
-/* late_mask of the last dmp_engine_process call */
-static uint32_t late_mask;
+#include "test_sink.h"
 #include "wtable.h"
+
+/* The engines' sink: results to the recorder of the test (result_opaque). */
+static test_sink_t tsink;
+
+/* An engine of conf whose results go to result(ropaque); group results and
+ * patterns to tsink's group and pattern, which the test sets. */
+static dmp_engine_t *engine_with(dmp_conf_t *conf, void (*result)(void *, const dmp_result_t *),
+                                 void *ropaque, int *cerr, char *err, size_t err_size) {
+        tsink.result = result;
+        tsink.result_opaque = ropaque;
+        return dmp_engine_new(conf, test_sink_init(&tsink), cerr, err, err_size);
+}
 
 /* ---- recording the results ---- */
 
@@ -205,7 +216,8 @@ static int teardown(void **state) {
 static dmp_engine_t *new_engine(fixture_t *f) {
         char err[512] = "";
         int cerr = -1;
-        dmp_engine_t *e = dmp_engine_new(f->conf, on_emit, &f->recs, &cerr, err, sizeof(err));
+        memset(&tsink, 0, sizeof(tsink));
+        dmp_engine_t *e = engine_with(f->conf, on_emit, &f->recs, &cerr, err, sizeof(err));
         if (!e)
                 fail_msg("dmp_engine_new: %s %s", err, f->conf->errors ? f->conf->errors : "");
         assert_int_equal(cerr, 0);
@@ -246,7 +258,7 @@ static void feed_seg(dmp_engine_t *e, int32_t part, int64_t off, const char *use
         size_t n = enc_event(buf, user, segment, ts, price, qty, clicks);
         char err[256] = "";
         /* the Kafka key and timestamp are decoys: key.field / time.field rule */
-        if (dmp_engine_process(e, part, off, "kafka-key", 9, 999999, buf, n, &late_mask, err, sizeof(err)))
+        if (dmp_engine_process(e, part, off, "kafka-key", 9, 999999, buf, n, err, sizeof(err)))
                 fail_msg("process offset %lld: %s", (long long)off, err);
 }
 
@@ -272,6 +284,12 @@ static offsets_t offsets(dmp_engine_t *e) {
         memset(&o, 0, sizeof(o));
         dmp_engine_foreach_partition(e, on_partition, &o);
         return o;
+}
+
+/* What the daemon emits before each commit. */
+static void emit(dmp_engine_t *e) {
+        dmp_engine_emit_updates(e);
+        dmp_engine_emit_groups(e);
 }
 
 static void commit(dmp_engine_t *e) {
@@ -431,9 +449,9 @@ static void test_keys_and_partitions(void **state) {
         char err[256] = "";
         unsigned char buf[256];
         size_t n = enc_event(buf, "u", "s", 1, 1, 1, 1);
-        assert_int_equal(dmp_engine_process(e, 2, 0, NULL, 0, 0, buf, n, &late_mask, err, sizeof(err)), -1);
+        assert_int_equal(dmp_engine_process(e, 2, 0, NULL, 0, 0, buf, n, err, sizeof(err)), -1);
         assert_true(err[0] != '\0');
-        assert_int_equal(dmp_engine_process(e, -1, 0, NULL, 0, 0, buf, n, &late_mask, err, sizeof(err)), -1);
+        assert_int_equal(dmp_engine_process(e, -1, 0, NULL, 0, 0, buf, n, err, sizeof(err)), -1);
         int64_t next;
         assert_int_equal(dmp_engine_partition_open(e, -1, &next, err, sizeof(err)), -1);
         assert_int_equal(dmp_engine_stats(e)->events_in, 6);
@@ -542,7 +560,7 @@ static void test_decode_errors(void **state) {
         assert_int_equal(open_partition(e, 0), -1);
         char err[256] = "";
         const unsigned char garbage[] = {0x80};
-        assert_int_equal(dmp_engine_process(e, 0, 0, NULL, 0, 0, garbage, 1, &late_mask, err, sizeof(err)),
+        assert_int_equal(dmp_engine_process(e, 0, 0, NULL, 0, 0, garbage, 1, err, sizeof(err)),
                          -1);
         assert_true(err[0] != '\0');
         assert_int_equal(offsets(e).next[0], 1);
@@ -551,7 +569,7 @@ static void test_decode_errors(void **state) {
         unsigned char buf[256];
         size_t n = enc_event(buf, "u1", "s", 500, 1.0, 1, 1);
         err[0] = '\0';
-        assert_int_equal(dmp_engine_process(e, 0, 2, NULL, 0, 0, buf, n - 1, &late_mask, err, sizeof(err)),
+        assert_int_equal(dmp_engine_process(e, 0, 2, NULL, 0, 0, buf, n - 1, err, sizeof(err)),
                          -1);
         assert_true(err[0] != '\0');
         /* the cut event's time (500) did not advance the stream time */
@@ -589,7 +607,7 @@ static void test_time_out_of_range(void **state) {
                 size_t n = enc_event(buf, "u1", "s", bad[i], 1.0, 0, 0);
                 err[0] = '\0';
                 assert_int_equal(dmp_engine_process(e, 0, (int64_t)i + 1, NULL, 0, 0, buf, n,
-                                                    &late_mask, err, sizeof(err)),
+                                                    err, sizeof(err)),
                                  -1);
                 assert_non_null(strstr(err, "out of range"));
         }
@@ -628,9 +646,9 @@ static void test_kafka_key_and_timestamp(void **state) {
         unsigned char buf[256];
         char err[256];
         size_t n = enc_event(buf, "ignored", "s", 999999, 1.0, 0, 0); /* score 2 */
-        assert_int_equal(dmp_engine_process(e, 0, 0, "kk", 2, 3, buf, n, &late_mask, err, sizeof(err)), 0);
+        assert_int_equal(dmp_engine_process(e, 0, 0, "kk", 2, 3, buf, n, err, sizeof(err)), 0);
         n = enc_event(buf, "ignored", "s", 5, 1.0, 0, 0);
-        assert_int_equal(dmp_engine_process(e, 0, 1, "kk", 2, 10, buf, n, &late_mask, err, sizeof(err)), 0);
+        assert_int_equal(dmp_engine_process(e, 0, 1, "kk", 2, 10, buf, n, err, sizeof(err)), 0);
         expect_result(rs, 0, "tum", "score", "kk", 0, 10, V(2));
         commit(e);
         dmp_engine_destroy(e);
@@ -648,7 +666,7 @@ static void test_fingerprint_change(void **state) {
         dmp_conf_t *other = make_conf(f->dir, 3); /* another grace */
         char err[512] = "";
         int cerr = -1;
-        assert_null(dmp_engine_new(other, on_emit, &f->recs, &cerr, err, sizeof(err)));
+        assert_null(engine_with(other, on_emit, &f->recs, &cerr, err, sizeof(err)));
         assert_int_equal(cerr, 0);
         assert_non_null(strstr(err, "different pipeline"));
         dmp_conf_destroy(other);
@@ -741,7 +759,7 @@ static void dead_entries(fixture_t *f, int update) {
         counts_t c = {0, 0, 0};
         char err[512] = "";
         int cerr = -1;
-        dmp_engine_t *e = dmp_engine_new(conf, count_emit, &c, &cerr, err, sizeof(err));
+        dmp_engine_t *e = engine_with(conf, count_emit, &c, &cerr, err, sizeof(err));
         if (!e)
                 fail_msg("dmp_engine_new: %s", err);
         open_partition(e, 0);
@@ -774,7 +792,7 @@ static void dead_entries(fixture_t *f, int update) {
         dmp_engine_destroy(e);
 
         /* the store holds z's windows only: p's, committed open, were deleted */
-        e = dmp_engine_new(conf, count_emit, &c, &cerr, err, sizeof(err));
+        e = engine_with(conf, count_emit, &c, &cerr, err, sizeof(err));
         assert_non_null(e);
         open_partition(e, 0);
         commit(e);
@@ -824,16 +842,17 @@ static void test_group_window_memo(void **state) {
                                           "windows = tum\ntopic = groups\n");
         char err[512] = "";
         int cerr = -1;
-        dmp_engine_t *e = dmp_engine_new(conf, on_emit, &f->recs, &cerr, err, sizeof(err));
+        gwins_t gw = {.n = 0};
+        memset(&tsink, 0, sizeof(tsink));
+        tsink.group = on_group;
+        tsink.group_opaque = &gw;
+        dmp_engine_t *e = engine_with(conf, on_emit, &f->recs, &cerr, err, sizeof(err));
         if (!e)
                 fail_msg("dmp_engine_new: %s %s", err, conf->errors ? conf->errors : "");
-        gwins_t gw = {.n = 0};
-        dmp_groups_sink_t sink = {.group = on_group, .opaque = &gw};
-        dmp_engine_set_groups_sink(e, &sink);
         open_partition(e, 0);
         feed_seg(e, 0, 0, "u1", "A", 1, 1.0, 0, NUL);   /* score 2 in [0, 10) */
         feed_seg(e, 0, 1, "u2", "B", 25, 2.0, 0, NUL);  /* closes [0, 10) */
-        dmp_engine_emit_updates(e); /* A's [0, 10) out, freed at the commit */
+        emit(e); /* A's [0, 10) out, freed at the commit */
         commit(e);
         assert_int_equal(gw.n, 1);
         assert_string_equal(gw.value[0], "A");
@@ -841,7 +860,7 @@ static void test_group_window_memo(void **state) {
         feed_seg(e, 0, 2, "u2", "B", 31, 3.0, 0, NUL);  /* B's [30, 40): score 6 */
         feed_seg(e, 0, 3, "u1", "A", 32, 5.0, 0, NUL);  /* A's [30, 40): score 10 */
         feed_seg(e, 0, 4, "u3", "C", 60, 0.0, 0, NUL);  /* closes them */
-        dmp_engine_emit_updates(e);
+        emit(e);
         commit(e);
         int seen = 0;
         for (int i = 1; i < gw.n; i++) {
@@ -877,27 +896,29 @@ static void test_group_state_across_restart(void **state) {
         char err[512] = "";
         int cerr = -1;
         gwins_t gw = {.n = 0};
-        dmp_groups_sink_t sink = {.group = on_group, .pattern = on_pattern, .opaque = &gw};
+        memset(&tsink, 0, sizeof(tsink));
+        tsink.group = on_group;
+        tsink.group_opaque = &gw;
+        tsink.pattern = on_pattern;
         pattern_count = 0;
         for (int life = 0; life < 2; life++) {
-                dmp_engine_t *e = dmp_engine_new(conf, on_emit, &f->recs, &cerr, err, sizeof(err));
+                dmp_engine_t *e = engine_with(conf, on_emit, &f->recs, &cerr, err, sizeof(err));
                 if (!e)
                         fail_msg("dmp_engine_new: %s", err);
-                dmp_engine_set_groups_sink(e, &sink);
                 open_partition(e, 0);
                 if (life == 0) {
                         feed_seg(e, 0, 0, "u1", "A", 1, 1.0, 0, NUL);
                         commit(e); /* A's [0, 10) held by the store, open */
                         feed_seg(e, 0, 1, "u2", "B", 25, 2.0, 0, NUL); /* closes it */
-                        dmp_engine_emit_updates(e); /* u1's topk; A's window */
+                        emit(e); /* u1's topk; A's window */
                         feed_seg(e, 0, 2, "u2", "B", 41, 2.0, 0, NUL); /* closes [20, 30) */
-                        dmp_engine_emit_updates(e);
+                        emit(e);
                         commit(e);
                         assert_int_equal(gw.n, 2); /* A [0, 10), B [20, 30) */
                         assert_int_equal(pattern_count, 2);
                 } else {
                         feed_seg(e, 0, 3, "u3", "C", 90, 1.0, 0, NUL); /* closes [40, 50) */
-                        dmp_engine_emit_updates(e);
+                        emit(e);
                         commit(e);
                         /* B [40, 50) and u2's topk in it: nothing of the first life */
                         assert_int_equal(gw.n, 3);
@@ -942,13 +963,14 @@ static void check_topk_over_keys(const char *dir, int k) {
         dmp_conf_t *conf = make_conf_with(dir, conf_fmt, patterns);
         char err[512] = "";
         int cerr = -1;
-        dmp_engine_t *e = dmp_engine_new(conf, count_emit, &(counts_t){0, 0, 0}, &cerr, err,
-                                         sizeof(err));
+        ranks_t rk = {.n = 0, .k = k};
+        memset(&tsink, 0, sizeof(tsink));
+        tsink.pattern = on_rank;
+        tsink.pattern_opaque = &rk;
+        dmp_engine_t *e = engine_with(conf, count_emit, &(counts_t){0, 0, 0}, &cerr, err,
+                                      sizeof(err));
         if (!e)
                 fail_msg("dmp_engine_new: %s", err);
-        ranks_t rk = {.n = 0, .k = k};
-        dmp_groups_sink_t sink = {.pattern = on_rank, .opaque = &rk};
-        dmp_engine_set_groups_sink(e, &sink);
         open_partition(e, 0);
         enum { KEYS = 400 };
         double score[KEYS];
@@ -964,7 +986,7 @@ static void check_topk_over_keys(const char *dir, int k) {
         feed(e, 0, KEYS, "zz", 100, 0.0, 0, 1); /* closes [0, 10): the results arrive */
         /* at most 2k of the window per pattern, plus the open window's */
         assert_true(dmp_engine_groups_stats(e)->partials <= (uint64_t)(2 * 2 * k + 3));
-        dmp_engine_emit_updates(e); /* the mark reaches it: patterns */
+        emit(e); /* the mark reaches it: patterns */
         assert_int_equal(rk.n, 2 * k);
         for (int i = 0; i < 2 * k; i++) /* every key counts, kept or dropped */
                 assert_int_equal(rk.observations[i], KEYS);
@@ -1009,7 +1031,7 @@ static void test_config_errors(void **state) {
         assert_int_equal(dmp_conf_validate(conf), 0);
         char err[512] = "";
         int cerr = 0;
-        assert_null(dmp_engine_new(conf, on_emit, NULL, &cerr, err, sizeof(err)));
+        assert_null(engine_with(conf, on_emit, NULL, &cerr, err, sizeof(err)));
         assert_int_equal(cerr, 1);
         assert_non_null(conf->errors);
         /* the expr is on line 11 */

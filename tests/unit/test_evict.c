@@ -18,6 +18,7 @@
 #include "avro_enc.h"
 #include "config.h"
 #include "engine.h"
+#include "test_sink.h"
 #include "util.h"
 
 #define KEYS    30000
@@ -51,7 +52,9 @@ static void on_emit(void *opaque, const dmp_result_t *r) {
 static dmp_engine_t *engine_new(dmp_conf_t *conf, expect_t *x) {
         char err[512] = "";
         int cerr;
-        dmp_engine_t *e = dmp_engine_new(conf, on_emit, x, &cerr, err, sizeof(err));
+        static test_sink_t ts; /* (outlives the engine) */
+        ts = (test_sink_t){.result = on_emit, .result_opaque = x};
+        dmp_engine_t *e = dmp_engine_new(conf, test_sink_init(&ts), &cerr, err, sizeof(err));
         if (!e)
                 fail_msg("engine: %s %s", err, conf->errors ? conf->errors : "");
         int64_t next;
@@ -76,9 +79,7 @@ static void feed(dmp_engine_t *e, int64_t i, int64_t ts) {
         p = dmp_avro_put_double(p, price);
         p = dmp_avro_put_long(p, 1);
         p = dmp_avro_put_long(p, 0); /* clicks: null */
-        uint32_t late;
-        if (dmp_engine_process(e, 0, i, NULL, 0, 0, buf, (size_t)(p - buf), &late, err,
-                               sizeof(err)))
+        if (dmp_engine_process(e, 0, i, NULL, 0, 0, buf, (size_t)(p - buf), err, sizeof(err)))
                 fail_msg("process %lld: %s", (long long)i, err);
 }
 

@@ -307,8 +307,9 @@ static int open_with(int kind, int win, const void *key, size_t kl, int64_t star
         int r = dmp_engine_partition_open(fe.e, 3, &next, err, err_size);
         if (r == 0) {
                 /* and it works on what it loaded */
-                dmp_engine_idle_tick(fe.e, dmp_now_ms() + 100000, 1, fuzz_caught_up, NULL);
+                dmp_engine_idle_tick(fe.e, dmp_now_ms() + 100000, 1);
                 dmp_engine_emit_updates(fe.e);
+                dmp_engine_emit_groups(fe.e);
                 assert_int_equal(dmp_engine_commit(fe.e, err, err_size), 0);
                 assert_int_equal(dmp_engine_sync(fe.e, err, err_size), 0);
         }

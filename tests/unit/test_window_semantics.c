@@ -1,4 +1,5 @@
-/* Unit tests of the window semantics of src/engine.c, driven end to end
+/* Unit tests of the window semantics of the engine (src/engine.c,
+ * src/engine_keyed.c; assignment alone: test_window_assign.c), driven end to end
  * through dmp_engine_process (events of schemas/event.avsc, one measure
  * v = price) and checked against the exact sequence of emitted results.
  *
@@ -35,8 +36,13 @@
 #include "config.h"
 #include "engine.h"
 #include "log.h"
+#include "test_sink.h"
 #include "util.h"
 #include "window.h"
+
+/* The engine's sink: results to the test's recorder; late windows of the
+ * last feed in tsink.late_mask; partitions are always caught up. */
+static test_sink_t tsink;
 
 /* ---- recording the results ---- */
 
@@ -198,7 +204,8 @@ static dmp_engine_t *start(fixture_t *f, const char *window) {
         }
         char err[512] = "";
         int cerr = -1;
-        dmp_engine_t *e = dmp_engine_new(f->conf, on_emit, &f->recs, &cerr, err, sizeof(err));
+        tsink = (test_sink_t){.result = on_emit, .result_opaque = &f->recs, .caught_up = 1};
+        dmp_engine_t *e = dmp_engine_new(f->conf, test_sink_init(&tsink), &cerr, err, sizeof(err));
         if (!e)
                 fail_msg("dmp_engine_new: %s %s", err, f->conf->errors ? f->conf->errors : "");
         int64_t next = -2;
@@ -213,8 +220,6 @@ static int64_t resume_offset(dmp_engine_t *e, fixture_t *f) {
         return f->off;
 }
 
-/* late_mask of the last feed */
-static uint32_t late_mask;
 
 /* Feeds an event of key `user` at time ts with price (= v) `v`. */
 static void feed(fixture_t *f, dmp_engine_t *e, const char *user, int64_t ts, double v) {
@@ -226,23 +231,17 @@ static void feed(fixture_t *f, dmp_engine_t *e, const char *user, int64_t ts, do
         p = dmp_avro_put_long(p, 0); /* quantity */
         p = dmp_avro_put_long(p, 0); /* clicks: null */
         char err[256] = "";
+        tsink.late_mask = 0; /* the late windows of this event */
         if (dmp_engine_process(e, 0, f->off, "kafka-key", 9, 999999, buf, (size_t)(p - buf),
-                               &late_mask, err, sizeof(err)))
+                               err, sizeof(err)))
                 fail_msg("process offset %lld: %s", (long long)f->off, err);
         f->off++;
-}
-
-static int caught_up(void *opaque, int32_t partition, int64_t next_offset) {
-        (void)opaque;
-        (void)partition;
-        (void)next_offset;
-        return 1;
 }
 
 /* The partition goes idle for ~2^61 ms: every window closes (the engine
  * tracks the idle base only with idle.timeout.ms > 0, set above). */
 static void idle_close(dmp_engine_t *e) {
-        dmp_engine_idle_tick(e, INT64_C(1) << 61, 0, caught_up, NULL);
+        dmp_engine_idle_tick(e, INT64_C(1) << 61, 0); /* (tsink: caught up) */
 }
 
 static void commit(dmp_engine_t *e) {
@@ -269,7 +268,7 @@ static void test_tumbling_boundaries(void **state) {
         feed(f, e, "k", 12, 7);  /* stream time 12 = end + grace - 1: [0, 10) stays open */
         NONE(rs, &mark);
         feed(f, e, "k", 8, 2);   /* in grace: into [0, 10) */
-        assert_int_equal(late_mask, 0);
+        assert_int_equal(tsink.late_mask, 0);
         NONE(rs, &mark);
         feed(f, e, "k", 13, 4);  /* stream time 13 = end + grace: [0, 10) closes first */
         /* [0, 10) = {1, 3, 2}: sum 6, mean 2, squared deviations 1 + 1 + 0 = 2,
@@ -277,9 +276,9 @@ static void test_tumbling_boundaries(void **state) {
         EXPECT(rs, &mark, {"tumbling", "k", 0, 10, 3, 6, 1, 3, 2, sqrt(2.0 / 3.0), 0, 1});
 
         feed(f, e, "k", 9, 100); /* 0 + 10 + 3 <= 13: late exactly at the boundary */
-        assert_int_equal(late_mask, 1);
+        assert_int_equal(tsink.late_mask, 1);
         feed(f, e, "k", 0, 100); /* late */
-        assert_int_equal(late_mask, 1);
+        assert_int_equal(tsink.late_mask, 1);
         NONE(rs, &mark);
         feed(f, e, "k", 22, 6);  /* 22 = 20 + 3 - 1: [10, 20) open */
         NONE(rs, &mark);
@@ -290,7 +289,7 @@ static void test_tumbling_boundaries(void **state) {
                {"tumbling", "k", 10, 20, 3, 16, 4, 7, 16.0 / 3.0, sqrt(14.0) / 3.0, 2, 1});
 
         feed(f, e, "j", 5, 50);  /* another key: late for j only */
-        assert_int_equal(late_mask, 1);
+        assert_int_equal(tsink.late_mask, 1);
         feed(f, e, "j", 25, 9);  /* j's [20, 30) */
         NONE(rs, &mark);
         feed(f, e, "k", 33, 0);  /* 33 = 30 + 3: closes [20, 30), k inserted first */
@@ -327,9 +326,9 @@ static void test_hopping_size_not_multiple_of_advance(void **state) {
         feed(f, e, "k", 10, 4); /* st 10 closes [0, 10) = {1, 2, 3}; w in (0, 10]: 4, 8 */
         EXPECT(rs, &mark, {"hopping", "k", 0, 10, 3, 6, 1, 3, 2, sqrt(2.0 / 3.0), 0, 1});
         feed(f, e, "k", 3, 5);  /* w in (-7, 3]: -4, 0, both closed: late */
-        assert_int_equal(late_mask, 1);
+        assert_int_equal(tsink.late_mask, 1);
         feed(f, e, "k", 6, 7);  /* w in (-4, 6]: 0 (closed), 4 (open): not late */
-        assert_int_equal(late_mask, 0);
+        assert_int_equal(tsink.late_mask, 0);
         NONE(rs, &mark);
         feed(f, e, "k", 30, 6); /* st 30 closes every start <= 20 */
         /* [4, 14) = {2, 3, 4, 7}: sum 16, mean 4, squared deviations 4+1+0+9 = 14,
@@ -445,9 +444,9 @@ static void test_session_merge_bridge(void **state) {
         feed(f, e, "a", 123, 9); /* A2 = [118, 123] {5, 5, 7, 9}; st 123 */
         NONE(rs, &mark);
         feed(f, e, "a", 110, 4); /* 90 <= 110 <= 114 and 108 <= 110 <= 133: bridges */
-        assert_int_equal(late_mask, 0);
+        assert_int_equal(tsink.late_mask, 0);
         feed(f, e, "b", 108, 3); /* b: [105, 108] {1, 3} (108 + 20 >= 123) */
-        assert_int_equal(late_mask, 0);
+        assert_int_equal(tsink.late_mask, 0);
         NONE(rs, &mark);
         feed(f, e, "c", 139, 10); /* st 139 = 108 + 31: b closes; a at 154 not */
         /* b: {1, 3}: mean 2, sd 1 */
@@ -486,23 +485,23 @@ static void test_session_gap_close_and_late(void **state) {
         feed(f, e, "k", 26, 5);  /* st 26 = 10 + 16: S1 closes; S2 = [21, 26] */
         EXPECT(rs, &mark, {"session", "k", 0, 11, 2, 3, 1, 2, 1.5, 0.5, 0, 1});
         feed(f, e, "k", 5, 100); /* near no open session; 5 + 5 < 26: late */
-        assert_int_equal(late_mask, 1);
+        assert_int_equal(tsink.late_mask, 1);
         NONE(rs, &mark);
         feed(f, e, "k", 60, 6);  /* st 60 >= 26 + 16: S2 closes; S3 = [60, 60] */
         /* S2 {3, 4, 5}: mean 4, sd sqrt(2/3), carries the late event */
         EXPECT(rs, &mark, {"session", "k", 21, 27, 3, 12, 3, 5, 4, sqrt(2.0 / 3.0), 1, 1});
         feed(f, e, "m", 55, 7);  /* 55 + 5 == 60: not late; M = [55, 55], closes 71 */
-        assert_int_equal(late_mask, 0);
+        assert_int_equal(tsink.late_mask, 0);
         feed(f, e, "n", 54, 8);  /* 54 + 5 < 60: late */
-        assert_int_equal(late_mask, 1);
+        assert_int_equal(tsink.late_mask, 1);
         feed(f, e, "k", 50, 9);  /* 50 >= 60 - 10: extends S3 back, [50, 60], closes 76 */
-        assert_int_equal(late_mask, 0);
+        assert_int_equal(tsink.late_mask, 0);
         NONE(rs, &mark);
         feed(f, e, "z", 71, 1);  /* st 71: M closes */
         EXPECT(rs, &mark, {"session", "m", 55, 56, 1, 7, 7, 7, 7, 0, 0, 1});
         feed(f, e, "k", 58, 1000); /* merges with the still open S3, but merged last
                                     * 60 + 5 < 71: late, not aggregated */
-        assert_int_equal(late_mask, 1);
+        assert_int_equal(tsink.late_mask, 1);
         feed(f, e, "z", 75, 2);  /* 75 = S3's close - 1 */
         NONE(rs, &mark);
         feed(f, e, "z", 76, 3);  /* S3 {9, 6}: mean 7.5, sd 1.5, late 1 */
@@ -558,10 +557,10 @@ static void test_sliding_late_and_left_window_closed_on_arrival(void **state) {
          * 125: left 115 (closes 128 > 125), right 126 */
         EXPECT(rs, &mark, {"sliding", "k", 90, 101, 1, 1, 1, 1, 1, 0, 0, 1});
         feed(f, e, "k", 105, 3); /* 105 + 13 = 118 <= 125: late */
-        assert_int_equal(late_mask, 1);
+        assert_int_equal(tsink.late_mask, 1);
         feed(f, e, "k", 118, 4); /* 118 + 13 = 131 > 125: taken; its left [108, 118]
                                   * closed at 121 <= 125 on arrival: no candidate */
-        assert_int_equal(late_mask, 0);
+        assert_int_equal(tsink.late_mask, 0);
         NONE(rs, &mark);
         idle_close(e);
         /* [115, 125] = {4, 2} (both arrived at st 125 < 128): mean 3, sd 1,
@@ -586,7 +585,7 @@ static void test_sliding_empty_candidate_keeps_late_count(void **state) {
         feed(f, e, "o", 105, 10); /* st 105: k's [90, 100] = {1}; o: 95 (closes 106), 106 */
         EXPECT(rs, &mark, {"sliding", "k", 90, 101, 1, 1, 1, 1, 1, 0, 0, 1});
         feed(f, e, "k", 94, 1000); /* 94 + 11 <= 105: late */
-        assert_int_equal(late_mask, 1);
+        assert_int_equal(tsink.late_mask, 1);
         feed(f, e, "k", 113, 3);
         /* st 113: o's [95, 105] = {10} (closes 106) first, then k's [101, 111]
          * (closes 112): no record, nothing. 113: left 103 (closes 114), right 114 */
@@ -670,7 +669,7 @@ static void test_update_mode(void **state) {
         dmp_engine_emit_updates(e);
         NONE(rs, &mark);
         feed(f, e, "k", 8, 100); /* late */
-        assert_int_equal(late_mask, 1);
+        assert_int_equal(tsink.late_mask, 1);
         dmp_engine_emit_updates(e);
         NONE(rs, &mark);
         commit(e);
@@ -719,7 +718,7 @@ static void test_restart_session(void **state) {
         EXPECT(rs, &mark, {"session", "j", 101, 102, 1, 7, 7, 7, 7, 0, 0, 1});
         feed(f, e, "k", 101, 1000); /* merges with k's open session (closes 129) but
                                      * 108 + 10 < 122: late; the count is stored */
-        assert_int_equal(late_mask, 1);
+        assert_int_equal(tsink.late_mask, 1);
         commit(e);
         dmp_engine_destroy(e);
 
@@ -764,7 +763,7 @@ static void test_restart_sliding(void **state) {
          * (closes 109 > 108), right 109 */
         EXPECT(rs, &mark, {"sliding", "k", 95, 106, 2, 3, 1, 2, 1.5, 0.5, 0, 1});
         feed(f, e, "k", 97, 1000); /* 97 + 11 <= 108: late; the count is stored */
-        assert_int_equal(late_mask, 1);
+        assert_int_equal(tsink.late_mask, 1);
         commit(e);
         dmp_engine_destroy(e);
 
@@ -812,7 +811,7 @@ static void test_retention(void **state) {
         feed(f, e, "k", 15, 3); /* st advances: [0, 10) is not emitted again */
         NONE(rs, &mark);
         feed(f, e, "k", 5, 100); /* late for the retained [0, 10) */
-        assert_int_equal(late_mask, 1);
+        assert_int_equal(tsink.late_mask, 1);
         feed(f, e, "k", 29, 4); /* closes [10, 20) = {2, 3}; [0, 10) kept until 30 */
         EXPECT(rs, &mark, {"tumbling", "k", 10, 20, 2, 5, 2, 3, 2.5, 0.5, 1, 1});
         commit(e);
@@ -855,7 +854,7 @@ static void test_session_retention(void **state) {
         feed(f, e, "k", 20, 2);  /* st 20: S1 emitted, kept until 36; S2 = [20, 20] */
         EXPECT(rs, &mark, {"session", "k", 0, 1, 1, 1, 1, 1, 1, 0, 0, 1});
         feed(f, e, "k", 8, 100); /* within the gap of the retained S1 only: 8 + 5 < 20, late */
-        assert_int_equal(late_mask, 1);
+        assert_int_equal(tsink.late_mask, 1);
         NONE(rs, &mark);
         feed(f, e, "m", 40, 3);  /* st 40: S2 closes (36), carrying the late event; S1
                                   * purged (36 <= 40); S2 kept until 56; M = [40, 40] */

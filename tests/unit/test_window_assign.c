@@ -1,4 +1,6 @@
-/* Unit tests of src/window.h: window assignment, closing, floor division. */
+/* Unit tests of src/window.h: assigning an event time to windows, closing,
+ * floor division (the engine's semantics per window kind:
+ * test_window_semantics.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -1,0 +1,399 @@
+/* The whole daemon in-process on librdkafka's mock cluster, with faults
+ * injected where the commit protocol must hold (docs/STATE.md "Crash
+ * consistency"):
+ *   - the output topic refuses the results (Produce errors pushed on the
+ *     mock cluster): the flush before the state write fails, so neither
+ *     the state store nor the group records the input behind those results;
+ *   - the state write fails (dmp_store_fault_sim): the offsets of that
+ *     commit are never stored nor committed to the group.
+ * Each time the daemon stops with exit status -1 and a clear message, and
+ * a restart publishes every result that was due (nothing lost). The
+ * expected results are computed here, from the events the test writes. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+#include <math.h>
+#include <pthread.h>
+
+#include "avro_enc.h"
+#include "config.h"
+#include "dmpflow.h"
+#include "log.h"
+#include "store.h"
+#include "util.h"
+
+/* Kafka protocol ApiKeys (librdkafka's RD_KAFKAP_*, not in its public
+ * headers) for rd_kafka_mock_push_request_errors. */
+#define API_PRODUCE 0
+
+#define PARTITIONS 2
+#define KEYS 5
+#define PER_KEY 4 /* events per key, partition and phase */
+
+typedef struct mock {
+        rd_kafka_t *rk; /* hosts the cluster */
+        rd_kafka_mock_cluster_t *mc;
+        char bootstraps[256];
+        char dir[64];
+        int groups; /* group ids used so far */
+} mock_t;
+
+static int setup(void **state) {
+        mock_t *m = calloc(1, sizeof(*m));
+        char err[256];
+        rd_kafka_conf_t *c = rd_kafka_conf_new();
+        rd_kafka_conf_set(c, "log_level", "0", NULL, 0);
+        m->rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, err, sizeof(err));
+        assert_non_null(m->rk);
+        m->mc = rd_kafka_mock_cluster_new(m->rk, 1);
+        assert_non_null(m->mc);
+        snprintf(m->bootstraps, sizeof(m->bootstraps), "%s", rd_kafka_mock_cluster_bootstraps(m->mc));
+        snprintf(m->dir, sizeof(m->dir), "/tmp/dmp-daemon-XXXXXX");
+        assert_non_null(mkdtemp(m->dir));
+        dmp_log_level = getenv("TEST_LOG") ? DMP_LOG_DEBUG : DMP_LOG_WARN;
+        *state = m;
+        return 0;
+}
+
+static int teardown(void **state) {
+        mock_t *m = *state;
+        rd_kafka_mock_cluster_destroy(m->mc);
+        rd_kafka_destroy(m->rk);
+        dmp_rmtree(m->dir);
+        free(m);
+        return 0;
+}
+
+/* ---- input ---- */
+
+/* Encodes an event of schemas/event.avsc: score = 0.7*price + 0.3*qty. */
+static size_t enc_event(unsigned char *buf, const char *user, int64_t ts, double price) {
+        unsigned char *p = buf;
+        p = dmp_avro_put_string(p, user, strlen(user));
+        p = dmp_avro_put_string(p, "seg", 3);
+        p = dmp_avro_put_long(p, ts);
+        p = dmp_avro_put_double(p, price);
+        p = dmp_avro_put_long(p, 0); /* quantity */
+        p = dmp_avro_put_long(p, 0); /* clicks: null */
+        return (size_t)(p - buf);
+}
+
+/* Writes phase `ph` of the input to topic: per partition, PER_KEY events
+ * of each of its keys in the window [ph * 10000, ph * 10000 + 1000), then
+ * one of key "tick" at ph * 10000 + 5000 that closes it. Key k of
+ * partition p is "p<p>k<k>"; its events have price 1 + ph + k, so its
+ * window's sum of score is PER_KEY * 0.7 * (1 + ph + k). */
+static void produce_phase(const mock_t *m, const char *topic, int ph) {
+        char err[256];
+        rd_kafka_conf_t *c = rd_kafka_conf_new();
+        rd_kafka_conf_set(c, "bootstrap.servers", m->bootstraps, NULL, 0);
+        rd_kafka_conf_set(c, "log_level", "0", NULL, 0);
+        rd_kafka_t *p = rd_kafka_new(RD_KAFKA_PRODUCER, c, err, sizeof(err));
+        assert_non_null(p);
+        for (int part = 0; part < PARTITIONS; part++) {
+                for (int i = 0; i < KEYS * PER_KEY + 1; i++) {
+                        char key[16];
+                        unsigned char buf[128];
+                        int k = i % KEYS, tick = i == KEYS * PER_KEY;
+                        snprintf(key, sizeof(key), tick ? "tick" : "p%dk%d", part, k);
+                        int64_t ts = (int64_t)ph * 10000 + (tick ? 5000 : i * 10);
+                        size_t n = enc_event(buf, key, ts, tick ? 0.0 : 1.0 + ph + k);
+                        assert_int_equal(rd_kafka_producev(p, RD_KAFKA_V_TOPIC(topic),
+                                                           RD_KAFKA_V_PARTITION(part),
+                                                           RD_KAFKA_V_VALUE(buf, n),
+                                                           RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                                           RD_KAFKA_V_END),
+                                         0);
+                }
+        }
+        assert_int_equal(rd_kafka_flush(p, 10000), 0);
+        rd_kafka_destroy(p);
+}
+
+/* ---- the daemon in a thread ---- */
+
+typedef struct run {
+        dmp_conf_t *conf;
+        dmp_daemon_t *d;
+        pthread_t tid;
+        int rc;
+        char errstr[512];
+} run_t;
+
+static void *run_main(void *arg) {
+        run_t *r = arg;
+        r->rc = dmp_daemon_run(r->d, r->errstr, sizeof(r->errstr));
+        return NULL;
+}
+
+static void start(const mock_t *m, run_t *r, const char *in, const char *out,
+                  const char *group) {
+        char text[2048];
+        snprintf(text, sizeof(text),
+                 /* a restart waits for the group to drop the previous member:
+                  * librdkafka 2.0's mock cluster does it at its session timeout */
+                 "[kafka]\nbootstrap.servers = %s\nlog_level = 2\n"
+                 "session.timeout.ms = 6000\nheartbeat.interval.ms = 500\n"
+                 "[input]\ntopic = %s\ngroup.id = %s\nschema = schemas/event.avsc\n"
+                 "key.field = user_id\ntime.field = ts\n"
+                 "[state]\ndir = %s/%s\ncommit.interval.ms = 100\n"
+                 "[measure score]\nexpr = 0.7*price + 0.3*quantity\n"
+                 "[window w]\ntype = tumbling\nsize.ms = 1000\n"
+                 "[output]\ntopic = %s\n",
+                 m->bootstraps, in, group, m->dir, group, out);
+        memset(r, 0, sizeof(*r));
+        r->conf = dmp_conf_new();
+        if (dmp_conf_load_string(r->conf, "daemon.ini", text) || dmp_conf_validate(r->conf))
+                fail_msg("configuration: %s", r->conf->errors);
+        int cerr = 0;
+        char err[512] = "";
+        r->d = dmp_daemon_new(r->conf, &cerr, err, sizeof(err));
+        if (!r->d)
+                fail_msg("dmp_daemon_new: %s %s", err, r->conf->errors ? r->conf->errors : "");
+        assert_int_equal(pthread_create(&r->tid, NULL, run_main, r), 0);
+}
+
+/* Waits for the daemon's thread (asking it to stop if stop); returns its
+ * status. */
+static int finish(run_t *r, int stop) {
+        if (stop)
+                dmp_daemon_stop(r->d);
+        pthread_join(r->tid, NULL);
+        dmp_daemon_destroy(r->d);
+        dmp_conf_destroy(r->conf);
+        return r->rc;
+}
+
+static dmp_daemon_counters_t counters(const run_t *r) {
+        dmp_daemon_counters_t c;
+        dmp_daemon_counters(r->d, &c);
+        return c;
+}
+
+/* Waits (up to 60 s) until the daemon has processed `events` records and
+ * committed twice since: a commit after the last of them has landed. */
+static void wait_committed(const run_t *r, uint64_t events) {
+        uint64_t c0 = 0;
+        for (int i = 0; i < 6000; i++) {
+                dmp_daemon_counters_t c = counters(r);
+                if (c.events_in >= events && !c0)
+                        c0 = c.commits + 1;
+                if (c0 && c.commits >= c0 + 1)
+                        return;
+                usleep(10000);
+        }
+        fail_msg("the daemon did not process and commit %llu events within 60 s",
+                 (unsigned long long)events);
+}
+
+/* Waits (up to 60 s) for the daemon to stop by itself. */
+static int wait_failed(run_t *r) {
+        for (int i = 0; i < 6000; i++) {
+                if (pthread_tryjoin_np(r->tid, NULL) == 0) {
+                        r->tid = pthread_self(); /* joined */
+                        dmp_daemon_destroy(r->d);
+                        dmp_conf_destroy(r->conf);
+                        return r->rc;
+                }
+                usleep(10000);
+        }
+        fail_msg("the daemon did not stop on the injected fault within 60 s");
+        return 0;
+}
+
+/* ---- checks ---- */
+
+/* The next offsets the state store of group holds for each partition. */
+static void stored_offsets(const mock_t *m, const char *group, int64_t next[PARTITIONS]) {
+        char dir[128], err[256];
+        snprintf(dir, sizeof(dir), "%s/%s", m->dir, group);
+        dmp_store_opts_t o = {.read_only = 1};
+        dmp_store_t *st = dmp_store_open_opts(dir, 0, &o, err, sizeof(err));
+        if (!st)
+                fail_msg("open %s: %s", dir, err);
+        for (int p = 0; p < PARTITIONS; p++) {
+                int64_t st_time;
+                next[p] = -1;
+                assert_true(dmp_store_get_meta(st, p, &next[p], &st_time, err, sizeof(err)) >= 0);
+        }
+        dmp_store_close(st);
+}
+
+/* The group's committed offsets (-1: none). */
+static void group_offsets(const mock_t *m, const char *topic, const char *group,
+                          int64_t off[PARTITIONS]) {
+        char err[256];
+        rd_kafka_conf_t *c = rd_kafka_conf_new();
+        rd_kafka_conf_set(c, "bootstrap.servers", m->bootstraps, NULL, 0);
+        rd_kafka_conf_set(c, "group.id", group, NULL, 0);
+        rd_kafka_conf_set(c, "log_level", "0", NULL, 0);
+        rd_kafka_t *k = rd_kafka_new(RD_KAFKA_CONSUMER, c, err, sizeof(err));
+        assert_non_null(k);
+        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(PARTITIONS);
+        for (int p = 0; p < PARTITIONS; p++)
+                rd_kafka_topic_partition_list_add(l, topic, p);
+        assert_int_equal(rd_kafka_committed(k, l, 10000), 0);
+        for (int p = 0; p < PARTITIONS; p++)
+                off[p] = l->elems[p].offset < 0 ? -1 : l->elems[p].offset;
+        rd_kafka_topic_partition_list_destroy(l);
+        rd_kafka_destroy(k);
+}
+
+/* Results of phase ph found on the output topic: per partition and key,
+ * how many copies with the expected count and sum; any other value of
+ * that window fails. */
+static void read_results(const mock_t *m, const char *topic, int ph,
+                         int found[PARTITIONS][KEYS]) {
+        char err[256];
+        memset(found, 0, sizeof(int) * PARTITIONS * KEYS);
+        rd_kafka_conf_t *c = rd_kafka_conf_new();
+        rd_kafka_conf_set(c, "bootstrap.servers", m->bootstraps, NULL, 0);
+        rd_kafka_conf_set(c, "group.id", "reader", NULL, 0);
+        rd_kafka_conf_set(c, "enable.partition.eof", "true", NULL, 0);
+        rd_kafka_conf_set(c, "log_level", "0", NULL, 0);
+        rd_kafka_t *k = rd_kafka_new(RD_KAFKA_CONSUMER, c, err, sizeof(err));
+        assert_non_null(k);
+        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(l, topic, 0)->offset = RD_KAFKA_OFFSET_BEGINNING;
+        assert_int_equal(rd_kafka_assign(k, l), 0);
+        rd_kafka_topic_partition_list_destroy(l);
+        for (int idle = 0; idle < 100;) {
+                rd_kafka_message_t *msg = rd_kafka_consumer_poll(k, 100);
+                if (!msg) {
+                        idle++;
+                        continue;
+                }
+                if (msg->err) {
+                        int eof = msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF;
+                        rd_kafka_message_destroy(msg);
+                        if (eof)
+                                break;
+                        continue;
+                }
+                const unsigned char *p = msg->payload, *end = p + msg->len;
+                const char *s;
+                size_t sl;
+                int64_t start = -1, wend = 0, count = 0;
+                double sum = 0;
+                char key[32] = "";
+                p = dmp_avro_get_string(p, end, &s, &sl); /* window */
+                p = p ? dmp_avro_get_string(p, end, &s, &sl) : NULL; /* kind */
+                p = p ? dmp_avro_get_string(p, end, &s, &sl) : NULL; /* key */
+                if (p && sl < sizeof(key))
+                        memcpy(key, s, sl);
+                p = p ? dmp_avro_get_long(p, end, &start) : NULL;
+                p = p ? dmp_avro_get_long(p, end, &wend) : NULL;
+                p = p ? dmp_avro_get_string(p, end, &s, &sl) : NULL; /* measure */
+                p = p ? dmp_avro_get_long(p, end, &count) : NULL;
+                p = p ? dmp_avro_get_double(p, end, &sum) : NULL;
+                assert_non_null(p);
+                int part, kk;
+                if (start == (int64_t)ph * 10000 && sscanf(key, "p%dk%d", &part, &kk) == 2) {
+                        assert_true(part >= 0 && part < PARTITIONS && kk >= 0 && kk < KEYS);
+                        assert_int_equal(count, PER_KEY);
+                        assert_true(fabs(sum - PER_KEY * 0.7 * (1 + ph + kk)) < 1e-9);
+                        found[part][kk]++;
+                }
+                rd_kafka_message_destroy(msg);
+        }
+        rd_kafka_destroy(k);
+}
+
+static void expect_all_results(const mock_t *m, const char *topic, int ph) {
+        int found[PARTITIONS][KEYS];
+        read_results(m, topic, ph, found);
+        for (int p = 0; p < PARTITIONS; p++)
+                for (int k = 0; k < KEYS; k++)
+                        if (found[p][k] < 1)
+                                fail_msg("phase %d: no result of key p%dk%d", ph, p, k);
+}
+
+/* Phase 0 is processed and committed; with the fault armed by arm(), a
+ * daemon that processes phase 1 fails; the store and the group hold phase
+ * 0's offsets only; a restart publishes phase 1's results. */
+static void fault_cycle(mock_t *m, const char *name, void (*arm)(mock_t *m, const char *out),
+                        const char *why) {
+        char in[64], out[64], group[64];
+        snprintf(in, sizeof(in), "%s-in", name);
+        snprintf(out, sizeof(out), "%s-out", name);
+        snprintf(group, sizeof(group), "%s-g", name);
+        rd_kafka_mock_topic_create(m->mc, in, PARTITIONS, 1);
+        rd_kafka_mock_topic_create(m->mc, out, 1, 1);
+        const uint64_t per_phase = PARTITIONS * (KEYS * PER_KEY + 1);
+        produce_phase(m, in, 0);
+        run_t r;
+        start(m, &r, in, out, group);
+        wait_committed(&r, per_phase);
+        assert_int_equal(finish(&r, 1), 0);
+        expect_all_results(m, out, 0);
+
+        /* (the fault is armed after the test's own producer is done: the
+         * mock cluster's errors are for any client) */
+        produce_phase(m, in, 1);
+        arm(m, out);
+        start(m, &r, in, out, group);
+        int rc = wait_failed(&r);
+        assert_int_equal(rc, -1);
+        if (!strstr(r.errstr, why))
+                fail_msg("the daemon failed with \"%s\", not \"%s\"", r.errstr, why);
+        rd_kafka_mock_clear_request_errors(m->mc, API_PRODUCE);
+        dmp_store_fault_sim(0);
+
+        int64_t next[PARTITIONS], committed[PARTITIONS];
+        stored_offsets(m, group, next);
+        group_offsets(m, in, group, committed);
+        for (int p = 0; p < PARTITIONS; p++) {
+                /* phase 0's records only: nothing of phase 1 was recorded */
+                assert_int_equal(next[p], KEYS * PER_KEY + 1);
+                assert_true(committed[p] <= next[p]);
+        }
+
+        start(m, &r, in, out, group);
+        wait_committed(&r, per_phase);
+        assert_int_equal(finish(&r, 1), 0);
+        expect_all_results(m, out, 1);
+        stored_offsets(m, group, next);
+        for (int p = 0; p < PARTITIONS; p++)
+                assert_int_equal(next[p], 2 * (KEYS * PER_KEY + 1));
+}
+
+static void arm_produce(mock_t *m, const char *out) {
+        (void)out;
+        rd_kafka_resp_err_t errs[64];
+        for (size_t i = 0; i < DMP_ARRAY_SIZE(errs); i++)
+                errs[i] = RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED;
+        rd_kafka_mock_push_request_errors_array(m->mc, API_PRODUCE, DMP_ARRAY_SIZE(errs),
+                                                errs);
+}
+
+static void arm_store(mock_t *m, const char *out) {
+        (void)m;
+        (void)out;
+        dmp_store_fault_sim(1);
+}
+
+static void test_failed_flush_commits_nothing(void **state) {
+        fault_cycle(*state, "flush", arm_produce, "could not be published; not committing");
+}
+
+static void test_failed_state_write_commits_nothing(void **state) {
+        fault_cycle(*state, "write", arm_store, "injected fault");
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_failed_flush_commits_nothing),
+                cmocka_unit_test(test_failed_state_write_commits_nothing),
+        };
+        return cmocka_run_group_tests(tests, setup, teardown);
+}
