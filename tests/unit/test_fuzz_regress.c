@@ -23,6 +23,7 @@
 #include "engine.h"
 #include "fuzz.h"
 #include "fuzz_engine.h"
+#include "pipelines.h"
 #include "registry.h"
 #include "store.h"
 #include "util.h"
@@ -91,16 +92,6 @@ static const char event_reader[] =
 
 static const char *provided;
 
-static int provide(void *opaque, int32_t id, const char **json, char *errstr,
-                   size_t errstr_size) {
-        (void)opaque;
-        (void)id;
-        (void)errstr;
-        (void)errstr_size;
-        *json = provided;
-        return 0;
-}
-
 /* schema, registry: a writer schema that is no record (any schema can be
  * registered) crashed Avro C (avro_schema_record_field_get_index) while the
  * decoder looked for logical types; it is now "incompatible". */
@@ -119,7 +110,7 @@ static void writer_not_a_record(void **state) {
                 assert_int_equal(dmp_decoder_set_writer(d, writers[i], err, sizeof(err)), -1);
                 assert_non_null(strstr(err, "must be a record"));
                 /* as a registry's schema of a Confluent record */
-                dmp_decoder_set_confluent(d, provide, NULL);
+                dmp_decoder_set_confluent(d, test_fixed_provider, &provided);
                 provided = writers[i];
                 const unsigned char rec[] = {0, 0, 0, 0, 7, 2, 'u', 2, 0, 0, 0, 0, 0, 0, 0, 0};
                 dmp_event_t ev;
