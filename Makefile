@@ -6,7 +6,8 @@
 #                     a real Kafka broker this target starts and stops
 #   make test-unit / make test-integration
 #   make asan         the whole test suite under ASan + UBSan
-#   make demo         the pipeline on an embedded Kafka, no broker needed
+#   make demo         the pipeline on an embedded Kafka, no broker needed, and its
+#                     live page on http://127.0.0.1:8464/ (DEMO_SECONDS=0: until Ctrl-C)
 #   make bench        all benchmarks: in-process windows and decode, then end to
 #                     end vs Kafka Streams and Quix Streams on a real broker
 #                     (10 M events; bench/RESULTS.md)
@@ -15,6 +16,7 @@
 #   make bench-nexmark Nexmark Q5 / Q7 end to end (NEXMARK_EVENTS bids)
 #   make fuzz         every libFuzzer target (clang), FUZZ_SECONDS (30) each
 #   make fuzz-long    the fuzzing campaign: FUZZ_CPU_SECONDS (3600) of CPU per target
+#   make screenshot   docs/live-page.png, the README's picture of the live page
 
 CC      ?= gcc
 PKGS    := rdkafka avro-c rocksdb inih jansson libcurl libmicrohttpd
@@ -33,7 +35,7 @@ BUILD   ?= build
 MALLOC_LIB ?= $(shell pkg-config --libs jemalloc 2>/dev/null || echo -ljemalloc)
 
 LIB_SRCS := $(filter-out src/main.c,$(wildcard src/*.c))
-LIB_OBJS := $(LIB_SRCS:src/%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/schemas.o
+LIB_OBJS := $(LIB_SRCS:src/%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/schemas.o $(BUILD)/obj/gen/web.o
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 # Helpers shared by unit tests, fuzz targets and benchmarks (tests/support/).
@@ -47,7 +49,7 @@ else
 Q := @
 endif
 
-.PHONY: all deps test test-unit test-integration asan demo bench bench-quick bench-windows clean docs fuzz fuzz-build fuzz-long fuzz-merge fuzz-seeds bench-decode bench-nexmark
+.PHONY: all deps test test-unit test-integration asan demo bench bench-quick bench-windows clean docs fuzz fuzz-build fuzz-long fuzz-merge fuzz-seeds bench-decode bench-nexmark screenshot
 
 all: $(BUILD)/dmpflow
 
@@ -67,10 +69,22 @@ $(BUILD)/gen/schemas.c: $(OUTPUT_SCHEMAS)
 	      echo "const char dmp_schema_$$(basename $$f .avsc)[] ="; \
 	      sed 's/\\/\\\\/g; s/"/\\"/g; s/^/        "/; s/$$/\\n"/' $$f; echo ';'; done; } > $@
 
-$(BUILD)/obj/gen/schemas.o: $(BUILD)/gen/schemas.c
+$(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(CFLAGS) -c $< -o $@
+
+# The live page (src/web.h): each file of src/web/ becomes
+# `const char dmp_web_NAME_EXT[]` and its length, so that the binary serves
+# it with nothing else installed. `?` is escaped: C11 mode reads trigraphs.
+WEB_FILES := src/web/index.html src/web/dmpflow.js src/web/dmpflow.css
+$(BUILD)/gen/web.c: $(WEB_FILES)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  GEN     $@")
+	$(Q){ echo '#include "web.h"'; for f in $(WEB_FILES); do \
+	      n=dmp_web_$$(basename $$f | tr . _); echo "const char $$n[] ="; \
+	      sed 's/\\/\\\\/g; s/"/\\"/g; s/?/\\?/g; s/^/        "/; s/$$/\\n"/' $$f; echo ';'; \
+	      echo "const size_t $${n}_len = sizeof($$n) - 1;"; done; } > $@
 
 $(BUILD)/libdmpflow.a: $(LIB_OBJS)
 	@$(if $(Q),echo "  AR      $@")
@@ -184,7 +198,8 @@ fuzz-seeds: $(BUILD)/fuzz/make_seeds
 	$(Q)rm -rf tests/fuzz/seeds
 	$(Q)$(BUILD)/fuzz/make_seeds tests/fuzz/seeds
 
-# Installs the build dependencies, builds and runs the demo (DEMO_SECONDS=20).
+# Installs the build dependencies, builds and runs the demo (DEMO_SECONDS=20;
+# 0: until Ctrl-C), which prints the URL of its live page.
 DEMO_SECONDS ?= 20
 demo:
 	$(Q)scripts/deps --build-only
@@ -230,6 +245,12 @@ bench-quick: all
 		$$py bench/run.py --name quick --events 300000 --keys 2000 --verify-keys 200 \
 		--latency-seconds 10 --startup-runs 1 \
 		$(BENCH_ARGS)
+
+# The README's picture of the live page, taken by its browser test
+# (tests/integration/test_page.py) on a broker of scripts/kafka-local.
+screenshot: $(BUILD)/dmpflow
+	$(Q)DMPFLOW_README_SCREENSHOT=$(abspath docs/live-page.png) DMPFLOW_BIN=$(abspath $(BUILD)/dmpflow) \
+		PYTEST_ARGS="-k test_live_page_in_chromium" scripts/run-integration-tests
 
 docs: $(BUILD)/dmpflow
 	$(Q)mkdir -p docs

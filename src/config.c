@@ -42,8 +42,8 @@ static const sec_desc_t sections[SEC__CNT] = {
         [SEC_OUTPUT] = {"output", 0, offsetof(dmp_output_conf_t, line), "where results go"},
         [SEC_LOG] = {"log", 0, offsetof(dmp_log_conf_t, line), "logging"},
         [SEC_HTTP] = {"http", 0, offsetof(dmp_http_conf_t, line),
-                      "the read-only HTTP endpoint: /metrics, /healthz, /readyz, /state (docs/"
-                      "METRICS.md)"},
+                      "the read-only HTTP endpoint: the live page /, /api, /metrics, /healthz, "
+                      "/readyz, /state (docs/METRICS.md)"},
         [SEC_MEASURE] = {"measure", 1, offsetof(dmp_measure_conf_t, line),
                          "a weighted sum f(x) = sum a_i * x_i of numeric fields"},
         [SEC_WINDOW] = {"window", 1, offsetof(dmp_window_conf_t, line),
@@ -194,6 +194,9 @@ static const prop_t props[] = {
          "IPv4 address the endpoint listens on (0.0.0.0: every interface, e.g. in a container)."},
         {SEC_HTTP, "port", PT_INT, "0", 0, 65535, {{0}}, HT(port),
          "TCP port of the endpoint; 0: no endpoint."},
+        {SEC_HTTP, "auth.user.info", PT_STR, "", 0, 0, {{0}}, HT(auth_user_info),
+         "Basic authentication, `user:password`, for every route but /healthz and /readyz "
+         "(probes); empty: none. Use it with TLS in front when the endpoint leaves the host."},
         {SEC_MEASURE, "expr", PT_STR, NULL, 0, 0, {{0}}, MS(expr),
          "Weighted sum of numeric fields, e.g. `0.7*price + 0.3*quantity` (required)."},
         {SEC_WINDOW, "type", PT_ENUM, "tumbling", 0, 0,
@@ -991,6 +994,9 @@ int dmp_conf_validate(dmp_conf_t *conf) {
         }
         if (!conf->output.topic || !*conf->output.topic)
                 dmp_conf_error(conf, 0, "[output] topic is required");
+        if (*conf->http.auth_user_info && !strchr(conf->http.auth_user_info, ':'))
+                dmp_conf_error(conf, dmp_conf_line(conf, "http", "auth.user.info"),
+                               "[http] auth.user.info must be user:password");
         if (conf->measure_cnt == 0)
                 dmp_conf_error(conf, 0, "at least one [measure NAME] section is required");
         if (conf->window_cnt == 0)
@@ -1048,7 +1054,7 @@ int dmp_conf_validate(dmp_conf_t *conf) {
 
 int dmp_conf_is_secret(const char *name) {
         static const char *const marks[] = {"password", "secret", "sasl.", "ssl.key",
-                                            "ssl_key", "token", "basic.auth", "credential",
+                                            "ssl_key", "token", "basic.auth", "user.info", "credential",
                                             "private", "keystore", "oauthbearer"};
         for (size_t i = 0; i < DMP_ARRAY_SIZE(marks); i++)
                 if (strstr(name, marks[i]))

@@ -73,6 +73,7 @@ typedef struct dmp_output_conf {
 typedef struct dmp_http_conf {
         char *address;
         int64_t port; /* 0: no endpoint */
+        char *auth_user_info; /* basic auth "user:password"; "": none */
         int line[DMP_MAX_PROPS];
 } dmp_http_conf_t;
 

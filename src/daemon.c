@@ -37,6 +37,7 @@
 #include "fetchq.h"
 #include "fetchwake.h"
 #include "admin.h"
+#include "live.h"
 #include "log.h"
 #include "metrics.h"
 #include "outbatch.h"
@@ -99,7 +100,10 @@ struct dmp_daemon {
         size_t outbuf_cap;
         /* the HTTP endpoint and what only the daemon knows for its metrics */
         dmp_admin_t *admin;
+        dmp_live_t *live;                /* what the live page shows (with admin) */
         int assigned;                    /* partitions held */
+        uint64_t rebalances;             /* assignments and revocations */
+        int64_t rebalance_ms;            /* wall clock of the last one */
         int64_t lag[DMP_MAX_LAG_PARTITIONS]; /* consumer lag by partition (statistics), -1 */
         uint64_t commit_count;
         double commit_seconds, commit_max_seconds;
@@ -217,6 +221,8 @@ static void sink_result(void *opaque, const dmp_result_t *r) {
         dmp_daemon_t *d = opaque;
         publish(d, d->out_batch, d->out_schema_id, dmp_outrec_result_size(r), encode_result, r,
                 r->key, r->key_len);
+        if (d->live)
+                dmp_live_result(d->live, r);
 }
 
 static void sink_group(void *opaque, const dmp_group_result_t *r) {
@@ -224,6 +230,8 @@ static void sink_group(void *opaque, const dmp_group_result_t *r) {
         struct extra_topic *t = extra_topic(d, r->topic);
         publish(d, t->batch, t->schema_id, dmp_outrec_group_size(r), encode_group, r, r->value,
                 r->value_len);
+        if (d->live)
+                dmp_live_group(d->live, r);
 }
 
 static void sink_pattern(void *opaque, const dmp_pattern_result_t *r) {
@@ -324,17 +332,34 @@ static int admin_query(void *opaque, const char *path, int last, dmp_buf_t *out)
         return dmp_query_answer(d->engine, path, last, out);
 }
 
+/* A state query waits: end the loop's wait for input (HTTP thread). */
+static void admin_wake(void *opaque) {
+        dmp_daemon_t *d = opaque;
+        dmp_fetchq_wake(d->fetchq);
+}
+
+/* /metrics and the live page's documents, from the same figures. */
 static void publish_metrics(dmp_daemon_t *d) {
+        dmp_admin_stats_t as;
+        dmp_admin_stats(d->admin, &as);
         dmp_metrics_input_t in = {
                 .input_topic = d->conf->input.topic, .output_topic = d->conf->output.topic,
                 .dlq = d->dlq, .lag = d->lag, .nlag = DMP_MAX_LAG_PARTITIONS,
                 .assigned = d->assigned, .commits = d->commit_count,
                 .commit_seconds = d->commit_seconds, .commit_max_seconds = d->commit_max_seconds,
-                .fetch_wakeups = dmp_fetchwake_rounds(d->fetchwake), .now_ms = dmp_now_ms()};
-        dmp_buf_t b = {0};
+                .fetch_wakeups = dmp_fetchwake_rounds(d->fetchwake), .now_ms = dmp_now_ms(),
+                .rebalances = d->rebalances, .rebalance_ms = d->rebalance_ms,
+                .ready = d->assigned > 0 && !d->failed, .queries_answered = as.queries,
+                .queries_rejected = as.rejected, .queries_expired = as.expired};
+        dmp_buf_t b = {0}, status = {0}, results = {0};
         dmp_metrics_format(&b, d->engine, &in);
-        dmp_admin_set_metrics(d->admin, b.p ? b.p : "", b.len);
+        dmp_admin_publish(d->admin, DMP_ADMIN_METRICS, b.p ? b.p : "", b.len);
+        dmp_live_format(d->live, &in, &status, &results);
+        dmp_admin_publish(d->admin, DMP_ADMIN_STATUS, status.p, status.len);
+        dmp_admin_publish(d->admin, DMP_ADMIN_RESULTS, results.p, results.len);
         dmp_buf_free(&b);
+        dmp_buf_free(&status);
+        dmp_buf_free(&results);
 }
 
 /* ---- commits ---- */
@@ -486,6 +511,8 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                 resolve_reset_offsets(rk, parts, reset);
                 dmp_fetchq_forward(d->fetchq, parts); /* before the fetchers start */
                 d->assigned += parts->cnt;
+                d->rebalances++;
+                d->rebalance_ms = dmp_now_ms();
                 if (d->admin)
                         dmp_admin_set_ready(d->admin, d->assigned > 0 && !d->failed);
                 dmp_info("assigned %d partition(s) of %s", parts->cnt, d->conf->input.topic);
@@ -510,6 +537,8 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                         dmp_pauses_forget(d->pauses, parts->elems[i].partition);
                 }
                 d->assigned -= parts->cnt;
+                d->rebalances++;
+                d->rebalance_ms = dmp_now_ms();
                 if (d->assigned < 0 || !cooperative)
                         d->assigned = 0;
                 if (d->admin)
@@ -703,10 +732,13 @@ dmp_daemon_t *dmp_daemon_new(dmp_conf_t *conf, int *config_error, char *errstr,
                                                        errstr, errstr_size)))
                         goto fail;
         }
-        if (conf->http.port > 0 &&
-            !(d->admin = dmp_admin_start(conf->http.address, (int)conf->http.port, admin_query, d,
-                                         errstr, errstr_size)))
-                goto fail;
+        if (conf->http.port > 0) {
+                dmp_admin_opts_t ao = {conf->http.address, (int)conf->http.port,
+                                       conf->http.auth_user_info, admin_query, admin_wake, d, 0};
+                if (!(d->admin = dmp_admin_start(&ao, errstr, errstr_size)))
+                        goto fail;
+                d->live = dmp_live_new(conf, d->engine);
+        }
         d->pauses = dmp_pauses_new(d->consumer);
         return d;
 fail:
@@ -718,6 +750,7 @@ void dmp_daemon_destroy(dmp_daemon_t *d) {
         if (!d)
                 return;
         dmp_admin_stop(d->admin); /* first: it may be waiting for a query's answer */
+        dmp_live_destroy(d->live);
         dmp_fetchwake_destroy(d->fetchwake); /* before the consumer it borrows */
         dmp_fetchq_destroy(d->fetchq);
         if (d->consumer)

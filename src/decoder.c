@@ -2,6 +2,7 @@
 
 #include <avro.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -498,11 +499,11 @@ int dmp_decoder_decode(dmp_decoder_t *d, const void *buf, size_t len, dmp_event_
  *  - avro_value_get_string() returns the size including the terminating
  *    NUL (0 for an empty value that was never set).
  *  - a union value's type is AVRO_UNION; the branch is a separate value. */
-int dmp_decoder_decode_generic(dmp_decoder_t *d, const void *buf, size_t len, dmp_event_t *ev,
-                               char *errstr, size_t errstr_size) {
-        dmp_event_t gate;
-        if (dmp_decoder_decode(d, buf, len, &gate, errstr, errstr_size))
-                return -1;
+/* Reads a record the plan accepted with Avro C's generic reader into
+ * d->rvalue (resolved to the reader schema when the writer differs).
+ * Returns 0, or -1 with errstr. */
+static int reference_read(dmp_decoder_t *d, const void *buf, size_t len, char *errstr,
+                          size_t errstr_size) {
         if (!d->riface) {
                 d->riface = avro_generic_class_from_schema(d->reader->avro);
                 if (!d->riface || avro_generic_value_new(d->riface, &d->rvalue)) {
@@ -533,6 +534,15 @@ int dmp_decoder_decode_generic(dmp_decoder_t *d, const void *buf, size_t len, dm
                 snprintf(errstr, errstr_size, "malformed Avro record: %s", avro_strerror());
                 return -1;
         }
+        return 0;
+}
+
+int dmp_decoder_decode_generic(dmp_decoder_t *d, const void *buf, size_t len, dmp_event_t *ev,
+                               char *errstr, size_t errstr_size) {
+        dmp_event_t gate;
+        if (dmp_decoder_decode(d, buf, len, &gate, errstr, errstr_size) ||
+            reference_read(d, buf, len, errstr, errstr_size))
+                return -1;
         ev->defined = 0;
         ev->has_time = 0;
         for (int i = 0; i < d->nneeds; i++) {
@@ -621,6 +631,147 @@ int dmp_decoder_decode_generic(dmp_decoder_t *d, const void *buf, size_t len, dm
                         break;
                 }
                 }
+        }
+        return 0;
+}
+
+/* ---- the whole record as JSON (dmpflow cat) ---- */
+
+static void json_double(dmp_buf_t *out, double x) {
+        if (isnan(x))
+                dmp_buf_puts(out, "\"NaN\"");
+        else if (isinf(x))
+                dmp_buf_puts(out, x > 0 ? "\"Infinity\"" : "\"-Infinity\"");
+        else {
+                char num[40];
+                dmp_buf_append(out, num, dmp_format_double(num, sizeof(num), x));
+        }
+}
+
+/* Avro's JSON encoding of bytes: one code point per byte. */
+static void json_bytes(dmp_buf_t *out, const unsigned char *p, size_t n) {
+        dmp_buf_puts(out, "\"");
+        for (size_t i = 0; i < n; i++) {
+                if (p[i] >= 0x20 && p[i] < 0x7f && p[i] != '"' && p[i] != '\\')
+                        dmp_buf_append(out, (const char *)&p[i], 1);
+                else
+                        dmp_buf_printf(out, "\\u%04x", p[i]);
+        }
+        dmp_buf_puts(out, "\"");
+}
+
+static int value_json(avro_value_t *v, dmp_buf_t *out, int depth) {
+        if (depth > 256)
+                return -1; /* (the plan bounds the nesting already) */
+        const char *name = NULL;
+        const char *s = NULL;
+        const void *b = NULL;
+        size_t n = 0, size = 0;
+        int32_t i32 = 0;
+        int64_t i64 = 0;
+        float f = 0;
+        double x = 0;
+        int bo = 0;
+        avro_value_t child;
+        switch (avro_value_get_type(v)) {
+        case AVRO_STRING:
+                avro_value_get_string(v, &s, &size);
+                dmp_json_string(out, s ? s : "", size ? size - 1 : 0); /* size counts the NUL */
+                return 0;
+        case AVRO_BYTES:
+                avro_value_get_bytes(v, &b, &n);
+                json_bytes(out, b, n);
+                return 0;
+        case AVRO_FIXED:
+                avro_value_get_fixed(v, &b, &n);
+                json_bytes(out, b, n);
+                return 0;
+        case AVRO_INT32:
+                avro_value_get_int(v, &i32);
+                dmp_buf_printf(out, "%" PRId32, i32);
+                return 0;
+        case AVRO_INT64:
+                avro_value_get_long(v, &i64);
+                dmp_buf_printf(out, "%" PRId64, i64);
+                return 0;
+        case AVRO_FLOAT:
+                avro_value_get_float(v, &f);
+                json_double(out, f);
+                return 0;
+        case AVRO_DOUBLE:
+                avro_value_get_double(v, &x);
+                json_double(out, x);
+                return 0;
+        case AVRO_BOOLEAN:
+                avro_value_get_boolean(v, &bo);
+                dmp_buf_puts(out, bo ? "true" : "false");
+                return 0;
+        case AVRO_NULL:
+                dmp_buf_puts(out, "null");
+                return 0;
+        case AVRO_ENUM: {
+                avro_value_get_enum(v, &i32);
+                const char *sym = avro_schema_enum_get(avro_value_get_schema(v), i32);
+                dmp_json_string(out, sym ? sym : "", sym ? strlen(sym) : 0);
+                return 0;
+        }
+        case AVRO_UNION:
+                if (avro_value_get_current_branch(v, &child))
+                        return -1;
+                return value_json(&child, out, depth + 1);
+        case AVRO_RECORD:
+        case AVRO_MAP:
+                avro_value_get_size(v, &n);
+                dmp_buf_puts(out, "{");
+                for (size_t i = 0; i < n; i++) {
+                        if (avro_value_get_by_index(v, i, &child, &name))
+                                return -1;
+                        if (i)
+                                dmp_buf_puts(out, ", ");
+                        dmp_json_string(out, name, strlen(name));
+                        dmp_buf_puts(out, ": ");
+                        if (value_json(&child, out, depth + 1))
+                                return -1;
+                }
+                dmp_buf_puts(out, "}");
+                return 0;
+        case AVRO_ARRAY:
+                avro_value_get_size(v, &n);
+                dmp_buf_puts(out, "[");
+                for (size_t i = 0; i < n; i++) {
+                        if (avro_value_get_by_index(v, i, &child, NULL))
+                                return -1;
+                        if (i)
+                                dmp_buf_puts(out, ", ");
+                        if (value_json(&child, out, depth + 1))
+                                return -1;
+                }
+                dmp_buf_puts(out, "]");
+                return 0;
+        default:
+                return -1;
+        }
+}
+
+int dmp_decoder_to_json(dmp_decoder_t *d, const void *buf, size_t len, dmp_buf_t *out,
+                        char *errstr, size_t errstr_size) {
+        dmp_event_t gate;
+        if (d->provider) {
+                d->last_error = DMP_DECODE_OK;
+                snprintf(errstr, errstr_size, "a decoder of the Confluent format cannot render");
+                return -1;
+        }
+        if (dmp_decoder_decode(d, buf, len, &gate, errstr, errstr_size) ||
+            reference_read(d, buf, len, errstr, errstr_size))
+                return -1;
+        size_t mark = out->len;
+        if (value_json(&d->rvalue, out, 0)) {
+                out->len = mark;
+                if (out->p)
+                        out->p[mark] = '\0';
+                d->last_error = DMP_DECODE_OK;
+                snprintf(errstr, errstr_size, "cannot render the record: %s", avro_strerror());
+                return -1;
         }
         return 0;
 }

@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "util.h"
+
 #define DMP_MAX_NUM_FIELDS 64
 #define DMP_MAX_LABELS 8 /* group fields (string, int or long) read per event */
 
@@ -132,5 +134,17 @@ dmp_decode_err_t dmp_decoder_last_error(const dmp_decoder_t *d);
  * decoder.c). A string key points into the decoder's generic value. */
 int dmp_decoder_decode_generic(dmp_decoder_t *d, const void *buf, size_t len, dmp_event_t *ev,
                                char *errstr, size_t errstr_size);
+
+/* The whole record as one JSON value (dmpflow cat), appended to out:
+ * records and maps as objects, arrays as arrays, unions as the value of
+ * their branch (not Avro JSON's {"type": value}), enums as their symbol,
+ * bytes and fixed as strings of one code point per byte (Avro's JSON
+ * encoding), NaN and infinities as the strings "NaN", "Infinity" and
+ * "-Infinity", logical types as their underlying values. The plan checks
+ * the record first (bounds, trailing bytes), then Avro C's generic reader
+ * reads it. Raw Avro only: a decoder set to the Confluent format fails.
+ * Returns 0, or -1 with errstr and the class in dmp_decoder_last_error(). */
+int dmp_decoder_to_json(dmp_decoder_t *d, const void *buf, size_t len, dmp_buf_t *out,
+                        char *errstr, size_t errstr_size);
 
 #endif

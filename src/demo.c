@@ -1,5 +1,6 @@
 #include "demo.h"
 
+#include <arpa/inet.h>
 #include <inttypes.h>
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
@@ -9,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -250,7 +252,7 @@ static void *gen_main(void *arg) {
 static void *timer_main(void *arg) {
         int seconds = *(int *)arg;
         int64_t end = dmp_mono_ms() + (int64_t)seconds * 1000;
-        while (!atomic_load(&demo_stop) && dmp_mono_ms() < end)
+        while (!atomic_load(&demo_stop) && (seconds == 0 || dmp_mono_ms() < end))
                 usleep(50000);
         atomic_store(&demo_stop, 1);
         if (demo_daemon)
@@ -258,7 +260,26 @@ static void *timer_main(void *arg) {
         return NULL;
 }
 
-int dmp_demo_run(const char *config_path, int seconds) {
+/* The first port from `port` on (20 tried) that 127.0.0.1 can bind now,
+ * or -1. */
+static int free_port(int port) {
+        for (int p = port; p < port + 20 && p < 65536; p++) {
+                int fd = socket(AF_INET, SOCK_STREAM, 0);
+                if (fd < 0)
+                        return -1;
+                int one = 1;
+                setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+                struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)p),
+                                         .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+                int ok = !bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+                close(fd);
+                if (ok)
+                        return p;
+        }
+        return -1;
+}
+
+int dmp_demo_run(const char *config_path, int seconds, int http_port) {
         char errstr[512];
         int rc = DMP_EXIT_FAILURE;
 
@@ -297,6 +318,15 @@ int dmp_demo_run(const char *config_path, int seconds) {
         dmp_conf_set_override(conf, override);
         snprintf(override, sizeof(override), "state.dir=%s", state_dir);
         dmp_conf_set_override(conf, override);
+        int port = http_port >= 0 ? free_port(http_port) : -1;
+        if (http_port >= 0 && port < 0)
+                fprintf(stderr, "dmpflow demo: no free port from %d on: no live page\n",
+                        http_port);
+        if (port > 0) { /* the page, where the demo's user is: this machine only */
+                snprintf(override, sizeof(override), "http.port=%d", port);
+                dmp_conf_set_override(conf, override);
+                dmp_conf_set_override(conf, "http.address=127.0.0.1");
+        }
         if (dmp_conf_validate(conf)) {
                 fputs(conf->errors, stderr);
                 rc = DMP_EXIT_USAGE;
@@ -316,8 +346,14 @@ int dmp_demo_run(const char *config_path, int seconds) {
                 goto out_state;
         }
 
-        printf("dmpflow demo: embedded Kafka at %s, %d partitions; %.0f synthetic events/s "
-               "for %d s\n", brokers, DEMO_PARTITIONS, DEMO_RATE, seconds);
+        if (seconds)
+                printf("dmpflow demo: embedded Kafka at %s, %d partitions; %.0f synthetic "
+                       "events/s for %d s\n", brokers, DEMO_PARTITIONS, DEMO_RATE, seconds);
+        else
+                printf("dmpflow demo: embedded Kafka at %s, %d partitions; %.0f synthetic "
+                       "events/s until Ctrl-C\n", brokers, DEMO_PARTITIONS, DEMO_RATE);
+        if (port > 0)
+                printf("live page: http://127.0.0.1:%d/ (served while the demo runs)\n", port);
         printf("pipeline: score = 0.7*price + 0.3*quantity per event; 10 s tumbling windows "
                "per user (event time, 1 s grace); top %d users of each closed window, and the "
                "patterns mined (config/demo.conf):\n", TOP_N);

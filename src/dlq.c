@@ -13,6 +13,8 @@ struct dmp_dlq {
         rd_kafka_t *producer;
         char *topic; /* NULL: count and log only */
         _Atomic uint64_t counts[DMP_DECODE__CNT];
+        dmp_dlq_recent_t recent[DMP_DLQ_RECENT]; /* a ring; processing thread */
+        uint64_t nrecent;                        /* dead letters ever put in it */
 };
 
 dmp_dlq_t *dmp_dlq_new(rd_kafka_t *producer, const char *topic, char *errstr,
@@ -49,11 +51,20 @@ void dmp_dlq_format_counts(const dmp_dlq_t *q, char *buf, size_t size) {
                 snprintf(buf, size, "none");
 }
 
+int dmp_dlq_recent(const dmp_dlq_t *q, dmp_dlq_recent_t *out) {
+        int n = q->nrecent < DMP_DLQ_RECENT ? (int)q->nrecent : DMP_DLQ_RECENT;
+        for (int i = 0; i < n; i++)
+                out[i] = q->recent[(q->nrecent - (uint64_t)n + (uint64_t)i) % DMP_DLQ_RECENT];
+        return n;
+}
+
 int dmp_dlq_send(dmp_dlq_t *q, const dmp_copy_rec_t *r, dmp_decode_err_t cls,
                  const char *message, char *errstr, size_t errstr_size) {
         if ((unsigned)cls >= DMP_DECODE__CNT)
                 cls = DMP_DECODE_OK; /* a caller's bug; still never dropped */
         uint64_t n = atomic_fetch_add(&q->counts[cls], 1) + 1;
+        q->recent[q->nrecent++ % DMP_DLQ_RECENT] =
+                (dmp_dlq_recent_t){r->partition, r->offset, cls, dmp_now_ms()};
         if (n <= 10 || n % 10000 == 0) /* the counters tell the rest */
                 dmp_warn("%s [%d] offset %" PRId64 ": %s: %s (%" PRIu64 " %s so far)%s", r->topic,
                          (int)r->partition, r->offset, dmp_decode_err_name(cls), message, n,

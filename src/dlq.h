@@ -44,4 +44,16 @@ uint64_t dmp_dlq_count(const dmp_dlq_t *q, dmp_decode_err_t cls);
 /* "truncated=2 varint=1" (classes with a count only; "none" if all zero). */
 void dmp_dlq_format_counts(const dmp_dlq_t *q, char *buf, size_t size);
 
+/* The last dead letters, for the live page (processing thread): where
+ * each came from, its class and when (wall clock). Copies at most
+ * DMP_DLQ_RECENT into out, oldest first, and returns how many. */
+#define DMP_DLQ_RECENT 10
+typedef struct dmp_dlq_recent {
+        int32_t partition;
+        int64_t offset;
+        dmp_decode_err_t cls;
+        int64_t at_ms;
+} dmp_dlq_recent_t;
+int dmp_dlq_recent(const dmp_dlq_t *q, dmp_dlq_recent_t *out);
+
 #endif

@@ -991,3 +991,6 @@ const dmp_window_t *dmp_engine_window(const dmp_engine_t *e, int i) {
         return &e->windows[i];
 }
 
+const char *dmp_engine_measure_name(const dmp_engine_t *e, int i) {
+        return e->measures[i].name;
+}

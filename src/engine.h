@@ -238,5 +238,7 @@ const dmp_groups_stats_t *dmp_engine_groups_stats(const dmp_engine_t *e);
 /* The compiled definitions, for callers that print or encode results. */
 int dmp_engine_window_cnt(const dmp_engine_t *e);
 const dmp_window_t *dmp_engine_window(const dmp_engine_t *e, int i);
+/* The name of measure i (an index of dmp_window_t.measures). */
+const char *dmp_engine_measure_name(const dmp_engine_t *e, int i);
 
 #endif

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +19,7 @@ struct dmp_fetchq {
         rd_kafka_queue_t *events;   /* the consumer queue */
         int wake_fd;                /* eventfd both queues write to when they fill */
         int warned;                 /* a partition without a queue was reported */
+        atomic_int woken;           /* dmp_fetchq_wake() since the last wait */
 };
 
 /* librdkafka writes this (8 bytes, as eventfd wants) when a queue that was
@@ -92,10 +94,17 @@ void dmp_fetchq_wait(dmp_fetchq_t *fq, int timeout_ms) {
          * consumed here, and its queue is checked before the wait. */
         while (read(fq->wake_fd, &n, sizeof(n)) == (ssize_t)sizeof(n))
                 ;
-        if (rd_kafka_queue_length(fq->messages) || rd_kafka_queue_length(fq->events))
+        if (atomic_exchange(&fq->woken, 0) || rd_kafka_queue_length(fq->messages) ||
+            rd_kafka_queue_length(fq->events))
                 return;
         struct pollfd pfd = {.fd = fq->wake_fd, .events = POLLIN};
         (void)poll(&pfd, 1, timeout_ms);
+}
+
+void dmp_fetchq_wake(dmp_fetchq_t *fq) {
+        atomic_store(&fq->woken, 1); /* a wake-up the wait's read drained still counts */
+        ssize_t r = write(fq->wake_fd, &wake_payload, sizeof(wake_payload));
+        (void)r; /* the counter is full: a wake-up is pending anyway */
 }
 
 void dmp_fetchq_destroy(dmp_fetchq_t *fq) {

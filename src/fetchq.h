@@ -23,7 +23,8 @@
  * a partition's own queue holds, in order).
  *
  * Threads: everything on the consumer's poll thread, except the wake-up
- * writes librdkafka's threads do on the eventfd (rd_kafka_queue_io_event). */
+ * writes librdkafka's threads do on the eventfd (rd_kafka_queue_io_event)
+ * and dmp_fetchq_wake(). */
 #ifndef DMP_FETCHQ_H
 #define DMP_FETCHQ_H
 
@@ -67,6 +68,10 @@ rd_kafka_queue_t *dmp_fetchq_events(const dmp_fetchq_t *fq);
 /* Waits at most timeout_ms until this queue or the consumer queue has
  * something (it may return early). */
 void dmp_fetchq_wait(dmp_fetchq_t *fq, int timeout_ms);
+
+/* Ends the current or next dmp_fetchq_wait() early (any thread): e.g. an
+ * HTTP state query waits for the processing thread. */
+void dmp_fetchq_wake(dmp_fetchq_t *fq);
 
 void dmp_fetchq_destroy(dmp_fetchq_t *fq);
 

@@ -164,15 +164,9 @@ size_t dmp_groups_bucket_label(double x, double width, char *buf, size_t size) {
         double b = floor(x / width) * width;
         if (b == 0)
                 b = 0; /* no "-0" */
-        int n = 0;
         if (b == floor(b) && fabs(b) < 1e15) /* integral: its digits */
                 return (size_t)snprintf(buf, size, "%.0f", b);
-        for (int prec = 1; prec <= 17; prec++) { /* the shortest that reads back */
-                n = snprintf(buf, size, "%.*g", prec, b);
-                if (strtod(buf, NULL) == b)
-                        break;
-        }
-        return n < 0 ? 0 : (size_t)n;
+        return dmp_format_double(buf, size, b);
 }
 
 /* ---- entries ---- */

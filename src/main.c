@@ -1,11 +1,15 @@
 /* The dmpflow command: a thin main over the library. Exit codes: 0 ok,
  * 1 runtime failure, 2 bad configuration or usage. */
+#include <errno.h>
 #include <getopt.h>
+#include <stdint.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cat.h"
 #include "config.h"
 #include "demo.h"
 #include "engine.h"
@@ -15,6 +19,7 @@
 #include "statecmd.h"
 
 static dmp_daemon_t *running;
+static atomic_int cat_stop;
 
 static void on_signal(int sig) {
         if (sig == SIGHUP) {
@@ -23,6 +28,7 @@ static void on_signal(int sig) {
         }
         if (running)
                 dmp_daemon_stop(running);
+        atomic_store(&cat_stop, 1);
 }
 
 static void usage(FILE *fp) {
@@ -34,9 +40,10 @@ static void usage(FILE *fp) {
                 "        run the pipeline of FILE until SIGINT/SIGTERM\n"
                 "  dmpflow check -c FILE [-o section.name=value]...\n"
                 "        validate FILE (and the input schema) and exit\n"
-                "  dmpflow demo [-c FILE] [--seconds N]\n"
+                "  dmpflow demo [-c FILE] [--seconds N] [--http-port P | --no-http]\n"
                 "        run the pipeline on an embedded Kafka with synthetic events\n"
-                "        (default config/demo.conf, 20 s)\n"
+                "        (default config/demo.conf, 20 s; 0: until Ctrl-C), its live page on\n"
+                "        http://127.0.0.1:P/ (default 8464, or the next free port)\n"
                 "  dmpflow gen [-b BROKERS] [-t TOPIC] [-n COUNT] [--rate N] [--keys N]\n"
                 "              [--groups N] [--seed N] [--ooo FRACTION] [--max-delay-ms N]\n"
                 "              [--start-ms N] [--step-ms N] [--null-clicks FRACTION]\n"
@@ -47,6 +54,12 @@ static void usage(FILE *fp) {
                 "  dmpflow state dump -c FILE -p PARTITION -k KEY\n"
                 "        inspect the state store of FILE (read-only): partitions with offsets,\n"
                 "        stream times and entry counts; a key's entries; verify every value\n"
+                "  dmpflow cat [-b BROKERS] -t TOPIC [--schema FILE | --registry URL] [-c FILE]\n"
+                "              [--from-beginning | --offset N] [-n COUNT] [--follow]\n"
+                "              [--partition P] [--hex]\n"
+                "        print a topic's records as JSON lines, decoded: with -c FILE the\n"
+                "        result, group, pattern, late and dead-letter topics it writes;\n"
+                "        --offset N < 0: the last -N records of each partition\n"
                 "  dmpflow --help-config [--markdown]   the configuration reference\n"
                 "  dmpflow --version\n"
                 "\n"
@@ -277,25 +290,113 @@ static int cmd_gen(int argc, char **argv) {
         return DMP_EXIT_OK;
 }
 
+static int cmd_cat(int argc, char **argv) {
+        dmp_cat_opts_t o;
+        dmp_cat_opts_init(&o);
+        const char *path = NULL;
+        char **overrides = calloc((size_t)argc, sizeof(char *));
+        int noverrides = 0, c, from_beginning = 0;
+        static const struct option opts[] = {{"brokers", required_argument, NULL, 'b'},
+                                             {"topic", required_argument, NULL, 't'},
+                                             {"schema", required_argument, NULL, 'S'},
+                                             {"registry", required_argument, NULL, 'R'},
+                                             {"config", required_argument, NULL, 'c'},
+                                             {"set", required_argument, NULL, 'o'},
+                                             {"from-beginning", no_argument, NULL, 'B'},
+                                             {"offset", required_argument, NULL, 'O'},
+                                             {"count", required_argument, NULL, 'n'},
+                                             {"follow", no_argument, NULL, 'f'},
+                                             {"partition", required_argument, NULL, 'p'},
+                                             {"hex", no_argument, NULL, 'H'},
+                                             {NULL, 0, NULL, 0}};
+        while ((c = getopt_long(argc, argv, "b:t:c:o:n:fp:", opts, NULL)) != -1) {
+                char *end = NULL;
+                long long v = 0;
+                if (c == 'O' || c == 'n' || c == 'p') {
+                        errno = 0;
+                        v = strtoll(optarg, &end, 10);
+                        if (end == optarg || *end || errno || (c != 'O' && v < 0) ||
+                            (c == 'p' && v > INT32_MAX)) {
+                                fprintf(stderr, "dmpflow cat: %s: \"%s\" is not a valid number\n",
+                                        argv[optind - 1], optarg);
+                                free(overrides);
+                                return DMP_EXIT_USAGE;
+                        }
+                }
+                switch (c) {
+                case 'b': o.brokers = optarg; break;
+                case 't': o.topic = optarg; break;
+                case 'S': o.schema_path = optarg; break;
+                case 'R': o.registry_url = optarg; break;
+                case 'c': path = optarg; break;
+                case 'o': overrides[noverrides++] = optarg; break;
+                case 'B': from_beginning = 1; break;
+                case 'O': o.has_offset = 1; o.offset = v; break;
+                case 'n': o.count = v; break;
+                case 'f': o.follow = 1; break;
+                case 'p': o.partition = (int32_t)v; break;
+                case 'H': o.hex = 1; break;
+                default:
+                        free(overrides);
+                        return DMP_EXIT_USAGE;
+                }
+        }
+        if (!o.topic || optind < argc || (from_beginning && o.has_offset)) {
+                fprintf(stderr, "dmpflow cat: %s (see dmpflow --help)\n",
+                        !o.topic ? "-t TOPIC is required"
+                        : optind < argc ? "unexpected arguments"
+                                        : "--from-beginning and --offset exclude each other");
+                free(overrides);
+                return DMP_EXIT_USAGE;
+        }
+        dmp_conf_t *conf = NULL;
+        if (path && !(conf = load_conf(path, overrides, noverrides))) {
+                free(overrides);
+                return DMP_EXIT_USAGE;
+        }
+        free(overrides);
+        o.conf = conf;
+        o.stop = &cat_stop;
+        struct sigaction sa = {.sa_handler = on_signal};
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
+        signal(SIGPIPE, SIG_IGN); /* `| head`: a failed write ends cat */
+        int rc = dmp_cat_run(&o, stdout, stderr);
+        dmp_conf_destroy(conf);
+        return rc;
+}
+
 static int cmd_demo(int argc, char **argv) {
         const char *path = "config/demo.conf";
-        int seconds = 20, c;
+        int seconds = 20, port = DMP_DEMO_HTTP_PORT, c;
         static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
                                              {"seconds", required_argument, NULL, 's'},
+                                             {"http-port", required_argument, NULL, 'P'},
+                                             {"no-http", no_argument, NULL, 'N'},
                                              {NULL, 0, NULL, 0}};
         while ((c = getopt_long(argc, argv, "c:s:", opts, NULL)) != -1) {
+                char *end = NULL;
                 if (c == 'c')
                         path = optarg;
                 else if (c == 's')
-                        seconds = atoi(optarg);
+                        seconds = (int)strtol(optarg, &end, 10);
+                else if (c == 'P')
+                        port = (int)strtol(optarg, &end, 10);
+                else if (c == 'N')
+                        port = -1;
                 else
                         return DMP_EXIT_USAGE;
+                if (end && (end == optarg || *end)) {
+                        fprintf(stderr, "dmpflow demo: \"%s\" is not a number\n", optarg);
+                        return DMP_EXIT_USAGE;
+                }
         }
-        if (seconds <= 0) {
-                fprintf(stderr, "dmpflow demo: --seconds must be > 0\n");
+        if (seconds < 0 || port == 0 || port > 65535) {
+                fprintf(stderr, "dmpflow demo: need --seconds >= 0 (0: until Ctrl-C) and "
+                                "0 < --http-port < 65536\n");
                 return DMP_EXIT_USAGE;
         }
-        return dmp_demo_run(path, seconds);
+        return dmp_demo_run(path, seconds, port);
 }
 
 /* jemalloc's options (the daemon links it, see the Makefile; glibc and the
@@ -320,6 +421,8 @@ int main(int argc, char **argv) {
                 return cmd_gen(argc - 1, argv + 1);
         if (!strcmp(cmd, "demo"))
                 return cmd_demo(argc - 1, argv + 1);
+        if (!strcmp(cmd, "cat"))
+                return cmd_cat(argc - 1, argv + 1);
         if (!strcmp(cmd, "--help-config")) {
                 dmp_conf_print_reference(stdout, argc > 2 && !strcmp(argv[2], "--markdown"));
                 return DMP_EXIT_OK;

@@ -136,4 +136,95 @@ void dmp_metrics_format(dmp_buf_t *b, const dmp_engine_t *e, const dmp_metrics_i
              "(event, group window) pairs skipped because the window had closed.");
         dmp_buf_printf(b, "dmpflow_late_group_updates_total %" PRIu64 "\n",
                        g ? g->late_group_updates : 0);
+        head(b, "dmpflow_rebalances_total", "counter",
+             "Partition assignments and revocations this instance went through.");
+        dmp_buf_printf(b, "dmpflow_rebalances_total %" PRIu64 "\n", in->rebalances);
+        head(b, "dmpflow_http_state_queries_total", "counter",
+             "State queries of the HTTP endpoint: answered, rejected at once (too many "
+             "waiting) or expired (not answered within 5 s).");
+        dmp_buf_printf(b, "dmpflow_http_state_queries_total{result=\"answered\"} %" PRIu64 "\n"
+                          "dmpflow_http_state_queries_total{result=\"rejected\"} %" PRIu64 "\n"
+                          "dmpflow_http_state_queries_total{result=\"expired\"} %" PRIu64 "\n",
+                       in->queries_answered, in->queries_rejected, in->queries_expired);
+}
+
+/* ---- JSON ---- */
+
+/* "name": v, or "name": null for v == none. */
+static void json_i64(dmp_buf_t *b, const char *name, int64_t v, int64_t none) {
+        if (v == none)
+                dmp_buf_printf(b, "\"%s\": null", name);
+        else
+                dmp_buf_printf(b, "\"%s\": %" PRId64, name, v);
+}
+
+typedef struct json_part_ctx {
+        dmp_buf_t *b;
+        const dmp_metrics_input_t *in;
+        int n;
+} json_part_ctx_t;
+
+static void json_partition(void *opaque, const dmp_task_info_t *ti) {
+        json_part_ctx_t *pc = opaque;
+        dmp_buf_t *b = pc->b;
+        int p = (int)ti->partition;
+        int64_t lag = p < pc->in->nlag ? pc->in->lag[p] : -1;
+        dmp_buf_printf(b, "%s{\"partition\": %d, \"next_offset\": %" PRId64 ", ",
+                       pc->n++ ? ", " : "", p, ti->next_offset);
+        json_i64(b, "lag", lag < 0 ? -1 : lag, -1);
+        dmp_buf_puts(b, ", ");
+        json_i64(b, "stream_time_ms", ti->stream_time, INT64_MIN);
+        dmp_buf_puts(b, ", ");
+        json_i64(b, "watermark_lag_ms",
+                 ti->stream_time == INT64_MIN ? INT64_MIN : pc->in->now_ms - ti->stream_time,
+                 INT64_MIN);
+        dmp_buf_printf(b, ", \"events\": %" PRIu64 ", \"entries\": %" PRIu64 "}", ti->events,
+                       ti->entries);
+}
+
+void dmp_metrics_format_json(dmp_buf_t *b, const dmp_engine_t *e,
+                             const dmp_metrics_input_t *in) {
+        const dmp_engine_stats_t *s = dmp_engine_stats(e);
+        const dmp_groups_stats_t *g = dmp_engine_groups_stats(e);
+        uint64_t dead = 0, late = 0;
+        for (int c = 1; c < DMP_DECODE__CNT; c++)
+                if (c != DMP_DECODE_UNAVAILABLE)
+                        dead += dmp_dlq_count(in->dlq, (dmp_decode_err_t)c);
+        for (int w = 0; w < dmp_engine_window_cnt(e); w++)
+                late += s->late_by_window[w];
+        dmp_buf_printf(b, "{\"ready\": %s, \"assigned\": %d, \"rebalances\": %" PRIu64 ", ",
+                       in->ready ? "true" : "false", in->assigned, in->rebalances);
+        json_i64(b, "last_rebalance_ms", in->rebalance_ms, 0);
+        dmp_buf_printf(b, ", \"totals\": {\"events\": %" PRIu64 ", \"results\": %" PRIu64
+                       ", \"group_results\": %" PRIu64 ", \"patterns\": %" PRIu64
+                       ", \"dead_letters\": %" PRIu64 ", \"late_events\": %" PRIu64
+                       ", \"measure_undefined\": %" PRIu64 ", \"late_group_updates\": %" PRIu64
+                       "}", s->events_in, s->results_out, g ? g->group_results : 0,
+                       g ? g->patterns : 0, dead, late, s->measure_undefined,
+                       g ? g->late_group_updates : 0);
+        dmp_buf_puts(b, ", \"partitions\": [");
+        json_part_ctx_t pc = {b, in, 0};
+        dmp_engine_foreach_task(e, json_partition, &pc);
+        dmp_buf_puts(b, "], \"dead_letters\": {");
+        int n = 0;
+        for (int c = 1; c < DMP_DECODE__CNT; c++)
+                if (c != DMP_DECODE_UNAVAILABLE)
+                        dmp_buf_printf(b, "%s\"%s\": %" PRIu64, n++ ? ", " : "",
+                                       dmp_decode_err_name((dmp_decode_err_t)c),
+                                       dmp_dlq_count(in->dlq, (dmp_decode_err_t)c));
+        dmp_buf_puts(b, "}, \"late_events\": {");
+        for (int w = 0; w < dmp_engine_window_cnt(e); w++) {
+                dmp_buf_puts(b, w ? ", " : "");
+                const char *name = dmp_engine_window(e, w)->name;
+                dmp_json_string(b, name, strlen(name));
+                dmp_buf_printf(b, ": %" PRIu64, s->late_by_window[w]);
+        }
+        dmp_buf_printf(b, "}, \"memory\": {\"entries\": %" PRIu64 ", \"block_cache\": %" PRIu64
+                       ", \"memtables\": %" PRIu64 ", \"budget\": %" PRIu64
+                       ", \"evictions\": %" PRIu64 ", \"reloads\": %" PRIu64 "}",
+                       s->mem_entries, s->mem_block_cache, s->mem_memtables, s->mem_budget,
+                       s->evictions, s->reloads);
+        dmp_buf_printf(b, ", \"commits\": {\"count\": %" PRIu64 ", \"seconds\": %.6f"
+                       ", \"max_seconds\": %.6f}}", in->commits, in->commit_seconds,
+                       in->commit_max_seconds);
 }

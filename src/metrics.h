@@ -23,9 +23,20 @@ typedef struct dmp_metrics_input {
         double commit_seconds, commit_max_seconds;
         uint64_t fetch_wakeups; /* rounds of the fetch waker */
         int64_t now_ms;     /* wall clock, for the watermark lag */
+        uint64_t rebalances;   /* assignments and revocations so far */
+        int64_t rebalance_ms;  /* wall clock of the last one (0: none) */
+        int ready;             /* what /readyz says */
+        /* state queries of the HTTP endpoint (admin.h) */
+        uint64_t queries_answered, queries_rejected, queries_expired;
 } dmp_metrics_input_t;
 
-/* Appends the metrics of e and in to out. */
+/* Appends the metrics of e and in to out (Prometheus text). */
 void dmp_metrics_format(dmp_buf_t *out, const dmp_engine_t *e, const dmp_metrics_input_t *in);
+
+/* The same figures as one JSON object, for the live page (/api/status,
+ * docs/METRICS.md): totals, partitions, dead letters and late events by
+ * class and window, memory, commits, rebalances. */
+void dmp_metrics_format_json(dmp_buf_t *out, const dmp_engine_t *e,
+                             const dmp_metrics_input_t *in);
 
 #endif

@@ -4,7 +4,6 @@
 #include <math.h>
 #include <string.h>
 
-#include "admin.h"
 #include "groups.h"
 
 static void num(dmp_buf_t *b, const char *name, double v) {
@@ -155,14 +154,12 @@ static int query_groups(dmp_engine_t *e, const char *rest, dmp_buf_t *out) {
 
 /* ---- patterns ---- */
 
-static void pattern_state(void *opaque, const dmp_pattern_result_t *r) {
-        list_ctx_t *lc = opaque;
-        dmp_buf_t *b = lc->b;
-        const char *open = lc->n++ ? ", {" : "{";
-        dmp_buf_append(b, open, strlen(open));
-        const char *fields[][2] = {{"kind", r->kind}, {"window", r->window->name},
-                                   {"source", r->source}, {"measure", r->measure},
-                                   {"stat", r->stat}, {"direction", r->direction}};
+void dmp_query_pattern_json(dmp_buf_t *b, const dmp_pattern_result_t *r) {
+        dmp_buf_append(b, "{", 1);
+        const char *fields[][2] = {{"pattern", r->pattern}, {"kind", r->kind},
+                                   {"window", r->window->name}, {"source", r->source},
+                                   {"measure", r->measure}, {"stat", r->stat},
+                                   {"direction", r->direction}};
         for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
                 dmp_buf_printf(b, "\"%s\": ", fields[i][0]);
                 dmp_json_string(b, fields[i][1], strlen(fields[i][1]));
@@ -181,6 +178,13 @@ static void pattern_state(void *opaque, const dmp_pattern_result_t *r) {
         num(b, "stddev", r->stddev);
         dmp_buf_printf(b, ", \"count\": %" PRId64 ", \"observations\": %" PRId64 "}", r->count,
                        r->observations);
+}
+
+static void pattern_state(void *opaque, const dmp_pattern_result_t *r) {
+        list_ctx_t *lc = opaque;
+        if (lc->n++)
+                dmp_buf_append(lc->b, ", ", 2);
+        dmp_query_pattern_json(lc->b, r);
 }
 
 static int query_patterns(dmp_engine_t *e, const char *name, int last, dmp_buf_t *out) {

@@ -10,10 +10,14 @@
 #define DMP_QUERY_H
 
 #include "engine.h"
+#include "groups.h"
 #include "util.h"
 
 /* path: after "/state/"; last: the ?last= argument (0: absent). Returns the
  * HTTP status; the body is appended to out. */
 int dmp_query_answer(dmp_engine_t *e, const char *path, int last, dmp_buf_t *out);
+
+/* Appends a pattern record as the JSON object /state/patterns lists. */
+void dmp_query_pattern_json(dmp_buf_t *b, const dmp_pattern_result_t *r);
 
 #endif

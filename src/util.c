@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static void oom(size_t size) {
         fprintf(stderr, "dmpflow: out of memory allocating %zu bytes\n", size);
@@ -47,6 +48,27 @@ size_t dmp_format_long(char *buf, int64_t v) {
         while (n)
                 buf[len++] = tmp[--n];
         return len;
+}
+
+long dmp_rss_bytes(void) {
+        long pages = 0, rss = 0;
+        FILE *f = fopen("/proc/self/statm", "r");
+        if (f) {
+                if (fscanf(f, "%ld %ld", &pages, &rss) != 2)
+                        rss = 0;
+                fclose(f);
+        }
+        return rss * sysconf(_SC_PAGESIZE);
+}
+
+size_t dmp_format_double(char *buf, size_t size, double x) {
+        int n = 0;
+        for (int prec = 1; prec <= 17; prec++) {
+                n = snprintf(buf, size, "%.*g", prec, x);
+                if (strtod(buf, NULL) == x)
+                        break;
+        }
+        return n < 0 ? 0 : (size_t)n;
 }
 
 char *dmp_strndup(const char *s, size_t n) {
@@ -126,6 +148,111 @@ void dmp_buf_free(dmp_buf_t *b) {
         free(b->p);
         b->p = NULL;
         b->len = b->cap = 0;
+}
+
+/* The length of the valid UTF-8 sequence at s[0..n) (n >= 1, s[0] >= 0x80),
+ * or 0: overlong forms, surrogates and code points past U+10FFFF are
+ * invalid. */
+static size_t utf8_seq(const unsigned char *s, size_t n) {
+        size_t len;
+        uint32_t cp;
+        if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+                len = 2;
+                cp = s[0] & 0x1f;
+        } else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+                len = 3;
+                cp = s[0] & 0x0f;
+        } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+                len = 4;
+                cp = s[0] & 0x07;
+        } else {
+                return 0;
+        }
+        if (n < len)
+                return 0;
+        for (size_t i = 1; i < len; i++) {
+                if ((s[i] & 0xc0) != 0x80)
+                        return 0;
+                cp = cp << 6 | (s[i] & 0x3f);
+        }
+        if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+            (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+                return 0;
+        return len;
+}
+
+int dmp_utf8_valid(const void *p, size_t n) {
+        const unsigned char *s = p;
+        for (size_t i = 0; i < n;) {
+                size_t l = s[i] < 0x80 ? 1 : utf8_seq(s + i, n - i);
+                if (!l)
+                        return 0;
+                i += l;
+        }
+        return 1;
+}
+
+void dmp_json_string(dmp_buf_t *out, const char *s, size_t len) {
+        const unsigned char *u = (const unsigned char *)s;
+        dmp_buf_append(out, "\"", 1);
+        for (size_t i = 0; i < len;) {
+                unsigned char c = u[i];
+                if (c == '"' || c == '\\') {
+                        char e[2] = {'\\', (char)c};
+                        dmp_buf_append(out, e, 2);
+                        i++;
+                } else if (c < 0x20 || c == 0x7f) {
+                        dmp_buf_printf(out, "\\u%04x", c);
+                        i++;
+                } else if (c < 0x80) {
+                        size_t j = i + 1; /* a run of plain ASCII in one append */
+                        while (j < len && u[j] >= 0x20 && u[j] < 0x7f && u[j] != '"' &&
+                               u[j] != '\\')
+                                j++;
+                        dmp_buf_append(out, s + i, j - i);
+                        i = j;
+                } else {
+                        size_t l = utf8_seq(u + i, len - i);
+                        if (l)
+                                dmp_buf_append(out, s + i, l);
+                        else
+                                dmp_buf_append(out, "\\ufffd", 6); /* not UTF-8 */
+                        i += l ? l : 1;
+                }
+        }
+        dmp_buf_append(out, "\"", 1);
+}
+
+void dmp_base64_append(dmp_buf_t *out, const void *p, size_t n) {
+        static const char abc[] =
+                "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        const unsigned char *s = p;
+        char q[4];
+        for (size_t i = 0; i < n; i += 3) {
+                uint32_t v = (uint32_t)s[i] << 16;
+                if (i + 1 < n)
+                        v |= (uint32_t)s[i + 1] << 8;
+                if (i + 2 < n)
+                        v |= s[i + 2];
+                q[0] = abc[v >> 18];
+                q[1] = abc[(v >> 12) & 63];
+                q[2] = i + 1 < n ? abc[(v >> 6) & 63] : '=';
+                q[3] = i + 2 < n ? abc[v & 63] : '=';
+                dmp_buf_append(out, q, 4);
+        }
+        if (!out->p)
+                dmp_buf_append(out, "", 0);
+}
+
+void dmp_hex_append(dmp_buf_t *out, const void *p, size_t n) {
+        static const char digits[] = "0123456789abcdef";
+        const unsigned char *s = p;
+        for (size_t i = 0; i < n; i++) {
+                char h[2] = {digits[s[i] >> 4], digits[s[i] & 15]};
+                dmp_buf_append(out, h, 2);
+        }
+        if (!out->p)
+                dmp_buf_append(out, "", 0);
 }
 
 int dmp_list_next(const char **s, const char **name, size_t *len) {

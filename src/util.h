@@ -157,6 +157,13 @@ static inline int64_t dmp_be64s_get(const unsigned char *p) {
  * (~700 instructions per call). */
 size_t dmp_format_long(char *buf, int64_t v);
 
+/* The shortest %g form of a finite x that reads back (strtod) as x. Returns
+ * the length written to buf (at least 32 bytes). */
+size_t dmp_format_double(char *buf, size_t size, double x);
+
+/* The process's resident memory, bytes (/proc/self/statm; 0 if unknown). */
+long dmp_rss_bytes(void);
+
 /* Removes a directory tree; 0 on success (or if it does not exist). */
 int dmp_rmtree(const char *path);
 
@@ -172,6 +179,19 @@ typedef struct dmp_buf {
 void dmp_buf_append(dmp_buf_t *b, const char *s, size_t n);
 void dmp_buf_printf(dmp_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void dmp_buf_free(dmp_buf_t *b);
+static inline void dmp_buf_puts(dmp_buf_t *b, const char *s) {
+        dmp_buf_append(b, s, strlen(s));
+}
+
+/* Appends s[0..len) to out as a JSON string (quoted; ", \ and control
+ * characters escaped; a byte that is not part of valid UTF-8 becomes
+ * U+FFFD, so the output is always valid JSON). */
+void dmp_json_string(dmp_buf_t *out, const char *s, size_t len);
+/* Whether p[0..n) is valid UTF-8. */
+int dmp_utf8_valid(const void *p, size_t n);
+/* Appends p[0..n) in base64 (RFC 4648, padded) or in lower-case hex. */
+void dmp_base64_append(dmp_buf_t *out, const void *p, size_t n);
+void dmp_hex_append(dmp_buf_t *out, const void *p, size_t n);
 
 /* Iterates the per-partition tasks of owner (an engine, the groups: a
  * `tasks` array of ntasks pointers indexed by partition, NULL where the

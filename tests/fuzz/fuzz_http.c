@@ -1,20 +1,35 @@
-/* libFuzzer target: the HTTP endpoint's routing and state queries, in
- * process, without a socket (`make fuzz`; fuzz.h).
+/* libFuzzer target: the HTTP endpoint, in process (`make fuzz`; fuzz.h).
  *
- * Input: byte 0 picks the method; then the URL path (as libmicrohttpd
- * hands it over: decoded, without the query string) up to a NUL byte, and
- * after it, if present, the raw value of the ?last= argument. It goes to
- * dmp_admin_route (admin.c), whose /state/ queries are answered by
- * dmp_query_answer (query.c) from an engine (fuzz_engine.h) holding
- * committed windows, group statistics and published patterns.
+ * Input: byte 0 picks the endpoint (even: open, odd: with basic auth
+ * "fuzz:pw", i.e. "Authorization: Basic ZnV6ejpwdw=="), the rest is the
+ * raw bytes a client sends. They go to the real endpoint (admin.c on
+ * libmicrohttpd: request parsing, URL decoding, query arguments, auth,
+ * routing, the web assets, the published documents) through one end of
+ * a socketpair handed to it with dmp_admin_add_connection: no network
+ * socket. /state/ queries are answered as the daemon answers them, by
+ * dmp_query_answer (query.c) from dmp_admin_serve on this thread, over an
+ * engine (fuzz_engine.h) holding committed windows, group statistics and
+ * published patterns.
  *
- * Invariants: the status is one the endpoint documents; a JSON answer is
- * a valid JSON document (jansson parses it: UTF-8, escapes) whose object
- * holds "error" exactly when the status is not 200. */
+ * A request without the blank line that ends its headers gets one
+ * ("\r\n\r\n"): libmicrohttpd keeps a connection that stopped inside a
+ * request (half-closed or not) until its 30 s timeout, so such inputs
+ * would only fill the connection table. One that still waits (for a body
+ * it announced) is dropped after 100 ms. The first answer is read up to
+ * its Content-Length, not to the end of the connection.
+ *
+ * Invariants: the first answer has a status the endpoint documents or
+ * libmicrohttpd's own for a malformed request; a JSON answer is a valid
+ * JSON document (jansson: UTF-8, escapes) whose object holds "error"
+ * exactly when the status is not 200. */
+#include <errno.h>
 #include <jansson.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "admin.h"
 #include "fuzz.h"
@@ -22,6 +37,7 @@
 #include "query.h"
 
 static fuzz_engine_t fe;
+static dmp_admin_t *admins[2];
 
 static int answer(void *opaque, const char *path, int last, dmp_buf_t *out) {
         return dmp_query_answer(opaque, path, last, out);
@@ -54,52 +70,150 @@ int fuzz_http_init(void) {
                 fprintf(stderr, "fuzz_http: commit: %s\n", err);
                 return -1;
         }
+        for (int i = 0; i < 2; i++) {
+                dmp_admin_opts_t o = {.address = "127.0.0.1", .port = 0,
+                                      .auth_user_info = i ? "fuzz:pw" : NULL, .query = answer,
+                                      .opaque = fe.e, .query_wait_ms = 5000};
+                if (!(admins[i] = dmp_admin_start(&o, err, sizeof(err)))) {
+                        fprintf(stderr, "fuzz_http: %s\n", err);
+                        return -1;
+                }
+                static const char metrics[] = "# TYPE dmpflow_events_in_total counter\n"
+                                              "dmpflow_events_in_total{partition=\"0\"} 100\n";
+                static const char status[] = "{\"ready\": true, \"partitions\": []}";
+                dmp_admin_publish(admins[i], DMP_ADMIN_METRICS, metrics, sizeof(metrics) - 1);
+                dmp_admin_publish(admins[i], DMP_ADMIN_STATUS, status, sizeof(status) - 1);
+                dmp_admin_set_ready(admins[i], 1);
+        }
         return 0;
 }
 
 void fuzz_http_fini(void) {
+        for (int i = 0; i < 2; i++) {
+                dmp_admin_stop(admins[i]);
+                admins[i] = NULL;
+        }
         if (fe.e)
                 fuzz_engine_close(&fe, 1);
 }
 
-static void bad(const char *what, const char *url, unsigned status, const dmp_buf_t *b) {
-        fprintf(stderr, "fuzz_http: %s: %u for \"%s\": %.*s\n", what, status, url,
-                (int)(b->len > 2000 ? 2000 : b->len), b->p ? b->p : "");
+static void bad(const char *what, const uint8_t *req, size_t n, const char *resp, size_t rn) {
+        fprintf(stderr, "fuzz_http: %s\nrequest: %.*s\nanswer: %.*s\n", what,
+                (int)(n > 500 ? 500 : n), (const char *)req, (int)(rn > 2000 ? 2000 : rn), resp);
         abort();
 }
 
+/* Checks the first answer of resp[0..n). */
+static void check_answer(const uint8_t *req, size_t reqlen, const char *resp, size_t n) {
+        if (!n)
+                return; /* closed without an answer (a request cut short) */
+        unsigned st;
+        if (n < 12 || sscanf(resp, "HTTP/1.%*1[01] %3u", &st) != 1)
+                bad("not an HTTP answer", req, reqlen, resp, n);
+        static const unsigned ok[] = {100, 200, 400, 401, 404, 405, 411, 413, 414, 417, 431, 500,
+                                      501, 503, 505};
+        int known = 0;
+        for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+                known |= st == ok[i];
+        if (!known)
+                bad("an undocumented status", req, reqlen, resp, n);
+        const char *eoh = memmem(resp, n, "\r\n\r\n", 4);
+        if (!eoh)
+                bad("an answer without its headers' end", req, reqlen, resp, n);
+        size_t hl = (size_t)(eoh - resp);
+        int json = memmem(resp, hl, "Content-Type: application/json", 30) != NULL;
+        const char *cl = memmem(resp, hl, "Content-Length: ", 16);
+        if (!json || !cl || (reqlen >= 4 && !memcmp(req, "HEAD", 4)))
+                return;
+        size_t blen = strtoul(cl + 16, NULL, 10), at = hl + 4;
+        if (at + blen > n)
+                bad("a body shorter than its Content-Length", req, reqlen, resp, n);
+        json_error_t je;
+        json_t *j = json_loadb(resp + at, blen, JSON_ALLOW_NUL, &je);
+        if (!j) {
+                fprintf(stderr, "fuzz_http: invalid JSON: %s at %d\n", je.text, je.position);
+                bad("an invalid JSON answer", req, reqlen, resp, n);
+        }
+        if (json_is_object(j) && (st == 200) == (json_object_get(j, "error") != NULL))
+                bad("an error answer without \"error\" (or a 200 with one)", req, reqlen, resp,
+                    n);
+        json_decref(j);
+}
+
+/* Whether resp[0..n) holds a whole first answer (after any 100 Continue):
+ * its headers and Content-Length bytes of body (HEAD: none). Without a
+ * Content-Length the answer ends with the connection. */
+static int answer_complete(const char *resp, size_t n, int head) {
+        for (;;) {
+                const char *eoh = memmem(resp, n, "\r\n\r\n", 4);
+                if (!eoh)
+                        return 0;
+                size_t hl = (size_t)(eoh - resp) + 4;
+                if (n >= 12 && !memcmp(resp + 9, "100", 3)) {
+                        resp += hl;
+                        n -= hl;
+                        continue;
+                }
+                const char *cl = memmem(resp, hl, "Content-Length: ", 16);
+                if (!cl)
+                        return 0;
+                return head || n >= hl + strtoul(cl + 16, NULL, 10);
+        }
+}
+
 int fuzz_http_one(const uint8_t *data, size_t size) {
-        static const char *const methods[] = {"GET", "HEAD", "POST", "PUT", "DELETE", "get", ""};
         if (size < 1)
                 return 0;
-        const char *method = methods[data[0] % (sizeof(methods) / sizeof(methods[0]))];
-        const uint8_t *nul = memchr(data + 1, 0, size - 1);
-        size_t ul = nul ? (size_t)(nul - data - 1) : size - 1;
-        char *url = dmp_strndup((const char *)data + 1, ul);
-        char *last = nul ? dmp_strndup((const char *)nul + 1, (size_t)(data + size - nul - 1))
-                         : NULL;
-        const char *type = NULL;
-        dmp_buf_t b = {0};
-        unsigned st = dmp_admin_route(NULL, method, url, last, answer, fe.e, &type, &b);
-        if (st != 200 && st != 400 && st != 404 && st != 405 && st != 503)
-                bad("an undocumented status", url, st, &b);
-        if (!type)
-                bad("no content type", url, st, &b);
-        if (!strcmp(type, "application/json")) {
-                json_error_t je;
-                json_t *j = json_loadb(b.p ? b.p : "", b.len, JSON_ALLOW_NUL, &je);
-                if (!j) {
-                        fprintf(stderr, "fuzz_http: invalid JSON: %s at %d\n", je.text,
-                                je.position);
-                        bad("an invalid JSON answer", url, st, &b);
-                }
-                if (!json_is_object(j) || (st == 200) == (json_object_get(j, "error") != NULL))
-                        bad("an answer without its object or error", url, st, &b);
-                json_decref(j);
+        dmp_admin_t *a = admins[data[0] & 1];
+        int sv[2];
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
+                abort();
+        if (dmp_admin_add_connection(a, sv[1])) {
+                close(sv[0]); /* refused: it closed sv[1] */
+                return 0;
         }
-        dmp_buf_free(&b);
-        free(url);
-        free(last);
+        /* the request, whole (it fits the socket's buffer), then EOF */
+        const uint8_t *req = data + 1;
+        size_t reqlen = size - 1;
+        uint8_t *ended = NULL;
+        if (!memmem(req, reqlen, "\r\n\r\n", 4) && !memmem(req, reqlen, "\n\n", 2)) {
+                ended = dmp_malloc(reqlen + 4);
+                memcpy(ended, req, reqlen);
+                memcpy(ended + reqlen, "\r\n\r\n", 4);
+                req = ended;
+                reqlen += 4;
+        }
+        for (size_t off = 0; off < reqlen;) {
+                ssize_t w = write(sv[0], req + off, reqlen - off);
+                if (w <= 0)
+                        break; /* the endpoint closed early: fine */
+                off += (size_t)w;
+        }
+        shutdown(sv[0], SHUT_WR);
+        dmp_buf_t resp = {0};
+        int64_t deadline = dmp_mono_ms() + 100;
+        int head = reqlen >= 4 && !memcmp(req, "HEAD", 4);
+        for (;;) {
+                dmp_admin_serve(a); /* the processing thread's part */
+                struct pollfd p = {sv[0], POLLIN, 0};
+                if (poll(&p, 1, 1) > 0) {
+                        char buf[16384];
+                        ssize_t r = read(sv[0], buf, sizeof(buf));
+                        if (r <= 0 && !(r < 0 && errno == EINTR))
+                                break;
+                        if (r > 0)
+                                dmp_buf_append(&resp, buf, (size_t)r);
+                        if (resp.p && answer_complete(resp.p, resp.len, head))
+                                break;
+                }
+                if (dmp_mono_ms() > deadline)
+                        break; /* waits for more of a request: dropped */
+        }
+        close(sv[0]);
+        dmp_buf_append(&resp, "", 1); /* NUL-terminated for sscanf */
+        check_answer(req, reqlen, resp.p, resp.len - 1);
+        dmp_buf_free(&resp);
+        free(ended);
         return 0;
 }
 

@@ -206,34 +206,37 @@ static void config_seeds(const char *dir) {
         put_file(dir, "config", "bad", bad, sizeof(bad) - 1);
 }
 
-/* ---- http: method, path, NUL, ?last= ---- */
+/* ---- http: endpoint (open or with auth), then a raw request ---- */
 
 static void http_seeds(const char *dir) {
-        static const char *const urls[] = {
-                "/metrics", "/healthz", "/readyz", "/state/windows/tum/alice",
-                "/state/windows/hop/bob", "/state/windows/ses/alice", "/state/windows/tum/",
-                "/state/windows/nope/x", "/state/groups/seg", "/state/groups/seg/a",
-                "/state/groups/bucket", "/state/groups/nope", "/state/patterns/topseg",
-                "/state/patterns/topkey", "/state/patterns/odd", "/state/patterns/high",
-                "/state/patterns/", "/state/nope", "/nope", "/state/windows/tum/k\"\\ey/\xc3\xa9"};
-        static const char *const lasts[] = {NULL, "3", "100", "101", "-1", "abc", "",
-                                            "99999999999999999999"};
+        static const char *const targets[] = {
+                "/metrics", "/healthz", "/readyz", "/", "/dmpflow.js", "/dmpflow.css",
+                "/api/status", "/api/results", "/state/windows/tum/alice",
+                "/state/windows/hop/bob?last=3", "/state/windows/ses/alice",
+                "/state/windows/tum/", "/state/windows/nope/x", "/state/groups/seg",
+                "/state/groups/seg/a", "/state/groups/bucket", "/state/groups/nope",
+                "/state/patterns/topseg?last=100", "/state/patterns/topkey?last=0",
+                "/state/patterns/odd?last=abc", "/state/patterns/high?x=1", "/state/patterns/",
+                "/state/nope", "/nope", "/state/windows/tum/k%22%5Cey%2F%C3%A9",
+                "/state/windows/tum/%ff%00x", "/api/status?last=2"};
+        static const char *const methods[] = {"GET", "HEAD", "GET", "POST", "GET", "OPTIONS"};
         char name[64];
-        unsigned char buf[512];
-        for (size_t i = 0; i < sizeof(urls) / sizeof(urls[0]); i++) {
-                size_t ul = strlen(urls[i]);
-                const char *last = lasts[i % 8];
-                buf[0] = (unsigned char)(i % 7 == 6 ? 2 : i % 2); /* GET, HEAD, sometimes POST */
-                memcpy(buf + 1, urls[i], ul);
-                size_t n = 1 + ul;
-                if (last) {
-                        buf[n++] = 0;
-                        memcpy(buf + n, last, strlen(last));
-                        n += strlen(last);
-                }
-                snprintf(name, sizeof(name), "route-%zu", i);
-                put_file(dir, "http", name, buf, n);
+        char buf[1024];
+        for (size_t i = 0; i < sizeof(targets) / sizeof(targets[0]); i++) {
+                const char *m = methods[i % 6];
+                int auth = i % 4 == 3;
+                int n = snprintf(buf + 1, sizeof(buf) - 1,
+                                 "%s %s HTTP/1.%d\r\nHost: localhost\r\n%s%s\r\n%s", m, targets[i],
+                                 i % 5 ? 1 : 0, auth ? "Authorization: Basic ZnV6ejpwdw==\r\n" : "",
+                                 !strcmp(m, "POST") ? "Content-Length: 4\r\n" : "",
+                                 !strcmp(m, "POST") ? "body" : "");
+                buf[0] = (char)(i % 4 == 1 || auth);
+                snprintf(name, sizeof(name), "request-%zu", i);
+                put_file(dir, "http", name, buf, (size_t)n + 1);
         }
+        static const char pipelined[] = "\x00GET /healthz HTTP/1.1\r\n\r\nGET /state/groups/seg "
+                                        "HTTP/1.1\r\nExpect: 100-continue\r\n\r\n";
+        put_file(dir, "http", "pipelined", pipelined, sizeof(pipelined) - 1);
 }
 
 /* ---- state: what a real engine stored, as fuzz_state.c's records ---- */

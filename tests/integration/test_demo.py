@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 import subprocess
+import time
+import urllib.error
 
 from support import REPO, dmpflow_path
 
@@ -43,3 +45,44 @@ def test_demo_runs_pipeline_and_reads_results_back():
     for start, _end, rank, mean, _n in tops:
         by_window.setdefault(start, {})[int(rank)] = float(mean)
     assert all(set(r) == {1, 2} and r[1] >= r[2] for r in by_window.values()), by_window
+
+
+def test_demo_serves_its_live_page_while_it_runs():
+    """`dmpflow demo` prints the URL of its live page and serves it (and the
+    JSON it reads) while it runs; a taken port moves it to the next one."""
+    import json
+    import socket
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        taken = s.getsockname()[1]
+        s.listen()
+        proc = subprocess.Popen([str(dmpflow_path()), "demo", "--seconds", "6", "--http-port",
+                                 str(taken)], cwd=REPO, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        try:
+            url = None
+            for _ in range(10):
+                m = re.search(r"^live page: (http://127\.0\.0\.1:(\d+)/) ", proc.stdout.readline())
+                if m:
+                    url, port = m.group(1), int(m.group(2))
+                    break
+            assert url and port != taken, url
+            with urllib.request.urlopen(url, timeout=10) as r:
+                assert r.status == 200 and b"<title>dmpflow</title>" in r.read()
+            events = 0
+            for _ in range(50):  # the processing thread publishes it every 500 ms
+                try:
+                    with urllib.request.urlopen(url + "api/status", timeout=10) as r:
+                        events = json.loads(r.read())["metrics"]["totals"]["events"]
+                except urllib.error.HTTPError:
+                    pass
+                if events > 0:
+                    break
+                time.sleep(0.2)
+            assert events > 0
+            out, err = proc.communicate(timeout=60)
+            assert proc.returncode == 0, err
+        finally:
+            proc.kill()

@@ -440,6 +440,30 @@ static void test_validate_ok(void **state) {
         dmp_conf_destroy(conf);
 }
 
+/* [http] auth.user.info: user:password, named on its line without the
+ * secret, and redacted in the effective configuration. */
+static void test_http_auth(void **state) {
+        (void)state;
+        dmp_conf_t *conf = load_base_plus("[window w]\n"      /* 8 */
+                                          "size.ms = 10\n"    /* 9 */
+                                          "[http]\n"          /* 10 */
+                                          "port = 9464\n"     /* 11 */
+                                          "auth.user.info = CanaryNoColon\n"); /* 12 */
+        assert_int_equal(dmp_conf_validate(conf), 1);
+        assert_non_null(strstr(conf->errors, ":12: [http] auth.user.info must be user:password"));
+        assert_null(strstr(conf->errors, "CanaryNoColon"));
+        dmp_conf_destroy(conf);
+        conf = load_base_plus("[window w]\nsize.ms = 10\n[http]\nauth.user.info = ops:Canary7\n");
+        assert_int_equal(dmp_conf_validate(conf), 0);
+        assert_string_equal(conf->http.auth_user_info, "ops:Canary7");
+        dmp_buf_t b = {0};
+        dmp_conf_dump(conf, &b);
+        assert_non_null(strstr(b.p, "[http] auth.user.info = [redacted]\n"));
+        assert_null(strstr(b.p, "Canary7"));
+        dmp_buf_free(&b);
+        dmp_conf_destroy(conf);
+}
+
 /* [group] and [pattern]: a valid pair, then each rule with its line. */
 static void test_validate_groups_patterns(void **state) {
         (void)state;
@@ -802,6 +826,7 @@ int main(void) {
                 cmocka_unit_test(test_syntax_error_line),
                 cmocka_unit_test(test_error_count_and_lines_mixed),
                 cmocka_unit_test(test_validate_ok),
+                cmocka_unit_test(test_http_auth),
                 cmocka_unit_test(test_validate_groups_patterns),
                 cmocka_unit_test(test_validate_missing_topic),
                 cmocka_unit_test(test_validate_missing_measures_windows),

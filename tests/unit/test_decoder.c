@@ -13,9 +13,11 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "avro_enc.h"
 #include "avro_plan.h"
+#include "avro_gen.h"
 #include "decoder.h"
 
 #define EVENT_SCHEMA "schemas/event.avsc"
@@ -568,9 +570,92 @@ static void test_read_file(void **state) {
         unlink(path);
 }
 
+/* dmp_decoder_to_json (dmpflow cat) on random records of every Avro type
+ * (tests/support/avro_gen.c, which writes them independently): valid JSON,
+ * one member per field, each top-level value what the generator wrote;
+ * every cut of a record fails with a class, never crashes. */
+static void test_to_json(void **state) {
+        (void)state;
+        char err[512] = "";
+        char *text = dmp_read_file("tests/schemas/every_type.avsc", NULL, err, sizeof(err));
+        assert_non_null(text);
+        avro_schema_t schema;
+        assert_int_equal(avro_schema_from_json_length(text, strlen(text), &schema), 0);
+        dmp_decoder_t *d = dmp_decoder_new(text, NULL, NULL, err, sizeof(err));
+        assert_non_null(d);
+        free(text);
+        static unsigned char buf[1 << 20];
+        avro_gen_t g;
+        avro_gen_init(&g, 77);
+        size_t nfields = avro_schema_record_size(schema);
+        long checked = 0;
+        for (int r = 0; r < 2000; r++) {
+                size_t n = avro_gen_record(&g, schema, buf, sizeof(buf));
+                assert_true(n > 0);
+                dmp_buf_t out = {0};
+                if (dmp_decoder_to_json(d, buf, n, &out, err, sizeof(err)))
+                        fail_msg("record %d: %s", r, err);
+                json_error_t je;
+                json_t *root = json_loads(out.p, JSON_ALLOW_NUL, &je);
+                if (!root)
+                        fail_msg("record %d: not JSON (%s): %.200s", r, je.text, out.p);
+                assert_true(json_is_object(root));
+                assert_int_equal(json_object_size(root), nfields);
+                for (size_t i = 0; i < nfields && i < GEN_MAX_FIELDS; i++) {
+                        const gen_value_t *v = &g.top[i];
+                        json_t *j = json_object_get(root, avro_schema_record_field_name(schema, (int)i));
+                        assert_non_null(j);
+                        switch (v->kind) {
+                        case GEN_NULL:
+                                assert_true(json_is_null(j));
+                                break;
+                        case GEN_LONG:
+                                assert_true(json_is_integer(j));
+                                assert_true(json_integer_value(j) == v->l);
+                                break;
+                        case GEN_FLOAT:
+                        case GEN_DOUBLE:
+                                if (isnan(v->d))
+                                        assert_string_equal(json_string_value(j), "NaN");
+                                else if (isinf(v->d))
+                                        assert_string_equal(json_string_value(j),
+                                                            v->d > 0 ? "Infinity" : "-Infinity");
+                                else
+                                        assert_true(json_number_value(j) == v->d);
+                                break;
+                        case GEN_STRING:
+                                assert_true(json_is_string(j));
+                                if (dmp_utf8_valid(v->s, v->len)) {
+                                        assert_int_equal(json_string_length(j), v->len);
+                                        assert_memory_equal(json_string_value(j), v->s, v->len);
+                                }
+                                break;
+                        case GEN_ENUM:
+                                assert_true(json_is_string(j));
+                                break;
+                        case GEN_OTHER:
+                                break;
+                        }
+                        checked++;
+                }
+                json_decref(root);
+                for (size_t cut = n > 40 ? n - 40 : 0; cut < n; cut++) {
+                        out.len = 0;
+                        assert_int_equal(dmp_decoder_to_json(d, buf, cut, &out, err, sizeof(err)),
+                                         -1);
+                        assert_true(dmp_decoder_last_error(d) != DMP_DECODE_OK);
+                }
+                dmp_buf_free(&out);
+        }
+        assert_true(checked > 2000);
+        dmp_decoder_destroy(d);
+        avro_schema_decref(schema);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_event_schema),
+                cmocka_unit_test(test_to_json),
                 cmocka_unit_test(test_field_names),
                 cmocka_unit_test(test_no_key_no_time),
                 cmocka_unit_test(test_timestamp_micros),

@@ -164,10 +164,41 @@ static void test_count_only(void **state) {
         dmp_dlq_destroy(q);
 }
 
+/* The last dead letters kept for the live page: the newest
+ * DMP_DLQ_RECENT, oldest first, with where they came from. */
+static void test_recent(void **state) {
+        (void)state;
+        char err[256];
+        dmp_dlq_t *q = dmp_dlq_new(NULL, NULL, err, sizeof(err));
+        dmp_dlq_recent_t rec[DMP_DLQ_RECENT];
+        assert_int_equal(dmp_dlq_recent(q, rec), 0);
+        for (int i = 0; i < 3; i++) {
+                dmp_copy_rec_t r = {"events", 2, 100 + i, -1, NULL, 0, "v", 1};
+                assert_int_equal(dmp_dlq_send(q, &r, DMP_DECODE_TRAILING, "x", err, sizeof(err)), 0);
+        }
+        assert_int_equal(dmp_dlq_recent(q, rec), 3);
+        assert_int_equal(rec[0].offset, 100);
+        assert_int_equal(rec[2].offset, 102);
+        assert_int_equal(rec[2].partition, 2);
+        assert_int_equal(rec[2].cls, DMP_DECODE_TRAILING);
+        assert_true(rec[2].at_ms > 0);
+        for (int i = 0; i < 25; i++) {
+                dmp_copy_rec_t r = {"events", i % 4, 1000 + i, -1, NULL, 0, "v", 1};
+                assert_int_equal(dmp_dlq_send(q, &r, DMP_DECODE_VARINT, "x", err, sizeof(err)), 0);
+        }
+        assert_int_equal(dmp_dlq_recent(q, rec), DMP_DLQ_RECENT);
+        for (int i = 0; i < DMP_DLQ_RECENT; i++) {
+                assert_int_equal(rec[i].offset, 1000 + 25 - DMP_DLQ_RECENT + i);
+                assert_int_equal(rec[i].cls, DMP_DECODE_VARINT);
+        }
+        dmp_dlq_destroy(q);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_dead_letters_arrive_unchanged_with_headers),
                 cmocka_unit_test(test_count_only),
+                cmocka_unit_test(test_recent),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
