@@ -15,7 +15,7 @@
  * ("\r\n\r\n"): libmicrohttpd keeps a connection that stopped inside a
  * request (half-closed or not) until its 30 s timeout, so such inputs
  * would only fill the connection table. One that still waits (for a body
- * it announced) is dropped after 100 ms. The first answer is read up to
+ * it announced) is dropped after 30 ms. The first answer is read up to
  * its Content-Length, not to the end of the connection.
  *
  * Invariants: the first answer has a status the endpoint documents or
@@ -201,7 +201,7 @@ int fuzz_http_one(const uint8_t *data, size_t size) {
         }
         shutdown(sv[0], SHUT_WR);
         dmp_buf_t resp = {0};
-        int64_t deadline = dmp_mono_ms() + 100;
+        int64_t deadline = dmp_mono_ms() + 30;
         int head = is_head(req, reqlen);
         for (;;) {
                 dmp_admin_serve(a); /* the processing thread's part */
