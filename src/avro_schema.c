@@ -15,57 +15,95 @@ static char *full_name(const char *ns, const char *name) {
         return s;
 }
 
-/* Collects the named types of a JSON schema with their full names, as the
- * specification defines them: a dotted name is full; otherwise the
- * type's "namespace", else the enclosing one, qualifies it. */
-static void collect(dmp_schema_t *s, json_t *t, const char *ns, int depth) {
+static int is_named(const char *type) {
+        return !strcmp(type, "record") || !strcmp(type, "error") || !strcmp(type, "enum") ||
+               !strcmp(type, "fixed");
+}
+
+static int is_primitive(const char *name) {
+        static const char *const p[] = {"null", "boolean", "int", "long", "float",
+                                        "double", "bytes", "string"};
+        for (size_t i = 0; i < sizeof(p) / sizeof(*p); i++)
+                if (!strcmp(name, p[i]))
+                        return 1;
+        return 0;
+}
+
+/* The namespace of a full name ("" for none), in a new string. */
+static char *namespace_of(const char *fullname) {
+        char *ns = dmp_strdup(fullname);
+        char *dot = strrchr(ns, '.');
+        *(dot ? dot : ns) = '\0';
+        return ns;
+}
+
+/* What walk() does at each named type's definition and each use of a type
+ * by name; either may return a node that replaces the one seen (a new
+ * reference; walk() does not descend into it), or NULL. */
+typedef struct walk_ops {
+        json_t *(*named)(void *opaque, const char *fullname, json_t *obj, int depth);
+        json_t *(*ref)(void *opaque, const char *name, const char *ns, int depth);
+        void *opaque;
+} walk_ops_t;
+
+/* Walks the types of a JSON schema in the order Avro parses them, with the
+ * full names the specification defines: a dotted name is full; otherwise
+ * the type's "namespace", else the enclosing one, qualifies it. Returns the
+ * replacement of t, or NULL. */
+static json_t *walk(const walk_ops_t *ops, json_t *t, const char *ns, int depth) {
         if (depth > 256)
-                return;
+                return NULL;
+        if (json_is_string(t)) { /* a type by name */
+                const char *name = json_string_value(t);
+                return ops->ref && !is_primitive(name) ? ops->ref(ops->opaque, name, ns, depth)
+                                                       : NULL;
+        }
+        size_t i;
+        json_t *b, *r;
         if (json_is_array(t)) { /* a union */
-                size_t i;
-                json_t *b;
-                json_array_foreach(t, i, b) collect(s, b, ns, depth + 1);
-                return;
+                json_array_foreach(t, i, b) {
+                        if ((r = walk(ops, b, ns, depth + 1)))
+                                json_array_set_new(t, i, r);
+                }
+                return NULL;
         }
         if (!json_is_object(t))
-                return;
+                return NULL;
         const char *type = json_string_value(json_object_get(t, "type"));
-        if (!type)
-                return;
-        if (!strcmp(type, "array")) {
-                collect(s, json_object_get(t, "items"), ns, depth + 1);
-                return;
-        }
-        if (!strcmp(type, "map")) {
-                collect(s, json_object_get(t, "values"), ns, depth + 1);
-                return;
-        }
-        if (strcmp(type, "record") && strcmp(type, "error") && strcmp(type, "enum") &&
-            strcmp(type, "fixed")) {
-                collect(s, json_object_get(t, "type"), ns, depth + 1); /* {"type": {...}} */
-                return;
+        if (!type || !is_named(type)) { /* {"type": T}, an array, a map */
+                const char *key = !type                   ? "type"
+                                  : !strcmp(type, "array") ? "items"
+                                  : !strcmp(type, "map")   ? "values"
+                                                           : "type";
+                if ((r = walk(ops, json_object_get(t, key), ns, depth + 1)))
+                        json_object_set_new(t, key, r);
+                return NULL;
         }
         const char *name = json_string_value(json_object_get(t, "name"));
         if (!name)
-                return;
+                return NULL;
         const char *own = json_string_value(json_object_get(t, "namespace"));
         char *fn = full_name(own ? own : ns, name);
+        r = ops->named ? ops->named(ops->opaque, fn, t, depth) : NULL;
+        if (!r && strcmp(type, "enum") && strcmp(type, "fixed")) {
+                char *inner = namespace_of(fn); /* of the types nested in this record */
+                json_t *f;
+                json_array_foreach(json_object_get(t, "fields"), i, f) {
+                        json_t *fr = walk(ops, json_object_get(f, "type"), inner, depth + 1);
+                        if (fr)
+                                json_object_set_new(f, "type", fr);
+                }
+                free(inner);
+        }
+        free(fn);
+        return r;
+}
+
+static json_t *collect_named(void *opaque, const char *fullname, json_t *obj, int depth) {
+        dmp_schema_t *s = opaque;
         s->named = dmp_realloc(s->named, (s->nnamed + 1) * sizeof(*s->named));
-        s->named[s->nnamed++] = (dmp_named_json_t){fn, t};
-        if (strcmp(type, "record") && strcmp(type, "error"))
-                return;
-        /* the namespace of the types nested in this record */
-        char *inner = dmp_strdup(fn);
-        char *dot = strrchr(inner, '.');
-        if (dot)
-                *dot = '\0';
-        else
-                inner[0] = '\0';
-        size_t i;
-        json_t *f;
-        json_array_foreach(json_object_get(t, "fields"), i, f)
-                collect(s, json_object_get(f, "type"), inner, depth + 1);
-        free(inner);
+        s->named[s->nnamed++] = (dmp_named_json_t){dmp_strdup(fullname), obj};
+        return NULL;
 }
 
 /* Removes the "default" of every field and enum in the JSON of a schema. */
@@ -110,7 +148,7 @@ dmp_schema_t *dmp_schema_parse(const char *text, char *errstr, size_t errstr_siz
                 snprintf(errstr, errstr_size, "invalid Avro schema: %s", avro_strerror());
                 goto fail;
         }
-        collect(s, s->json, NULL, 0);
+        walk(&(walk_ops_t){collect_named, NULL, s}, s->json, NULL, 0);
         return s;
 fail:
         dmp_schema_destroy(s);
@@ -188,4 +226,91 @@ int dmp_schema_has_alias(const json_t *obj, const char *name) {
                         return 1;
         }
         return 0;
+}
+
+/* ---- schema references: dmp_schema_inline_refs ---- */
+
+typedef struct inliner {
+        json_t *avail;   /* full name -> definition: the named types of the references */
+        json_t *defined; /* full name -> true: the types defined so far, in parse order */
+} inliner_t;
+
+static json_t *avail_named(void *opaque, const char *fullname, json_t *obj, int depth) {
+        inliner_t *in = opaque;
+        if (!json_object_get(in->avail, fullname))
+                json_object_set(in->avail, fullname, obj);
+        return NULL;
+}
+
+/* A definition seen (the schema's own or in a copy): the first defines the
+ * name, a later one of the same name (a type two references share) becomes
+ * a use of it. */
+static json_t *inline_named(void *opaque, const char *fullname, json_t *obj, int depth) {
+        inliner_t *in = opaque;
+        if (json_object_get(in->defined, fullname))
+                return json_string(fullname);
+        json_object_set_new(in->defined, fullname, json_true());
+        return NULL;
+}
+
+/* A use of a type by name: if the references define it and it is not
+ * defined yet, a copy of its definition, itself walked. */
+static json_t *inline_ref(void *opaque, const char *name, const char *ns, int depth) {
+        inliner_t *in = opaque;
+        char *fn = full_name(ns, name);
+        const char *key = fn;
+        if (!json_object_get(in->defined, fn) && !json_object_get(in->avail, fn) &&
+            !strchr(name, '.'))
+                key = name; /* Java's fallback: the null namespace */
+        json_t *def = json_object_get(in->defined, key) ? NULL : json_object_get(in->avail, key);
+        json_t *copy = NULL;
+        if (def) {
+                copy = json_deep_copy(def);
+                char *type_ns = namespace_of(key);
+                const char *dot = strrchr(key, '.');
+                json_object_set_new(copy, "name", json_string(dot ? dot + 1 : key));
+                json_object_set_new(copy, "namespace", json_string(type_ns)); /* "": none */
+                free(type_ns);
+                /* defines key, and copies in what it uses */
+                walk(&(walk_ops_t){inline_named, inline_ref, in}, copy, NULL, depth + 1);
+        }
+        free(fn);
+        return copy;
+}
+
+char *dmp_schema_inline_refs(const char *schema, const char *const *refs, size_t nrefs,
+                             char *errstr, size_t errstr_size) {
+        inliner_t in = {json_object(), json_object()};
+        json_t **docs = dmp_calloc(nrefs + 1, sizeof(*docs));
+        char *out = NULL;
+        json_error_t jerr;
+        for (size_t i = 0; i < nrefs; i++) {
+                if (!(docs[i] = json_loads(refs[i], JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr))) {
+                        snprintf(errstr, errstr_size,
+                                 "referenced schema %zu is not valid JSON: line %d: %s", i + 1,
+                                 jerr.line, jerr.text);
+                        goto done;
+                }
+                walk(&(walk_ops_t){avail_named, NULL, &in}, docs[i], NULL, 0);
+        }
+        json_t *root = json_loads(schema, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
+        if (!root) {
+                snprintf(errstr, errstr_size, "schema is not valid JSON: line %d: %s", jerr.line,
+                         jerr.text);
+                goto done;
+        }
+        json_t *r = walk(&(walk_ops_t){inline_named, inline_ref, &in}, root, NULL, 0);
+        if (r) { /* the schema is a referenced type's name alone */
+                json_decref(root);
+                root = r;
+        }
+        out = json_dumps(root, JSON_ENCODE_ANY | JSON_COMPACT);
+        json_decref(root);
+done:
+        for (size_t i = 0; i < nrefs; i++)
+                json_decref(docs[i]);
+        free(docs);
+        json_decref(in.avail);
+        json_decref(in.defined);
+        return out;
 }

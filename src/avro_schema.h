@@ -53,4 +53,22 @@ int dmp_schema_decimal_scale(const json_t *field);
 /* Does the "aliases" array of obj (a field or a named type) hold name? */
 int dmp_schema_has_alias(const json_t *obj, const char *name);
 
+/* Makes a schema that names types defined in other schemas (Confluent
+ * schema references: refs[i] is the JSON text of each referenced schema)
+ * self-contained, as Avro C parses one document only: at the first use of
+ * a name that the schema does not define, the definition from refs is
+ * copied in (with its namespace made explicit, so it keeps its full name),
+ * and every later use stays a name. A type a copied definition nests is
+ * defined by it, so a type that two references share is defined once. The
+ * order of refs does not matter; the first definition of a name wins.
+ * Names resolve as Java's parser does (the enclosing namespace, then the
+ * null namespace).
+ * Limitation: a referenced type in the null namespace used by name from
+ * within a namespace cannot be written for Avro C (it would resolve the
+ * name in that namespace), and stays unknown to it.
+ * Returns the JSON text (caller frees), or NULL with errstr set (a text
+ * that is not JSON). */
+char *dmp_schema_inline_refs(const char *schema, const char *const *refs, size_t nrefs,
+                             char *errstr, size_t errstr_size);
+
 #endif

@@ -159,6 +159,13 @@ static const prop_t props[] = {
          "Writer schemas (each with its compiled decoder) kept, by id; beyond it the least "
          "recently used is dropped and fetched again when needed. An unknown id is remembered "
          "as unknown for 10 s."},
+        {SEC_INPUT, "registry.startup.timeout.ms", PT_INT, "300000", 0, INT64_C(1) << 40, {{0}},
+         IN(registry_startup_timeout_ms),
+         "At startup dmpflow registers its output schemas; while the registry does not answer "
+         "(no connection, a timeout, HTTP 5xx) it tries again with backoff, consuming nothing "
+         "and not ready on /readyz, for at most this long, then exits with code 1. 0: waits "
+         "as long as it takes. An answer that refuses (bad credentials, an incompatible "
+         "schema) is an error at once."},
         {SEC_STATE, "dir", PT_STR, "./state", 0, 0, {{0}}, ST(dir),
          "RocksDB state directory (aggregates of open windows and the input offsets they reflect)."},
         {SEC_STATE, "commit.interval.ms", PT_INT, "1000", 10, 3600000, {{0}},
@@ -439,6 +446,13 @@ static void sec_defaults(dmp_conf_t *conf, sec_kind_t sec, void *obj) {
 }
 
 dmp_conf_t *dmp_conf_new(void) {
+        int per_section[SEC__CNT] = {0}; /* each section's line[] has DMP_MAX_PROPS slots */
+        for (size_t i = 0; i < DMP_ARRAY_SIZE(props); i++)
+                if (++per_section[props[i].sec] > DMP_MAX_PROPS) {
+                        fprintf(stderr, "dmpflow: bug: more than DMP_MAX_PROPS (%d) properties "
+                                "in one section\n", DMP_MAX_PROPS);
+                        abort();
+                }
         dmp_conf_t *conf = dmp_calloc(1, sizeof(*conf));
         conf->path = dmp_strdup("(defaults)");
         sec_defaults(conf, SEC_INPUT, &conf->input);

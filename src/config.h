@@ -14,7 +14,7 @@
 
 #define DMP_MAX_MEASURES 32
 #define DMP_MAX_WINDOWS  32
-#define DMP_MAX_PROPS    16 /* properties per section kind */
+#define DMP_MAX_PROPS    24 /* properties per section kind (checked by dmp_conf_new) */
 #define DMP_MAX_HOPS     1000 /* hopping windows per event */
 #define DMP_MAX_GROUPS   8    /* [group NAME] sections (one label field each) */
 #define DMP_MAX_PATTERNS 32
@@ -53,6 +53,7 @@ typedef struct dmp_input_conf {
         int64_t registry_timeout_ms;
         int64_t registry_pause_ms;
         int64_t registry_cache_size;
+        int64_t registry_startup_timeout_ms; /* 0: wait forever */
         int line[DMP_MAX_PROPS];
 } dmp_input_conf_t;
 

@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "avro_enc.h"
 #include "config.h"
@@ -93,6 +94,7 @@ struct dmp_daemon {
         struct extra_topic {
                 const char *name;
                 dmp_outbatch_t *batch; /* d->out_batch if it is the output topic */
+                const char *schema; /* its records' schema, registered at startup */
                 int32_t schema_id; /* >= 0: Confluent wire format */
         } extra[DMP_MAX_GROUPS + DMP_MAX_PATTERNS];
         int nextra;
@@ -266,7 +268,8 @@ static void sink_late(void *opaque, const dmp_late_record_t *l) {
 }
 
 /* Creates the producer topic of a [group] or [pattern] section (once per
- * name) and registers its schema. Returns 0, or -1 with errstr. */
+ * name); its schema is registered by register_output_schemas(). Returns 0,
+ * or -1 with errstr. */
 static int add_extra_topic(dmp_daemon_t *d, const char *name, const char *schema, char *errstr,
                            size_t errstr_size) {
         if (extra_topic(d, name))
@@ -279,16 +282,8 @@ static int add_extra_topic(dmp_daemon_t *d, const char *name, const char *schema
                            : dmp_outbatch_new(d->producer, name, errstr, errstr_size);
         if (!t->batch)
                 return -1;
+        t->schema = schema;
         t->schema_id = -1;
-        if (d->registry) { /* TopicNameStrategy */
-                char subject[512], e[512];
-                snprintf(subject, sizeof(subject), "%s-value", name);
-                if (dmp_registry_register(d->registry, subject, schema, &t->schema_id, e,
-                                          sizeof(e))) {
-                        snprintf(errstr, errstr_size, "registering %s: %s", subject, e);
-                        return -1;
-                }
-        }
         return 0;
 }
 
@@ -653,16 +648,7 @@ dmp_daemon_t *dmp_daemon_new(dmp_conf_t *conf, int *config_error, char *errstr,
                 }
                 dmp_engine_set_schema_provider(d->engine, dmp_registry_provider, d->registry);
         }
-        d->out_schema_id = -1;
-        if (d->registry) { /* TopicNameStrategy: subject <topic>-value */
-                char subject[512], e[512];
-                snprintf(subject, sizeof(subject), "%s-value", conf->output.topic);
-                if (dmp_registry_register(d->registry, subject, dmp_schema_window_result,
-                                          &d->out_schema_id, e, sizeof(e))) {
-                        snprintf(errstr, errstr_size, "registering %s: %s", subject, e);
-                        goto fail;
-                }
-        }
+        d->out_schema_id = -1; /* registered by register_output_schemas() */
         for (int i = 0; i < conf->group_cnt; i++)
                 if (add_extra_topic(d, conf->groups[i].topic, dmp_schema_group_result, errstr,
                                     errstr_size))
@@ -790,6 +776,106 @@ void dmp_daemon_counters(const dmp_daemon_t *d, dmp_daemon_counters_t *out) {
         out->late_events = atomic_load(&d->c_late_events);
         out->results_out = atomic_load(&d->c_results_out);
         out->commits = atomic_load(&d->c_commits);
+}
+
+/* ---- output schemas (format = confluent) ---- */
+
+/* Registers schema for topic's records (TopicNameStrategy: subject
+ * <topic>-value) unless *id is set already. */
+static dmp_reg_status_t register_one(dmp_daemon_t *d, const char *topic, const char *schema,
+                                     int32_t *id, char *errstr, size_t errstr_size) {
+        if (*id >= 0)
+                return DMP_REG_OK;
+        char subject[512], e[768];
+        snprintf(subject, sizeof(subject), "%s-value", topic);
+        dmp_reg_status_t st = dmp_registry_register(d->registry, subject, schema, id, e, sizeof(e));
+        if (st == DMP_REG_OK)
+                dmp_info("records to %s are framed with schema id %d (subject %s)", topic,
+                         (int)*id, subject);
+        else
+                snprintf(errstr, errstr_size,
+                         "cannot register the schema of %.200s as subject %.200s: %.500s", topic,
+                         subject, e);
+        return st;
+}
+
+static dmp_reg_status_t register_all(dmp_daemon_t *d, char *errstr, size_t errstr_size) {
+        dmp_reg_status_t st = register_one(d, d->conf->output.topic, dmp_schema_window_result,
+                                           &d->out_schema_id, errstr, errstr_size);
+        for (int i = 0; i < d->nextra && st == DMP_REG_OK; i++)
+                st = register_one(d, d->extra[i].name, d->extra[i].schema, &d->extra[i].schema_id,
+                                  errstr, errstr_size);
+        return st;
+}
+
+/* Registers the output schemas before anything is consumed, as a service
+ * started before its registry (compose, Kubernetes) must: while the
+ * registry does not answer (no connection, timeouts, HTTP 5xx: see
+ * registry.h), it tries again with backoff, 1 s doubling to 10 s, not
+ * subscribed (so not ready on /readyz), serving the HTTP endpoint, until
+ * [input] registry.startup.timeout.ms (0: forever). An answer that refuses
+ * (bad credentials, an incompatible schema) fails at once. Returns 0 when
+ * done, 1 if stopped while waiting, -1 with errstr. */
+#define REGISTER_BACKOFF_MAX_MS 10000
+static int register_output_schemas(dmp_daemon_t *d, char *errstr, size_t errstr_size) {
+        if (!d->registry)
+                return 0;
+        int64_t t0 = dmp_mono_ms(), timeout = d->conf->input.registry_startup_timeout_ms;
+        int64_t backoff = 1000, next_note = t0 + 30000;
+        char e[1024];
+        for (int attempt = 1;; attempt++) {
+                dmp_reg_status_t st = register_all(d, e, sizeof(e));
+                int64_t now = dmp_mono_ms();
+                if (st == DMP_REG_OK) {
+                        if (attempt > 1)
+                                dmp_info("the schema registry answered after %.1f s; starting",
+                                         (double)(now - t0) / 1000.0);
+                        return 0;
+                }
+                if (st != DMP_REG_UNAVAILABLE || (timeout > 0 && now - t0 >= timeout)) {
+                        if (st == DMP_REG_UNAVAILABLE)
+                                snprintf(errstr, errstr_size,
+                                         "the schema registry did not answer within %.0f s "
+                                         "([input] registry.startup.timeout.ms): %s",
+                                         (double)timeout / 1000.0, e);
+                        else
+                                snprintf(errstr, errstr_size, "%s", e);
+                        dmp_error("%s", errstr);
+                        return -1;
+                }
+                if (attempt == 1) {
+                        char limit[64] = "as long as it takes";
+                        if (timeout > 0)
+                                snprintf(limit, sizeof(limit), "up to %.0f s",
+                                         (double)timeout / 1000.0);
+                        dmp_warn("the schema registry does not answer (%s); trying again for %s "
+                                 "([input] registry.startup.timeout.ms), consuming nothing "
+                                 "until it does", e, limit);
+                        if (d->admin)
+                                publish_metrics(d);
+                } else if (now >= next_note) {
+                        dmp_info("still waiting for the schema registry after %.0f s: %s",
+                                 (double)(now - t0) / 1000.0, e);
+                        next_note = now + 30000;
+                } else {
+                        dmp_debug("schema registry, attempt %d: %s", attempt, e);
+                }
+                int64_t until = now + backoff;
+                if (timeout > 0 && until > t0 + timeout)
+                        until = t0 + timeout;
+                while (dmp_mono_ms() < until) {
+                        if (atomic_load(&d->stop)) {
+                                dmp_info("stopped while waiting for the schema registry; "
+                                         "nothing was consumed");
+                                return 1;
+                        }
+                        if (d->admin)
+                                dmp_admin_serve(d->admin);
+                        nanosleep(&(struct timespec){0, 50 * 1000000L}, NULL);
+                }
+                backoff = backoff * 2 > REGISTER_BACKOFF_MAX_MS ? REGISTER_BACKOFF_MAX_MS
+                                                                : backoff * 2;
+        }
 }
 
 /* ---- the loop ---- */
@@ -925,6 +1011,9 @@ static void cron_start(dmp_daemon_t *d, int64_t now) {
 }
 
 int dmp_daemon_run(dmp_daemon_t *d, char *errstr, size_t errstr_size) {
+        int reg = register_output_schemas(d, errstr, errstr_size);
+        if (reg)
+                return reg < 0 ? -1 : 0; /* 1: stopped while waiting */
         rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
         rd_kafka_topic_partition_list_add(topics, d->conf->input.topic, RD_KAFKA_PARTITION_UA);
         rd_kafka_resp_err_t err = rd_kafka_subscribe(d->consumer, topics);

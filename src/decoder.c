@@ -424,8 +424,8 @@ static struct writer_entry *writer_of(dmp_decoder_t *d, int32_t id, char *errstr
         int r = d->provider(d->provider_opaque, id, &json, err, sizeof(err));
         if (r < 0) {
                 d->last_error = DMP_DECODE_UNAVAILABLE;
-                snprintf(errstr, errstr_size, "%s %d: %s", decode_err_text[d->last_error],
-                         (int)id, err);
+                snprintf(errstr, errstr_size, "%s for schema id %d: %s",
+                         decode_err_text[d->last_error], (int)id, err);
                 return NULL;
         }
         if (d->nwriters >= d->max_writers)

@@ -78,8 +78,9 @@ int dmp_pauses_add(dmp_pauses_t *ps, const rd_kafka_message_t *m, int64_t delay_
                 return -1;
         }
         dmp_log(p->warned ? DMP_LOG_DEBUG : DMP_LOG_WARN,
-                "partition %d paused at offset %" PRId64 ": %s", (int)p->partition, m->offset,
-                why);
+                "partition %d paused at offset %" PRId64 " (read again every %" PRId64
+                " ms; further pauses are logged at debug level): %s",
+                (int)p->partition, m->offset, delay_ms, why);
         p->warned = 1;
         p->until = dmp_mono_ms() + delay_ms;
         return 0;

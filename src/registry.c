@@ -1,6 +1,7 @@
 #include "registry.h"
 
 #include <curl/curl.h>
+#include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,14 +9,20 @@
 #include <time.h>
 
 #include "config.h"
+#include "dmpflow.h"
 #include "log.h"
+#include "schemaref.h"
 #include "util.h"
+
+/* (subject, version) answers kept for schema references */
+#define REFERENCE_CACHE_SIZE 256
 
 struct dmp_registry {
         dmp_registry_opts_t o;
         char *url, *user, *password, *ca;
         CURL *curl;
         char *last_schema; /* the last schema fetched (see dmp_registry_schema) */
+        dmp_schemaref_t *refs; /* referenced schemas, created on first use */
 };
 
 typedef struct body {
@@ -89,6 +96,7 @@ void dmp_registry_destroy(dmp_registry_t *r) {
         if (!r)
                 return;
         free(r->last_schema);
+        dmp_schemaref_destroy(r->refs);
         if (r->curl)
                 curl_easy_cleanup(r->curl);
         free(r->url);
@@ -113,12 +121,24 @@ static void sleep_ms(long ms) {
         nanosleep(&ts, NULL);
 }
 
+/* The registry's own error message of a body (Confluent's "message", or
+ * the "detail" of a JAX-RS problem answer, as Apicurio gives for an
+ * unknown path), or the body. *j holds it (the caller decrefs). */
+static const char *answer_message(const char *body, json_t **j) {
+        *j = body ? json_loads(body, 0, NULL) : NULL;
+        const char *m = json_string_value(json_object_get(*j, "message"));
+        if (!m)
+                m = json_string_value(json_object_get(*j, "detail"));
+        return m ? m : body ? body : "";
+}
+
 /* One request with retries. Returns the HTTP status (0: no answer after
- * the retries) with the body in *out (caller frees). */
+ * the retries, with errstr set) with the body in *out (caller frees). */
 static long request(dmp_registry_t *r, const char *path, const char *post, body_t *out,
                     char *errstr, size_t errstr_size) {
         char url[2048];
         snprintf(url, sizeof(url), "%s%s", r->url, path);
+        const char *method = post ? "POST" : "GET";
         long backoff = r->o.backoff_ms, status = 0;
         for (int attempt = 0; attempt <= r->o.retries; attempt++) {
                 if (attempt) {
@@ -136,6 +156,7 @@ static long request(dmp_registry_t *r, const char *path, const char *post, body_
                 free(out->p);
                 *out = (body_t){0};
                 curl_easy_setopt(c, CURLOPT_URL, url);
+                curl_easy_setopt(c, CURLOPT_USERAGENT, "dmpflow/" DMPFLOW_VERSION);
                 curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
                 curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
                 curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
@@ -157,32 +178,35 @@ static long request(dmp_registry_t *r, const char *path, const char *post, body_
                 status = 0;
                 if (rc == CURLE_OK)
                         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-                else
-                        /* the path, not the URL: it may hold credentials */
-                        snprintf(errstr, errstr_size, "registry %s: %s", path,
-                                 curl_easy_strerror(rc));
+                else /* the path, not the URL: it may hold credentials */
+                        snprintf(errstr, errstr_size, "%s %s: %s (%d attempts)", method, path,
+                                 curl_easy_strerror(rc), attempt + 1);
                 if (status && status < 500 && status != 429)
                         return status; /* an answer */
-                if (status)
-                        snprintf(errstr, errstr_size, "registry %s: HTTP %ld", path, status);
-                dmp_debug("registry: %s (attempt %d of %d)", errstr, attempt + 1,
-                          r->o.retries + 1);
+                if (status) {
+                        json_t *j;
+                        snprintf(errstr, errstr_size, "%s %s: HTTP %ld %s (%d attempts)", method,
+                                 path, status, answer_message(out->p, &j), attempt + 1);
+                        json_decref(j);
+                }
+                dmp_debug("registry: %s", errstr);
         }
         return 0;
 }
 
-/* The registry's own error message of a body, or the body. */
+/* "the registry answered HTTP 404: <its message>" */
 static void answer_error(const char *body, long status, char *errstr, size_t errstr_size) {
-        json_t *j = body ? json_loads(body, 0, NULL) : NULL;
-        const char *m = json_string_value(json_object_get(j, "message"));
-        snprintf(errstr, errstr_size, "registry answered HTTP %ld: %s", status,
-                 m ? m : body ? body : "");
+        json_t *j;
+        snprintf(errstr, errstr_size, "the registry answered HTTP %ld: %s", status,
+                 answer_message(body, &j));
         json_decref(j);
 }
 
-dmp_reg_status_t dmp_registry_schema_answer(long status, const char *body, int32_t id,
-                                            char **schema, char *errstr, size_t errstr_size) {
+dmp_reg_status_t dmp_registry_schema_answer(long status, const char *body, const char *what,
+                                            char **schema, json_t **refs, char *errstr,
+                                            size_t errstr_size) {
         *schema = NULL;
+        *refs = NULL;
         if (!status)
                 return DMP_REG_UNAVAILABLE;
         if (status != 200) {
@@ -194,33 +218,73 @@ dmp_reg_status_t dmp_registry_schema_answer(long status, const char *body, int32
         const char *s = json_string_value(json_object_get(j, "schema"));
         const char *type = json_string_value(json_object_get(j, "schemaType"));
         if (!s) {
-                snprintf(errstr, errstr_size, "schema id %d: no \"schema\" in the answer",
-                         (int)id);
+                snprintf(errstr, errstr_size, "%s: no \"schema\" in the answer", what);
         } else if (type && strcmp(type, "AVRO")) {
-                snprintf(errstr, errstr_size, "schema id %d is %s, not AVRO", (int)id, type);
+                snprintf(errstr, errstr_size, "it is a %s schema, not Avro", type);
                 st = DMP_REG_NOT_FOUND;
         } else {
                 *schema = dmp_strdup(s);
+                json_t *rf = json_object_get(j, "references");
+                *refs = json_array_size(rf) ? json_incref(rf) : NULL;
                 st = DMP_REG_OK;
         }
         json_decref(j);
         return st;
 }
 
+/* GET path, whose answer is a schema (dmp_registry_schema_answer). */
+static dmp_reg_status_t get_schema(dmp_registry_t *r, const char *path, char **schema,
+                                   json_t **refs, char *errstr, size_t errstr_size) {
+        body_t b = {0};
+        char what[1100];
+        long status = request(r, path, NULL, &b, errstr, errstr_size);
+        snprintf(what, sizeof(what), "GET %s", path);
+        dmp_reg_status_t st = dmp_registry_schema_answer(status, b.p, what, schema, refs,
+                                                         errstr, errstr_size);
+        free(b.p);
+        return st;
+}
+
+/* dmp_schemaref_fetch_t over the registry: GET /subjects/S/versions/V. */
+static dmp_reg_status_t fetch_version(void *opaque, const char *subject, int version,
+                                      char **schema, json_t **refs, char *errstr,
+                                      size_t errstr_size) {
+        dmp_registry_t *r = opaque;
+        char path[1024], v[16];
+        char *esc = curl_easy_escape(r->curl, subject, 0);
+        snprintf(v, sizeof(v), "%d", version);
+        snprintf(path, sizeof(path), "/subjects/%s/versions/%s", esc ? esc : subject,
+                 version < 0 ? "latest" : v);
+        curl_free(esc);
+        return get_schema(r, path, schema, refs, errstr, errstr_size);
+}
+
 dmp_reg_status_t dmp_registry_schema(dmp_registry_t *r, int32_t id, const char **schema,
                                      char *errstr, size_t errstr_size) {
         char path[64];
         snprintf(path, sizeof(path), "/schemas/ids/%d", (int)id);
-        body_t b = {0};
-        long status = request(r, path, NULL, &b, errstr, errstr_size);
-        char *s;
-        dmp_reg_status_t st = dmp_registry_schema_answer(status, b.p, id, &s, errstr,
-                                                         errstr_size);
+        char *text = NULL;
+        json_t *refs = NULL;
+        dmp_reg_status_t st = get_schema(r, path, &text, &refs, errstr, errstr_size);
+        if (st == DMP_REG_OK && refs) { /* Confluent schema references */
+                if (!r->refs)
+                        r->refs = dmp_schemaref_new(fetch_version, r, REFERENCE_CACHE_SIZE);
+                char *whole = NULL;
+                st = dmp_schemaref_resolve(r->refs, text, refs, &whole, errstr, errstr_size);
+                free(text);
+                text = whole;
+                if (st == DMP_REG_OK)
+                        dmp_debug("schema id %d: %zu reference(s) resolved, %" PRIu64
+                                  " referenced schemas fetched so far",
+                                  (int)id, json_array_size(refs), dmp_schemaref_fetches(r->refs));
+        }
+        json_decref(refs);
         if (st == DMP_REG_OK) {
                 free(r->last_schema);
-                *schema = r->last_schema = s;
+                *schema = r->last_schema = text;
+        } else {
+                free(text);
         }
-        free(b.p);
         return st;
 }
 
@@ -231,6 +295,11 @@ dmp_reg_status_t dmp_registry_register_answer(long status, const char *body,
                 return DMP_REG_UNAVAILABLE;
         if (status != 200) {
                 answer_error(body, status, errstr, errstr_size);
+                size_t l = strlen(errstr);
+                if (status == 404 && l < errstr_size) /* registration never is, at the right URL */
+                        snprintf(errstr + l, errstr_size - l,
+                                 " (is the registry URL the base of its Confluent-compatible "
+                                 "API? Apicurio Registry's ends in /apis/ccompat/v7)");
                 return DMP_REG_ERROR;
         }
         dmp_reg_status_t st = DMP_REG_ERROR;

@@ -1,6 +1,9 @@
 /* A Confluent-compatible schema registry client (REST over libcurl):
  * writer schemas by id (not cached here: the decoder caches what it
- * compiled from them, bounded), and registration of output schemas.
+ * compiled from them, bounded; the schemas they reference are cached
+ * here), and registration of output schemas. Tested against Apicurio
+ * Registry's Confluent-compatible API (scripts/registry-local); the
+ * contract is Confluent's REST API.
  *
  * Each call retries transient failures (no connection, timeouts, HTTP 5xx
  * and 429) with exponential backoff, up to opts.retries times, then reports
@@ -11,6 +14,7 @@
 #ifndef DMP_REGISTRY_H
 #define DMP_REGISTRY_H
 
+#include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -53,18 +57,26 @@ dmp_registry_t *dmp_registry_new(const dmp_registry_opts_t *o, char *errstr,
                                  size_t errstr_size);
 void dmp_registry_destroy(dmp_registry_t *r);
 
-/* The schema (JSON text) of id; *schema stays valid until the next call. */
+/* The schema (JSON text) of id; *schema stays valid until the next call.
+ * A schema registered with references (Confluent "references": named
+ * types of other subjects' schemas) comes with them resolved and copied in
+ * (schemaref.h): one self-contained schema. A reference that does not
+ * exist, a reference cycle or a schema that is not Avro is
+ * DMP_REG_NOT_FOUND, with errstr saying which. */
 dmp_reg_status_t dmp_registry_schema(dmp_registry_t *r, int32_t id, const char **schema,
                                      char *errstr, size_t errstr_size);
 
-/* Reads the registry's answer to GET /schemas/ids/<id>: HTTP status (0: no
- * answer after the retries) and body (NUL-terminated text; NULL: none).
- * DMP_REG_OK with *schema (malloc'ed, the caller frees) the schema's JSON
- * text; otherwise *schema is NULL and errstr says why. Pure: no I/O, so
- * tests and the fuzz target (tests/fuzz/fuzz_registry.c) call it without a
- * socket. */
-dmp_reg_status_t dmp_registry_schema_answer(long status, const char *body, int32_t id,
-                                            char **schema, char *errstr, size_t errstr_size);
+/* Reads the registry's answer to a GET of a schema (/schemas/ids/ID,
+ * /subjects/S/versions/V: {"schema", "schemaType" (absent: Avro),
+ * "references"}): HTTP status (0: no answer after the retries) and body
+ * (NUL-terminated text; NULL: none); what names the request in messages.
+ * DMP_REG_OK with *schema (malloc'ed, the caller frees) the schema's text
+ * and *refs its references (a new reference, or NULL); otherwise both are
+ * NULL and errstr says why. Pure: no I/O, so tests and the fuzz target
+ * (tests/fuzz/fuzz_registry.c) call it without a socket. */
+dmp_reg_status_t dmp_registry_schema_answer(long status, const char *body, const char *what,
+                                            char **schema, json_t **refs, char *errstr,
+                                            size_t errstr_size);
 
 /* Reads the answer to POST /subjects/<subject>/versions the same way:
  * DMP_REG_OK with *id, a non-negative 32-bit integer. */

@@ -3,11 +3,15 @@
  * Input: byte 0 picks what was asked (even: GET /schemas/ids/<id>, odd:
  * POST /subjects/<subject>/versions), byte 1 the HTTP status the registry
  * answered (from a table of the ones registries send), the rest is the
- * body. It goes through the pure parsers of src/registry.c that the client
- * calls after its request (dmp_registry_schema_answer, _register_answer),
- * and a schema it yields goes on as the registry client's does: the
- * provider hands it to a decoder of schemas/event.avsc in the Confluent
- * format, which parses and compiles it and decodes a record.
+ * body, up to a NUL; after the NUL, the answer to every GET of a
+ * referenced schema (/subjects/S/versions/V). It goes through the pure
+ * parsers of src/registry.c that the client calls after its requests
+ * (dmp_registry_schema_answer, _register_answer), Confluent schema
+ * references are resolved and inlined (schemaref.c, avro_schema.c) with
+ * those answers, and the schema this yields goes on as the registry
+ * client's does: the provider hands it to a decoder of schemas/event.avsc
+ * in the Confluent format, which parses and compiles it and decodes a
+ * record.
  *
  * Invariants: the status is one of dmp_reg_status_t; OK comes with a
  * schema (or an id >= 0), anything else with a message and no schema; the
@@ -19,10 +23,11 @@
 #include "decoder.h"
 #include "fuzz.h"
 #include "registry.h"
+#include "schemaref.h"
 #include "util.h"
 
 static dmp_decoder_t *dec;
-static const char *answer_body;
+static const char *answer_body, *ref_body;
 static long answer_status;
 static int32_t next_id;
 
@@ -33,22 +38,59 @@ static void bad(const char *what) {
         abort();
 }
 
-/* dmp_registry_provider over the fuzzed answer */
+/* Checks what dmp_registry_schema_answer gave. */
+static void check_answer(dmp_reg_status_t st, long status, const char *schema,
+                         const json_t *refs, const char *errstr) {
+        if ((unsigned)st > DMP_REG_ERROR)
+                bad("status out of range");
+        if ((st == DMP_REG_OK) != (schema != NULL) || (refs && st != DMP_REG_OK))
+                bad("a schema without OK, or OK without one");
+        if (st != DMP_REG_OK && status && !errstr[0])
+                bad("an error without a message");
+}
+
+/* A referenced schema: the second answer, whatever was asked. */
+static dmp_reg_status_t fetch_ref(void *opaque, const char *subject, int version,
+                                  char **schema, json_t **refs, char *errstr,
+                                  size_t errstr_size) {
+        (void)opaque;
+        (void)version;
+        errstr[0] = '\0';
+        dmp_reg_status_t st = dmp_registry_schema_answer(200, ref_body, subject, schema, refs,
+                                                         errstr, errstr_size);
+        check_answer(st, 200, *schema, *refs, errstr);
+        return st;
+}
+
+/* dmp_registry_provider over the fuzzed answers (dmp_registry_schema's
+ * steps: the answer, then its references) */
 static int provider(void *opaque, int32_t id, const char **json, char *errstr,
                     size_t errstr_size) {
         static char *schema;
         (void)opaque;
+        (void)id;
         free(schema);
+        schema = NULL;
         errstr[0] = '\0';
-        dmp_reg_status_t st =
-                dmp_registry_schema_answer(answer_status, answer_body, id, &schema, errstr,
-                                           errstr_size);
-        if ((unsigned)st > DMP_REG_ERROR)
-                bad("status out of range");
-        if ((st == DMP_REG_OK) != (schema != NULL))
-                bad("a schema without OK, or OK without one");
-        if (st != DMP_REG_OK && answer_status && !errstr[0])
-                bad("an error without a message");
+        char *text;
+        json_t *refs;
+        dmp_reg_status_t st = dmp_registry_schema_answer(answer_status, answer_body,
+                                                         "GET /schemas/ids/7", &text, &refs,
+                                                         errstr, errstr_size);
+        check_answer(st, answer_status, text, refs, errstr);
+        if (st == DMP_REG_OK && refs) {
+                /* a cache per input: nothing carries over */
+                dmp_schemaref_t *c = dmp_schemaref_new(fetch_ref, NULL, 4);
+                errstr[0] = '\0';
+                st = dmp_schemaref_resolve(c, text, refs, &schema, errstr, errstr_size);
+                if ((st == DMP_REG_OK) != (schema != NULL) || (st != DMP_REG_OK && !errstr[0]))
+                        bad("references resolved without a schema, or failed silently");
+                dmp_schemaref_destroy(c);
+                free(text);
+        } else {
+                schema = text;
+        }
+        json_decref(refs);
         *json = schema;
         return st == DMP_REG_OK ? 0 : st == DMP_REG_NOT_FOUND ? 1 : -1;
 }
@@ -78,6 +120,10 @@ int fuzz_registry_one(const uint8_t *data, size_t size) {
                 return 0;
         char *body = dmp_strndup((const char *)data + 2, size - 2);
         answer_body = size > 2 || !(data[1] & 0x80) ? body : NULL; /* NULL: no body at all */
+        const uint8_t *nul = memchr(data + 2, 0, size - 2);
+        char *ref = nul ? dmp_strndup((const char *)nul + 1, (size_t)(data + size - nul - 1))
+                        : NULL;
+        ref_body = ref;
         answer_status = statuses[(data[1] & 0x7f) % (sizeof(statuses) / sizeof(statuses[0]))];
         char err[512] = "";
         if (data[0] & 1) {
@@ -105,6 +151,7 @@ int fuzz_registry_one(const uint8_t *data, size_t size) {
                 }
         }
         free(body);
+        free(ref);
         return 0;
 }
 

@@ -158,6 +158,17 @@ static void registry_seeds(const char *dir) {
                       "\\\"fields\\\":[{\\\"name\\\":\\\"user_id\\\",\\\"type\\\":\\\"string\\\"},"
                       "{\\\"name\\\":\\\"ts\\\",\\\"type\\\":\\\"long\\\"},{\\\"name\\\":"
                       "\\\"price\\\",\\\"type\\\":\\\"float\\\"}]}\"}");
+        /* a schema with a Confluent reference, then (after a NUL) the referenced one */
+        static const char refs[] =
+                "\x00\x00{\"schema\":\"{\\\"type\\\":\\\"record\\\",\\\"name\\\":"
+                "\\\"Event\\\",\\\"namespace\\\":\\\"dmpflow.example\\\",\\\"fields"
+                "\\\":[{\\\"name\\\":\\\"user_id\\\",\\\"type\\\":\\\"string\\\"},"
+                "{\\\"name\\\":\\\"segment\\\",\\\"type\\\":\\\"a.Seg\\\"}]}\","
+                "\"references\":[{\"name\":\"a.Seg\",\"subject\":\"seg-value\",\"version\":1}]}"
+                "\x00{\"schema\":\"{\\\"type\\\":\\\"record\\\",\\\"name\\\":\\\"Seg\\\","
+                "\\\"namespace\\\":\\\"a\\\",\\\"fields\\\":[{\\\"name\\\":\\\"v\\\","
+                "\\\"type\\\":\\\"string\\\"}]}\"}";
+        put_file(dir, "registry", "schema-references", refs, sizeof(refs) - 1);
         registry_seed(dir, "register-ok", 1, 0, "{\"id\": 42}");
         registry_seed(dir, "register-big", 1, 0, "{\"id\": 4294967297}");
         registry_seed(dir, "register-neg", 1, 0, "{\"id\": -1}");

@@ -3,20 +3,26 @@
 Environment:
   DMPFLOW_BOOTSTRAP  Kafka bootstrap servers (default 127.0.0.1:9092); start a
                      local broker with `scripts/kafka-local start`.
+  DMPFLOW_REGISTRY   a schema registry's Confluent-compatible API (default
+                     http://127.0.0.1:8081/apis/ccompat/v7); start a local
+                     Apicurio Registry with `scripts/registry-local start`.
   DMPFLOW_BIN        the binary under test (default <repo>/build/dmpflow).
 
-An unreachable broker or a missing binary makes the tests that need them fail
-(never skip) with a message saying what to do.
+An unreachable broker or registry or a missing binary makes the tests that
+need them fail (never skip) with a message saying what to do.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
@@ -82,6 +88,65 @@ def bootstrap() -> str:
     if "error" in _broker_state:
         pytest.fail(_broker_state["error"], pytrace=False)
     return bs
+
+
+class Registry:
+    """The real schema registry of the session (scripts/registry-local:
+    Apicurio Registry's Confluent-compatible API), spoken to over REST.
+    Subjects are named after each test's unique topics; ids are Apicurio's
+    content ids (the same schema text has the same id in every subject), so
+    tests ask for ids rather than assume them."""
+
+    def __init__(self, url: str):
+        self.url = url.rstrip("/")
+
+    def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.url + path, data=data, method=method, headers={
+            "Content-Type": "application/vnd.schemaregistry.v1+json"})
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r:
+                return r.status, json.loads(r.read() or b"null")
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read() or b"null")
+
+    def get(self, path: str) -> Any:
+        status, answer = self.call("GET", path)
+        assert status == 200, f"GET {path}: HTTP {status} {answer}"
+        return answer
+
+    def register(self, subject: str, schema: Any, references: Sequence[Mapping] = ()) -> int:
+        """Registers schema (a dict or JSON text) under subject; its id."""
+        text = schema if isinstance(schema, str) else json.dumps(schema)
+        status, answer = self.call("POST", f"/subjects/{subject}/versions",
+                                   {"schema": text, "references": list(references)})
+        assert status == 200, f"registering {subject}: HTTP {status} {answer}"
+        return answer["id"]
+
+    def version(self, subject: str, version: int | str = "latest") -> Mapping[str, Any]:
+        """{"subject", "version", "id", "schema", "references"?}"""
+        return self.get(f"/subjects/{subject}/versions/{version}")
+
+
+_registry_state: dict[str, Any] = {}
+
+
+@pytest.fixture(scope="session")
+def registry() -> Registry:
+    """The session's schema registry; fails (does not skip) if unreachable."""
+    url = os.environ.get("DMPFLOW_REGISTRY", "http://127.0.0.1:8081/apis/ccompat/v7")
+    if "error" not in _registry_state and "ok" not in _registry_state:
+        try:
+            Registry(url).get("/subjects")
+            _registry_state["ok"] = True
+        except Exception as e:  # noqa: BLE001
+            _registry_state["error"] = (
+                f"schema registry at {url} (DMPFLOW_REGISTRY) is unreachable: {e}. Start one "
+                f"with `scripts/registry-local start` (REGISTRY_PORT sets its port) and set "
+                f"DMPFLOW_REGISTRY to the URL it prints, or run scripts/run-integration-tests.")
+    if "error" in _registry_state:
+        pytest.fail(_registry_state["error"], pytrace=False)
+    return Registry(url)
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,9 @@ import json
 import math
 import os
 import random
+import socket
+import urllib.error
+import urllib.request
 import zlib
 from collections import Counter
 from pathlib import Path
@@ -29,6 +32,24 @@ def bootstrap_servers() -> str:
 
 def dmpflow_path() -> Path:
     return Path(os.environ.get("DMPFLOW_BIN", str(REPO / "build" / "dmpflow")))
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_get(port: int, path: str) -> tuple[int, str]:
+    """(status, body) of GET http://127.0.0.1:port/path; status 0 if nothing listens."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+    except urllib.error.URLError:  # not listening yet
+        return 0, ""
 
 
 # fastavro decodes logicalType timestamp-millis to datetime; the tests want the

@@ -22,7 +22,7 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 
 from reference import Window
 from reference_groups import Group, Pattern
-from registry_double import RegistryDouble
+from registry_proxy import RegistryProxy
 from support import (EVENT_SCHEMA_PATH, REPO, decode_event, dmpflow_path, encode_event, make_config,
                      make_events)
 from test_groups import GROUP_SCHEMA, PATTERN_SCHEMA, decoder, sections
@@ -204,8 +204,10 @@ def test_cat_errors_follow_and_exit_codes(kafka, dmpflow, tmp_path):
         assert rc == 1 and err, (args, err)
 
 
-def test_cat_confluent_wire_format(kafka, dmpflow):
-    registry = RegistryDouble()
+def test_cat_confluent_wire_format(kafka, dmpflow, registry):
+    """Records of two writer schemas through the real registry (cat is given
+    the proxy in front of it, which counts its requests)."""
+    proxy = RegistryProxy(registry.url)
     try:
         client = SchemaRegistryClient({"url": registry.url})
         v1 = json.loads(EVENT_SCHEMA_PATH.read_text())
@@ -223,19 +225,17 @@ def test_cat_confluent_wire_format(kafka, dmpflow):
             p.produce(topic, sers[i % 2](ev, ctx), key=ev["user_id"].encode(), partition=0)
         p.produce(topic, b"\x01nope", partition=0)
         p.flush(30)
-        rc, lines, err = cat("-b", kafka.bootstrap, "-t", topic, "--registry", registry.url)
+        rc, lines, err = cat("-b", kafka.bootstrap, "-t", topic, "--registry", proxy.url)
         assert rc == 0, err
         assert [ln.get("value") for ln in lines[:6]] == want
-        ids = sorted(set(registry.schemas))
+        ids = [registry.version(f"{topic}-value", v)["id"] for v in (1, 2)]
         assert [ln["schema_id"] for ln in lines[:6]] == [ids[i % 2] for i in range(6)]
         assert lines[6]["class"] == "bad_magic" and lines[6]["offset"] == 6
         # each writer schema fetched once
-        fetched = [path for meth, path, st in registry.requests if meth == "GET" and
-                   path.startswith("/schemas/ids/")]
-        assert sorted(fetched) == sorted(f"/schemas/ids/{i}" for i in ids)
-        registry.down = True  # a registry that does not answer: exit 1
-        rc2, _, err2 = cat("-b", kafka.bootstrap, "-t", topic, "--registry", registry.url,
+        assert sorted(proxy.fetched_ids()) == sorted(ids)
+        proxy.down = True  # a registry that answers 503 only: exit 1
+        rc2, _, err2 = cat("-b", kafka.bootstrap, "-t", topic, "--registry", proxy.url,
                            timeout=120)
         assert rc2 == 1 and "registry" in err2, err2
     finally:
-        registry.close()
+        proxy.close()

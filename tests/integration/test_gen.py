@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 
-from support import decode_event
+from support import EVENT_SCHEMA_PATH, decode_event
 
 PARTITIONS = 4
 COUNT = 5_000
@@ -59,7 +60,7 @@ def test_gen_same_seed_same_events(kafka, dmpflow):
     assert pa != pc, "a different seed gave the same events"
 
 
-def test_gen_confluent_framing_with_registry(kafka, dmpflow):
+def test_gen_confluent_framing_with_registry(kafka, dmpflow, registry):
     """--registry: the event schema is registered as <topic>-value and every
     record is in the Confluent wire format, which the standard
     AvroDeserializer decodes to the same events as the raw generator's."""
@@ -67,28 +68,24 @@ def test_gen_confluent_framing_with_registry(kafka, dmpflow):
     from confluent_kafka.schema_registry.avro import AvroDeserializer
     from confluent_kafka.serialization import MessageField, SerializationContext
 
-    from registry_double import RegistryDouble
-
-    registry = RegistryDouble()
-    try:
-        topic = kafka.topic(PARTITIONS, "genreg")
-        proc = dmpflow.run("gen", "-b", kafka.bootstrap, "-t", topic, "-n", "500", "--keys",
-                           "20", "--groups", "3", "--seed", "42", "--ooo", "0.1",
-                           "--max-delay-ms", "5000", "--registry", registry.url, timeout=60)
-        assert proc.popen.returncode == 0, proc.stderr
-        assert list(registry.subjects) == [f"{topic}-value"]
-        deser = AvroDeserializer(SchemaRegistryClient({"url": registry.url}))
-        ctx = SerializationContext(topic, MessageField.VALUE)
-        reader = kafka.reader(topic, decode=lambda v: (v[:1], deser(v, ctx)))
-        reader.until(500, timeout=60)
-        assert not reader.errors, reader.errors[:3]
-        framed = [ev for _, _, _, (magic, ev) in reader.records if magic == b"\x00"]
-        assert len(framed) == 500
-        raw_topic = kafka.topic(PARTITIONS, "genraw")
-        raw = _gen(kafka, dmpflow, raw_topic, seed=42, count=500)
-        key = lambda ev: (ev["user_id"], ev["ts"], ev["price"])  # noqa: E731
-        norm = lambda ev: {**ev, "ts": ev["ts"] if isinstance(ev["ts"], int) else  # noqa: E731
-                           int(ev["ts"].timestamp() * 1000)}
-        assert sorted(map(key, map(norm, framed))) == sorted(key(ev) for _, _, _, ev in raw)
-    finally:
-        registry.close()
+    topic = kafka.topic(PARTITIONS, "genreg")
+    proc = dmpflow.run("gen", "-b", kafka.bootstrap, "-t", topic, "-n", "500", "--keys",
+                       "20", "--groups", "3", "--seed", "42", "--ooo", "0.1",
+                       "--max-delay-ms", "5000", "--registry", registry.url, timeout=60)
+    assert proc.popen.returncode == 0, proc.stderr
+    registered = registry.version(f"{topic}-value")
+    assert json.loads(registered["schema"]) == json.loads(EVENT_SCHEMA_PATH.read_text())
+    deser = AvroDeserializer(SchemaRegistryClient({"url": registry.url}))
+    ctx = SerializationContext(topic, MessageField.VALUE)
+    reader = kafka.reader(topic, decode=lambda v: (v[:5], deser(v, ctx)))
+    reader.until(500, timeout=60)
+    assert not reader.errors, reader.errors[:3]
+    framed = [ev for _, _, _, (head, ev) in reader.records
+              if head == b"\x00" + registered["id"].to_bytes(4, "big")]
+    assert len(framed) == 500
+    raw_topic = kafka.topic(PARTITIONS, "genraw")
+    raw = _gen(kafka, dmpflow, raw_topic, seed=42, count=500)
+    key = lambda ev: (ev["user_id"], ev["ts"], ev["price"])  # noqa: E731
+    norm = lambda ev: {**ev, "ts": ev["ts"] if isinstance(ev["ts"], int) else  # noqa: E731
+                       int(ev["ts"].timestamp() * 1000)}
+    assert sorted(map(key, map(norm, framed))) == sorted(key(ev) for _, _, _, ev in raw)

@@ -10,7 +10,6 @@ import io
 import json
 import math
 import random
-import socket
 import time
 import urllib.request
 from typing import Any
@@ -19,7 +18,7 @@ import fastavro
 
 from reference import Measure, Window, compute
 from reference_groups import Group, Pattern, bucket_label, compute_groups
-from support import REPO, _strip_logical, make_config, make_events, partition_for
+from support import REPO, _strip_logical, free_port, make_config, make_events, partition_for
 
 PARTITIONS = 3
 GROUP_SCHEMA = fastavro.parse_schema(_strip_logical(json.loads(
@@ -58,12 +57,6 @@ def sections(groups: list[Group], patterns: list[Pattern], gtopic: str, ptopic: 
             out.append(f"below = {p.below}")
         out.append("")
     return "\n".join(out)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def check_group_queries(port: int, published: list[dict[str, Any]]) -> None:

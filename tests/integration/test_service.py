@@ -10,33 +10,15 @@ from __future__ import annotations
 import json
 import math
 import re
-import socket
 import time
-import urllib.error
-import urllib.request
 
 from reference import Measure, Window, compute
-from support import REPO, encode_event, make_config, make_events
+from support import REPO, encode_event, free_port, make_config, make_events
+from support import http_get as get
 
 PARTITIONS = 3
 MEASURES = {"score": "0.7*price + 0.3*quantity", "clicks": "1*clicks"}
 WINDOWS = [Window("t10", "tumbling", size_ms=10_000, grace_ms=2_000, measures=("score", "clicks"))]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def get(port: int, path: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
-    except urllib.error.URLError:  # not listening yet
-        return 0, ""
 
 
 def metrics(port: int) -> dict[str, float]:

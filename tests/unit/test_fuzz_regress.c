@@ -166,20 +166,26 @@ static void registry_answers(void **state) {
                 assert_int_equal(dmp_registry_register_answer(200, bad[i], "s", &id, err,
                                                               sizeof(err)), DMP_REG_ERROR);
         char *schema = (char *)1;
-        assert_int_equal(dmp_registry_schema_answer(404, "{\"message\": \"gone\"}", 3, &schema,
-                                                    err, sizeof(err)), DMP_REG_NOT_FOUND);
+        json_t *refs = (json_t *)1;
+        assert_int_equal(dmp_registry_schema_answer(404, "{\"message\": \"gone\"}", "GET", &schema,
+                                                    &refs, err, sizeof(err)), DMP_REG_NOT_FOUND);
         assert_null(schema);
+        assert_null(refs);
         assert_non_null(strstr(err, "gone"));
-        assert_int_equal(dmp_registry_schema_answer(200, "{\"schema\": 5}", 3, &schema, err,
-                                                    sizeof(err)), DMP_REG_ERROR);
+        assert_int_equal(dmp_registry_schema_answer(200, "{\"schema\": 5}", "GET", &schema, &refs,
+                                                    err, sizeof(err)), DMP_REG_ERROR);
         assert_int_equal(dmp_registry_schema_answer(200, "{\"schema\": \"x\", \"schemaType\": "
-                                                    "\"JSON\"}", 3, &schema, err, sizeof(err)),
-                         DMP_REG_NOT_FOUND);
-        assert_int_equal(dmp_registry_schema_answer(0, NULL, 3, &schema, err, sizeof(err)),
-                         DMP_REG_UNAVAILABLE);
-        assert_int_equal(dmp_registry_schema_answer(200, "{\"schema\": \"\\\"long\\\"\"}", 3,
-                                                    &schema, err, sizeof(err)), DMP_REG_OK);
+                                                    "\"JSON\"}", "GET", &schema, &refs, err,
+                                                    sizeof(err)), DMP_REG_NOT_FOUND);
+        assert_int_equal(dmp_registry_schema_answer(0, NULL, "GET", &schema, &refs, err,
+                                                    sizeof(err)), DMP_REG_UNAVAILABLE);
+        assert_int_equal(dmp_registry_schema_answer(200, "{\"schema\": \"\\\"long\\\"\", "
+                                                    "\"references\": [{\"name\": \"a.B\"}]}",
+                                                    "GET", &schema, &refs, err, sizeof(err)),
+                         DMP_REG_OK);
         assert_string_equal(schema, "\"long\"");
+        assert_int_equal(json_array_size(refs), 1);
+        json_decref(refs);
         free(schema);
 }
 
