@@ -164,6 +164,11 @@ static void delivery_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
         }
         if (m->err) {
                 d->delivery_failures++;
+                if (d->out_batch) /* (the topic may be refused now) */
+                        dmp_outbatch_relearn(d->out_batch);
+                for (int i = 0; i < d->nextra; i++)
+                        if (d->extra[i].batch)
+                                dmp_outbatch_relearn(d->extra[i].batch);
                 dmp_error("result delivery to %s failed: %s", rd_kafka_topic_name(m->rkt),
                           rd_kafka_err2str(m->err));
         }
