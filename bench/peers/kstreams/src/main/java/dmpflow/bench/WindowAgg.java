@@ -179,18 +179,24 @@ public final class WindowAgg {
         }
 
         byte[] encode(Windowed<String> wk, Agg a) {
+            return encode(WINDOW_NAME, "tumbling", wk, a.count, a.sum, a.min, a.max);
+        }
+
+        /** Any window of Kafka Streams, as it has its bounds (WindowEquiv). */
+        byte[] encode(String window, String kind, Windowed<String> wk, long count, double sum,
+                      double min, double max) {
             GenericRecord r = new GenericData.Record(schema);
-            r.put("window", WINDOW_NAME);
-            r.put("kind", "tumbling");
+            r.put("window", window);
+            r.put("kind", kind);
             r.put("key", wk.key());
             r.put("start", wk.window().start());
             r.put("end", wk.window().end());
             r.put("measure", MEASURE_NAME);
-            r.put("count", a.count);
-            r.put("sum", a.sum);
-            r.put("min", a.min);
-            r.put("max", a.max);
-            r.put("mean", a.sum / a.count);
+            r.put("count", count);
+            r.put("sum", sum);
+            r.put("min", min);
+            r.put("max", max);
+            r.put("mean", sum / count);
             r.put("stddev", Double.NaN);
             // fields with defaults in the schema must still be set for
             // GenericDatumWriter (it does not apply defaults)
