@@ -3,18 +3,17 @@
  * through dmp_engine_process (events of schemas/event.avsc, one measure
  * v = price) and checked against the exact sequence of emitted results.
  *
- * The semantics (tests/integration/reference.py): per event, (1) the stream
- * time advances, (2) the windows closed at that stream time are emitted,
- * (3) the event is applied or counted late.
+ * The semantics (docs/WINDOWS.md; tests/integration/reference.py): per
+ * event, (1) the stream time advances, (2) the windows closed at that
+ * stream time are emitted, (3) the event is applied or counted late.
  *   - tumbling / hopping [s, s+size) close at stream time >= end + grace;
  *   - a session [start, last + 1) closes at last + 1 + gap + grace; an event
- *     merges with every session with start - gap <= t <= last + gap and is
- *     late if the merged last + grace < stream time;
- *   - sliding (difference D) windows [s, s+D] are reported [s, s+D+1); the
- *     candidates are each record's right window t+1 and its left window t-D
- *     if that was open on the record's arrival; a record contributes iff the
- *     window was open on its arrival; late if t + D + 1 + grace <= stream
- *     time; a candidate no record reached emits nothing.
+ *     merges with the sessions Kafka Streams' store finds (last >= t - gap,
+ *     start <= t + gap, last > stream time before it - gap - grace) and is
+ *     late if the merged last < st - gap - grace;
+ *   - sliding (difference D) windows [s, s+D] are reported [s, s+D+1), made
+ *     and filled step by step as Kafka Streams 3.9 does; late if t + D <
+ *     st - grace or the event went into none of its windows.
  *   - `late` of a result: late events of that key and window definition
  *     since the key's previous result.
  * Every expected value below is worked out by hand in the comments (stddev
@@ -587,6 +586,82 @@ static void test_sliding_late_and_left_window_closed_on_arrival(void **state) {
         dmp_engine_destroy(e);
 }
 
+/* docs/WINDOWS.md, sliding worked example 1: D = 10, grace 2 (a window
+ * closes at s + 13; the left window [t - 10, t] of an event is closed on
+ * arrival if t < st - 2). */
+static void test_sliding_window_kafka_streams_never_creates(void **state) {
+        fixture_t *f = *state;
+        recs_t *rs = &f->recs;
+        int mark = 0;
+        dmp_engine_t *e = start(f, "type = sliding\nsize.ms = 10\ngrace.ms = 2\n");
+
+        feed(f, e, "x", 122, 1); /* left [112, 122] = {1} */
+        feed(f, e, "x", 113, 2); /* left [103, 113] closed: skipped; [112, 122] = {1, 2};
+                                  * right [114, 124] = {1} */
+        assert_int_equal(tsink.late_mask, 0);
+        feed(f, e, "x", 110, 4); /* not late (120 >= 120) but no window in reach, its
+                                  * left [100, 110] closed: in no window, late */
+        assert_int_equal(tsink.late_mask, 1);
+        NONE(rs, &mark);
+        idle_close(e);
+        /* no [111, 121] = {2}: Kafka Streams never makes it */
+        EXPECT(rs, &mark, {"sliding", "x", 112, 123, 2, 3, 1, 2, 1.5, 0.5, 1, 1},
+               {"sliding", "x", 114, 125, 1, 1, 1, 1, 1, 0, 0, 1});
+        const dmp_engine_stats_t *s = dmp_engine_stats(e);
+        assert_int_equal(s->late_by_window[0], 1);
+        assert_int_equal(s->late_instances_by_window[0], 2); /* the two left windows */
+        commit(e);
+        dmp_engine_destroy(e);
+}
+
+/* docs/WINDOWS.md, sliding worked example 2: D = 10, grace 2. */
+static void test_sliding_event_missing_from_later_left_window(void **state) {
+        fixture_t *f = *state;
+        recs_t *rs = &f->recs;
+        int mark = 0;
+        dmp_engine_t *e = start(f, "type = sliding\nsize.ms = 10\ngrace.ms = 2\n");
+
+        feed(f, e, "y", 107, 1); /* left [97, 107] = {1} */
+        feed(f, e, "y", 100, 2); /* [97, 107] = {1, 2}; left [90, 100] closed; right
+                                  * [101, 111] = {1} */
+        feed(f, e, "y", 105, 4); /* [101, 111] = {1, 4}, [97, 107] = {1, 2, 4}; no
+                                  * previous record: left [95, 105] = {4}; right
+                                  * [106, 116] = {1} (from [101, 111] before 4) */
+        NONE(rs, &mark);
+        idle_close(e);
+        /* {1, 2, 4}: mean 7/3, squared deviations 16/9 + 1/9 + 25/9 = 42/9, sd
+         * sqrt(14/9); {1, 4}: mean 2.5, sd 1.5 */
+        EXPECT(rs, &mark, {"sliding", "y", 95, 106, 1, 4, 4, 4, 4, 0, 0, 1},
+               {"sliding", "y", 97, 108, 3, 7, 1, 4, 7.0 / 3.0, sqrt(14.0 / 9.0), 0, 1},
+               {"sliding", "y", 101, 112, 2, 5, 1, 4, 2.5, 1.5, 0, 1},
+               {"sliding", "y", 106, 117, 1, 1, 1, 1, 1, 0, 0, 1});
+        assert_int_equal(dmp_engine_stats(e)->late_by_window[0], 0);
+        assert_int_equal(dmp_engine_stats(e)->late_instances_by_window[0], 1);
+        commit(e);
+        dmp_engine_destroy(e);
+}
+
+/* docs/WINDOWS.md, the window Kafka Streams' suppress publishes twice:
+ * D = 10, grace 0. dmpflow publishes [100, 110] once, at st 111, with the
+ * value Kafka Streams publishes last. */
+static void test_sliding_published_once_with_the_last_value(void **state) {
+        fixture_t *f = *state;
+        recs_t *rs = &f->recs;
+        int mark = 0;
+        dmp_engine_t *e = start(f, "type = sliding\nsize.ms = 10\n");
+
+        feed(f, e, "z", 100, 1);
+        feed(f, e, "z", 110, 2); /* [90, 100] closes; [101, 111] = {2}, [100, 110] = {1, 2}
+                                  * (Kafka Streams' suppress publishes it now) */
+        EXPECT(rs, &mark, {"sliding", "z", 90, 101, 1, 1, 1, 1, 1, 0, 0, 1});
+        feed(f, e, "z", 105, 4); /* [100, 110] is still open at st 110: {1, 2, 4} */
+        NONE(rs, &mark);
+        feed(f, e, "z", 111, 8); /* st 111: [100, 110] closes */
+        EXPECT(rs, &mark, {"sliding", "z", 100, 111, 3, 7, 1, 4, 7.0 / 3.0, sqrt(14.0 / 9.0), 0, 1});
+        commit(e);
+        dmp_engine_destroy(e);
+}
+
 /* D = 10, grace 0: a candidate that no record reached emits nothing and
  * leaves the key's late count to its next result. */
 static void test_sliding_empty_candidate_keeps_late_count(void **state) {
@@ -905,6 +980,9 @@ int main(void) {
                 T(test_sliding_by_hand),
                 T(test_sliding_late_and_left_window_closed_on_arrival),
                 T(test_sliding_empty_candidate_keeps_late_count),
+        T(test_sliding_window_kafka_streams_never_creates),
+        T(test_sliding_event_missing_from_later_left_window),
+        T(test_sliding_published_once_with_the_last_value),
                 T(test_session_exact_close_with_coarse_buckets),
                 T(test_sliding_exact_close_with_coarse_buckets),
                 T(test_update_mode),
