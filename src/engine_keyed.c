@@ -513,6 +513,28 @@ void keyed_close(dmp_engine_t *e, task_t *t, int wi) {
 }
 
 
+/* The index of the first stored item whose times are out of range
+ * (engine_time_ok) or out of order, or n: sessions have start <= last and
+ * are sorted by last, then start; sliding windows have start <= largest
+ * time <= start + D and are sorted by start. */
+static uint32_t stored_items_bad(const dmp_window_t *w, const unsigned char *items, uint32_t n) {
+        size_t isz = engine_item_size(w);
+        int64_t prev0 = INT64_MIN, prev1 = INT64_MIN;
+        for (uint32_t i = 0; i < n; i++) {
+                int64_t t0 = item_i64(items + (size_t)i * isz, 0);
+                int64_t t1 = item_i64(items + (size_t)i * isz, 8);
+                if (!engine_time_ok(t0) || !engine_time_ok(t1))
+                        return i;
+                if (w->kind == DMP_WINDOW_SESSION
+                            ? t0 > t1 || (i && (t1 < prev1 || (t1 == prev1 && t0 < prev0)))
+                            : t1 < t0 || t1 > t0 + w->size - 1 || (i && t0 <= prev0))
+                        return i;
+                prev0 = t0;
+                prev1 = t1;
+        }
+        return n;
+}
+
 int keyed_load(load_ctx_t *lc, int win, const char *key, size_t key_len, uint64_t h,
                const void *val, size_t len) {
         const dmp_window_t *w = &lc->e->windows[win];
@@ -524,7 +546,8 @@ int keyed_load(load_ctx_t *lc, int win, const char *key, size_t key_len, uint64_
             v[2] != w->nmeasures)
                 return -1;
         memcpy(&n, v + 11, 4);
-        if (len != ENTRY_KEYSTATE_HEAD_LEN + (size_t)n * isz)
+        if (len != ENTRY_KEYSTATE_HEAD_LEN + (size_t)n * isz ||
+            stored_items_bad(w, v + ENTRY_KEYSTATE_HEAD_LEN, n) != n)
                 return -1;
         dmp_entry_t *en = keyed_new(lc->t, win, key, key_len, h);
         keystate_t *ks = ks_of(en);
@@ -557,22 +580,17 @@ int keyed_describe(const dmp_engine_t *e, const dmp_window_t *w, const unsigned 
                 *n += (size_t)snprintf(out + *n, out_size - *n, " %s: %u %s",
                                       dmp_window_kind_name(w->kind), cnt,
                                       session ? "sessions" : "windows");
-        int64_t prev0 = INT64_MIN, prev1 = INT64_MIN;
+        uint32_t bad = stored_items_bad(w, v + ENTRY_KEYSTATE_HEAD_LEN, cnt);
+        if (bad < cnt) {
+                const unsigned char *it = v + ENTRY_KEYSTATE_HEAD_LEN + (size_t)bad * isz;
+                snprintf(errstr, errstr_size, "window %s: %s %u [%" PRId64 ", %" PRId64
+                         "] out of range or out of order", w->name,
+                         session ? "session" : "window", bad, item_i64(it, 0), item_i64(it, 8));
+                return -1;
+        }
         for (uint32_t i = 0; i < cnt; i++) {
                 const unsigned char *it = v + ENTRY_KEYSTATE_HEAD_LEN + (size_t)i * isz;
                 int64_t t0 = item_i64(it, 0), t1 = item_i64(it, 8);
-                /* sessions: start <= last, sorted by last then start; sliding
-                 * windows: start <= largest time <= start + D, sorted by start */
-                int bad = session ? t0 > t1 || (i && (t1 < prev1 || (t1 == prev1 && t0 < prev0)))
-                                  : t1 < t0 || t1 > t0 + w->size - 1 || (i && t0 <= prev0);
-                if (bad) {
-                        snprintf(errstr, errstr_size, "window %s: %s %u [%" PRId64 ", %" PRId64
-                                 "] out of order", w->name, session ? "session" : "window", i,
-                                 t0, t1);
-                        return -1;
-                }
-                prev0 = t0;
-                prev1 = t1;
                 if (*n < out_size)
                         *n += (size_t)snprintf(out + *n, out_size - *n,
                                               "\n  %s [%" PRId64 ", %" PRId64 ")%s",
