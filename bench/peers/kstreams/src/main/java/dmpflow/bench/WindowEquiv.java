@@ -3,7 +3,6 @@ package dmpflow.bench;
 import java.io.File;
 import java.io.IOException;
 import java.io.UncheckedIOException;
-import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -18,10 +17,7 @@ import org.apache.avro.generic.GenericRecord;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.common.Metric;
 import org.apache.kafka.common.MetricName;
-import org.apache.kafka.common.serialization.Deserializer;
-import org.apache.kafka.common.serialization.Serde;
 import org.apache.kafka.common.serialization.Serdes;
-import org.apache.kafka.common.serialization.Serializer;
 import org.apache.kafka.common.utils.Bytes;
 import org.apache.kafka.streams.KafkaStreams;
 import org.apache.kafka.streams.KeyValue;
@@ -71,9 +67,9 @@ import org.apache.kafka.streams.state.WindowStore;
  * withCachingDisabled): with it, a store lookup also sees cached windows
  * its RocksDB segments no longer return, so results at the retention
  * boundary depend on when the cache was flushed (docs/WINDOWS.md). The
- * aggregator builds a new Agg each time: Kafka Streams hands the aggregate
- * of one window to create another (a sliding window's right window), so
- * an aggregator that mutates its argument corrupts that copy.
+ * aggregate (Agg) is immutable: Kafka Streams hands the aggregate of one
+ * window to create another (a sliding window's right window), so an
+ * aggregator that mutates its argument corrupts that copy.
  *
  * Usage: java -cp kstreams-bench.jar dmpflow.bench.WindowEquiv --bootstrap HOST:PORT
  *          --input TOPIC --output TOPIC --app-id ID --state-dir DIR
@@ -81,49 +77,6 @@ import org.apache.kafka.streams.state.WindowStore;
  *          --window SPEC [--window SPEC]...
  */
 public final class WindowEquiv {
-
-    /** Count, sum, min, max; immutable. */
-    static final class Agg {
-        final long count;
-        final double sum, min, max;
-
-        Agg(long count, double sum, double min, double max) {
-            this.count = count;
-            this.sum = sum;
-            this.min = min;
-            this.max = max;
-        }
-
-        static Agg empty() {
-            return new Agg(0, 0.0, Double.POSITIVE_INFINITY, Double.NEGATIVE_INFINITY);
-        }
-
-        Agg add(double v) {
-            return new Agg(count + 1, sum + v, Math.min(min, v), Math.max(max, v));
-        }
-
-        Agg merge(Agg o) {
-            return new Agg(count + o.count, sum + o.sum, Math.min(min, o.min), Math.max(max, o.max));
-        }
-    }
-
-    static final class AggSerde implements Serde<Agg> {
-        @Override
-        public Serializer<Agg> serializer() {
-            return (topic, a) -> a == null ? null
-                    : ByteBuffer.allocate(32).putLong(a.count).putDouble(a.sum)
-                            .putDouble(a.min).putDouble(a.max).array();
-        }
-
-        @Override
-        public Deserializer<Agg> deserializer() {
-            return (topic, bytes) -> {
-                if (bytes == null) return null;
-                ByteBuffer b = ByteBuffer.wrap(bytes);
-                return new Agg(b.getLong(), b.getDouble(), b.getDouble(), b.getDouble());
-            };
-        }
-    }
 
     /** One --window NAME:KIND:PARAMS... */
     static final class Spec {
@@ -144,7 +97,7 @@ public final class WindowEquiv {
     }
 
     static KTable<Windowed<String>, Agg> aggregate(KGroupedStream<String, Double> g, Spec w) {
-        AggSerde serde = new AggSerde();
+        Agg.AggSerde serde = new Agg.AggSerde();
         switch (w.kind) {
             case "tumbling":
             case "hopping": {
