@@ -398,8 +398,7 @@ static unsigned char *valbuf_reserve(dmp_engine_t *e, size_t n) {
 }
 
 size_t engine_item_size(const dmp_window_t *w) {
-        return w->kind == DMP_WINDOW_SESSION ? SESSION_ITEM_SIZE(w->nmeasures)
-                                             : RECORD_ITEM_SIZE(w->nmeasures);
+        return KEYED_ITEM_SIZE(w->nmeasures);
 }
 
 /* The heap bytes of an entry: the entry with its aggregates and key, and a
@@ -423,10 +422,11 @@ static size_t entry_encode(dmp_engine_t *e, const dmp_entry_t *en, unsigned char
                 size_t isz = engine_item_size(&e->windows[en->win]);
                 len = ENTRY_KEYSTATE_HEAD_LEN + (size_t)ks->n * isz;
                 p = valbuf_reserve(e, len);
-                p[0] = ENTRY_VERSION_KEYSTATE;
+                p[0] = e->windows[en->win].kind == DMP_WINDOW_SLIDING ? ENTRY_VERSION_SLIDING
+                                                                      : ENTRY_VERSION_KEYSTATE;
                 p[1] = 0;
                 p[2] = (unsigned char)e->windows[en->win].nmeasures;
-                memcpy(p + 3, &ks->emitted_upto, 8);
+                memset(p + 3, 0, 8);
                 memcpy(p + 11, &ks->n, 4);
                 memcpy(p + ENTRY_KEYSTATE_HEAD_LEN, ks->items, (size_t)ks->n * isz);
         } else {
@@ -582,6 +582,7 @@ static void fixed_event(dmp_engine_t *e, task_t *t, int wi, int64_t ts, const ch
              s += w->advance) {
                 if (dmp_window_closed(w, s, t->stream_time)) {
                         e->stats.late_window_updates++;
+                        e->stats.late_instances_by_window[wi]++;
                         continue;
                 }
                 open = 1;
@@ -633,7 +634,8 @@ int engine_load_entry(void *opaque, int win, const char *key, size_t key_len, in
         if (win < 0 || win >= e->nwindows || len < 1)
                 return -1;
         uint64_t h = dmp_entry_hash(dmp_hash_bytes(key, key_len, 0), win, start);
-        if (*(const unsigned char *)val == ENTRY_VERSION_KEYSTATE)
+        if (*(const unsigned char *)val == ENTRY_VERSION_KEYSTATE ||
+            *(const unsigned char *)val == ENTRY_VERSION_SLIDING)
                 return keyed_load(lc, win, key, key_len, h, val, len);
         dmp_agg_t aggs[DMP_MAX_MEASURES];
         uint8_t flags;
@@ -684,6 +686,8 @@ int dmp_engine_partition_open(dmp_engine_t *e, int32_t partition, int64_t *next_
         t->partition = partition;
         t->next_offset = -1;
         t->stream_time = INT64_MIN;
+        for (int wi = 0; wi < DMP_MAX_WINDOWS; wi++)
+                t->sliding_top[wi] = INT64_MIN;
         dmp_wtable_init(&t->table);
         int r = dmp_store_get_meta(e->store, partition, &t->next_offset, &t->stream_time, errstr,
                                    errstr_size);
@@ -773,6 +777,7 @@ int dmp_engine_process(dmp_engine_t *e, int32_t partition, int64_t offset, const
         }
 
         int advanced = 0;
+        int64_t st_before = t->stream_time;
         if (ts > t->stream_time) {
                 t->stream_time = ts;
                 advanced = 1;
@@ -805,7 +810,8 @@ int dmp_engine_process(dmp_engine_t *e, int32_t partition, int64_t offset, const
                         fixed_event(e, t, wi, ts, k, kl, key_hash, vals, defined);
                         break;
                 case DMP_WINDOW_SESSION:
-                        keyed_session_event(e, t, wi, ts, k, kl, key_hash, vals, defined);
+                        keyed_session_event(e, t, wi, ts, st_before, k, kl, key_hash, vals,
+                                            defined);
                         break;
                 case DMP_WINDOW_SLIDING:
                         keyed_sliding_event(e, t, wi, ts, k, kl, key_hash, vals, defined);

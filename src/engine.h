@@ -82,7 +82,13 @@ typedef struct dmp_engine_stats {
         uint64_t late_events;       /* (event, window definition) with no open window */
         uint64_t late_by_window[DMP_MAX_WINDOWS];
         uint64_t idle_advances;     /* stream time advances of idle partitions */
-        uint64_t late_window_updates; /* (event, window) pairs skipped as closed */
+        uint64_t late_window_updates; /* tumbling / hopping (event, window) pairs
+                                       * skipped as closed */
+        /* Kafka Streams' dropped-records for the same input, per window
+         * definition: tumbling / hopping: (event, closed window) pairs;
+         * session: late events; sliding: late events plus the (event,
+         * window) updates skipped as closed (docs/WINDOWS.md). */
+        uint64_t late_instances_by_window[DMP_MAX_WINDOWS];
         uint64_t results_out;
         uint64_t windows_closed;
         uint64_t commits;

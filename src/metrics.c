@@ -101,6 +101,14 @@ void dmp_metrics_format(dmp_buf_t *b, const dmp_engine_t *e, const dmp_metrics_i
         for (int w = 0; w < dmp_engine_window_cnt(e); w++)
                 dmp_buf_printf(b, "dmpflow_late_events_total{window=\"%s\"} %" PRIu64 "\n",
                                dmp_engine_window(e, w)->name, s->late_by_window[w]);
+        head(b, "dmpflow_late_window_instances_total", "counter",
+             "Late (event, window) pairs, counted as Kafka Streams' dropped-records: per closed "
+             "window for tumbling and hopping, per late event for sessions, per late event and "
+             "per closed window skipped for sliding windows.");
+        for (int w = 0; w < dmp_engine_window_cnt(e); w++)
+                dmp_buf_printf(b, "dmpflow_late_window_instances_total{window=\"%s\"} %" PRIu64
+                                  "\n",
+                               dmp_engine_window(e, w)->name, s->late_instances_by_window[w]);
         head(b, "dmpflow_measure_undefined_total", "counter",
              "(event, measure) pairs skipped because a field was null.");
         dmp_buf_printf(b, "dmpflow_measure_undefined_total %" PRIu64 "\n", s->measure_undefined);

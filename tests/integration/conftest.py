@@ -233,10 +233,12 @@ class KafkaHelper:
         self.topics: list[str] = []
         self.readers: list[OutputReader] = []
 
-    def topic(self, partitions: int, suffix: str = "t") -> str:
-        """Create a uniquely named topic and wait until all partitions have a leader."""
+    def topic(self, partitions: int, suffix: str = "t", config: Mapping[str, str] | None = None) -> str:
+        """Create a uniquely named topic (with topic ``config``) and wait until
+        all partitions have a leader."""
         name = f"{self.prefix}-{suffix}-{uuid.uuid4().hex[:8]}"
-        futs = self.admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
+        futs = self.admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1,
+                                                  config=dict(config or {}))])
         futs[name].result(timeout=30)
         self.topics.append(name)
         deadline = time.monotonic() + 30
