@@ -82,6 +82,7 @@ typedef struct dmp_log_conf {
         dmp_log_level_t level;
         dmp_log_format_t format;
         char *file;   /* "": stderr */
+        int64_t repeat_interval_ms; /* log.h dmp_log_repeated; 0: every line */
         int line[DMP_MAX_PROPS];
 } dmp_log_conf_t;
 

@@ -37,6 +37,7 @@
 #include "engine.h"
 #include "fetchq.h"
 #include "fetchwake.h"
+#include "kafkaconf.h"
 #include "admin.h"
 #include "live.h"
 #include "log.h"
@@ -51,9 +52,6 @@
 
 #define FLUSH_TIMEOUT_MS 60000
 #define CONSUME_BATCH 256 /* messages taken from the consumer queue per call */
-/* Consumer prefetch defaults (docs/PERFORMANCE.md "Consumer prefetch"). */
-#define DMP_DEFAULT_PARTITION_FETCH_BYTES "262144"
-#define DMP_DEFAULT_QUEUE_MIN "20000"
 #define DMP_MAX_LAG_PARTITIONS 4096
 
 /* The loop's periodic tasks, as Redis' serverCron with run_with_period:
@@ -127,13 +125,6 @@ static void fail(dmp_daemon_t *d, const char *fmt, ...) {
         d->failed = 1;
         atomic_store(&d->stop, 1);
         dmp_error("%s", d->failure);
-}
-
-static void kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
-        (void)rk;
-        dmp_log_level_t l = level <= 3 ? DMP_LOG_ERROR : level <= 4 ? DMP_LOG_WARN
-                            : level <= 6 ? DMP_LOG_INFO : DMP_LOG_DEBUG;
-        dmp_log(l, "librdkafka %s: %s", fac, buf);
 }
 
 /* ---- output ---- */
@@ -553,40 +544,11 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
 /* ---- construction ---- */
 
-static rd_kafka_conf_t *kafka_conf(const dmp_conf_t *conf, char *errstr, size_t errstr_size) {
-        rd_kafka_conf_t *kc = rd_kafka_conf_new();
-        rd_kafka_conf_set(kc, "client.id", "dmpflow", NULL, 0);
-        rd_kafka_conf_set_log_cb(kc, kafka_log_cb);
-        for (int i = 0; i < conf->kafka_cnt; i++) {
-                char e[256];
-                if (rd_kafka_conf_set(kc, conf->kafka[i].name, conf->kafka[i].value, e,
-                                      sizeof(e)) != RD_KAFKA_CONF_OK) {
-                        snprintf(errstr, errstr_size, "%s:%d: [kafka] %s", conf->path,
-                                 conf->kafka[i].line, e);
-                        rd_kafka_conf_destroy(kc);
-                        return NULL;
-                }
-        }
-        return kc;
-}
-
-static int set(rd_kafka_conf_t *kc, const char *name, const char *value, char *errstr,
-               size_t errstr_size) {
-        return rd_kafka_conf_set(kc, name, value, errstr, errstr_size) == RD_KAFKA_CONF_OK ? 0
-                                                                                           : -1;
-}
-
 dmp_daemon_t *dmp_daemon_new(dmp_conf_t *conf, int *config_error, char *errstr,
                              size_t errstr_size) {
         dmp_daemon_t *d = dmp_calloc(1, sizeof(*d));
         d->conf = conf;
         *config_error = 0;
-        if (!dmp_conf_kafka_get(conf, "bootstrap.servers")) {
-                dmp_conf_error(conf, 0, "[kafka] bootstrap.servers is required (no broker? "
-                               "try `dmpflow demo`, which runs an embedded one)");
-                *config_error = 1;
-                goto fail;
-        }
         dmp_buf_t dump = {0}; /* the effective configuration, secrets redacted */
         dmp_conf_dump(conf, &dump);
         for (char *line = dump.p, *nl; line && *line; line = nl + 1) {
@@ -601,34 +563,16 @@ dmp_daemon_t *dmp_daemon_new(dmp_conf_t *conf, int *config_error, char *errstr,
         if (!d->engine)
                 goto fail;
 
-        /* Producer: results. Idempotence keeps retries from reordering or
-         * duplicating results within a session. */
-        rd_kafka_conf_t *pc = kafka_conf(conf, errstr, errstr_size);
+        /* Producer: results (its defaults: kafkaconf.c). */
+        rd_kafka_conf_t *pc = dmp_kafkaconf_new(conf, DMP_KAFKA_PRODUCER);
         if (!pc) {
                 *config_error = 1;
                 goto fail;
         }
         rd_kafka_conf_set_opaque(pc, d);
         rd_kafka_conf_set_dr_msg_cb(pc, delivery_cb);
-        if (!dmp_conf_kafka_get(conf, "enable.idempotence"))
-                set(pc, "enable.idempotence", "true", NULL, 0);
-        if (!dmp_conf_kafka_get(conf, "linger.ms"))
-                set(pc, "linger.ms", "5", NULL, 0);
-        /* Delivery reports of failures only (all delivery_cb needs): a
-         * delivered result is then freed on librdkafka's broker thread
-         * instead of being handed back to the processing thread, which
-         * called delivery_cb and freed each one in rd_kafka_poll. */
-        if (!dmp_conf_kafka_get(conf, "delivery.report.only.error"))
-                set(pc, "delivery.report.only.error", "true", NULL, 0);
-        /* Keys to partitions as the Java client does (murmur2), so that the
-         * output topics are co-partitioned with topics that Java producers,
-         * Kafka Streams or Flink write by the same key. librdkafka's default
-         * (consistent_random) hashes with CRC32 and puts most keys elsewhere. */
-        if (!dmp_conf_kafka_get(conf, "partitioner"))
-                set(pc, "partitioner", "murmur2_random", NULL, 0);
-        d->producer = rd_kafka_new(RD_KAFKA_PRODUCER, pc, errstr, (size_t)errstr_size);
-        if (!d->producer) {
-                rd_kafka_conf_destroy(pc);
+        if (!(d->producer = dmp_kafkaconf_client(conf, DMP_KAFKA_PRODUCER, pc))) {
+                *config_error = 1;
                 goto fail;
         }
         if (!(d->out_batch = dmp_outbatch_new(d->producer, conf->output.topic, errstr,
@@ -643,6 +587,8 @@ dmp_daemon_t *dmp_daemon_new(dmp_conf_t *conf, int *config_error, char *errstr,
                 char user[256];
                 dmp_registry_opts_from_conf(&ro, conf, user, sizeof(user));
                 if (!(d->registry = dmp_registry_new(&ro, errstr, errstr_size))) {
+                        dmp_conf_error(conf, dmp_conf_line(conf, "input", "registry.url"),
+                                       "[input] registry.url: %s", errstr);
                         *config_error = 1;
                         goto fail;
                 }
@@ -658,9 +604,8 @@ dmp_daemon_t *dmp_daemon_new(dmp_conf_t *conf, int *config_error, char *errstr,
                                     errstr_size))
                         goto fail;
 
-        /* Consumer: offsets are ours (stored with the state), so no automatic
-         * commits or offset stores. */
-        rd_kafka_conf_t *cc = kafka_conf(conf, errstr, errstr_size);
+        /* Consumer: offsets are ours, stored with the state (kafkaconf.c). */
+        rd_kafka_conf_t *cc = dmp_kafkaconf_new(conf, DMP_KAFKA_CONSUMER);
         if (!cc) {
                 *config_error = 1;
                 goto fail;
@@ -669,39 +614,11 @@ dmp_daemon_t *dmp_daemon_new(dmp_conf_t *conf, int *config_error, char *errstr,
         rd_kafka_conf_set_rebalance_cb(cc, rebalance_cb);
         for (int i = 0; i < DMP_MAX_LAG_PARTITIONS; i++)
                 d->lag[i] = -1;
-        if (conf->http.port > 0) { /* consumer lag for /metrics */
+        if (conf->http.port > 0) /* consumer lag for /metrics */
                 rd_kafka_conf_set_stats_cb(cc, stats_cb);
-                if (!dmp_conf_kafka_get(conf, "statistics.interval.ms"))
-                        set(cc, "statistics.interval.ms", "1000", NULL, 0);
-        }
-        /* Prefetch: how much librdkafka holds before the processing thread
-         * takes it. Each queued message costs ~400 bytes beyond its payload
-         * and pins its fetch response buffer; a short queue is as fast as a
-         * deep one only if the fetcher is woken when it drains
-         * (src/fetchwake.h). A short fetch.wait.max.ms halves the time to
-         * the first result. The figures: docs/PERFORMANCE.md "Consumer
-         * prefetch". All are defaults: [kafka] settings win. */
-        if (!dmp_conf_kafka_get(conf, "max.partition.fetch.bytes"))
-                set(cc, "max.partition.fetch.bytes", DMP_DEFAULT_PARTITION_FETCH_BYTES, NULL, 0);
-        if (!dmp_conf_kafka_get(conf, "fetch.wait.max.ms"))
-                set(cc, "fetch.wait.max.ms", "10", NULL, 0);
-        if (!dmp_conf_kafka_get(conf, "queued.min.messages"))
-                set(cc, "queued.min.messages", DMP_DEFAULT_QUEUE_MIN, NULL, 0);
         int need_waker = dmp_fetchwake_needed();
-        if (!need_waker && !dmp_conf_kafka_get(conf, "fetch.queue.backoff.ms"))
-                set(cc, "fetch.queue.backoff.ms", "1", NULL, 0);
-        if (set(cc, "group.id", conf->input.group_id, errstr, errstr_size) ||
-            set(cc, "enable.auto.commit", "false", errstr, errstr_size) ||
-            set(cc, "enable.auto.offset.store", "false", errstr, errstr_size) ||
-            set(cc, "auto.offset.reset",
-                dmp_conf_enum_name("input", "auto.offset.reset", (int)conf->input.auto_offset_reset),
-                errstr, errstr_size)) {
-                rd_kafka_conf_destroy(cc);
-                goto fail;
-        }
-        d->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, cc, errstr, errstr_size);
-        if (!d->consumer) {
-                rd_kafka_conf_destroy(cc);
+        if (!(d->consumer = dmp_kafkaconf_client(conf, DMP_KAFKA_CONSUMER, cc))) {
+                *config_error = 1;
                 goto fail;
         }
         rd_kafka_poll_set_consumer(d->consumer);
