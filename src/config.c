@@ -166,6 +166,12 @@ static const prop_t props[] = {
          "and not ready on /readyz, for at most this long, then exits with code 1. 0: waits "
          "as long as it takes. An answer that refuses (bad credentials, an incompatible "
          "schema) is an error at once."},
+        {SEC_INPUT, "startup.timeout.ms", PT_INT, "0", 0, INT64_C(1) << 40, {{0}},
+         IN(startup_timeout_ms),
+         "At startup dmpflow waits for the Kafka cluster to answer before it subscribes: "
+         "it tries again with backoff (1 s doubling to 30 s, a log line per try), not ready "
+         "on /readyz (which says why), for at most this long, then exits with code 1. 0: "
+         "waits as long as it takes (a daemon outlives a broker that starts after it)."},
         {SEC_STATE, "dir", PT_STR, "./state", 0, 0, {{0}}, ST(dir),
          "RocksDB state directory (aggregates of open windows and the input offsets they reflect)."},
         {SEC_STATE, "commit.interval.ms", PT_INT, "1000", 10, 3600000, {{0}},

@@ -54,6 +54,7 @@ typedef struct dmp_input_conf {
         int64_t registry_pause_ms;
         int64_t registry_cache_size;
         int64_t registry_startup_timeout_ms; /* 0: wait forever */
+        int64_t startup_timeout_ms; /* for the Kafka cluster; 0: wait forever */
         int line[DMP_MAX_PROPS];
 } dmp_input_conf_t;
 

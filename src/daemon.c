@@ -64,7 +64,7 @@ typedef struct cron {
         int64_t next_ms;   /* monotonic */
 } cron_t;
 enum { CRON_IDLE, CRON_REFORWARD, CRON_METRICS, CRON_BUDGET, CRON_COMMIT, CRON_PROGRESS,
-       CRON__CNT };
+       CRON_LOG, CRON__CNT };
 
 struct dmp_daemon {
         dmp_conf_t *conf;
@@ -82,6 +82,7 @@ struct dmp_daemon {
         int32_t out_schema_id;    /* >= 0: results in the Confluent wire format */
         atomic_int stop;
         int failed; /* a runtime failure: stop without committing */
+        char kafka_error[512]; /* the consumer's last error (consumer_error_cb) */
         char failure[512];
         uint64_t delivery_failures;
         uint64_t skipped; /* records not processed: see dmp_engine_wants() */
@@ -127,15 +128,44 @@ static void fail(dmp_daemon_t *d, const char *fmt, ...) {
         dmp_error("%s", d->failure);
 }
 
+/* The consumer's errors that are not a partition's (those come as
+ * messages, process_message): the connection's, the cluster's, a fatal
+ * one. Without this callback librdkafka would log each itself.
+ * Processing thread (served from the consumer queue). */
+static void consumer_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
+        dmp_daemon_t *d = opaque;
+        if (err == RD_KAFKA_RESP_ERR__FATAL) {
+                char e[512];
+                rd_kafka_fatal_error(rk, e, sizeof(e));
+                fail(d, "fatal consumer error: %s", e);
+                return;
+        }
+        if (err != RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) { /* (the reason is in the others) */
+                const char *after = strstr(reason, " (after "); /* timings, counts */
+                snprintf(d->kafka_error, sizeof(d->kafka_error), "%.*s",
+                         after ? (int)(after - reason) : (int)strlen(reason), reason);
+        }
+        /* A lost connection is logged by librdkafka itself (FAIL, ERROR),
+         * counted (kafkaconf.h); anything else here, counted too (log.h). */
+        int connection = err == RD_KAFKA_RESP_ERR__TRANSPORT ||
+                         err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN;
+        char cls[200];
+        dmp_kafkaconf_log_class("consumer", reason, cls, sizeof(cls));
+        dmp_log_repeated(connection ? DMP_LOG_DEBUG : DMP_LOG_WARN, cls, "consumer: %s", reason);
+}
+
 /* ---- output ---- */
 
 static void delivery_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
         (void)rk;
         dmp_daemon_t *d = opaque;
-        if (m->err) {
+        if (m->err) { /* one per result when a topic refuses them all: counted */
+                char cls[300];
                 d->delivery_failures++;
-                dmp_error("result delivery to %s failed: %s", rd_kafka_topic_name(m->rkt),
-                          rd_kafka_err2str(m->err));
+                snprintf(cls, sizeof(cls), "delivery %s %d", rd_kafka_topic_name(m->rkt),
+                         (int)m->err);
+                dmp_log_repeated(DMP_LOG_ERROR, cls, "result delivery to %s failed: %s",
+                                 rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err));
         }
 }
 
@@ -612,6 +642,7 @@ dmp_daemon_t *dmp_daemon_new(dmp_conf_t *conf, int *config_error, char *errstr,
         }
         rd_kafka_conf_set_opaque(cc, d);
         rd_kafka_conf_set_rebalance_cb(cc, rebalance_cb);
+        rd_kafka_conf_set_error_cb(cc, consumer_error_cb);
         for (int i = 0; i < DMP_MAX_LAG_PARTITIONS; i++)
                 d->lag[i] = -1;
         if (conf->http.port > 0) /* consumer lag for /metrics */
@@ -725,74 +756,121 @@ static dmp_reg_status_t register_all(dmp_daemon_t *d, char *errstr, size_t errst
         return st;
 }
 
-/* Registers the output schemas before anything is consumed, as a service
- * started before its registry (compose, Kubernetes) must: while the
- * registry does not answer (no connection, timeouts, HTTP 5xx: see
- * registry.h), it tries again with backoff, 1 s doubling to 10 s, not
- * subscribed (so not ready on /readyz), serving the HTTP endpoint, until
- * [input] registry.startup.timeout.ms (0: forever). An answer that refuses
- * (bad credentials, an incompatible schema) fails at once. Returns 0 when
- * done, 1 if stopped while waiting, -1 with errstr. */
-#define REGISTER_BACKOFF_MAX_MS 10000
-static int register_output_schemas(dmp_daemon_t *d, char *errstr, size_t errstr_size) {
-        if (!d->registry)
-                return 0;
-        int64_t t0 = dmp_mono_ms(), timeout = d->conf->input.registry_startup_timeout_ms;
-        int64_t backoff = 1000, next_note = t0 + 30000;
-        char e[1024];
+/* ---- startup: what must answer before anything is consumed ---- */
+
+/* A dependency the daemon waits for at startup, as a service started
+ * before it (compose, Kubernetes) must: tried with backoff (1 s doubling
+ * to backoff_max_ms) while it does not answer, one log line per try, not
+ * subscribed (so not ready on /readyz, which says why), serving the HTTP
+ * endpoint, for at most timeout_ms (0: as long as it takes). An answer
+ * that refuses is an error at once. */
+typedef struct startup_dep {
+        const char *what;         /* "the schema registry" */
+        const char *timeout_name; /* "[input] registry.startup.timeout.ms" */
+        int64_t timeout_ms;
+        int64_t backoff_max_ms;
+        /* one try: DMP_REG_OK, DMP_REG_UNAVAILABLE (try again), or refused
+         * (any other; e says why) */
+        dmp_reg_status_t (*attempt)(dmp_daemon_t *d, char *e, size_t e_size);
+} startup_dep_t;
+
+/* Returns 0 when it answered, 1 if stopped while waiting, -1 with errstr. */
+static int startup_wait(dmp_daemon_t *d, const startup_dep_t *dep, char *errstr,
+                        size_t errstr_size) {
+        int64_t t0 = dmp_mono_ms(), timeout = dep->timeout_ms, backoff = 1000;
+        char e[1024], why[1200], limit[64] = "as long as it takes";
+        if (timeout > 0)
+                snprintf(limit, sizeof(limit), "up to %.0f s", (double)timeout / 1000.0);
         for (int attempt = 1;; attempt++) {
-                dmp_reg_status_t st = register_all(d, e, sizeof(e));
+                int64_t tried = dmp_mono_ms();
+                dmp_reg_status_t st = dep->attempt(d, e, sizeof(e));
                 int64_t now = dmp_mono_ms();
                 if (st == DMP_REG_OK) {
                         if (attempt > 1)
-                                dmp_info("the schema registry answered after %.1f s; starting",
+                                dmp_info("%s answered after %.1f s; starting", dep->what,
                                          (double)(now - t0) / 1000.0);
+                        if (d->admin)
+                                dmp_admin_set_not_ready_why(d->admin, NULL);
                         return 0;
                 }
                 if (st != DMP_REG_UNAVAILABLE || (timeout > 0 && now - t0 >= timeout)) {
                         if (st == DMP_REG_UNAVAILABLE)
-                                snprintf(errstr, errstr_size,
-                                         "the schema registry did not answer within %.0f s "
-                                         "([input] registry.startup.timeout.ms): %s",
-                                         (double)timeout / 1000.0, e);
+                                snprintf(errstr, errstr_size, "%s did not answer within %.0f s "
+                                         "(%s): %s", dep->what, (double)timeout / 1000.0,
+                                         dep->timeout_name, e);
                         else
                                 snprintf(errstr, errstr_size, "%s", e);
                         dmp_error("%s", errstr);
                         return -1;
                 }
-                if (attempt == 1) {
-                        char limit[64] = "as long as it takes";
-                        if (timeout > 0)
-                                snprintf(limit, sizeof(limit), "up to %.0f s",
-                                         (double)timeout / 1000.0);
-                        dmp_warn("the schema registry does not answer (%s); trying again for %s "
-                                 "([input] registry.startup.timeout.ms), consuming nothing "
-                                 "until it does", e, limit);
-                        if (d->admin)
-                                publish_metrics(d);
-                } else if (now >= next_note) {
-                        dmp_info("still waiting for the schema registry after %.0f s: %s",
-                                 (double)(now - t0) / 1000.0, e);
-                        next_note = now + 30000;
-                } else {
-                        dmp_debug("schema registry, attempt %d: %s", attempt, e);
-                }
-                int64_t until = now + backoff;
+                int64_t until = tried + backoff; /* (the try's own time included) */
                 if (timeout > 0 && until > t0 + timeout)
                         until = t0 + timeout;
+                if (attempt == 1)
+                        dmp_warn("%s does not answer (%s); trying again for %s (%s), consuming "
+                                 "nothing until it does", dep->what, e, limit, dep->timeout_name);
+                else /* one line per backoff step */
+                        dmp_warn("%s still does not answer after %.0f s (%s); next try in %.0f s",
+                                 dep->what, (double)(now - t0) / 1000.0, e,
+                                 (double)(until > now ? until - now : 0) / 1000.0);
+                if (d->admin) {
+                        snprintf(why, sizeof(why), "waiting for %s (for %.0f s): %s", dep->what,
+                                 (double)(now - t0) / 1000.0, e);
+                        dmp_admin_set_not_ready_why(d->admin, why);
+                        publish_metrics(d);
+                }
                 while (dmp_mono_ms() < until) {
                         if (atomic_load(&d->stop)) {
-                                dmp_info("stopped while waiting for the schema registry; "
-                                         "nothing was consumed");
+                                dmp_info("stopped while waiting for %s; nothing was consumed",
+                                         dep->what);
                                 return 1;
                         }
                         if (d->admin)
                                 dmp_admin_serve(d->admin);
+                        dmp_log_repeats_tick(dmp_mono_ms());
                         nanosleep(&(struct timespec){0, 50 * 1000000L}, NULL);
                 }
-                backoff = backoff * 2 > REGISTER_BACKOFF_MAX_MS ? REGISTER_BACKOFF_MAX_MS
-                                                                : backoff * 2;
+                backoff = backoff * 2 > dep->backoff_max_ms ? dep->backoff_max_ms : backoff * 2;
         }
+}
+
+/* The Kafka cluster answers a metadata request. librdkafka keeps trying to
+ * connect meanwhile; its last error (consumer_error_cb: "Connect to ...
+ * failed: Connection refused") is the reason given. */
+#define BROKER_PROBE_MS 1000 /* (librdkafka goes on connecting after it) */
+static dmp_reg_status_t broker_attempt(dmp_daemon_t *d, char *e, size_t e_size) {
+        const struct rd_kafka_metadata *md = NULL;
+        rd_kafka_resp_err_t err = rd_kafka_metadata(d->consumer, 0, NULL, &md, BROKER_PROBE_MS);
+        if (md)
+                rd_kafka_metadata_destroy(md);
+        /* serves the consumer queue: its errors reach consumer_error_cb */
+        rd_kafka_message_t *batch[64];
+        ssize_t n = rd_kafka_consume_batch_queue(dmp_fetchq_events(d->fetchq), 0, batch, 64);
+        for (ssize_t i = 0; i < n; i++)
+                rd_kafka_message_destroy(batch[i]); /* (not subscribed: errors only) */
+        snprintf(e, e_size, "%s", d->kafka_error[0] ? d->kafka_error : rd_kafka_err2str(err));
+        if (!err)
+                d->kafka_error[0] = '\0';
+        return err ? DMP_REG_UNAVAILABLE : DMP_REG_OK;
+}
+
+/* Before subscribing: the cluster, then (format = confluent) the output
+ * schemas registered. Returns 0, 1 if stopped meanwhile, -1 with errstr. */
+static int wait_for_dependencies(dmp_daemon_t *d, char *errstr, size_t errstr_size) {
+        char what[600];
+        const char *bs = dmp_conf_kafka_get(d->conf, "bootstrap.servers");
+        snprintf(what, sizeof(what), "the Kafka cluster at %.500s", bs ? bs : "?");
+        const startup_dep_t broker = {what, "[input] startup.timeout.ms",
+                                      d->conf->input.startup_timeout_ms, 30000, broker_attempt};
+        /* (10 s at most between tries: registration is cheap) */
+        const startup_dep_t registry = {"the schema registry",
+                                        "[input] registry.startup.timeout.ms",
+                                        d->conf->input.registry_startup_timeout_ms, 10000,
+                                        register_all};
+        int r = startup_wait(d, &broker, errstr, errstr_size);
+        if (!r && d->registry)
+                r = startup_wait(d, &registry, errstr, errstr_size);
+        return r;
 }
 
 /* ---- the loop ---- */
@@ -807,7 +885,9 @@ static void process_message(dmp_daemon_t *d, rd_kafka_message_t *m) {
                         fail(d, "fatal consumer error: %s", e);
                         return;
                 }
-                dmp_warn("consumer: %s", rd_kafka_message_errstr(m));
+                char cls[64];
+                snprintf(cls, sizeof(cls), "consumer %d", (int)m->err);
+                dmp_log_repeated(DMP_LOG_WARN, cls, "consumer: %s", rd_kafka_message_errstr(m));
                 return;
         }
         if (!dmp_engine_wants(d->engine, m->partition, m->offset) ||
@@ -834,8 +914,8 @@ static void process_message(dmp_daemon_t *d, rd_kafka_message_t *m) {
                                            errstr, e2, sizeof(e2)))
                                 fail(d, "%s", e2);
                 } else if (cls == DMP_DECODE_OK) /* not the record's fault */
-                        dmp_warn("%s [%d] offset %" PRId64 ": %s", r.topic, (int)r.partition,
-                                 r.offset, errstr);
+                        dmp_log_repeated(DMP_LOG_WARN, "process", "%s [%d] offset %" PRId64
+                                         ": %s", r.topic, (int)r.partition, r.offset, errstr);
                 else if (dmp_dlq_send(d->dlq, &r, cls, errstr, e2, sizeof(e2)))
                         fail(d, "dead letter: %s", e2);
         }
@@ -906,6 +986,12 @@ static void cron_progress(dmp_daemon_t *d, int64_t now) {
         d->progress_events = s->events_in;
 }
 
+/* The counts of repeated log lines whose interval has ended (log.h). */
+static void cron_log(dmp_daemon_t *d, int64_t now) {
+        (void)d;
+        dmp_log_repeats_tick(now);
+}
+
 /* The table, in the order a round runs them, with each task's period and
  * first run (0: the first round; else one period in). */
 static void cron_start(dmp_daemon_t *d, int64_t now) {
@@ -921,6 +1007,7 @@ static void cron_start(dmp_daemon_t *d, int64_t now) {
                 [CRON_BUDGET] = {"budget", cron_budget, 50, 1},
                 [CRON_COMMIT] = {"commit", cron_commit, d->conf->state.commit_interval_ms, 0},
                 [CRON_PROGRESS] = {"progress", cron_progress, 10000, 0},
+                [CRON_LOG] = {"log", cron_log, 500, 0},
         };
         for (int i = 0; i < CRON__CNT; i++)
                 d->cron[i] = (cron_t){table[i].name, table[i].run, table[i].period_ms,
@@ -928,7 +1015,7 @@ static void cron_start(dmp_daemon_t *d, int64_t now) {
 }
 
 int dmp_daemon_run(dmp_daemon_t *d, char *errstr, size_t errstr_size) {
-        int reg = register_output_schemas(d, errstr, errstr_size);
+        int reg = wait_for_dependencies(d, errstr, errstr_size);
         if (reg)
                 return reg < 0 ? -1 : 0; /* 1: stopped while waiting */
         rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
@@ -1006,6 +1093,7 @@ int dmp_daemon_run(dmp_daemon_t *d, char *errstr, size_t errstr_size) {
          * clean) unless a failure happened. */
         rd_kafka_consumer_close(d->consumer);
         publish_counters(d);
+        dmp_log_repeats_tick(INT64_MAX); /* before the last lines: the counts so far */
         if (d->failed) {
                 snprintf(errstr, errstr_size, "%s", d->failure);
                 return -1;

@@ -137,8 +137,8 @@ static void repeats_expire(int64_t now) {
                         continue;
                 }
                 int64_t end = now == INT64_MAX ? dmp_mono_ms() : now; /* (INT64_MAX: at exit) */
-                dmp_log(r->level, "%" PRIu64 " times in the last %.1f s, the first: %s", r->count,
-                        (double)(end - r->start) / 1000.0, r->first);
+                dmp_log(r->level, "%" PRIu64 " more like this in the last %.1f s, the first: %s",
+                        r->count, (double)(end - r->start) / 1000.0, r->first);
                 r->count = 0;
                 r->start = end;
                 r->until = now == INT64_MAX ? 0 : end + repeat_interval;

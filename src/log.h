@@ -31,7 +31,7 @@ void dmp_log(dmp_log_level_t level, const char *fmt, ...)
  * written at once when its class has been quiet; the next ones of the
  * class within the repeat interval are only counted, and when the
  * interval ends one line gives their count and the first of them:
- *   "<n> times in the last 10.0 s, the first: <message>"
+ *   "<n> more like this in the last 10.0 s, the first: <message>"
  * A class stays counted while it keeps repeating (one line per interval);
  * after an interval without one it is quiet again. So a flood (a broker
  * refusing every result, librdkafka's "Connection refused" at each
