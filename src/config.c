@@ -121,7 +121,9 @@ static const prop_t props[] = {
          "and defaults. Records are read from the writer schema by the Avro resolution rules "
          "(fields added with defaults, removed, reordered, promoted). Empty: `schema` itself."},
         {SEC_INPUT, "key.field", PT_STR, "", 0, 0, {{0}}, IN(key_field),
-         "Field (string, int or long) that keys the aggregates; empty: the Kafka message key."},
+         "Field (string, int or long) that keys the aggregates; empty: the Kafka message key. "
+         "A key (or [group] value) longer than 65535 bytes, the most state keeps, makes the "
+         "record a dead letter (class `key_too_long`)."},
         {SEC_INPUT, "time.field", PT_STR, "", 0, 0, {{0}}, IN(time_field),
          "Event-time field (long, timestamp-millis or timestamp-micros); empty: the Kafka timestamp."},
         {SEC_INPUT, "auto.offset.reset", PT_ENUM, "earliest", 0, 0,

@@ -16,7 +16,7 @@
 #include "util.h"
 
 #define META_VERSION 1 /* of the partition metadata value */
-#define AGG_KEY_MAX (4 + 2 + 2 + 65535 + 8)
+#define AGG_KEY_MAX (4 + 2 + 2 + DMP_KEY_MAX + 8)
 #define DEFAULT_MEM (8u << 20)
 
 enum { CF_DEFAULT, CF_META, CF_WINDOWS, CF_GROUPS, CF__CNT };

@@ -35,6 +35,12 @@
 
 #define DMP_STORE_LAYOUT 2
 
+/* The longest key, or group value, kept in state: the klen:be16 of the
+ * window keys (and the entries' 16-bit key_len, wtable.h). A record with a
+ * longer one is a dead letter (class key_too_long): two keys that differ
+ * only beyond it must not share state (issue 22). */
+#define DMP_KEY_MAX 65535
+
 typedef struct dmp_store dmp_store_t;
 
 /* What `dmpflow check` can tell of dir without changing it, as `run`
