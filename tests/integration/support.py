@@ -322,3 +322,39 @@ def per_partition(events: Iterable[tuple[int, str, Mapping[str, Any]]]) -> dict[
     for p, _, e in events:
         out.setdefault(p, []).append(e)
     return out
+
+
+# --------------------------------------------------------------------------
+# A broker of the test's own (stopped and started by the test)
+# --------------------------------------------------------------------------
+
+
+class PrivateBroker:
+    """A single-node Kafka broker of scripts/kafka-local on ports and a data
+    directory of its own, for tests that stop and start the broker (never
+    the session's). Its data survives stop/start (topics, offsets)."""
+
+    def __init__(self, data_dir: Path, heap: str = "-Xms384m -Xmx384m"):
+        self.port, self.controller_port = free_port(), free_port()
+        self.bootstrap = f"127.0.0.1:{self.port}"
+        self.env = {**os.environ, "KAFKA_PORT": str(self.port),
+                    "KAFKA_CONTROLLER_PORT": str(self.controller_port),
+                    "KAFKA_DATA": str(data_dir), "KAFKA_HEAP_OPTS": heap}
+        self.starts = self.stops = 0
+
+    def _script(self, *args: str) -> None:
+        import subprocess
+        proc = subprocess.run([str(REPO / "scripts" / "kafka-local"), *args], env=self.env,
+                              stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=240)
+        assert proc.returncode == 0, f"kafka-local {' '.join(args)}: {proc.stderr[-3000:]}"
+
+    def start(self) -> None:
+        self._script("start")
+        self.starts += 1
+
+    def stop(self) -> None:
+        self._script("stop")
+        self.stops += 1
+
+    def wipe(self) -> None:
+        self._script("stop", "--wipe")
