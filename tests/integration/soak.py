@@ -58,10 +58,14 @@ def log(msg: str) -> None:
     print(f"soak {time.strftime('%H:%M:%S')}: {msg}", flush=True)
 
 
+RUNNING: list = []
+
+
 class Dmpflow:
     """The dmpflow process, restarted after each kill."""
 
     def __init__(self, conf: Path, workdir: Path):
+        RUNNING.append(self)
         import subprocess
         self.sp, self.conf, self.workdir = subprocess, conf, workdir
         self.proc = None
@@ -140,10 +144,15 @@ def main() -> int:
     log(f"seed {seed}, {seconds:.0f} s, {kills} kills, {bounces} broker bounces, "
         f"{rate:.0f} events/s; logs in {work}")
     broker = PrivateBroker(work / "kafka")
+    # SIGTERM too ends in the finally: the broker and dmpflow do not outlive it
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     broker.start()
     try:
         return run(broker, work, seconds, kills, bounces, rate, seed, rng)
     finally:
+        for d in RUNNING:
+            if d.proc and d.proc.poll() is None:
+                d.proc.kill()
         broker.wipe()
 
 
