@@ -473,6 +473,13 @@ void dmp_admin_stop(dmp_admin_t *a) {
         free(a);
 }
 
+int dmp_admin_add_connection(dmp_admin_t *a, int fd) {
+        /* the peer's address is only logged: a loopback one */
+        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        return MHD_add_connection(a->mhd, fd, (struct sockaddr *)&sa, sizeof(sa)) == MHD_YES ? 0
+                                                                                          : -1;
+}
+
 int dmp_admin_port(const dmp_admin_t *a) {
         return a->port;
 }

@@ -78,6 +78,12 @@ void dmp_admin_set_not_ready_why(dmp_admin_t *a, const char *why);
  * one if any waits). Processing thread. */
 void dmp_admin_serve(dmp_admin_t *a);
 
+/* Serves one more connection: fd, a connected stream socket (the endpoint
+ * owns it from now on, and closes it). tests/fuzz/fuzz_http.c writes raw
+ * requests to the other end of a socketpair, in process, without a
+ * network socket. 0, or -1 if libmicrohttpd refused it. */
+int dmp_admin_add_connection(dmp_admin_t *a, int fd);
+
 /* Counters of the endpoint (any thread). */
 typedef struct dmp_admin_stats {
         unsigned long long queries;  /* state queries answered by the processing thread */

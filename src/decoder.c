@@ -144,7 +144,10 @@ static void writer_evict(dmp_decoder_t *d) {
 static json_t *logical_field(const dmp_decoder_t *d, const dmp_schema_t *writer,
                              const dmp_need_t *nd, int ri) {
         avro_schema_t r = d->reader->avro;
-        if (writer) {
+        /* a writer that is no record (a registry can hold any schema) is
+         * rejected by the plan compiler; Avro C's record accessors would
+         * crash on it (fuzz finding, docs/FUZZING.md) */
+        if (writer && is_avro_record(writer->avro)) {
                 avro_schema_t w = writer->avro;
                 int wi = avro_schema_record_field_get_index(w, nd->field);
                 json_t *rf = dmp_schema_field_json(d->reader, r, ri);

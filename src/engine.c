@@ -91,9 +91,17 @@ static void compile_windows(dmp_engine_t *e, const dmp_conf_t *conf) {
                 const char *s = wc->measures, *n;
                 size_t l;
                 int mi;
-                while (dmp_list_next(&s, &n, &l))
-                        if ((mi = dmp_conf_find_measure(conf, n, l)) >= 0)
+                while (dmp_list_next(&s, &n, &l)) {
+                        int dup = 0;
+                        if ((mi = dmp_conf_find_measure(conf, n, l)) < 0)
+                                continue;
+                        /* once each: a longer list overflowed measures[]
+                         * (fuzz finding, docs/FUZZING.md) */
+                        for (int j = 0; j < w->nmeasures; j++)
+                                dup |= w->measures[j] == mi;
+                        if (!dup)
                                 w->measures[w->nmeasures++] = mi;
+                }
                 if (w->nmeasures == 0) /* default: every measure */
                         for (int m = 0; m < e->nmeasures; m++)
                                 w->measures[w->nmeasures++] = m;
@@ -191,6 +199,10 @@ dmp_engine_t *dmp_engine_compile(dmp_conf_t *conf) {
                 return NULL;
         }
         return e;
+}
+
+dmp_store_t *dmp_engine_store(dmp_engine_t *e) {
+        return e->store;
 }
 
 uint64_t dmp_engine_fingerprint(const dmp_engine_t *e) {
@@ -437,7 +449,8 @@ int engine_decode_window(const dmp_engine_t *e, int win, int64_t start, const vo
                 return -1;
         const dmp_window_t *w = &e->windows[win];
         int late = start == DMP_START_LATE;
-        if (v[2] != (late ? 1 : w->nmeasures) || (!late && dmp_window_is_keyed(w)))
+        if (v[2] != (late ? 1 : w->nmeasures) || (!late && dmp_window_is_keyed(w)) ||
+            (!late && !engine_time_ok(start)))
                 return -1;
         memcpy(aggs, v + 3, sizeof(dmp_agg_t) * v[2]);
         *flags = v[1];
@@ -674,6 +687,13 @@ int dmp_engine_partition_open(dmp_engine_t *e, int32_t partition, int64_t *next_
         dmp_wtable_init(&t->table);
         int r = dmp_store_get_meta(e->store, partition, &t->next_offset, &t->stream_time, errstr,
                                    errstr_size);
+        if (r > 0 && (t->next_offset < -1 ||
+                      (t->stream_time != INT64_MIN && !engine_time_ok(t->stream_time)))) {
+                snprintf(errstr, errstr_size, "partition %d: corrupt metadata (offset %" PRId64
+                         ", stream time %" PRId64 ")", (int)partition, t->next_offset,
+                         t->stream_time);
+                r = -1;
+        }
         if (r < 0) {
                 task_free(t);
                 return -1;

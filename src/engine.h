@@ -192,6 +192,9 @@ void dmp_engine_set_schema_provider(dmp_engine_t *e, dmp_schema_provider_t *prov
 /* Compiles conf's pipeline without opening the state store, for
  * inspection (dmpflow state). NULL after adding "file:line" errors. */
 dmp_engine_t *dmp_engine_compile(dmp_conf_t *conf);
+/* The engine's state store (NULL for dmp_engine_compile's), for tests and
+ * tests/fuzz/fuzz_state.c, which plant stored values in it. */
+dmp_store_t *dmp_engine_store(dmp_engine_t *e);
 /* The hash of the definitions that give stored state its meaning. */
 uint64_t dmp_engine_fingerprint(const dmp_engine_t *e);
 

@@ -142,6 +142,11 @@ int dmp_engine_describe_entry(const dmp_engine_t *e, int win, int64_t start, con
                          "bytes)", w->name, v[0], len);
                 return -1;
         }
+        if (!late && !engine_time_ok(start)) {
+                snprintf(errstr, errstr_size, "window %s: start %" PRId64 " out of range",
+                         w->name, start);
+                return -1;
+        }
         if (!late && dmp_floor_div(start, w->advance) * w->advance != start) {
                 snprintf(errstr, errstr_size, "window %s: start %" PRId64 " not aligned to %"
                          PRId64, w->name, start, w->advance);

@@ -147,6 +147,15 @@ static inline unsigned char *ks_item(const keystate_t *ks, size_t isz, uint32_t 
         return ks->items + (size_t)i * isz;
 }
 
+/* Whether a stored time is one the engine can have written: event times
+ * are within +-2^60 ms (idle advances add wall-clock time) and durations
+ * within 2^50, so the window arithmetic on times within +-2^61 cannot
+ * overflow. Stored values out of it are corrupt, refused before use
+ * (fuzz finding, docs/FUZZING.md). */
+static inline int engine_time_ok(int64_t t) {
+        return t >= -(INT64_C(1) << 61) && t <= INT64_C(1) << 61;
+}
+
 /* An int64 field of an item (items are unaligned byte arrays). */
 static inline int64_t item_i64(const unsigned char *item, int at) {
         int64_t v;

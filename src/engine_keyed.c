@@ -413,6 +413,26 @@ void keyed_close(dmp_engine_t *e, task_t *t, int wi) {
 }
 
 
+/* The times of a stored key state: sessions [start, last] in order,
+ * records in time order, all in range (engine_time_ok). */
+static int stored_keystate_ok(const dmp_window_t *w, const unsigned char *items, uint32_t n,
+                              const unsigned char *emitted_upto) {
+        size_t isz = engine_item_size(w);
+        int64_t prev = INT64_MIN, upto = item_i64(emitted_upto, 0);
+        if (upto != INT64_MIN && !engine_time_ok(upto))
+                return 0;
+        for (uint32_t i = 0; i < n; i++) {
+                int64_t t0 = item_i64(items + (size_t)i * isz, 0);
+                int64_t t1 = item_i64(items + (size_t)i * isz, 8);
+                if (!engine_time_ok(t0) || !engine_time_ok(t1))
+                        return 0;
+                if (w->kind == DMP_WINDOW_SESSION ? t0 > t1 || (i && t0 <= prev) : t0 < prev)
+                        return 0;
+                prev = w->kind == DMP_WINDOW_SESSION ? t1 : t0;
+        }
+        return 1;
+}
+
 int keyed_load(load_ctx_t *lc, int win, const char *key, size_t key_len, uint64_t h,
                const void *val, size_t len) {
         const dmp_window_t *w = &lc->e->windows[win];
@@ -423,7 +443,8 @@ int keyed_load(load_ctx_t *lc, int win, const char *key, size_t key_len, uint64_
             v[0] != ENTRY_VERSION_KEYSTATE || v[2] != w->nmeasures)
                 return -1;
         memcpy(&n, v + 11, 4);
-        if (len != ENTRY_KEYSTATE_HEAD_LEN + (size_t)n * isz)
+        if (len != ENTRY_KEYSTATE_HEAD_LEN + (size_t)n * isz ||
+            !stored_keystate_ok(w, v + ENTRY_KEYSTATE_HEAD_LEN, n, v + 3))
                 return -1;
         dmp_entry_t *en = keyed_new(lc->t, win, key, key_len, h);
         keystate_t *ks = ks_of(en);
@@ -456,6 +477,11 @@ int keyed_describe(const dmp_engine_t *e, const dmp_window_t *w, const unsigned 
         for (uint32_t i = 0; i < cnt; i++) {
                 const unsigned char *it = v + ENTRY_KEYSTATE_HEAD_LEN + (size_t)i * isz;
                 int64_t t0 = item_i64(it, 0), t1 = item_i64(it, 8);
+                if (!engine_time_ok(t0) || !engine_time_ok(t1)) {
+                        snprintf(errstr, errstr_size, "window %s: item %u: time out of range",
+                                 w->name, i);
+                        return -1;
+                }
                 if (w->kind == DMP_WINDOW_SESSION) {
                         if (t0 > t1 || (i && t0 <= prev)) {
                                 snprintf(errstr, errstr_size, "window %s: session %u "

@@ -17,6 +17,14 @@
 
 /* ---- compilation ---- */
 
+/* Appends v to list[*n] unless it is there. */
+static void list_add(int *list, int *n, int v) {
+        for (int i = 0; i < *n; i++)
+                if (list[i] == v)
+                        return;
+        list[(*n)++] = v;
+}
+
 static int compile_group(dmp_groups_t *g, dmp_group_conf_t *gc, dmp_decoder_t *dec, int nmeasures,
                          int nwindows) {
         gdef_t *gd = &g->groups[g->ngroups];
@@ -40,8 +48,10 @@ static int compile_group(dmp_groups_t *g, dmp_group_conf_t *gc, dmp_decoder_t *d
         }
         const char *s = gc->measures, *n;
         size_t l;
+        /* each once: a longer list overflowed measures[] and windows[]
+         * (fuzz finding, docs/FUZZING.md) */
         while (dmp_list_next(&s, &n, &l))
-                gd->measures[gd->nmeasures++] = dmp_conf_find_measure(g->conf, n, l);
+                list_add(gd->measures, &gd->nmeasures, dmp_conf_find_measure(g->conf, n, l));
         if (!gd->nmeasures)
                 for (int m = 0; m < nmeasures; m++)
                         gd->measures[gd->nmeasures++] = m;
@@ -56,7 +66,7 @@ static int compile_group(dmp_groups_t *g, dmp_group_conf_t *gc, dmp_decoder_t *d
                                        dmp_window_kind_name(w->kind));
                         return 1;
                 }
-                gd->windows[gd->nwindows++] = wi;
+                list_add(gd->windows, &gd->nwindows, wi);
         }
         (void)nwindows;
         g->ngroups++;
@@ -326,6 +336,15 @@ void dmp_groups_event(dmp_groups_t *g, int32_t partition, int64_t stream_time,
 
 /* ---- emitting ---- */
 
+/* The last update time kept as a double (aggs[nmeasures].max), as an
+ * int64_t: saturated, so that a corrupt stored value stays defined (fuzz
+ * finding, docs/FUZZING.md). */
+static int64_t last_update_of(double t) {
+        if (!(t > -9.2e18))
+                return INT64_MIN; /* NaN too */
+        return t < 9.2e18 ? (int64_t)t : INT64_MAX;
+}
+
 static void group_out(dmp_groups_t *g, const gdef_t *gd, const dmp_window_t *w, int64_t start,
                       const char *v, size_t vl, const dmp_agg_t *aggs) {
         for (int j = 0; j < gd->nmeasures; j++) {
@@ -335,7 +354,7 @@ static void group_out(dmp_groups_t *g, const gdef_t *gd, const dmp_window_t *w, 
                         .group = gd->name, .topic = gd->topic, .value = v, .value_len = vl,
                         .measure = g->measures[gd->measures[j]].name, .window = w,
                         .start = w ? start : 0, .end = w ? start + w->size : 0, .agg = &aggs[j],
-                        .last_update = (int64_t)aggs[gd->nmeasures].max};
+                        .last_update = last_update_of(aggs[gd->nmeasures].max)};
                 g->stats.group_results++;
                 if (g->sink.group)
                         g->sink.group(g->sink.opaque, &r);
@@ -537,6 +556,41 @@ typedef struct load_ctx {
         gtask_t *t;
 } load_ctx_t;
 
+/* Whether a stored entry (win, start, naggs) is one this pipeline makes:
+ * a known kind of a defined group, window or pattern, with its number of
+ * aggregates and a start in range. A corrupt or foreign store fails to
+ * load instead of indexing past the definitions (fuzz finding,
+ * docs/FUZZING.md). */
+static int stored_entry_valid(const dmp_groups_t *g, int win, int64_t start, int naggs) {
+        int n = win & 0xfff;
+        /* window starts are event times' (within +-2^60 ms), others 0 */
+        int64_t lim = (int64_t)1 << 61;
+        if (WIN_KIND(win) == KIND_GWIN || WIN_KIND(win) == KIND_KTOP ? start < -lim || start > lim
+                                                                     : start != 0)
+                return 0;
+        switch (WIN_KIND(win)) {
+        case KIND_RUNNING:
+                return n < g->ngroups && naggs == g->groups[n].nmeasures + 1;
+        case KIND_GWIN: {
+                int gi = n >> 5, wi = n & 31, listed = 0;
+                if (gi >= g->ngroups || naggs != g->groups[gi].nmeasures + 1)
+                        return 0;
+                for (int j = 0; j < g->groups[gi].nwindows; j++)
+                        listed |= g->groups[gi].windows[j] == wi;
+                return listed;
+        }
+        case KIND_KHIST:
+        case KIND_GHIST:
+                return n < g->npatterns && naggs == 2 &&
+                       (g->patterns[n].gi >= 0) == (WIN_KIND(win) == KIND_GHIST);
+        case KIND_KTOP:
+                return n < g->npatterns && g->patterns[n].kind == DMP_PATTERN_TOPK &&
+                       g->patterns[n].gi < 0 && (naggs == 1 || naggs == 2);
+        default:
+                return 0;
+        }
+}
+
 static int load_one(void *opaque, const char *key, size_t key_len, const void *val,
                     size_t val_len) {
         load_ctx_t *lc = opaque;
@@ -551,6 +605,8 @@ static int load_one(void *opaque, const char *key, size_t key_len, const void *v
         int64_t start = (int64_t)(s ^ (UINT64_C(1) << 63));
         size_t sl = key_len - 10;
         int naggs = (int)(val_len / sizeof(dmp_agg_t));
+        if (!stored_entry_valid(lc->g, win, start, naggs))
+                return -1;
         int kind = WIN_KIND(win);
         dmp_entry_t *en = dmp_entry_new(dmp_entry_hash(dmp_hash_bytes(key + 10, sl, 0), win, start),
                                         win, start, key + 10, sl, naggs);
@@ -649,7 +705,7 @@ int dmp_groups_query(dmp_groups_t *g, const char *name, const char *value, size_
                                         .value = dmp_entry_key(en), .value_len = en->key_len,
                                         .measure = g->measures[gd->measures[j]].name,
                                         .agg = &comb[j],
-                                        .last_update = (int64_t)comb[gd->nmeasures].max};
+                                        .last_update = last_update_of(comb[gd->nmeasures].max)};
                                 cb(opaque, &r);
                                 n++;
                         }

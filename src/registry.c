@@ -124,12 +124,12 @@ static void sleep_ms(long ms) {
 /* The registry's own error message of a body (Confluent's "message", or
  * the "detail" of a JAX-RS problem answer, as Apicurio gives for an
  * unknown path), or the body. *j holds it (the caller decrefs). */
-static const char *answer_message(const body_t *b, json_t **j) {
-        *j = b->p ? json_loads(b->p, 0, NULL) : NULL;
+static const char *answer_message(const char *body, json_t **j) {
+        *j = body ? json_loads(body, 0, NULL) : NULL;
         const char *m = json_string_value(json_object_get(*j, "message"));
         if (!m)
                 m = json_string_value(json_object_get(*j, "detail"));
-        return m ? m : b->p ? b->p : "";
+        return m ? m : body ? body : "";
 }
 
 /* One request with retries. Returns the HTTP status (0: no answer after
@@ -186,7 +186,7 @@ static long request(dmp_registry_t *r, const char *path, const char *post, body_
                 if (status) {
                         json_t *j;
                         snprintf(errstr, errstr_size, "%s %s: HTTP %ld %s (%d attempts)", method,
-                                 path, status, answer_message(out, &j), attempt + 1);
+                                 path, status, answer_message(out->p, &j), attempt + 1);
                         json_decref(j);
                 }
                 dmp_debug("registry: %s", errstr);
@@ -195,46 +195,52 @@ static long request(dmp_registry_t *r, const char *path, const char *post, body_
 }
 
 /* "the registry answered HTTP 404: <its message>" */
-static void answer_error(const body_t *b, long status, char *errstr, size_t errstr_size) {
+static void answer_error(const char *body, long status, char *errstr, size_t errstr_size) {
         json_t *j;
         snprintf(errstr, errstr_size, "the registry answered HTTP %ld: %s", status,
-                 answer_message(b, &j));
+                 answer_message(body, &j));
         json_decref(j);
 }
 
-/* GET path, whose answer is a schema: {"schema", "schemaType" (absent:
- * Avro), "references"}, as /schemas/ids/ID and /subjects/S/versions/V
- * answer. On DMP_REG_OK *schema is the text (caller frees) and *refs the
- * references (a new reference, or NULL). */
+dmp_reg_status_t dmp_registry_schema_answer(long status, const char *body, const char *what,
+                                            char **schema, json_t **refs, char *errstr,
+                                            size_t errstr_size) {
+        *schema = NULL;
+        *refs = NULL;
+        if (!status)
+                return DMP_REG_UNAVAILABLE;
+        if (status != 200) {
+                answer_error(body, status, errstr, errstr_size);
+                return status == 404 ? DMP_REG_NOT_FOUND : DMP_REG_ERROR;
+        }
+        dmp_reg_status_t st = DMP_REG_ERROR;
+        json_t *j = json_loads(body ? body : "", 0, NULL);
+        const char *s = json_string_value(json_object_get(j, "schema"));
+        const char *type = json_string_value(json_object_get(j, "schemaType"));
+        if (!s) {
+                snprintf(errstr, errstr_size, "%s: no \"schema\" in the answer", what);
+        } else if (type && strcmp(type, "AVRO")) {
+                snprintf(errstr, errstr_size, "it is a %s schema, not Avro", type);
+                st = DMP_REG_NOT_FOUND;
+        } else {
+                *schema = dmp_strdup(s);
+                json_t *rf = json_object_get(j, "references");
+                *refs = json_array_size(rf) ? json_incref(rf) : NULL;
+                st = DMP_REG_OK;
+        }
+        json_decref(j);
+        return st;
+}
+
+/* GET path, whose answer is a schema (dmp_registry_schema_answer). */
 static dmp_reg_status_t get_schema(dmp_registry_t *r, const char *path, char **schema,
                                    json_t **refs, char *errstr, size_t errstr_size) {
         body_t b = {0};
+        char what[1100];
         long status = request(r, path, NULL, &b, errstr, errstr_size);
-        dmp_reg_status_t st = DMP_REG_ERROR;
-        if (!status) {
-                st = DMP_REG_UNAVAILABLE;
-        } else if (status == 404) {
-                answer_error(&b, status, errstr, errstr_size);
-                st = DMP_REG_NOT_FOUND;
-        } else if (status != 200) {
-                answer_error(&b, status, errstr, errstr_size);
-        } else {
-                json_t *j = json_loads(b.p ? b.p : "", 0, NULL);
-                const char *s = json_string_value(json_object_get(j, "schema"));
-                const char *type = json_string_value(json_object_get(j, "schemaType"));
-                if (!s) {
-                        snprintf(errstr, errstr_size, "GET %s: no \"schema\" in the answer", path);
-                } else if (type && strcmp(type, "AVRO")) {
-                        snprintf(errstr, errstr_size, "it is a %s schema, not Avro", type);
-                        st = DMP_REG_NOT_FOUND;
-                } else {
-                        *schema = dmp_strdup(s);
-                        json_t *rf = json_object_get(j, "references");
-                        *refs = json_array_size(rf) ? json_incref(rf) : NULL;
-                        st = DMP_REG_OK;
-                }
-                json_decref(j);
-        }
+        snprintf(what, sizeof(what), "GET %s", path);
+        dmp_reg_status_t st = dmp_registry_schema_answer(status, b.p, what, schema, refs,
+                                                         errstr, errstr_size);
         free(b.p);
         return st;
 }
@@ -282,6 +288,36 @@ dmp_reg_status_t dmp_registry_schema(dmp_registry_t *r, int32_t id, const char *
         return st;
 }
 
+dmp_reg_status_t dmp_registry_register_answer(long status, const char *body,
+                                              const char *subject, int32_t *id, char *errstr,
+                                              size_t errstr_size) {
+        if (!status)
+                return DMP_REG_UNAVAILABLE;
+        if (status != 200) {
+                answer_error(body, status, errstr, errstr_size);
+                size_t l = strlen(errstr);
+                if (status == 404 && l < errstr_size) /* registration never is, at the right URL */
+                        snprintf(errstr + l, errstr_size - l,
+                                 " (is the registry URL the base of its Confluent-compatible "
+                                 "API? Apicurio Registry's ends in /apis/ccompat/v7)");
+                return DMP_REG_ERROR;
+        }
+        dmp_reg_status_t st = DMP_REG_ERROR;
+        json_t *j = json_loads(body ? body : "", 0, NULL);
+        json_t *v = json_object_get(j, "id");
+        /* ids are non-negative 32-bit integers (the wire format's 4 bytes) */
+        if (json_is_integer(v) && json_integer_value(v) >= 0 &&
+            json_integer_value(v) <= INT32_MAX) {
+                *id = (int32_t)json_integer_value(v);
+                st = DMP_REG_OK;
+        } else {
+                snprintf(errstr, errstr_size, "registering %s: no valid id in the answer",
+                         subject);
+        }
+        json_decref(j);
+        return st;
+}
+
 dmp_reg_status_t dmp_registry_register(dmp_registry_t *r, const char *subject,
                                        const char *schema, int32_t *id, char *errstr,
                                        size_t errstr_size) {
@@ -295,28 +331,8 @@ dmp_reg_status_t dmp_registry_register(dmp_registry_t *r, const char *subject,
         body_t b = {0};
         long status = request(r, path, post, &b, errstr, errstr_size);
         free(post);
-        dmp_reg_status_t st = DMP_REG_ERROR;
-        if (!status) {
-                st = DMP_REG_UNAVAILABLE;
-        } else if (status != 200) {
-                answer_error(&b, status, errstr, errstr_size);
-                size_t l = strlen(errstr);
-                if (status == 404 && l < errstr_size) /* registration never is, at the right URL */
-                        snprintf(errstr + l, errstr_size - l,
-                                 " (is the registry URL the base of its Confluent-compatible "
-                                 "API? Apicurio Registry's ends in /apis/ccompat/v7)");
-        } else {
-                json_t *j = json_loads(b.p ? b.p : "", 0, NULL);
-                json_t *v = json_object_get(j, "id");
-                if (json_is_integer(v)) {
-                        *id = (int32_t)json_integer_value(v);
-                        st = DMP_REG_OK;
-                } else {
-                        snprintf(errstr, errstr_size, "registering %s: no id in the answer",
-                                 subject);
-                }
-                json_decref(j);
-        }
+        dmp_reg_status_t st = dmp_registry_register_answer(status, b.p, subject, id, errstr,
+                                                           errstr_size);
         free(b.p);
         return st;
 }

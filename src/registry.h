@@ -14,6 +14,7 @@
 #ifndef DMP_REGISTRY_H
 #define DMP_REGISTRY_H
 
+#include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -64,6 +65,24 @@ void dmp_registry_destroy(dmp_registry_t *r);
  * DMP_REG_NOT_FOUND, with errstr saying which. */
 dmp_reg_status_t dmp_registry_schema(dmp_registry_t *r, int32_t id, const char **schema,
                                      char *errstr, size_t errstr_size);
+
+/* Reads the registry's answer to a GET of a schema (/schemas/ids/ID,
+ * /subjects/S/versions/V: {"schema", "schemaType" (absent: Avro),
+ * "references"}): HTTP status (0: no answer after the retries) and body
+ * (NUL-terminated text; NULL: none); what names the request in messages.
+ * DMP_REG_OK with *schema (malloc'ed, the caller frees) the schema's text
+ * and *refs its references (a new reference, or NULL); otherwise both are
+ * NULL and errstr says why. Pure: no I/O, so tests and the fuzz target
+ * (tests/fuzz/fuzz_registry.c) call it without a socket. */
+dmp_reg_status_t dmp_registry_schema_answer(long status, const char *body, const char *what,
+                                            char **schema, json_t **refs, char *errstr,
+                                            size_t errstr_size);
+
+/* Reads the answer to POST /subjects/<subject>/versions the same way:
+ * DMP_REG_OK with *id, a non-negative 32-bit integer. */
+dmp_reg_status_t dmp_registry_register_answer(long status, const char *body,
+                                              const char *subject, int32_t *id, char *errstr,
+                                              size_t errstr_size);
 
 /* Registers schema under subject (idempotent on the registry's side) and
  * returns its id. */

@@ -544,6 +544,8 @@ static size_t meta_key(unsigned char *k, int32_t partition) {
 
 static size_t agg_key(unsigned char *k, int32_t partition, int win, const char *key,
                       size_t key_len, int64_t start) {
+        if (key_len > UINT16_MAX) /* as the engine cuts keys (a longer query key) */
+                key_len = UINT16_MAX;
         dmp_be32_put(k, (uint32_t)partition);
         dmp_be16_put(k + 4, (uint16_t)win);
         dmp_be16_put(k + 6, (uint16_t)key_len);

@@ -123,3 +123,40 @@ int test_event_compare(const test_fixture_t *fx, const dmp_event_t *a, const dmp
         }
         return 0;
 }
+
+int test_decode_differential(test_fixture_t *fx, const void *rec, size_t len,
+                             int resolvable_only, char *why, size_t why_size) {
+        dmp_event_t a, b;
+        char err[512] = "";
+        if (dmp_decoder_decode(fx->dec, rec, len, &a, err, sizeof(err))) {
+                dmp_decode_err_t e = dmp_decoder_last_error(fx->dec);
+                if (e > DMP_DECODE_OK && e < DMP_DECODE__CNT && *err)
+                        return 0;
+                snprintf(why, why_size, "a rejected record without a class (%d) or message",
+                         (int)e);
+                return -1;
+        }
+        if (dmp_decoder_decode_generic(fx->dec, rec, len, &b, err, sizeof(err))) {
+                if (resolvable_only && strncmp(err, "malformed Avro record", 21))
+                        return 0;
+                snprintf(why, why_size, "%s: the plan accepted a record Avro C rejects: %s",
+                         fx->pp->schema_path, err);
+                return -1;
+        }
+        char diff[256];
+        if (test_event_compare(fx, &a, &b, diff, sizeof(diff))) {
+                snprintf(why, why_size, "%s: plan and Avro C differ: %s", fx->pp->schema_path,
+                         diff);
+                return -1;
+        }
+        return 0;
+}
+
+int test_fixed_provider(void *opaque, int32_t id, const char **json, char *errstr,
+                        size_t errstr_size) {
+        (void)id;
+        (void)errstr;
+        (void)errstr_size;
+        *json = *(const char *const *)opaque;
+        return 0;
+}

@@ -46,4 +46,18 @@ void test_fixture_close(test_fixture_t *fx);
 int test_event_compare(const test_fixture_t *fx, const dmp_event_t *a, const dmp_event_t *b,
                        char *why, size_t why_size);
 
+/* The differential check of the fuzz targets: decodes rec with fx's
+ * compiled plan and, if it accepts it, with Avro C's generic reader.
+ * Returns 0 when they agree or the plan rejects the record with an error
+ * class, else -1 with why. With resolvable_only, a pair Avro C cannot
+ * resolve at all (its resolver fills no defaults) has no reference and
+ * counts as agreement. */
+int test_decode_differential(test_fixture_t *fx, const void *rec, size_t len,
+                             int resolvable_only, char *why, size_t why_size);
+
+/* A dmp_schema_provider_t that answers every id with the schema text
+ * *(const char **)opaque. */
+int test_fixed_provider(void *opaque, int32_t id, const char **json, char *errstr,
+                        size_t errstr_size);
+
 #endif
