@@ -784,7 +784,7 @@ static char *ctx_reader(char *str, int num, void *stream) {
         if (!line)
                 return NULL;
         ctx->line++;
-        if (ctx->line == 1 && !memcmp(line, "\xEF\xBB\xBF", 3)) /* a UTF-8 BOM (inih skips it) */
+        if (ctx->line == 1 && !strncmp(line, "\xEF\xBB\xBF", 3)) /* a UTF-8 BOM (inih skips it) */
                 line += 3;
         while (*line == ' ' || *line == '\t')
                 line++;
