@@ -87,6 +87,7 @@ _Static_assert(sizeof(dmp_input_format_t) == sizeof(int) &&
                        sizeof(dmp_nonfinite_t) == sizeof(int) &&
                        sizeof(dmp_log_level_t) == sizeof(int) &&
                        sizeof(dmp_log_format_t) == sizeof(int) &&
+                       sizeof(dmp_offset_mismatch_t) == sizeof(int) &&
                        sizeof(dmp_window_kind_t) == sizeof(int) &&
                        sizeof(dmp_emit_mode_t) == sizeof(int) &&
                        sizeof(dmp_pattern_kind_t) == sizeof(int) &&
@@ -184,6 +185,16 @@ static const prop_t props[] = {
          "and its memtables (1/8); e.g. 64m, 2g. Past it dmpflow commits early. 0: half the "
          "cgroup memory limit (memory.max, or cgroup v1's limit_in_bytes), else 1g. "
          "docs/STATE.md states the margin."},
+        {SEC_STATE, "on.offset.mismatch", PT_ENUM, "stop", 0, 0,
+         {{DMP_MISMATCH_STOP, "stop"}, {DMP_MISMATCH_RESET, "reset"}}, ST(on_offset_mismatch),
+         "A partition whose stored next offset is beyond its log end offset (the input topic "
+         "was deleted and re-created, the state directory points at another cluster, the log "
+         "was truncated after an unclean leader election): its state is of input that is not "
+         "there. stop: exit with code 2, naming the partition and both offsets; reset: "
+         "discard that partition's state and start it over (auto.offset.reset). Either way "
+         "it is logged and counted (dmpflow_offset_mismatches_total). A stored offset below "
+         "the log start offset (retention deleted unread input) is a warning and "
+         "dmpflow_input_records_lost_total; the partition resumes at the log start."},
         {SEC_OUTPUT, "topic", PT_STR, NULL, 0, 0, {{0}}, OUT(topic),
          "Topic of the window results (schemas/window_result.avsc), keyed by the key and "
          "partitioned by it as the Java client does (murmur2; [kafka] partitioner to change) "

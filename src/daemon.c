@@ -47,6 +47,7 @@
 #include "pause.h"
 #include "query.h"
 #include "registry.h"
+#include "resume.h"
 #include "schemas.h"
 #include "util.h"
 
@@ -82,6 +83,9 @@ struct dmp_daemon {
         int32_t out_schema_id;    /* >= 0: results in the Confluent wire format */
         atomic_int stop;
         int failed; /* a runtime failure: stop without committing */
+        int failed_usage; /* and it needs an operator's decision: exit 2 (resume_offset) */
+        uint64_t offset_mismatches; /* partitions whose stored offset was beyond the log */
+        uint64_t records_lost;      /* input deleted before it was read (resume.h) */
         char kafka_error[512]; /* the consumer's last error (consumer_error_cb) */
         char failure[512];
         uint64_t delivery_failures;
@@ -366,7 +370,8 @@ static void publish_metrics(dmp_daemon_t *d) {
                 .fetch_wakeups = dmp_fetchwake_rounds(d->fetchwake), .now_ms = dmp_now_ms(),
                 .rebalances = d->rebalances, .rebalance_ms = d->rebalance_ms,
                 .ready = d->assigned > 0 && !d->failed, .queries_answered = as.queries,
-                .queries_rejected = as.rejected, .queries_expired = as.expired};
+                .queries_rejected = as.rejected, .queries_expired = as.expired,
+                .offset_mismatches = d->offset_mismatches, .records_lost = d->records_lost};
         dmp_buf_t b = {0}, status = {0}, results = {0};
         dmp_metrics_format(&b, d->engine, &in);
         dmp_admin_publish(d->admin, DMP_ADMIN_METRICS, b.p ? b.p : "", b.len);
@@ -503,6 +508,58 @@ static void resolve_reset_offsets(rd_kafka_t *rk, rd_kafka_topic_partition_list_
         rd_kafka_topic_partition_list_destroy(q);
 }
 
+/* The offset a partition resumes at, from its stored next offset (-1:
+ * none, it starts at reset), checked against its log (resume.h): beyond
+ * the log end it stops the daemon (exit 2) or, with [state]
+ * on.offset.mismatch = reset, discards the partition's state; below the log
+ * start it resumes there and counts what was lost. Called where the stored
+ * offset is known: on assignment. */
+#define RESUME_QUERY_TIMEOUT_MS 10000
+static int64_t resume_offset(dmp_daemon_t *d, int32_t partition, int64_t stored, int64_t reset) {
+        const char *topic = d->conf->input.topic;
+        int64_t start = -1, end = -1;
+        char e[512];
+        if (stored < 0)
+                return reset;
+        switch (dmp_resume_check(d->consumer, topic, partition, stored, &start, &end,
+                                 RESUME_QUERY_TIMEOUT_MS, e, sizeof(e))) {
+        case DMP_RESUME_OK:
+                return stored;
+        case DMP_RESUME_UNKNOWN:
+                dmp_warn("partition %d: cannot check its stored offset %" PRId64 " against the "
+                         "log (%s); resuming there unchecked", (int)partition, stored, e);
+                return stored;
+        case DMP_RESUME_BELOW_START:
+                d->records_lost += (uint64_t)(start - stored);
+                dmp_warn("partition %d of %s: the state's next offset %" PRId64 " is below the "
+                         "log start offset %" PRId64 ": %" PRId64 " records were deleted "
+                         "(retention) before they were read; resuming at %" PRId64,
+                         (int)partition, topic, stored, start, start - stored, start);
+                return start;
+        case DMP_RESUME_BEYOND_END:
+                break;
+        }
+        d->offset_mismatches++;
+        if (d->conf->state.on_offset_mismatch == DMP_MISMATCH_RESET) {
+                dmp_warn("partition %d of %s: the state's next offset %" PRId64 " is beyond the "
+                         "log end offset %" PRId64 ": discarding the partition's state and "
+                         "starting it over ([state] on.offset.mismatch = reset)",
+                         (int)partition, topic, stored, end);
+                if (dmp_engine_partition_discard(d->engine, partition, e, sizeof(e)))
+                        fail(d, "partition %d: cannot discard its state: %s", (int)partition, e);
+                return reset;
+        }
+        d->failed_usage = 1;
+        fail(d, "partition %d of %s: the state's next offset %" PRId64 " is beyond the log end "
+             "offset %" PRId64 ": the topic was deleted and re-created, [state] dir belongs to "
+             "another cluster, or the log was truncated; resuming would skip the records below "
+             "%" PRId64 " as already applied. Choices: set [state] on.offset.mismatch = reset "
+             "to discard this partition's state and start it over, or point [state] dir at an "
+             "empty directory, or restore the topic the state was built from",
+             (int)partition, topic, stored, end, stored);
+        return stored;
+}
+
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque) {
         dmp_daemon_t *d = opaque;
@@ -522,7 +579,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                                      (int)p->partition, errstr);
                                 next = RD_KAFKA_OFFSET_END;
                         }
-                        p->offset = next >= 0 ? next : reset;
+                        p->offset = resume_offset(d, p->partition, next, reset);
                 }
                 resolve_reset_offsets(rk, parts, reset);
                 dmp_fetchq_forward(d->fetchq, parts); /* before the fetchers start */
@@ -1096,7 +1153,7 @@ int dmp_daemon_run(dmp_daemon_t *d, char *errstr, size_t errstr_size) {
         dmp_log_repeats_tick(INT64_MAX); /* before the last lines: the counts so far */
         if (d->failed) {
                 snprintf(errstr, errstr_size, "%s", d->failure);
-                return -1;
+                return d->failed_usage ? -2 : -1;
         }
         const dmp_engine_stats_t *s = dmp_engine_stats(d->engine);
         char dead[512];

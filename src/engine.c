@@ -725,6 +725,18 @@ void dmp_engine_partition_close(dmp_engine_t *e, int32_t partition) {
                 dmp_groups_partition_close(e->groups, partition);
 }
 
+int dmp_engine_partition_discard(dmp_engine_t *e, int32_t partition, char *errstr,
+                                 size_t errstr_size) {
+        int64_t next;
+        dmp_engine_partition_close(e, partition);
+        if (dmp_store_sync(e->store, errstr, errstr_size))
+                return -1;
+        dmp_store_drop_partition(e->store, partition);
+        if (dmp_store_commit(e->store, errstr, errstr_size))
+                return -1;
+        return dmp_engine_partition_open(e, partition, &next, errstr, errstr_size);
+}
+
 /* ---- the hot path ---- */
 
 int dmp_engine_wants(const dmp_engine_t *e, int32_t partition, int64_t offset) {

@@ -158,8 +158,8 @@ static int cmd_run(int argc, char **argv, int check_only) {
                 sigaction(SIGTERM, &sa, NULL);
                 sigaction(SIGHUP, &sa, NULL);
                 signal(SIGPIPE, SIG_IGN);
-                rc = dmp_daemon_run(running, errstr, sizeof(errstr)) ? DMP_EXIT_FAILURE
-                                                                      : DMP_EXIT_OK;
+                int r = dmp_daemon_run(running, errstr, sizeof(errstr));
+                rc = r == -2 ? DMP_EXIT_USAGE : r ? DMP_EXIT_FAILURE : DMP_EXIT_OK;
                 if (rc)
                         fprintf(stderr, "dmpflow: %s\n", errstr);
         }
