@@ -70,15 +70,8 @@ static void json_escaped(FILE *fp, const char *s) {
         }
 }
 
-void dmp_log(dmp_log_level_t level, const char *fmt, ...) {
-        if (level > dmp_log_level)
-                return;
-        char msg[2048];
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(msg, sizeof(msg), fmt, ap);
-        va_end(ap);
-
+/* Writes one line, whole. */
+static void write_line(dmp_log_level_t level, const char *msg) {
         struct timeval tv;
         struct tm tm;
         gettimeofday(&tv, NULL);
@@ -99,6 +92,34 @@ void dmp_log(dmp_log_level_t level, const char *fmt, ...) {
                 fprintf(fp, "%s %-5s %s\n", ts, level_names[level], msg);
         }
         pthread_mutex_unlock(&log_lock);
+}
+
+static void repeated(dmp_log_level_t level, const char *cls, const char *msg);
+
+/* dmp_log and dmp_log_repeated (cls != NULL). */
+static void vlog(dmp_log_level_t level, const char *cls, const char *fmt, va_list ap) {
+        if (level > dmp_log_level)
+                return;
+        char msg[2048];
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        if (cls)
+                repeated(level, cls, msg);
+        else
+                write_line(level, msg);
+}
+
+void dmp_log(dmp_log_level_t level, const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        vlog(level, NULL, fmt, ap);
+        va_end(ap);
+}
+
+void dmp_log_repeated(dmp_log_level_t level, const char *cls, const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        vlog(level, cls, fmt, ap);
+        va_end(ap);
 }
 
 /* ---- repeated messages (log.h) ---- */
@@ -137,8 +158,11 @@ static void repeats_expire(int64_t now) {
                         continue;
                 }
                 int64_t end = now == INT64_MAX ? dmp_mono_ms() : now; /* (INT64_MAX: at exit) */
-                dmp_log(r->level, "%" PRIu64 " more like this in the last %.1f s, the first: %s",
-                        r->count, (double)(end - r->start) / 1000.0, r->first);
+                char line[1200];
+                snprintf(line, sizeof(line),
+                         "%" PRIu64 " more like this in the last %.1f s, the first: %s", r->count,
+                         (double)(end - r->start) / 1000.0, r->first);
+                write_line(r->level, line);
                 r->count = 0;
                 r->start = end;
                 r->until = now == INT64_MAX ? 0 : end + repeat_interval;
@@ -151,14 +175,7 @@ void dmp_log_repeats_tick(int64_t now) {
         pthread_mutex_unlock(&repeat_lock);
 }
 
-void dmp_log_repeated(dmp_log_level_t level, const char *cls, const char *fmt, ...) {
-        if (level > dmp_log_level)
-                return;
-        char msg[1024];
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(msg, sizeof(msg), fmt, ap);
-        va_end(ap);
+static void repeated(dmp_log_level_t level, const char *cls, const char *msg) {
         pthread_mutex_lock(&repeat_lock);
         int64_t now = dmp_mono_ms();
         repeats_expire(now);
@@ -170,12 +187,13 @@ void dmp_log_repeated(dmp_log_level_t level, const char *cls, const char *fmt, .
                                 free_slot = r;
                 } else if (!strncmp(r->cls, cls, sizeof(r->cls) - 1)) {
                         if (!r->count++)
-                                snprintf(r->first, sizeof(r->first), "%s", msg);
+                                snprintf(r->first, sizeof(r->first), "%.*s",
+                                         (int)sizeof(r->first) - 1, msg);
                         pthread_mutex_unlock(&repeat_lock);
                         return;
                 }
         }
-        dmp_log(level, "%s", msg);
+        write_line(level, msg);
         if (free_slot) {
                 snprintf(free_slot->cls, sizeof(free_slot->cls), "%s", cls);
                 free_slot->level = level;

@@ -39,20 +39,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from confluent_kafka import Consumer, Producer, TopicPartition  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 
-from reference import Measure, Window, compute  # noqa: E402
-from support import PrivateBroker, assert_matches_reference, dmpflow_path, make_config, \
-    make_events  # noqa: E402
+from reference import Measure, compute  # noqa: E402
+from support import PrivateBroker, assert_matches_reference, committed_offsets, dmpflow_path, \
+    end_offsets, make_config, make_events  # noqa: E402
+from test_broker_bounce import MEASURES, PARTITIONS, WINDOWS  # noqa: E402
 from test_dlq import COLORS, POISON_MAKERS, POISON_SCHEMA_PATH, class_of, encode_good, \
     fields_of, read_all  # noqa: E402
-
-PARTITIONS = 4
-MEASURES = {"score": "0.7*price + 0.3*quantity", "clicks": "1*clicks"}
-WINDOWS = [
-    Window("tumble10s", "tumbling", size_ms=10_000, grace_ms=2_000, measures=("score", "clicks")),
-    Window("hop20s", "hopping", size_ms=20_000, advance_ms=10_000, grace_ms=1_000,
-           measures=("score",)),
-]
-
 
 def log(msg: str) -> None:
     print(f"soak {time.strftime('%H:%M:%S')}: {msg}", flush=True)
@@ -194,16 +186,10 @@ def run(broker, work, seconds, kills, bounces, rate, seed, rng) -> int:
     assert "events" in produced, "the producer failed"
 
     # the last run catches up, then stops cleanly
-    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "soak-ends", "log_level": 3})
-    ends = {p: c.get_watermark_offsets(TopicPartition(src, p), timeout=30)[1]
-            for p in range(PARTITIONS)}
-    c.close()
+    ends = end_offsets(broker.bootstrap, src, PARTITIONS)
     deadline = time.monotonic() + 600
     while True:
-        c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group, "log_level": 3})
-        got = {tp.partition: tp.offset for tp in
-               c.committed([TopicPartition(src, p) for p in range(PARTITIONS)], timeout=30)}
-        c.close()
+        got = committed_offsets(broker.bootstrap, group, src, PARTITIONS)
         if got == ends:
             break
         d.check_alive()

@@ -325,6 +325,34 @@ def per_partition(events: Iterable[tuple[int, str, Mapping[str, Any]]]) -> dict[
 
 
 # --------------------------------------------------------------------------
+# Offsets
+# --------------------------------------------------------------------------
+
+
+def committed_offsets(bootstrap: str, group: str, topic: str, partitions: int) -> dict[int, int]:
+    """The group's committed offsets (dmpflow commits the offsets stored with
+    its state after each state commit has landed)."""
+    from confluent_kafka import Consumer, TopicPartition
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "log_level": 3})
+    try:
+        tps = c.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=30)
+        return {tp.partition: tp.offset for tp in tps}
+    finally:
+        c.close()
+
+
+def end_offsets(bootstrap: str, topic: str, partitions: int) -> dict[int, int]:
+    """Each partition's log end offset."""
+    from confluent_kafka import Consumer, TopicPartition
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "it-end-offsets", "log_level": 3})
+    try:
+        return {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1]
+                for p in range(partitions)}
+    finally:
+        c.close()
+
+
+# --------------------------------------------------------------------------
 # A broker of the test's own (stopped and started by the test)
 # --------------------------------------------------------------------------
 

@@ -22,12 +22,10 @@ import re
 import time
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
-
 from conftest import KafkaHelper
 from reference import Measure, Window, compute
-from support import PrivateBroker, assert_matches_reference, decode_event, free_port, http_get, \
-    make_config, make_events
+from support import PrivateBroker, assert_matches_reference, committed_offsets, decode_event, \
+    end_offsets, free_port, http_get, make_config, make_events
 
 PARTITIONS = 4
 MEASURES = {"score": "0.7*price + 0.3*quantity", "clicks": "1*clicks"}
@@ -52,24 +50,6 @@ def own(broker, request):
     h = KafkaHelper(broker.bootstrap, request.node.name)
     yield h
     h.cleanup()
-
-
-def committed(bootstrap: str, group: str, topic: str) -> dict[int, int]:
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "log_level": 3})
-    try:
-        tps = c.committed([TopicPartition(topic, p) for p in range(PARTITIONS)], timeout=10)
-        return {tp.partition: tp.offset for tp in tps}
-    finally:
-        c.close()
-
-
-def ends(bootstrap: str, topic: str) -> dict[int, int]:
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "bounce-ends", "log_level": 3})
-    try:
-        return {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-                for p in range(PARTITIONS)}
-    finally:
-        c.close()
 
 
 def lines_with(stderr: str, what: str) -> int:
@@ -142,12 +122,13 @@ def test_broker_bounces(broker, own, dmpflow, tmp_path):
         print(f"bounce {bounce + 1}: broker back")
     assert gen.wait(180) == 0, f"gen failed:\n{gen.stderr[-2000:]}"
 
-    end = ends(broker.bootstrap, src)
+    end = end_offsets(broker.bootstrap, src, PARTITIONS)
     assert sum(end.values()) >= EVENTS, end  # (a producer retry may have written twice)
     deadline = time.monotonic() + 120
-    while committed(broker.bootstrap, group, src) != end:
+    while committed_offsets(broker.bootstrap, group, src, PARTITIONS) != end:
         assert proc.poll() is None, f"dmpflow exited ({proc.poll()}):\n{proc.stderr[-3000:]}"
-        assert time.monotonic() < deadline, (committed(broker.bootstrap, group, src), end)
+        assert time.monotonic() < deadline, (committed_offsets(broker.bootstrap, group, src,
+                                                               PARTITIONS), end)
         time.sleep(0.5)
     assert dmpflow.stop(proc, timeout=30) == 0, proc.stderr[-3000:]
 

@@ -11,7 +11,7 @@ from collections import Counter
 
 from reference import Measure, Window, compute
 from support import assert_matches_reference, make_config, make_events
-from support import free_port
+from support import committed_offsets, end_offsets, free_port
 from support import http_get as get
 
 PARTITIONS = 2
@@ -102,16 +102,11 @@ def _metric(port: int, name: str) -> float:
 
 
 def _stop_when_committed(dmpflow, proc, kafka, group: str, topic: str, partitions: int) -> None:
-    from confluent_kafka import Consumer, TopicPartition
-    c = Consumer({"bootstrap.servers": kafka.bootstrap, "group.id": group, "log_level": 3})
-    ends = {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-            for p in range(partitions)}
+    ends = end_offsets(kafka.bootstrap, topic, partitions)
     deadline = time.monotonic() + 60
-    while {tp.partition: tp.offset for tp in
-           c.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=10)} != ends:
+    while committed_offsets(kafka.bootstrap, group, topic, partitions) != ends:
         assert proc.poll() is None and time.monotonic() < deadline, proc.stderr[-3000:]
         time.sleep(0.2)
-    c.close()
     assert dmpflow.stop(proc) == 0, proc.stderr[-3000:]
 
 

@@ -41,6 +41,24 @@ static void expect_error(const dmp_conf_t *conf, const char *prefix, ...) {
         fail_msg("no error \"%s...\" with the expected text in:\n%s", prefix, conf->errors);
 }
 
+/* Writes len bytes of text to a new temporary file; path gets its name. */
+static void write_temp(char path[static 32], const char *text, size_t len) {
+        strcpy(path, "/tmp/dmp-conf-XXXXXX");
+        int fd = mkstemp(path);
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, text, len), (ssize_t)len);
+        close(fd);
+}
+
+/* A fresh configuration loaded from a temporary file of len bytes of text
+ * (path: its name); *nerr: the errors. */
+static dmp_conf_t *load_temp(char path[static 32], const char *text, size_t len, int *nerr) {
+        write_temp(path, text, len);
+        dmp_conf_t *conf = dmp_conf_new();
+        *nerr = dmp_conf_load_file(conf, path);
+        return conf;
+}
+
 /* Loads text into a fresh configuration; returns it (errors in it). */
 static dmp_conf_t *load(const char *text, int *nerr) {
         dmp_conf_t *conf = dmp_conf_new();
@@ -423,17 +441,14 @@ static void test_structural_error_stops_in_line_order(void **state) {
  * whole, when it started with one). */
 static void test_nul_byte_reported(void **state) {
         (void)state;
-        char path[] = "/tmp/dmp-test-nul-XXXXXX";
-        int fd = mkstemp(path);
-        assert_true(fd >= 0);
+        char path[32];
         static const char text[] = "[input]\n"
                                    "\0topic = a\n"      /* 2: starts with NUL */
                                    "schema = s\0.avsc\n" /* 3: one inside */
                                    "key.field = k\n";    /* 4 */
-        assert_int_equal(write(fd, text, sizeof(text) - 1), (ssize_t)(sizeof(text) - 1));
-        close(fd);
-        dmp_conf_t *conf = dmp_conf_new();
-        assert_int_equal(dmp_conf_load_file(conf, path), 2);
+        int n;
+        dmp_conf_t *conf = load_temp(path, text, sizeof(text) - 1, &n);
+        assert_int_equal(n, 2);
         char want[128];
         snprintf(want, sizeof(want), "%s:2: ", path);
         expect_error(conf, want, "NUL byte", NULL);
@@ -854,14 +869,11 @@ static void test_conf_line(void **state) {
 
 static void test_load_file(void **state) {
         (void)state;
-        char path[] = "/tmp/dmp-conf-XXXXXX";
-        int fd = mkstemp(path);
-        assert_true(fd >= 0);
-        FILE *fp = fdopen(fd, "w");
-        fputs("[input]\ntopic = a\ntopik = b\n", fp);
-        fclose(fp);
-        dmp_conf_t *conf = dmp_conf_new();
-        assert_int_equal(dmp_conf_load_file(conf, path), 1);
+        char path[32];
+        static const char text[] = "[input]\ntopic = a\ntopik = b\n";
+        int n;
+        dmp_conf_t *conf = load_temp(path, text, sizeof(text) - 1, &n);
+        assert_int_equal(n, 1);
         char prefix[64];
         snprintf(prefix, sizeof(prefix), "%s:3: ", path);
         expect_error(conf, prefix, "did you mean \"topic\"", NULL);
