@@ -134,7 +134,9 @@ static void fail(dmp_daemon_t *d, const char *fmt, ...) {
 
 /* The consumer's errors that are not a partition's (those come as
  * messages, process_message): the connection's, the cluster's, a fatal
- * one. Without this callback librdkafka would log each itself.
+ * one (e.g. a static member fenced after its session timed out while the
+ * broker was away: librdkafka #3437, docs/STATE.md). Without this callback
+ * librdkafka would log each itself.
  * Processing thread (served from the consumer queue). */
 static void consumer_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
         dmp_daemon_t *d = opaque;

@@ -149,7 +149,7 @@ def main() -> int:
 
 
 def run(broker, work, seconds, kills, bounces, rate, seed, rng) -> int:
-    admin = AdminClient({"bootstrap.servers": broker.bootstrap, "log_level": 3})
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap, "log_level": 0})
     src, dst, dlq = "soak-in", "soak-out", "soak-dlq"
     for f in admin.create_topics([NewTopic(src, PARTITIONS, 1), NewTopic(dst, PARTITIONS, 1),
                                   NewTopic(dlq, 1, 1)]).values():
@@ -160,7 +160,11 @@ def run(broker, work, seconds, kills, bounces, rate, seed, rng) -> int:
         bootstrap=broker.bootstrap, input_topic=src, output_topic=dst, state_dir=work / "state",
         group_id=group, measures=MEASURES, windows=WINDOWS, commit_interval_ms=200,
         schema=POISON_SCHEMA_PATH, dlq_topic=dlq) +
-        "\n[kafka]\ngroup.instance.id = soak\nsession.timeout.ms = 10000\n")
+        # Dynamic membership (a killed instance's partitions move after its
+        # session times out): with static membership (group.instance.id), a
+        # session that times out while the broker is away is fenced when it
+        # rejoins, a fatal consumer error (librdkafka #3437; docs/STATE.md).
+        "\n[kafka]\nsession.timeout.ms = 10000\n")
     d = Dmpflow(conf, work)
     d.start()
     produced: dict = {}
