@@ -61,7 +61,7 @@ class Dmpflow:
         import subprocess
         self.sp, self.conf, self.workdir = subprocess, conf, workdir
         self.proc = None
-        self.runs = 0
+        self.runs = self.kills = 0
         self.early_exits: list[str] = []
 
     def start(self) -> None:
@@ -79,6 +79,7 @@ class Dmpflow:
         self.check_alive()
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(10)
+        self.kills += 1
         self.start()
 
     def stop(self) -> int:
@@ -179,7 +180,7 @@ def run(broker, work, seconds, kills, bounces, rate, seed, rng) -> int:
         time.sleep(max(0.0, t0 + at - time.monotonic()))
         if what == "kill":
             d.kill()
-            log(f"kill {d.runs - 1}")
+            log(f"kill {d.kills}")
         else:
             d.check_alive()
             broker.stop()
@@ -240,11 +241,14 @@ def run(broker, work, seconds, kills, bounces, rate, seed, rng) -> int:
     dl_extra = len(set(dead_at) - set(poison_at))
     ok = (lost == 0 and doubled == 0 and extra == 0 and differing_copies == 0 and dl_lost == 0
           and dl_extra == 0 and rc == 0 and not d.early_exits)
-    print(f"soak: {seconds:.0f} s, {d.runs - 1} kills, {broker.stops} broker bounces, "
+    print(f"soak: {seconds:.0f} s, {d.kills} kills, {broker.stops} broker bounces, "
           f"{total} events ({len(poison_at)} poison); results {lost} lost, {doubled} doubled, "
           f"{duplicated} duplicated; dead letters {dl_lost} lost, {dl_dup} duplicated: "
           f"{'PASS' if ok else 'FAIL'}", flush=True)
-    if not ok:
+    if ok:
+        import shutil
+        shutil.rmtree(work, ignore_errors=True)
+    else:
         log(f"extra results {extra}, copies that differ {differing_copies}, dead letters not "
             f"poison {dl_extra}, last exit code {rc}, unexpected exits {d.early_exits}; "
             f"logs in {work}")
