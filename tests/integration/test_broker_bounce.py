@@ -6,7 +6,8 @@ never touched.
 - Startup before the broker: dmpflow keeps trying (one line per backoff
   step), /readyz says why it is not ready, librdkafka's reconnect lines are
   counted rather than repeated; when the broker comes, it processes the
-  input as the independent reference says.
+  input as the independent reference says. With [input] startup.timeout.ms
+  it gives up after that long: exit 1, saying why.
 - Bounces: the broker is stopped and started 3 times while a generated
   stream is processed; dmpflow never exits, and its results equal the
   reference computed from the input as stored: nothing lost, nothing
@@ -95,6 +96,25 @@ def test_startup_waits_for_the_broker(broker, own, dmpflow, tmp_path):
           f"mentioning 'Connection refused', {len(err.splitlines())} log lines in all")
     # once per backoff step, and librdkafka's reconnects counted, not repeated
     assert refused <= 2 * tries + 4, err[-4000:]
+
+
+def test_startup_gives_up_after_timeout(dmpflow, tmp_path):
+    """[input] startup.timeout.ms: a cluster that never answers (nothing
+    listens on its port) ends the wait with exit 1 and a message naming
+    the cluster, the property and librdkafka's last error; before it, one
+    line per backoff step."""
+    bootstrap = f"127.0.0.1:{free_port()}"
+    conf = dmpflow.write_config(make_config(
+        bootstrap=bootstrap, input_topic="never-in", output_topic="never-out",
+        state_dir=tmp_path / "state", group_id="never-g", measures=MEASURES, windows=WINDOWS))
+    proc = dmpflow.run("run", "-c", conf, "-o", "input.startup.timeout.ms=4000", timeout=60)
+    assert proc.popen.returncode == 1, proc.stderr[-3000:]
+    want = (f"the Kafka cluster at {bootstrap} did not answer within 4 s "
+            f"([input] startup.timeout.ms): ")
+    line = next((l for l in proc.stderr.splitlines() if want in l), None)
+    assert line and "Connection refused" in line, proc.stderr[-3000:]
+    # tries at 0, 1, 3 s, then the timeout at 4 s: a line per step, not per reconnect
+    assert lines_with(proc.stderr, "does not answer") <= 4, proc.stderr[-3000:]
 
 
 def test_broker_bounces(broker, own, dmpflow, tmp_path):
