@@ -7,6 +7,7 @@ import json
 import math
 import os
 import random
+import re
 import socket
 import urllib.error
 import urllib.request
@@ -327,6 +328,22 @@ def per_partition(events: Iterable[tuple[int, str, Mapping[str, Any]]]) -> dict[
 # --------------------------------------------------------------------------
 # Offsets
 # --------------------------------------------------------------------------
+
+
+def counted_lines(log: str, what: str) -> tuple[int, int]:
+    """Of dmpflow's log lines mentioning what (log.h dmp_log_repeated): the
+    lines written at once, and the messages only counted ("<n> more like
+    this in the last 10.0 s, the first: ...")."""
+    direct = count = 0
+    for line in log.splitlines():
+        if what not in line:
+            continue
+        m = re.search(r" (\d+) more like this in the last [\d.]+ s, the first: ", line)
+        if m:
+            count += int(m.group(1))
+        else:
+            direct += 1
+    return direct, count
 
 
 def committed_offsets(bootstrap: str, group: str, topic: str, partitions: int) -> dict[int, int]:

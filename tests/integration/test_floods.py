@@ -10,25 +10,11 @@ import re
 
 from confluent_kafka.admin import NewTopic
 
-from support import make_config, make_events
+from support import counted_lines as counted, make_config, make_events
 from reference import Window
 
 MEASURES = {"score": "0.7*price + 0.3*quantity"}
 WINDOWS = [Window("t1", "tumbling", size_ms=1_000, grace_ms=0, measures=("score",))]
-
-
-def counted(stderr: str, what: str) -> tuple[int, int]:
-    """(lines written at once, messages counted) of the lines mentioning what."""
-    direct = count = 0
-    for line in stderr.splitlines():
-        if what not in line:
-            continue
-        m = re.search(r" (\d+) more like this in the last [\d.]+ s, the first: ", line)
-        if m:
-            count += int(m.group(1))
-        else:
-            direct += 1
-    return direct, count
 
 
 def test_refused_results_counted_not_repeated(kafka, dmpflow, tmp_path):
