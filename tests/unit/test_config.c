@@ -41,6 +41,14 @@ static void expect_error(const dmp_conf_t *conf, const char *prefix, ...) {
         fail_msg("no error \"%s...\" with the expected text in:\n%s", prefix, conf->errors);
 }
 
+/* expect_error for line lineno of the file at path: "path:lineno: " ... what. */
+static void expect_error_at(const dmp_conf_t *conf, const char *path, int lineno,
+                            const char *what) {
+        char prefix[64];
+        snprintf(prefix, sizeof(prefix), "%s:%d: ", path, lineno);
+        expect_error(conf, prefix, what, NULL);
+}
+
 /* Writes len bytes of text to a new temporary file; path gets its name. */
 static void write_temp(char path[static 32], const char *text, size_t len) {
         strcpy(path, "/tmp/dmp-conf-XXXXXX");
@@ -449,11 +457,8 @@ static void test_nul_byte_reported(void **state) {
         int n;
         dmp_conf_t *conf = load_temp(path, text, sizeof(text) - 1, &n);
         assert_int_equal(n, 2);
-        char want[128];
-        snprintf(want, sizeof(want), "%s:2: ", path);
-        expect_error(conf, want, "NUL byte", NULL);
-        snprintf(want, sizeof(want), "%s:3: ", path);
-        expect_error(conf, want, "NUL byte", NULL);
+        expect_error_at(conf, path, 2, "NUL byte");
+        expect_error_at(conf, path, 3, "NUL byte");
         assert_null(conf->input.topic);
         assert_null(conf->input.schema);
         assert_string_equal(conf->input.key_field, "k");
@@ -477,12 +482,17 @@ static void test_sections_named_in_full(void **state) {
                                 "z = abc\n",             /* 9 not a number */
                                 &n);
         assert_int_equal(n, 6);
-        expect_error(conf, "t.ini:2: ", "[window w] size.ms: \"x\" is not an integer", NULL);
-        expect_error(conf, "t.ini:3: ", "[window w] grace.ms: -1 is out of range", NULL);
-        expect_error(conf, "t.ini:4: ", "[window w] type: invalid value \"round\"", NULL);
-        expect_error(conf, "t.ini:5: ", "[window w] unknown property \"sise.ms\"", NULL);
-        expect_error(conf, "t.ini:7: ", "[window w] size.ms is set twice", NULL);
-        expect_error(conf, "t.ini:9: ", "[pattern p] z: \"abc\" is not a number", NULL);
+        static const struct {
+                int line;
+                const char *what;
+        } want[] = {{2, "[window w] size.ms: \"x\" is not an integer"},
+                    {3, "[window w] grace.ms: -1 is out of range"},
+                    {4, "[window w] type: invalid value \"round\""},
+                    {5, "[window w] unknown property \"sise.ms\""},
+                    {7, "[window w] size.ms is set twice"},
+                    {9, "[pattern p] z: \"abc\" is not a number"}};
+        for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+                expect_error_at(conf, "t.ini", want[i].line, want[i].what);
         for (const char *l = conf->errors; *l; l = strchr(l, '\n') + 1)
                 assert_true(strstr(l, "[window w]") || strstr(l, "[pattern p]"));
         dmp_conf_destroy(conf);
@@ -874,9 +884,7 @@ static void test_load_file(void **state) {
         int n;
         dmp_conf_t *conf = load_temp(path, text, sizeof(text) - 1, &n);
         assert_int_equal(n, 1);
-        char prefix[64];
-        snprintf(prefix, sizeof(prefix), "%s:3: ", path);
-        expect_error(conf, prefix, "did you mean \"topic\"", NULL);
+        expect_error_at(conf, path, 3, "did you mean \"topic\"");
         assert_string_equal(conf->input.topic, "a");
         dmp_conf_destroy(conf);
         unlink(path);

@@ -55,6 +55,16 @@ static int count(const char *text, const char *s) {
         return n;
 }
 
+/* Each of the NULL-terminated texts occurs in log exactly once. */
+static void expect_once(const char *log, ...) {
+        va_list ap;
+        va_start(ap, log);
+        for (const char *s; (s = va_arg(ap, const char *));)
+                if (count(log, s) != 1)
+                        fail_msg("\"%s\" %d times in:\n%s", s, count(log, s), log);
+        va_end(ap);
+}
+
 /* The count lines' numbers, summed. */
 static uint64_t counted(const char *text, const char *what) {
         uint64_t sum = 0;
@@ -83,11 +93,9 @@ static void test_flood_counted(void **state) {
         /* each class: the first at once, then one line with the rest's count
          * and the first of them */
         assert_int_equal(count(log, "\n"), 4);
-        assert_int_equal(count(log, "result 0 failed: too large"), 1);
-        assert_int_equal(count(log, "99999 more like this in the last "), 1);
-        assert_int_equal(count(log, "the first: result 1 failed: too large"), 1);
-        assert_int_equal(count(log, "2 more like this in the last"), 1);
-        assert_int_equal(count(log, "the first: record 1: varint"), 1);
+        expect_once(log, "result 0 failed: too large", "99999 more like this in the last ",
+                    "the first: result 1 failed: too large", "2 more like this in the last",
+                    "the first: record 1: varint", NULL);
         assert_int_equal(1 + counted(log, "failed"), 100000);
         free(log);
 }
@@ -109,12 +117,8 @@ static void test_intervals(void **state) {
         dmp_log_repeats_tick(INT64_MAX);
         char *log = read_log();
         assert_int_equal(count(log, "\n"), 4);
-        assert_int_equal(count(log, "error m 0\n"), 1);
-        assert_int_equal(count(log, "1 more like this in the last"), 1);
-        assert_int_equal(count(log, "the first: m 1\n"), 1);
-        assert_int_equal(count(log, "2 more like this in the last"), 1);
-        assert_int_equal(count(log, "the first: m 2\n"), 1);
-        assert_int_equal(count(log, "error m 4\n"), 1);
+        expect_once(log, "error m 0\n", "1 more like this in the last", "the first: m 1\n",
+                    "2 more like this in the last", "the first: m 2\n", "error m 4\n", NULL);
         free(log);
 }
 
