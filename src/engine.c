@@ -729,6 +729,18 @@ void dmp_engine_partition_close(dmp_engine_t *e, int32_t partition) {
                 dmp_groups_partition_close(e->groups, partition);
 }
 
+int dmp_engine_partition_discard(dmp_engine_t *e, int32_t partition, char *errstr,
+                                 size_t errstr_size) {
+        int64_t next;
+        dmp_engine_partition_close(e, partition);
+        if (dmp_store_sync(e->store, errstr, errstr_size))
+                return -1;
+        dmp_store_drop_partition(e->store, partition);
+        if (dmp_store_commit(e->store, errstr, errstr_size))
+                return -1;
+        return dmp_engine_partition_open(e, partition, &next, errstr, errstr_size);
+}
+
 /* ---- the hot path ---- */
 
 int dmp_engine_wants(const dmp_engine_t *e, int32_t partition, int64_t offset) {
@@ -765,8 +777,15 @@ int dmp_engine_process(dmp_engine_t *e, int32_t partition, int64_t offset, const
         }
         const char *k = *e->conf->input.key_field ? ev.key : (key ? key : "");
         size_t kl = *e->conf->input.key_field ? ev.key_len : (key ? key_len : 0);
-        if (kl > UINT16_MAX)
-                kl = UINT16_MAX; /* keys are bounded to 64 KiB - 1 in state */
+        if (kl > DMP_KEY_MAX || (e->groups && dmp_groups_values_too_long(e->groups, &ev, errstr,
+                                                                          errstr_size))) {
+                if (kl > DMP_KEY_MAX) /* (never cut: keys that differ beyond would merge) */
+                        snprintf(errstr, errstr_size, "the key is %zu bytes long; at most %d "
+                                 "are kept in state", kl, DMP_KEY_MAX);
+                e->last_error = DMP_DECODE_KEY_TOO_LONG;
+                e->stats.decode_errors++;
+                return -1;
+        }
         int64_t ts = ev.has_time ? ev.time_ms : kafka_ts;
         if (ts < -DMP_MAX_ABS_TIME_MS || ts > DMP_MAX_ABS_TIME_MS) {
                 /* keeps window arithmetic far from int64 overflow */

@@ -130,6 +130,13 @@ int dmp_engine_partition_open(dmp_engine_t *e, int32_t partition, int64_t *next_
  * (and will be recomputed from the stored offset by whoever owns it next). */
 void dmp_engine_partition_close(dmp_engine_t *e, int32_t partition);
 
+/* Discards a partition's state, in memory and in the store (its windows,
+ * groups, offset and stream time), and opens it again empty: it starts
+ * over (resume.h: its stored offset is beyond its log's end). Every
+ * commit handed to the store lands first. Returns 0 or -1 with errstr. */
+int dmp_engine_partition_discard(dmp_engine_t *e, int32_t partition, char *errstr,
+                                 size_t errstr_size);
+
 /* Processes one record of an open partition. key/kafka_ts are the Kafka
  * message key and timestamp (used when no key/time field is configured).
  * A record late for some window definition goes to the sink's late.

@@ -16,6 +16,7 @@
 #include "dmpflow.h"
 #include "gen.h"
 #include "log.h"
+#include "preflight.h"
 #include "statecmd.h"
 
 static dmp_daemon_t *running;
@@ -104,6 +105,7 @@ static dmp_conf_t *load_conf(const char *path, char **overrides, int noverrides)
                 return NULL;
         }
         dmp_log_level = conf->log.level;
+        dmp_log_set_repeat_interval(conf->log.repeat_interval_ms);
         char err[512];
         if (dmp_log_configure(conf->log.format == DMP_LOG_JSON, conf->log.file, err,
                               sizeof(err))) {
@@ -141,22 +143,32 @@ static int cmd_run(int argc, char **argv, int check_only) {
         if (!conf)
                 return DMP_EXIT_USAGE;
 
-        if (check_only) {
-                int errors = dmp_engine_check(conf);
-                if (errors)
-                        fputs(conf->errors, stderr);
-                else
-                        printf("%s: ok\n", path);
+        /* The same checks for both: run rejects what check rejects, with the
+         * same messages (src/preflight.h). */
+        dmp_buf_t notes = {0};
+        if (dmp_preflight(conf, check_only ? &notes : NULL)) {
+                fputs(conf->errors, stderr);
                 dmp_conf_destroy(conf);
-                return errors ? DMP_EXIT_USAGE : DMP_EXIT_OK;
+                return DMP_EXIT_USAGE;
+        }
+        if (check_only) {
+                for (char *l = notes.p, *nl; l && (nl = strchr(l, '\n')); l = nl + 1)
+                        fprintf(stderr, "%s: note: %.*s\n", path, (int)(nl - l), l);
+                printf("%s: ok\n", path);
+                dmp_buf_free(&notes);
+                dmp_conf_destroy(conf);
+                return DMP_EXIT_OK;
         }
 
         char errstr[512];
         int config_error, rc;
         running = dmp_daemon_new(conf, &config_error, errstr, sizeof(errstr));
         if (!running) {
-                if (config_error) {
+                if (config_error && conf->errors) {
                         fputs(conf->errors, stderr);
+                        rc = DMP_EXIT_USAGE;
+                } else if (config_error) { /* (a bug: the error not added to conf) */
+                        fprintf(stderr, "dmpflow: %s\n", errstr);
                         rc = DMP_EXIT_USAGE;
                 } else {
                         fprintf(stderr, "dmpflow: %s\n", errstr);
@@ -168,13 +180,14 @@ static int cmd_run(int argc, char **argv, int check_only) {
                 sigaction(SIGTERM, &sa, NULL);
                 sigaction(SIGHUP, &sa, NULL);
                 signal(SIGPIPE, SIG_IGN);
-                rc = dmp_daemon_run(running, errstr, sizeof(errstr)) ? DMP_EXIT_FAILURE
-                                                                      : DMP_EXIT_OK;
+                int r = dmp_daemon_run(running, errstr, sizeof(errstr));
+                rc = r == -2 ? DMP_EXIT_USAGE : r ? DMP_EXIT_FAILURE : DMP_EXIT_OK;
                 if (rc)
                         fprintf(stderr, "dmpflow: %s\n", errstr);
         }
         dmp_daemon_destroy(running);
         running = NULL;
+        dmp_log_repeats_tick(INT64_MAX); /* the counts of repeated lines not yet written */
         dmp_conf_destroy(conf);
         return rc;
 }

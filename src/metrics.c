@@ -147,6 +147,14 @@ void dmp_metrics_format(dmp_buf_t *b, const dmp_engine_t *e, const dmp_metrics_i
         head(b, "dmpflow_rebalances_total", "counter",
              "Partition assignments and revocations this instance went through.");
         dmp_buf_printf(b, "dmpflow_rebalances_total %" PRIu64 "\n", in->rebalances);
+        head(b, "dmpflow_offset_mismatches_total", "counter",
+             "Partitions whose stored next offset was beyond their log end offset when "
+             "assigned ([state] on.offset.mismatch).");
+        dmp_buf_printf(b, "dmpflow_offset_mismatches_total %" PRIu64 "\n", in->offset_mismatches);
+        head(b, "dmpflow_input_records_lost_total", "counter",
+             "Input records deleted (retention) before they were read: a stored next offset "
+             "below the partition's log start offset when assigned.");
+        dmp_buf_printf(b, "dmpflow_input_records_lost_total %" PRIu64 "\n", in->records_lost);
         head(b, "dmpflow_http_state_queries_total", "counter",
              "State queries of the HTTP endpoint: answered, rejected at once (too many "
              "waiting) or expired (not answered within 5 s).");

@@ -28,6 +28,8 @@ typedef struct dmp_metrics_input {
         int ready;             /* what /readyz says */
         /* state queries of the HTTP endpoint (admin.h) */
         uint64_t queries_answered, queries_rejected, queries_expired;
+        /* stored offsets against the log on assignment (resume.h) */
+        uint64_t offset_mismatches, records_lost;
 } dmp_metrics_input_t;
 
 /* Appends the metrics of e and in to out (Prometheus text). */

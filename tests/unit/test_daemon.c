@@ -322,7 +322,7 @@ static void expect_all_results(const mock_t *m, const char *topic, int ph) {
  * daemon that processes phase 1 fails; the store and the group hold phase
  * 0's offsets only; a restart publishes phase 1's results. */
 static void fault_cycle(mock_t *m, const char *name, void (*arm)(mock_t *m, const char *out),
-                        const char *why) {
+                        const char *why, const char *or_why) {
         char in[64], out[64], group[64];
         snprintf(in, sizeof(in), "%s-in", name);
         snprintf(out, sizeof(out), "%s-out", name);
@@ -344,10 +344,10 @@ static void fault_cycle(mock_t *m, const char *name, void (*arm)(mock_t *m, cons
         start(m, &r, in, out, group);
         int rc = wait_failed(&r);
         assert_int_equal(rc, -1);
-        if (!strstr(r.errstr, why))
-                fail_msg("the daemon failed with \"%s\", not \"%s\"", r.errstr, why);
-        rd_kafka_mock_clear_request_errors(m->mc, API_PRODUCE);
+        rd_kafka_mock_clear_request_errors(m->mc, API_PRODUCE); /* (before a failure) */
         dmp_store_fault_sim(0);
+        if (!strstr(r.errstr, why) && !(or_why && strstr(r.errstr, or_why)))
+                fail_msg("the daemon failed with \"%s\", not \"%s\"", r.errstr, why);
 
         int64_t next[PARTITIONS], committed[PARTITIONS];
         stored_offsets(m, group, next);
@@ -383,11 +383,16 @@ static void arm_store(mock_t *m, const char *out) {
 }
 
 static void test_failed_flush_commits_nothing(void **state) {
-        fault_cycle(*state, "flush", arm_produce, "could not be published; not committing");
+        /* Refused deliveries fail the flush; or, when the refusals came back
+         * before a later batch (a loaded machine), librdkafka refuses that
+         * batch at once for the topic's error: either way nothing is
+         * committed. */
+        fault_cycle(*state, "flush", arm_produce, "could not be published; not committing",
+                    "cannot produce to flush-out: Broker: Topic authorization failed");
 }
 
 static void test_failed_state_write_commits_nothing(void **state) {
-        fault_cycle(*state, "write", arm_store, "injected fault");
+        fault_cycle(*state, "write", arm_store, "injected fault", NULL);
 }
 
 int main(void) {
