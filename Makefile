@@ -5,7 +5,10 @@
 #   make test         deps, build, unit tests, then integration tests against
 #                     a real Kafka broker this target starts and stops
 #   make test-unit / make test-integration
+#   make peer-jar     the Kafka Streams peer's jar (Maven; test-integration needs it)
 #   make asan         the whole test suite under ASan + UBSan
+#   make soak         15 min on demand: 20 kills, 5 broker bounces, 1 % poison,
+#                     one summary line (SOAK_SECONDS, SOAK_KILLS, SOAK_BOUNCES)
 #   make demo         the pipeline on an embedded Kafka, no broker needed, and its
 #                     live page on http://127.0.0.1:8464/ (DEMO_SECONDS=0: until Ctrl-C)
 #   make bench        all benchmarks: in-process windows and decode, then end to
@@ -49,7 +52,7 @@ else
 Q := @
 endif
 
-.PHONY: all deps test test-unit test-integration asan demo bench bench-quick bench-windows clean docs fuzz fuzz-build fuzz-long fuzz-merge fuzz-seeds bench-decode bench-nexmark screenshot
+.PHONY: all deps test test-unit test-integration peer-jar asan soak demo bench bench-quick bench-windows clean docs fuzz fuzz-build fuzz-long fuzz-merge fuzz-seeds bench-decode bench-nexmark screenshot
 
 all: $(BUILD)/dmpflow
 
@@ -148,7 +151,20 @@ deps:
 test-unit: $(BUILD)/dmpflow $(UNIT_BINS)
 	$(Q)scripts/run-unit-tests $(UNIT_BINS)
 
-test-integration: $(BUILD)/dmpflow
+# The Kafka Streams peer (bench/peers/kstreams), one runnable jar, built with
+# Maven from Maven Central: the benchmark's peer and the other side of
+# tests/integration/test_kstreams_equivalence.py. Rebuilt when its sources
+# change; Maven's output goes to a log (Debian's Maven prints colour codes).
+KSTREAMS_JAR := bench/peers/kstreams/target/kstreams-bench.jar
+$(KSTREAMS_JAR): bench/peers/kstreams/pom.xml $(shell find bench/peers/kstreams/src -type f)
+	@$(if $(Q),echo "  MVN     $@")
+	$(Q)mvn -q -B -f bench/peers/kstreams/pom.xml package </dev/null \
+		>bench/peers/kstreams/mvn.log 2>&1 || { tail -n 40 bench/peers/kstreams/mvn.log; exit 1; }
+	$(Q)touch $@
+
+peer-jar: $(KSTREAMS_JAR)
+
+test-integration: $(BUILD)/dmpflow $(KSTREAMS_JAR)
 	$(Q)DMPFLOW_BIN=$(abspath $(BUILD)/dmpflow) scripts/run-integration-tests
 
 test: deps
@@ -165,6 +181,10 @@ asan:
 	$(Q)DMPFLOW_SANITIZED=1 $(MAKE) --no-print-directory BUILD=build-asan MALLOC_LIB= \
 		OPT="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
 		test-unit test-integration
+
+# The soak (tests/integration/soak.py): on a broker of its own, never in CI.
+soak: $(BUILD)/dmpflow
+	$(Q)DMPFLOW_BIN=$(abspath $(BUILD)/dmpflow) python3 tests/integration/soak.py
 
 # Every libFuzzer target under ASan + UBSan (clang), FUZZ_SECONDS (30) each,
 # on its kept corpus tests/fuzz/corpus/<target> with its dictionary

@@ -28,8 +28,10 @@ dmp_daemon_t *dmp_daemon_new(dmp_conf_t *conf, int *config_error, char *errstr,
                              size_t errstr_size);
 
 /* Runs until dmp_daemon_stop(); then publishes pending results, commits
- * state and offsets and leaves the group. Returns 0, or -1 on a runtime
- * failure (errstr set). @locality: the processing thread. */
+ * state and offsets and leaves the group. Returns 0, -1 on a runtime
+ * failure, or -2 when the stored state does not match the input and an
+ * operator must decide (a stored offset beyond its partition's log end:
+ * exit code 2); errstr set. @locality: the processing thread. */
 int dmp_daemon_run(dmp_daemon_t *d, char *errstr, size_t errstr_size);
 
 /* Asks a running daemon to stop. Async-signal-safe; any thread. */

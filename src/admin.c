@@ -49,6 +49,7 @@ struct dmp_admin {
         char *docs[DMP_ADMIN__DOCS]; /* guarded by lock */
         size_t doc_len[DMP_ADMIN__DOCS];
         atomic_int ready;
+        char *not_ready; /* why, for /readyz; NULL: the default; guarded by lock */
         query_t *head, *tail; /* queued queries, oldest first; guarded by lock */
         atomic_int npending;
         int stopping; /* guarded by lock */
@@ -337,6 +338,20 @@ static int authorized(const dmp_admin_t *a, struct MHD_Connection *c) {
         return diff == 0;
 }
 
+/* 200 "ready", or 503 "not ready: <why>" (the daemon says why). */
+static enum MHD_Result readyz(dmp_admin_t *a, struct MHD_Connection *c) {
+        if (atomic_load(&a->ready))
+                return respond(c, MHD_HTTP_OK, "text/plain", "ready\n", 6);
+        dmp_buf_t b = {0};
+        pthread_mutex_lock(&a->lock);
+        dmp_buf_printf(&b, "not ready: %s\n",
+                       a->not_ready ? a->not_ready : "no partitions assigned and restored yet");
+        pthread_mutex_unlock(&a->lock);
+        enum MHD_Result r = respond(c, MHD_HTTP_SERVICE_UNAVAILABLE, "text/plain", b.p, b.len);
+        dmp_buf_free(&b);
+        return r;
+}
+
 static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url,
                                const char *method, const char *version, const char *upload_data,
                                size_t *upload_data_size, void **con_cls) {
@@ -351,11 +366,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         if (!strcmp(url, "/healthz"))
                 return respond(c, MHD_HTTP_OK, "text/plain", "ok\n", 3);
         if (!strcmp(url, "/readyz"))
-                return atomic_load(&a->ready)
-                               ? respond(c, MHD_HTTP_OK, "text/plain", "ready\n", 6)
-                               : respond(c, MHD_HTTP_SERVICE_UNAVAILABLE, "text/plain",
-                                         "not ready: no partitions assigned and restored yet\n",
-                                         51);
+                return readyz(a, c);
         if (!authorized(a, c))
                 return respond_auth(c);
         if (!strcmp(url, "/metrics"))
@@ -457,6 +468,7 @@ void dmp_admin_stop(dmp_admin_t *a) {
         pthread_mutex_destroy(&a->lock);
         for (int i = 0; i < DMP_ADMIN__DOCS; i++)
                 free(a->docs[i]);
+        free(a->not_ready);
         free(a->auth);
         free(a);
 }
@@ -486,6 +498,15 @@ void dmp_admin_publish(dmp_admin_t *a, dmp_admin_doc_t doc, const char *text, si
 
 void dmp_admin_set_ready(dmp_admin_t *a, int ready) {
         atomic_store(&a->ready, ready);
+}
+
+void dmp_admin_set_not_ready_why(dmp_admin_t *a, const char *why) {
+        char *copy = why && *why ? dmp_strdup(why) : NULL;
+        pthread_mutex_lock(&a->lock);
+        char *old = a->not_ready;
+        a->not_ready = copy;
+        pthread_mutex_unlock(&a->lock);
+        free(old);
 }
 
 static int64_t mono_ns(void) {

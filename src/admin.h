@@ -71,6 +71,9 @@ int dmp_admin_port(const dmp_admin_t *a);
 void dmp_admin_publish(dmp_admin_t *a, dmp_admin_doc_t doc, const char *text, size_t len);
 /* /readyz answers 200 once ready (partitions assigned and state restored). */
 void dmp_admin_set_ready(dmp_admin_t *a, int ready);
+/* What /readyz's 503 says after "not ready: " (e.g. the broker does not
+ * answer, and why); NULL: "no partitions assigned and restored yet". */
+void dmp_admin_set_not_ready_why(dmp_admin_t *a, const char *why);
 /* Answers queued state queries for about a millisecond at most (at least
  * one if any waits). Processing thread. */
 void dmp_admin_serve(dmp_admin_t *a);

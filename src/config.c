@@ -87,6 +87,7 @@ _Static_assert(sizeof(dmp_input_format_t) == sizeof(int) &&
                        sizeof(dmp_nonfinite_t) == sizeof(int) &&
                        sizeof(dmp_log_level_t) == sizeof(int) &&
                        sizeof(dmp_log_format_t) == sizeof(int) &&
+                       sizeof(dmp_offset_mismatch_t) == sizeof(int) &&
                        sizeof(dmp_window_kind_t) == sizeof(int) &&
                        sizeof(dmp_emit_mode_t) == sizeof(int) &&
                        sizeof(dmp_pattern_kind_t) == sizeof(int) &&
@@ -121,7 +122,9 @@ static const prop_t props[] = {
          "and defaults. Records are read from the writer schema by the Avro resolution rules "
          "(fields added with defaults, removed, reordered, promoted). Empty: `schema` itself."},
         {SEC_INPUT, "key.field", PT_STR, "", 0, 0, {{0}}, IN(key_field),
-         "Field (string, int or long) that keys the aggregates; empty: the Kafka message key."},
+         "Field (string, int or long) that keys the aggregates; empty: the Kafka message key. "
+         "A key (or [group] value) longer than 65535 bytes, the most state keeps, makes the "
+         "record a dead letter (class `key_too_long`)."},
         {SEC_INPUT, "time.field", PT_STR, "", 0, 0, {{0}}, IN(time_field),
          "Event-time field (long, timestamp-millis or timestamp-micros); empty: the Kafka timestamp."},
         {SEC_INPUT, "auto.offset.reset", PT_ENUM, "earliest", 0, 0,
@@ -166,6 +169,12 @@ static const prop_t props[] = {
          "and not ready on /readyz, for at most this long, then exits with code 1. 0: waits "
          "as long as it takes. An answer that refuses (bad credentials, an incompatible "
          "schema) is an error at once."},
+        {SEC_INPUT, "startup.timeout.ms", PT_INT, "0", 0, INT64_C(1) << 40, {{0}},
+         IN(startup_timeout_ms),
+         "At startup dmpflow waits for the Kafka cluster to answer before it subscribes: "
+         "it tries again with backoff (1 s doubling to 30 s, a log line per try), not ready "
+         "on /readyz (which says why), for at most this long, then exits with code 1. 0: "
+         "waits as long as it takes (a daemon outlives a broker that starts after it)."},
         {SEC_STATE, "dir", PT_STR, "./state", 0, 0, {{0}}, ST(dir),
          "RocksDB state directory (aggregates of open windows and the input offsets they reflect)."},
         {SEC_STATE, "commit.interval.ms", PT_INT, "1000", 10, 3600000, {{0}},
@@ -199,6 +208,16 @@ static const prop_t props[] = {
          ST(changelog_replication_factor),
          "Replication factor of the changelog topic when dmpflow creates it; -1: the broker's "
          "default.replication.factor."},
+        {SEC_STATE, "on.offset.mismatch", PT_ENUM, "stop", 0, 0,
+         {{DMP_MISMATCH_STOP, "stop"}, {DMP_MISMATCH_RESET, "reset"}}, ST(on_offset_mismatch),
+         "A partition whose stored next offset is beyond its log end offset (the input topic "
+         "was deleted and re-created, the state directory points at another cluster, the log "
+         "was truncated after an unclean leader election): its state is of input that is not "
+         "there. stop: exit with code 2, naming the partition and both offsets; reset: "
+         "discard that partition's state and start it over (auto.offset.reset). Either way "
+         "it is logged and counted (dmpflow_offset_mismatches_total). A stored offset below "
+         "the log start offset (retention deleted unread input) is a warning and "
+         "dmpflow_input_records_lost_total; the partition resumes at the log start."},
         {SEC_OUTPUT, "topic", PT_STR, NULL, 0, 0, {{0}}, OUT(topic),
          "Topic of the window results (schemas/window_result.avsc), keyed by the key and "
          "partitioned by it as the Java client does (murmur2; [kafka] partitioner to change) "
@@ -220,6 +239,12 @@ static const prop_t props[] = {
          "text: `time level message` lines; json: one JSON object per line (ts, level, msg)."},
         {SEC_LOG, "file", PT_STR, "", 0, 0, {{0}}, LG(file),
          "Log file (appended to; reopened on SIGHUP, for rotation); empty: stderr."},
+        {SEC_LOG, "repeat.interval.ms", PT_INT, "10000", 0, 3600000, {{0}},
+         LG(repeat_interval_ms),
+         "Repeated errors and warnings (a failed delivery per result, a dead letter per record, "
+         "librdkafka's reconnect lines, registry errors) are written once; the next ones of "
+         "the same kind within this interval are counted, and one line per interval gives "
+         "their count and the first of them. 0: every line is written."},
         {SEC_HTTP, "address", PT_STR, "127.0.0.1", 0, 0, {{0}}, HT(address),
          "IPv4 address the endpoint listens on (0.0.0.0: every interface, e.g. in a container)."},
         {SEC_HTTP, "port", PT_INT, "0", 0, 65535, {{0}}, HT(port),
@@ -353,8 +378,8 @@ void dmp_conf_error(dmp_conf_t *conf, int line, const char *fmt, ...) {
         int n;
         if (line > 0)
                 n = snprintf(full, sizeof(full), "%s:%d: %s\n", conf->path, line, msg);
-        else if (line < 0)
-                n = snprintf(full, sizeof(full), "command line: %s\n", msg);
+        else if (line < 0) /* an -o override */
+                n = snprintf(full, sizeof(full), "-o: %s\n", msg);
         else
                 n = snprintf(full, sizeof(full), "%s: %s\n", conf->path, msg);
         if (n < 0)
@@ -390,9 +415,10 @@ static void enum_names(const prop_t *p, char *buf, size_t size) {
                 n += (size_t)snprintf(buf + n, size - n, "%s%s", i ? "|" : "", p->s2i[i].str);
 }
 
-/* Parses and stores one value. Returns 0, or -1 after reporting the error. */
-static int prop_set(dmp_conf_t *conf, void *obj, const prop_t *p, const char *value,
-                    int line) {
+/* Parses and stores one value of section `section` (as errors name it:
+ * "window w" for [window w]). Returns 0, or -1 after reporting the error. */
+static int prop_set(dmp_conf_t *conf, void *obj, const prop_t *p, const char *section,
+                    const char *value, int line) {
         char *field = (char *)obj + p->off;
         switch (p->type) {
         case PT_STR:
@@ -408,14 +434,14 @@ static int prop_set(dmp_conf_t *conf, void *obj, const prop_t *p, const char *va
                 char names[256];
                 enum_names(p, names, sizeof(names));
                 dmp_conf_error(conf, line, "[%s] %s: invalid value \"%s\" (expected one of %s)",
-                               sections[p->sec].name, p->name, value, names);
+                               section, p->name, value, names);
                 return -1;
         }
         case PT_DOUBLE: {
                 double v = NAN;
                 if (*value && dmp_conf_parse_double(value, &v)) {
                         dmp_conf_error(conf, line, "[%s] %s: \"%s\" is not a number",
-                                       sections[p->sec].name, p->name, value);
+                                       section, p->name, value);
                         return -1;
                 }
                 *(double *)field = v;
@@ -435,7 +461,7 @@ static int prop_set(dmp_conf_t *conf, void *obj, const prop_t *p, const char *va
                 if (errno || end == value || *end != '\0' || shift < 0 ||
                     (shift && (v < 0 || v > (LLONG_MAX >> shift)))) {
                         dmp_conf_error(conf, line, "[%s] %s: \"%s\" is not %s",
-                                       sections[p->sec].name, p->name, value,
+                                       section, p->name, value,
                                        p->type == PT_BYTES ? "a size (bytes, or with k, m, g)"
                                                            : "an integer");
                         return -1;
@@ -445,7 +471,7 @@ static int prop_set(dmp_conf_t *conf, void *obj, const prop_t *p, const char *va
                 if (v < p->min || v > p->max) {
                         dmp_conf_error(conf, line,
                                        "[%s] %s: %lld is out of range [%lld, %lld]",
-                                       sections[p->sec].name, p->name, v,
+                                       section, p->name, v,
                                        (long long)p->min, (long long)p->max);
                         return -1;
                 }
@@ -462,7 +488,7 @@ static void sec_defaults(dmp_conf_t *conf, sec_kind_t sec, void *obj) {
                 if (p->sec != sec)
                         continue;
                 if (p->def)
-                        prop_set(conf, obj, p, p->def, 0);
+                        prop_set(conf, obj, p, sections[sec].name, p->def, 0);
                 else if (p->type == PT_ENUM) /* required: not set yet */
                         *(int *)((char *)obj + p->off) = -1;
         }
@@ -624,7 +650,7 @@ static int named_instance(dmp_conf_t *conf, sec_kind_t sec, const char *name, in
  * properties are ignored here. */
 static void conf_set(dmp_conf_t *conf, const char *section, const char *name,
                      const char *value, int line) {
-        char kind[64];
+        char kind[64], label[256];
         const char *inst_name;
         split_section(section, kind, sizeof(kind), &inst_name);
         int sec = sec_kind_of(kind);
@@ -634,6 +660,10 @@ static void conf_set(dmp_conf_t *conf, const char *section, const char *name,
                                        section);
                 return;
         }
+        /* the section as messages name it: always in full ("window w") */
+        snprintf(label, sizeof(label), "%s%s%s", kind, inst_name ? " " : "",
+                 inst_name ? inst_name : "");
+        section = label;
 
         if (sec == SEC_KAFKA) {
                 conf->kafka = dmp_realloc(conf->kafka,
@@ -650,9 +680,9 @@ static void conf_set(dmp_conf_t *conf, const char *section, const char *name,
                 const char *near = prop_suggest(sec, name);
                 if (near)
                         dmp_conf_error(conf, line, "[%s] unknown property \"%s\" (did you mean \"%s\"?)",
-                                       kind, name, near);
+                                       section, name, near);
                 else
-                        dmp_conf_error(conf, line, "[%s] unknown property \"%s\"", kind, name);
+                        dmp_conf_error(conf, line, "[%s] unknown property \"%s\"", section, name);
                 return;
         }
         int idx = 0;
@@ -668,7 +698,7 @@ static void conf_set(dmp_conf_t *conf, const char *section, const char *name,
                                name, lines[slot]);
                 return;
         }
-        if (prop_set(conf, obj, p, value, line) == 0)
+        if (prop_set(conf, obj, p, section, value, line) == 0)
                 lines[slot] = line;
 }
 
@@ -694,6 +724,7 @@ typedef struct parse_ctx {
         size_t buf_cap;
         char **long_values;
         int long_cnt;
+        int stopped; /* after a structural error: the rest is not read */
 } parse_ctx_t;
 
 /* A section header seen at line: checks it, creates named instances. */
@@ -721,11 +752,20 @@ static void section_seen(dmp_conf_t *conf, const char *header, size_t len, int l
                 named_instance(conf, (sec_kind_t)sec, name, line);
 }
 
-/* Reads the next whole line into ctx->buf; NULL at the end. */
+/* Reads the next whole line into ctx->buf; NULL at the end. A line of a
+ * file that holds a NUL byte is reported and read as a comment (C strings
+ * would end there and silently drop the rest). */
 static char *read_line(parse_ctx_t *ctx) {
         if (ctx->fp) {
                 ssize_t n = getline(&ctx->buf, &ctx->buf_cap, ctx->fp);
-                return n < 0 ? NULL : ctx->buf;
+                if (n < 0)
+                        return NULL;
+                if (memchr(ctx->buf, '\0', (size_t)n)) {
+                        dmp_conf_error(ctx->conf, ctx->line + 1,
+                                       "the line holds a NUL byte (is this a text file?)");
+                        snprintf(ctx->buf, ctx->buf_cap, "#\n");
+                }
+                return ctx->buf;
         }
         if (!*ctx->text)
                 return NULL;
@@ -742,14 +782,53 @@ static char *read_line(parse_ctx_t *ctx) {
         return ctx->buf;
 }
 
+/* What inih will take line (indentation stripped) for, told here so that
+ * its syntax errors are found in line order: inih reports only the first,
+ * after reading to the end and handing on the lines that follow it, which
+ * then land in the wrong section and are reported first. Returns NULL, or
+ * the error. The rules are inih's: ';' and '#' start comments, and so does
+ * ';' after a space within a line; a header is '[' ... ']'; else a name
+ * ends at '=' or ':'. */
+static const char *structural_error(const char *line) {
+        if (!*line || strchr(";#\r\n", *line))
+                return NULL;
+        const char *s = line;
+        int was_space = 0;
+        for (; *s && *s != '\n' && *s != '\r'; s++) {
+                if (*line != '[' && (*s == '=' || *s == ':'))
+                        return NULL;
+                if (*line == '[' && *s == ']')
+                        return NULL;
+                if (was_space && *s == ';')
+                        break;
+                was_space = *s == ' ' || *s == '\t';
+        }
+        if (*line == '[')
+                return "a section header without its closing ]";
+        while (s > line && (s[-1] == ' ' || s[-1] == '\t'))
+                s--;
+        return s == line ? NULL : "syntax error (expected [section] or name = value)";
+}
+
 static char *ctx_reader(char *str, int num, void *stream) {
         parse_ctx_t *ctx = stream;
+        if (ctx->stopped)
+                return NULL;
         char *line = read_line(ctx);
         if (!line)
                 return NULL;
         ctx->line++;
+        if (ctx->line == 1 && !strncmp(line, "\xEF\xBB\xBF", 3)) /* a UTF-8 BOM (inih skips it) */
+                line += 3;
         while (*line == ' ' || *line == '\t')
                 line++;
+        const char *bad = structural_error(line);
+        if (bad) { /* what follows would be misread: stop here */
+                dmp_conf_error(ctx->conf, ctx->line, "%s; the rest of the file is not read",
+                               bad);
+                ctx->stopped = 1;
+                return NULL;
+        }
         if (*line == '[') {
                 size_t close = strcspn(line, "]");
                 if (line[close] == ']')
@@ -844,7 +923,31 @@ int dmp_conf_set_override(dmp_conf_t *conf, const char *assignment) {
         }
         char *section = dmp_strndup(assignment, (size_t)(dot - assignment));
         char *name = dmp_strndup(dot + 1, (size_t)(eq - dot - 1));
+        int sec = sec_kind_of(section);
+        if (sec >= 0 && sections[sec].named) {
+                /* window.NAME.size.ms=v is "window NAME.size.ms=v": NAME ends
+                 * at the first dot after which a property of the section
+                 * follows (names and properties may hold dots; no property
+                 * ends with another's name after a dot), else at the first. */
+                char *split = strchr(name, '.');
+                for (char *d = split; d; d = strchr(d + 1, '.'))
+                        if (prop_find((sec_kind_t)sec, d + 1)) {
+                                split = d;
+                                break;
+                        }
+                if (!split || split == name) {
+                        dmp_conf_error(conf, -1, "\"%s\": expected %s.NAME.property=value",
+                                       assignment, section);
+                        goto out;
+                }
+                char *full = dmp_malloc(strlen(section) + strlen(name) + 2);
+                sprintf(full, "%s %.*s", section, (int)(split - name), name);
+                memmove(name, split + 1, strlen(split + 1) + 1);
+                free(section);
+                section = full;
+        }
         conf_set(conf, section, name, eq + 1, -1);
+out:
         free(section);
         free(name);
         return conf->error_cnt - before;
@@ -1028,6 +1131,11 @@ int dmp_conf_validate(dmp_conf_t *conf) {
                 if (!*conf->input.registry_url)
                         dmp_conf_error(conf, 0, "[input] registry.url is required for "
                                        "format = confluent");
+                else if (strncmp(conf->input.registry_url, "http://", 7) &&
+                         strncmp(conf->input.registry_url, "https://", 8))
+                        dmp_conf_error(conf, dmp_conf_line(conf, "input", "registry.url"),
+                                       "[input] registry.url must be http://HOST:PORT or "
+                                       "https://HOST:PORT");
         }
         if (!conf->output.topic || !*conf->output.topic)
                 dmp_conf_error(conf, 0, "[output] topic is required");

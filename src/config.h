@@ -26,6 +26,7 @@ typedef enum { DMP_FORMAT_AVRO, DMP_FORMAT_CONFLUENT } dmp_input_format_t;
 typedef enum { DMP_RESET_EARLIEST, DMP_RESET_LATEST } dmp_offset_reset_t;
 typedef enum { DMP_NONFINITE_DEAD_LETTER, DMP_NONFINITE_ACCEPT } dmp_nonfinite_t;
 typedef enum { DMP_LOG_TEXT, DMP_LOG_JSON } dmp_log_format_t;
+typedef enum { DMP_MISMATCH_STOP, DMP_MISMATCH_RESET } dmp_offset_mismatch_t;
 typedef enum { DMP_PATTERN_TOPK, DMP_PATTERN_ANOMALY, DMP_PATTERN_THRESHOLD } dmp_pattern_kind_t;
 typedef enum { DMP_STAT_MEAN, DMP_STAT_SUM, DMP_STAT_COUNT, DMP_STAT_MIN, DMP_STAT_MAX } dmp_stat_t;
 typedef enum { DMP_ORDER_DESC, DMP_ORDER_ASC } dmp_order_t;
@@ -55,6 +56,7 @@ typedef struct dmp_input_conf {
         int64_t registry_pause_ms;
         int64_t registry_cache_size;
         int64_t registry_startup_timeout_ms; /* 0: wait forever */
+        int64_t startup_timeout_ms; /* for the Kafka cluster; 0: wait forever */
         int line[DMP_MAX_PROPS];
 } dmp_input_conf_t;
 
@@ -66,6 +68,7 @@ typedef struct dmp_state_conf {
         int changelog_enable;      /* 0 or 1 */
         char *changelog_topic;     /* "": <group.id>-changelog */
         int64_t changelog_replication_factor; /* -1: the broker's default */
+        dmp_offset_mismatch_t on_offset_mismatch; /* resume.h */
         int line[DMP_MAX_PROPS];
 } dmp_state_conf_t;
 
@@ -87,6 +90,7 @@ typedef struct dmp_log_conf {
         dmp_log_level_t level;
         dmp_log_format_t format;
         char *file;   /* "": stderr */
+        int64_t repeat_interval_ms; /* log.h dmp_log_repeated; 0: every line */
         int line[DMP_MAX_PROPS];
 } dmp_log_conf_t;
 

@@ -40,6 +40,7 @@
 #include "engine.h"
 #include "fetchq.h"
 #include "fetchwake.h"
+#include "kafkaconf.h"
 #include "admin.h"
 #include "live.h"
 #include "log.h"
@@ -49,15 +50,13 @@
 #include "pause.h"
 #include "query.h"
 #include "registry.h"
+#include "resume.h"
 #include "schemas.h"
 #include "txn.h"
 #include "util.h"
 
 #define FLUSH_TIMEOUT_MS 60000
 #define CONSUME_BATCH 256 /* messages taken from the consumer queue per call */
-/* Consumer prefetch defaults (docs/PERFORMANCE.md "Consumer prefetch"). */
-#define DMP_DEFAULT_PARTITION_FETCH_BYTES "262144"
-#define DMP_DEFAULT_QUEUE_MIN "20000"
 #define DMP_MAX_LAG_PARTITIONS 4096
 #define TXN_TIMEOUT_MS 60000     /* per attempt of a transactional call */
 #define MAX_ABORTS_IN_ROW 10     /* transactions aborted one after the other: give up */
@@ -73,7 +72,7 @@ typedef struct cron {
         int64_t next_ms;   /* monotonic */
 } cron_t;
 enum { CRON_IDLE, CRON_REFORWARD, CRON_METRICS, CRON_BUDGET, CRON_COMMIT, CRON_PROGRESS,
-       CRON__CNT };
+       CRON_LOG, CRON__CNT };
 
 struct dmp_daemon {
         dmp_conf_t *conf;
@@ -100,6 +99,10 @@ struct dmp_daemon {
         int32_t out_schema_id;    /* >= 0: results in the Confluent wire format */
         atomic_int stop;
         int failed; /* a runtime failure: stop without committing */
+        int failed_usage; /* and it needs an operator's decision: exit 2 (resume_offset) */
+        uint64_t offset_mismatches; /* partitions whose stored offset was beyond the log */
+        uint64_t records_lost;      /* input deleted before it was read (resume.h) */
+        char kafka_error[512]; /* the consumer's last error (consumer_error_cb) */
         char failure[512];
         uint64_t delivery_failures;
         uint64_t skipped; /* records not processed: see dmp_engine_wants() */
@@ -146,11 +149,32 @@ static void fail(dmp_daemon_t *d, const char *fmt, ...) {
         dmp_error("%s", d->failure);
 }
 
-static void kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
-        (void)rk;
-        dmp_log_level_t l = level <= 3 ? DMP_LOG_ERROR : level <= 4 ? DMP_LOG_WARN
-                            : level <= 6 ? DMP_LOG_INFO : DMP_LOG_DEBUG;
-        dmp_log(l, "librdkafka %s: %s", fac, buf);
+/* The consumer's errors that are not a partition's (those come as
+ * messages, process_message): the connection's, the cluster's, a fatal
+ * one (e.g. a static member fenced after its session timed out while the
+ * broker was away: librdkafka #3437, docs/STATE.md). Without this callback
+ * librdkafka would log each itself.
+ * Processing thread (served from the consumer queue). */
+static void consumer_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
+        dmp_daemon_t *d = opaque;
+        if (err == RD_KAFKA_RESP_ERR__FATAL) {
+                char e[512];
+                rd_kafka_fatal_error(rk, e, sizeof(e));
+                fail(d, "fatal consumer error: %s", e);
+                return;
+        }
+        if (err != RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) { /* (the reason is in the others) */
+                const char *after = strstr(reason, " (after "); /* timings, counts */
+                snprintf(d->kafka_error, sizeof(d->kafka_error), "%.*s",
+                         after ? (int)(after - reason) : (int)strlen(reason), reason);
+        }
+        /* A lost connection is logged by librdkafka itself (FAIL, ERROR),
+         * counted (kafkaconf.h); anything else here, counted too (log.h). */
+        int connection = err == RD_KAFKA_RESP_ERR__TRANSPORT ||
+                         err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN;
+        char cls[200];
+        dmp_kafkaconf_log_class("consumer", reason, cls, sizeof(cls));
+        dmp_log_repeated(connection ? DMP_LOG_DEBUG : DMP_LOG_WARN, cls, "consumer: %s", reason);
 }
 
 /* ---- output ---- */
@@ -162,15 +186,18 @@ static void delivery_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
                 dmp_changelog_delivered(d->changelog, m);
                 return;
         }
-        if (m->err) {
+        if (m->err) { /* one per result when a topic refuses them all: counted */
+                char cls[300];
                 d->delivery_failures++;
                 if (d->out_batch) /* (the topic may be refused now) */
                         dmp_outbatch_relearn(d->out_batch);
                 for (int i = 0; i < d->nextra; i++)
                         if (d->extra[i].batch)
                                 dmp_outbatch_relearn(d->extra[i].batch);
-                dmp_error("result delivery to %s failed: %s", rd_kafka_topic_name(m->rkt),
-                          rd_kafka_err2str(m->err));
+                snprintf(cls, sizeof(cls), "delivery %s %d", rd_kafka_topic_name(m->rkt),
+                         (int)m->err);
+                dmp_log_repeated(DMP_LOG_ERROR, cls, "result delivery to %s failed: %s",
+                                 rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err));
         }
 }
 
@@ -406,7 +433,8 @@ static void publish_metrics(dmp_daemon_t *d) {
                 .rebalances = d->rebalances, .rebalance_ms = d->rebalance_ms,
                 .ready = is_ready(d), .queries_answered = as.queries,
                 .queries_rejected = as.rejected, .queries_expired = as.expired,
-                .changelog = d->changelog, .txn = d->txn};
+                .changelog = d->changelog, .txn = d->txn,
+                .offset_mismatches = d->offset_mismatches, .records_lost = d->records_lost};
         dmp_buf_t b = {0}, status = {0}, results = {0};
         dmp_metrics_format(&b, d->engine, &in);
         dmp_admin_publish(d->admin, DMP_ADMIN_METRICS, b.p ? b.p : "", b.len);
@@ -614,6 +642,58 @@ static void resolve_reset_offsets(rd_kafka_t *rk, rd_kafka_topic_partition_list_
         rd_kafka_topic_partition_list_destroy(q);
 }
 
+/* The offset a partition resumes at, from its stored next offset (-1:
+ * none, it starts at reset), checked against its log (resume.h): beyond
+ * the log end it stops the daemon (exit 2) or, with [state]
+ * on.offset.mismatch = reset, discards the partition's state; below the log
+ * start it resumes there and counts what was lost. Called where the stored
+ * offset is known: on assignment. */
+#define RESUME_QUERY_TIMEOUT_MS 10000
+static int64_t resume_offset(dmp_daemon_t *d, int32_t partition, int64_t stored, int64_t reset) {
+        const char *topic = d->conf->input.topic;
+        int64_t start = -1, end = -1;
+        char e[512];
+        if (stored < 0)
+                return reset;
+        switch (dmp_resume_check(d->consumer, topic, partition, stored, &start, &end,
+                                 RESUME_QUERY_TIMEOUT_MS, e, sizeof(e))) {
+        case DMP_RESUME_OK:
+                return stored;
+        case DMP_RESUME_UNKNOWN:
+                dmp_warn("partition %d: cannot check its stored offset %" PRId64 " against the "
+                         "log (%s); resuming there unchecked", (int)partition, stored, e);
+                return stored;
+        case DMP_RESUME_BELOW_START:
+                d->records_lost += (uint64_t)(start - stored);
+                dmp_warn("partition %d of %s: the state's next offset %" PRId64 " is below the "
+                         "log start offset %" PRId64 ": %" PRId64 " records were deleted "
+                         "(retention) before they were read; resuming at %" PRId64,
+                         (int)partition, topic, stored, start, start - stored, start);
+                return start;
+        case DMP_RESUME_BEYOND_END:
+                break;
+        }
+        d->offset_mismatches++;
+        if (d->conf->state.on_offset_mismatch == DMP_MISMATCH_RESET) {
+                dmp_warn("partition %d of %s: the state's next offset %" PRId64 " is beyond the "
+                         "log end offset %" PRId64 ": discarding the partition's state and "
+                         "starting it over ([state] on.offset.mismatch = reset)",
+                         (int)partition, topic, stored, end);
+                if (dmp_engine_partition_discard(d->engine, partition, e, sizeof(e)))
+                        fail(d, "partition %d: cannot discard its state: %s", (int)partition, e);
+                return reset;
+        }
+        d->failed_usage = 1;
+        fail(d, "partition %d of %s: the state's next offset %" PRId64 " is beyond the log end "
+             "offset %" PRId64 ": the topic was deleted and re-created, [state] dir belongs to "
+             "another cluster, or the log was truncated; resuming would skip the records below "
+             "%" PRId64 " as already applied. Choices: set [state] on.offset.mismatch = reset "
+             "to discard this partition's state and start it over, or point [state] dir at an "
+             "empty directory, or restore the topic the state was built from",
+             (int)partition, topic, stored, end, stored);
+        return stored;
+}
+
 /* /readyz: partitions held, none being restored, no failure. */
 static void update_ready(dmp_daemon_t *d) {
         if (d->admin)
@@ -658,7 +738,11 @@ static void partition_restored(void *opaque, int32_t partition) {
         }
         rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
         rd_kafka_topic_partition_list_add(l, d->conf->input.topic, partition)->offset =
-                next >= 0 ? next : reset;
+                resume_offset(d, partition, next, reset);
+        if (d->failed) {
+                rd_kafka_topic_partition_list_destroy(l);
+                return;
+        }
         resolve_reset_offsets(d->consumer, l, reset);
         if (dmp_fetchq_seek(d->consumer, d->conf->input.topic, partition, l->elems[0].offset,
                             errstr, sizeof(errstr)))
@@ -737,7 +821,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                                      (int)p->partition, errstr);
                                 next = RD_KAFKA_OFFSET_END;
                         }
-                        p->offset = next >= 0 ? next : reset;
+                        p->offset = resume_offset(d, p->partition, next, reset);
                 }
                 resolve_reset_offsets(rk, parts, reset);
                 dmp_fetchq_forward(d->fetchq, parts); /* before the fetchers start */
@@ -787,29 +871,6 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
 /* ---- construction ---- */
 
-static rd_kafka_conf_t *kafka_conf(const dmp_conf_t *conf, char *errstr, size_t errstr_size) {
-        rd_kafka_conf_t *kc = rd_kafka_conf_new();
-        rd_kafka_conf_set(kc, "client.id", "dmpflow", NULL, 0);
-        rd_kafka_conf_set_log_cb(kc, kafka_log_cb);
-        for (int i = 0; i < conf->kafka_cnt; i++) {
-                char e[256];
-                if (rd_kafka_conf_set(kc, conf->kafka[i].name, conf->kafka[i].value, e,
-                                      sizeof(e)) != RD_KAFKA_CONF_OK) {
-                        snprintf(errstr, errstr_size, "%s:%d: [kafka] %s", conf->path,
-                                 conf->kafka[i].line, e);
-                        rd_kafka_conf_destroy(kc);
-                        return NULL;
-                }
-        }
-        return kc;
-}
-
-static int set(rd_kafka_conf_t *kc, const char *name, const char *value, char *errstr,
-               size_t errstr_size) {
-        return rd_kafka_conf_set(kc, name, value, errstr, errstr_size) == RD_KAFKA_CONF_OK ? 0
-                                                                                           : -1;
-}
-
 /* This instance's id, made once and kept in the state directory: the
  * transactional.id of its producer (a restart fences its previous self and
  * aborts what it left open; docs/STATE.md). */
@@ -843,45 +904,33 @@ static int instance_id(const char *dir, char *out, size_t size, char *errstr,
         return 0;
 }
 
-/* A producer: idempotent (retries neither reorder nor duplicate), keys
- * partitioned as the Java client does (murmur2), so that the output topics
- * are co-partitioned with topics that Java producers, Kafka Streams or
- * Flink write by the same key (librdkafka's default, consistent_random,
- * hashes with CRC32 and puts most keys elsewhere). Delivery reports of
- * failures only, unless it writes the changelog (whose offsets the
- * checkpoints need): a delivered result is then freed on librdkafka's
- * broker thread instead of the processing thread. Transactional with
- * transactional_id (NULL: not). [kafka] settings win. */
-static rd_kafka_t *new_producer(dmp_daemon_t *d, const char *transactional_id, char *errstr,
-                                size_t errstr_size, int *config_error) {
-        const dmp_conf_t *conf = d->conf;
-        rd_kafka_conf_t *pc = kafka_conf(conf, errstr, errstr_size);
+/* A producer (its defaults: kafkaconf.c), transactional with
+ * transactional_id (NULL: not): it then reports every delivery, for the
+ * changelog's offsets make the checkpoints ([kafka] settings win). NULL
+ * after adding the error to conf (*config_error set). */
+static rd_kafka_t *new_producer(dmp_daemon_t *d, const char *transactional_id,
+                                int *config_error) {
+        dmp_conf_t *conf = d->conf;
+        rd_kafka_conf_t *pc = dmp_kafkaconf_new(conf, DMP_KAFKA_PRODUCER);
         if (!pc) {
                 *config_error = 1;
                 return NULL;
         }
         rd_kafka_conf_set_opaque(pc, d);
         rd_kafka_conf_set_dr_msg_cb(pc, delivery_cb);
-        if (!dmp_conf_kafka_get(conf, "enable.idempotence"))
-                set(pc, "enable.idempotence", "true", NULL, 0);
-        if (!dmp_conf_kafka_get(conf, "linger.ms"))
-                set(pc, "linger.ms", "5", NULL, 0);
-        if (!dmp_conf_kafka_get(conf, "delivery.report.only.error"))
-                set(pc, "delivery.report.only.error", transactional_id ? "false" : "true", NULL,
-                    0);
-        if (!dmp_conf_kafka_get(conf, "partitioner"))
-                set(pc, "partitioner", "murmur2_random", NULL, 0);
         if (transactional_id) {
+                if (!dmp_conf_kafka_get(conf, "delivery.report.only.error"))
+                        rd_kafka_conf_set(pc, "delivery.report.only.error", "false", NULL, 0);
                 if (!dmp_conf_kafka_get(conf, "transactional.id"))
-                        set(pc, "transactional.id", transactional_id, NULL, 0);
+                        rd_kafka_conf_set(pc, "transactional.id", transactional_id, NULL, 0);
                 /* an instance that dies mid-transaction holds back
                  * read_committed consumers of its partitions until this */
                 if (!dmp_conf_kafka_get(conf, "transaction.timeout.ms"))
-                        set(pc, "transaction.timeout.ms", "10000", NULL, 0);
+                        rd_kafka_conf_set(pc, "transaction.timeout.ms", "10000", NULL, 0);
         }
-        rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, pc, errstr, errstr_size);
+        rd_kafka_t *rk = dmp_kafkaconf_client(conf, DMP_KAFKA_PRODUCER, pc);
         if (!rk)
-                rd_kafka_conf_destroy(pc);
+                *config_error = 1;
         return rk;
 }
 
@@ -928,12 +977,6 @@ dmp_daemon_t *dmp_daemon_new(dmp_conf_t *conf, int *config_error, char *errstr,
         dmp_daemon_t *d = dmp_calloc(1, sizeof(*d));
         d->conf = conf;
         *config_error = 0;
-        if (!dmp_conf_kafka_get(conf, "bootstrap.servers")) {
-                dmp_conf_error(conf, 0, "[kafka] bootstrap.servers is required (no broker? "
-                               "try `dmpflow demo`, which runs an embedded one)");
-                *config_error = 1;
-                goto fail;
-        }
         dmp_buf_t dump = {0}; /* the effective configuration, secrets redacted */
         dmp_conf_dump(conf, &dump);
         for (char *line = dump.p, *nl; line && *line; line = nl + 1) {
@@ -965,13 +1008,11 @@ dmp_daemon_t *dmp_daemon_new(dmp_conf_t *conf, int *config_error, char *errstr,
                 snprintf(txn_id, sizeof(txn_id), "%s-%s", conf->input.group_id, inst);
         }
         d->eos = conf->state.guarantee == DMP_EXACTLY_ONCE;
-        if (!(d->producer = new_producer(d, d->eos ? txn_id : NULL, errstr, errstr_size,
-                                         config_error)))
+        if (!(d->producer = new_producer(d, d->eos ? txn_id : NULL, config_error)))
                 goto fail;
         if (d->eos)
                 d->txn_producer = d->producer;
-        else if (*txn_id && !(d->txn_producer = new_producer(d, txn_id, errstr, errstr_size,
-                                                             config_error)))
+        else if (*txn_id && !(d->txn_producer = new_producer(d, txn_id, config_error)))
                 goto fail;
         if (!(d->out_batch = dmp_outbatch_new(d->producer, conf->output.topic, errstr,
                                               (size_t)errstr_size)))
@@ -985,6 +1026,8 @@ dmp_daemon_t *dmp_daemon_new(dmp_conf_t *conf, int *config_error, char *errstr,
                 char user[256];
                 dmp_registry_opts_from_conf(&ro, conf, user, sizeof(user));
                 if (!(d->registry = dmp_registry_new(&ro, errstr, errstr_size))) {
+                        dmp_conf_error(conf, dmp_conf_line(conf, "input", "registry.url"),
+                                       "[input] registry.url: %s", errstr);
                         *config_error = 1;
                         goto fail;
                 }
@@ -1000,50 +1043,22 @@ dmp_daemon_t *dmp_daemon_new(dmp_conf_t *conf, int *config_error, char *errstr,
                                     errstr_size))
                         goto fail;
 
-        /* Consumer: offsets are ours (stored with the state), so no automatic
-         * commits or offset stores. */
-        rd_kafka_conf_t *cc = kafka_conf(conf, errstr, errstr_size);
+        /* Consumer: offsets are ours, stored with the state (kafkaconf.c). */
+        rd_kafka_conf_t *cc = dmp_kafkaconf_new(conf, DMP_KAFKA_CONSUMER);
         if (!cc) {
                 *config_error = 1;
                 goto fail;
         }
         rd_kafka_conf_set_opaque(cc, d);
         rd_kafka_conf_set_rebalance_cb(cc, rebalance_cb);
+        rd_kafka_conf_set_error_cb(cc, consumer_error_cb);
         for (int i = 0; i < DMP_MAX_LAG_PARTITIONS; i++)
                 d->log_end[i] = -1;
-        if (conf->http.port > 0) { /* consumer lag for /metrics */
+        if (conf->http.port > 0) /* consumer lag for /metrics */
                 rd_kafka_conf_set_stats_cb(cc, stats_cb);
-                if (!dmp_conf_kafka_get(conf, "statistics.interval.ms"))
-                        set(cc, "statistics.interval.ms", "1000", NULL, 0);
-        }
-        /* Prefetch: how much librdkafka holds before the processing thread
-         * takes it. Each queued message costs ~400 bytes beyond its payload
-         * and pins its fetch response buffer; a short queue is as fast as a
-         * deep one only if the fetcher is woken when it drains
-         * (src/fetchwake.h). A short fetch.wait.max.ms halves the time to
-         * the first result. The figures: docs/PERFORMANCE.md "Consumer
-         * prefetch". All are defaults: [kafka] settings win. */
-        if (!dmp_conf_kafka_get(conf, "max.partition.fetch.bytes"))
-                set(cc, "max.partition.fetch.bytes", DMP_DEFAULT_PARTITION_FETCH_BYTES, NULL, 0);
-        if (!dmp_conf_kafka_get(conf, "fetch.wait.max.ms"))
-                set(cc, "fetch.wait.max.ms", "10", NULL, 0);
-        if (!dmp_conf_kafka_get(conf, "queued.min.messages"))
-                set(cc, "queued.min.messages", DMP_DEFAULT_QUEUE_MIN, NULL, 0);
         int need_waker = dmp_fetchwake_needed();
-        if (!need_waker && !dmp_conf_kafka_get(conf, "fetch.queue.backoff.ms"))
-                set(cc, "fetch.queue.backoff.ms", "1", NULL, 0);
-        if (set(cc, "group.id", conf->input.group_id, errstr, errstr_size) ||
-            set(cc, "enable.auto.commit", "false", errstr, errstr_size) ||
-            set(cc, "enable.auto.offset.store", "false", errstr, errstr_size) ||
-            set(cc, "auto.offset.reset",
-                dmp_conf_enum_name("input", "auto.offset.reset", (int)conf->input.auto_offset_reset),
-                errstr, errstr_size)) {
-                rd_kafka_conf_destroy(cc);
-                goto fail;
-        }
-        d->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, cc, errstr, errstr_size);
-        if (!d->consumer) {
-                rd_kafka_conf_destroy(cc);
+        if (!(d->consumer = dmp_kafkaconf_client(conf, DMP_KAFKA_CONSUMER, cc))) {
+                *config_error = 1;
                 goto fail;
         }
         rd_kafka_poll_set_consumer(d->consumer);
@@ -1172,74 +1187,121 @@ static dmp_reg_status_t register_all(dmp_daemon_t *d, char *errstr, size_t errst
         return st;
 }
 
-/* Registers the output schemas before anything is consumed, as a service
- * started before its registry (compose, Kubernetes) must: while the
- * registry does not answer (no connection, timeouts, HTTP 5xx: see
- * registry.h), it tries again with backoff, 1 s doubling to 10 s, not
- * subscribed (so not ready on /readyz), serving the HTTP endpoint, until
- * [input] registry.startup.timeout.ms (0: forever). An answer that refuses
- * (bad credentials, an incompatible schema) fails at once. Returns 0 when
- * done, 1 if stopped while waiting, -1 with errstr. */
-#define REGISTER_BACKOFF_MAX_MS 10000
-static int register_output_schemas(dmp_daemon_t *d, char *errstr, size_t errstr_size) {
-        if (!d->registry)
-                return 0;
-        int64_t t0 = dmp_mono_ms(), timeout = d->conf->input.registry_startup_timeout_ms;
-        int64_t backoff = 1000, next_note = t0 + 30000;
-        char e[1024];
+/* ---- startup: what must answer before anything is consumed ---- */
+
+/* A dependency the daemon waits for at startup, as a service started
+ * before it (compose, Kubernetes) must: tried with backoff (1 s doubling
+ * to backoff_max_ms) while it does not answer, one log line per try, not
+ * subscribed (so not ready on /readyz, which says why), serving the HTTP
+ * endpoint, for at most timeout_ms (0: as long as it takes). An answer
+ * that refuses is an error at once. */
+typedef struct startup_dep {
+        const char *what;         /* "the schema registry" */
+        const char *timeout_name; /* "[input] registry.startup.timeout.ms" */
+        int64_t timeout_ms;
+        int64_t backoff_max_ms;
+        /* one try: DMP_REG_OK, DMP_REG_UNAVAILABLE (try again), or refused
+         * (any other; e says why) */
+        dmp_reg_status_t (*attempt)(dmp_daemon_t *d, char *e, size_t e_size);
+} startup_dep_t;
+
+/* Returns 0 when it answered, 1 if stopped while waiting, -1 with errstr. */
+static int startup_wait(dmp_daemon_t *d, const startup_dep_t *dep, char *errstr,
+                        size_t errstr_size) {
+        int64_t t0 = dmp_mono_ms(), timeout = dep->timeout_ms, backoff = 1000;
+        char e[1024], why[1200], limit[64] = "as long as it takes";
+        if (timeout > 0)
+                snprintf(limit, sizeof(limit), "up to %.0f s", (double)timeout / 1000.0);
         for (int attempt = 1;; attempt++) {
-                dmp_reg_status_t st = register_all(d, e, sizeof(e));
+                int64_t tried = dmp_mono_ms();
+                dmp_reg_status_t st = dep->attempt(d, e, sizeof(e));
                 int64_t now = dmp_mono_ms();
                 if (st == DMP_REG_OK) {
                         if (attempt > 1)
-                                dmp_info("the schema registry answered after %.1f s; starting",
+                                dmp_info("%s answered after %.1f s; starting", dep->what,
                                          (double)(now - t0) / 1000.0);
+                        if (d->admin)
+                                dmp_admin_set_not_ready_why(d->admin, NULL);
                         return 0;
                 }
                 if (st != DMP_REG_UNAVAILABLE || (timeout > 0 && now - t0 >= timeout)) {
                         if (st == DMP_REG_UNAVAILABLE)
-                                snprintf(errstr, errstr_size,
-                                         "the schema registry did not answer within %.0f s "
-                                         "([input] registry.startup.timeout.ms): %s",
-                                         (double)timeout / 1000.0, e);
+                                snprintf(errstr, errstr_size, "%s did not answer within %.0f s "
+                                         "(%s): %s", dep->what, (double)timeout / 1000.0,
+                                         dep->timeout_name, e);
                         else
                                 snprintf(errstr, errstr_size, "%s", e);
                         dmp_error("%s", errstr);
                         return -1;
                 }
-                if (attempt == 1) {
-                        char limit[64] = "as long as it takes";
-                        if (timeout > 0)
-                                snprintf(limit, sizeof(limit), "up to %.0f s",
-                                         (double)timeout / 1000.0);
-                        dmp_warn("the schema registry does not answer (%s); trying again for %s "
-                                 "([input] registry.startup.timeout.ms), consuming nothing "
-                                 "until it does", e, limit);
-                        if (d->admin)
-                                publish_metrics(d);
-                } else if (now >= next_note) {
-                        dmp_info("still waiting for the schema registry after %.0f s: %s",
-                                 (double)(now - t0) / 1000.0, e);
-                        next_note = now + 30000;
-                } else {
-                        dmp_debug("schema registry, attempt %d: %s", attempt, e);
-                }
-                int64_t until = now + backoff;
+                int64_t until = tried + backoff; /* (the try's own time included) */
                 if (timeout > 0 && until > t0 + timeout)
                         until = t0 + timeout;
+                if (attempt == 1)
+                        dmp_warn("%s does not answer (%s); trying again for %s (%s), consuming "
+                                 "nothing until it does", dep->what, e, limit, dep->timeout_name);
+                else /* one line per backoff step */
+                        dmp_warn("%s still does not answer after %.0f s (%s); next try in %.0f s",
+                                 dep->what, (double)(now - t0) / 1000.0, e,
+                                 (double)(until > now ? until - now : 0) / 1000.0);
+                if (d->admin) {
+                        snprintf(why, sizeof(why), "waiting for %s (for %.0f s): %s", dep->what,
+                                 (double)(now - t0) / 1000.0, e);
+                        dmp_admin_set_not_ready_why(d->admin, why);
+                        publish_metrics(d);
+                }
                 while (dmp_mono_ms() < until) {
                         if (atomic_load(&d->stop)) {
-                                dmp_info("stopped while waiting for the schema registry; "
-                                         "nothing was consumed");
+                                dmp_info("stopped while waiting for %s; nothing was consumed",
+                                         dep->what);
                                 return 1;
                         }
                         if (d->admin)
                                 dmp_admin_serve(d->admin);
+                        dmp_log_repeats_tick(dmp_mono_ms());
                         nanosleep(&(struct timespec){0, 50 * 1000000L}, NULL);
                 }
-                backoff = backoff * 2 > REGISTER_BACKOFF_MAX_MS ? REGISTER_BACKOFF_MAX_MS
-                                                                : backoff * 2;
+                backoff = backoff * 2 > dep->backoff_max_ms ? dep->backoff_max_ms : backoff * 2;
         }
+}
+
+/* The Kafka cluster answers a metadata request. librdkafka keeps trying to
+ * connect meanwhile; its last error (consumer_error_cb: "Connect to ...
+ * failed: Connection refused") is the reason given. */
+#define BROKER_PROBE_MS 1000 /* (librdkafka goes on connecting after it) */
+static dmp_reg_status_t broker_attempt(dmp_daemon_t *d, char *e, size_t e_size) {
+        const struct rd_kafka_metadata *md = NULL;
+        rd_kafka_resp_err_t err = rd_kafka_metadata(d->consumer, 0, NULL, &md, BROKER_PROBE_MS);
+        if (md)
+                rd_kafka_metadata_destroy(md);
+        /* serves the consumer queue: its errors reach consumer_error_cb */
+        rd_kafka_message_t *batch[64];
+        ssize_t n = rd_kafka_consume_batch_queue(dmp_fetchq_events(d->fetchq), 0, batch, 64);
+        for (ssize_t i = 0; i < n; i++)
+                rd_kafka_message_destroy(batch[i]); /* (not subscribed: errors only) */
+        snprintf(e, e_size, "%s", d->kafka_error[0] ? d->kafka_error : rd_kafka_err2str(err));
+        if (!err)
+                d->kafka_error[0] = '\0';
+        return err ? DMP_REG_UNAVAILABLE : DMP_REG_OK;
+}
+
+/* Before subscribing: the cluster, then (format = confluent) the output
+ * schemas registered. Returns 0, 1 if stopped meanwhile, -1 with errstr. */
+static int wait_for_dependencies(dmp_daemon_t *d, char *errstr, size_t errstr_size) {
+        char what[600];
+        const char *bs = dmp_conf_kafka_get(d->conf, "bootstrap.servers");
+        snprintf(what, sizeof(what), "the Kafka cluster at %.500s", bs ? bs : "?");
+        const startup_dep_t broker = {what, "[input] startup.timeout.ms",
+                                      d->conf->input.startup_timeout_ms, 30000, broker_attempt};
+        /* (10 s at most between tries: registration is cheap) */
+        const startup_dep_t registry = {"the schema registry",
+                                        "[input] registry.startup.timeout.ms",
+                                        d->conf->input.registry_startup_timeout_ms, 10000,
+                                        register_all};
+        int r = startup_wait(d, &broker, errstr, errstr_size);
+        if (!r && d->registry)
+                r = startup_wait(d, &registry, errstr, errstr_size);
+        return r;
 }
 
 /* ---- the loop ---- */
@@ -1254,7 +1316,9 @@ static void process_message(dmp_daemon_t *d, rd_kafka_message_t *m) {
                         fail(d, "fatal consumer error: %s", e);
                         return;
                 }
-                dmp_warn("consumer: %s", rd_kafka_message_errstr(m));
+                char cls[64];
+                snprintf(cls, sizeof(cls), "consumer %d", (int)m->err);
+                dmp_log_repeated(DMP_LOG_WARN, cls, "consumer: %s", rd_kafka_message_errstr(m));
                 return;
         }
         if (!dmp_engine_wants(d->engine, m->partition, m->offset) ||
@@ -1281,8 +1345,8 @@ static void process_message(dmp_daemon_t *d, rd_kafka_message_t *m) {
                                            errstr, e2, sizeof(e2)))
                                 fail(d, "%s", e2);
                 } else if (cls == DMP_DECODE_OK) /* not the record's fault */
-                        dmp_warn("%s [%d] offset %" PRId64 ": %s", r.topic, (int)r.partition,
-                                 r.offset, errstr);
+                        dmp_log_repeated(DMP_LOG_WARN, "process", "%s [%d] offset %" PRId64
+                                         ": %s", r.topic, (int)r.partition, r.offset, errstr);
                 else if (dmp_dlq_send(d->dlq, &r, cls, errstr, e2, sizeof(e2)))
                         output_failed(d, "dead letter: ", e2);
         }
@@ -1353,6 +1417,12 @@ static void cron_progress(dmp_daemon_t *d, int64_t now) {
         d->progress_events = s->events_in;
 }
 
+/* The counts of repeated log lines whose interval has ended (log.h). */
+static void cron_log(dmp_daemon_t *d, int64_t now) {
+        (void)d;
+        dmp_log_repeats_tick(now);
+}
+
 /* The table, in the order a round runs them, with each task's period and
  * first run (0: the first round; else one period in). */
 static void cron_start(dmp_daemon_t *d, int64_t now) {
@@ -1368,6 +1438,7 @@ static void cron_start(dmp_daemon_t *d, int64_t now) {
                 [CRON_BUDGET] = {"budget", cron_budget, 50, 1},
                 [CRON_COMMIT] = {"commit", cron_commit, d->conf->state.commit_interval_ms, 0},
                 [CRON_PROGRESS] = {"progress", cron_progress, 10000, 0},
+                [CRON_LOG] = {"log", cron_log, 500, 0},
         };
         for (int i = 0; i < CRON__CNT; i++)
                 d->cron[i] = (cron_t){table[i].name, table[i].run, table[i].period_ms,
@@ -1375,7 +1446,7 @@ static void cron_start(dmp_daemon_t *d, int64_t now) {
 }
 
 int dmp_daemon_run(dmp_daemon_t *d, char *errstr, size_t errstr_size) {
-        int reg = register_output_schemas(d, errstr, errstr_size);
+        int reg = wait_for_dependencies(d, errstr, errstr_size);
         if (reg)
                 return reg < 0 ? -1 : 0; /* 1: stopped while waiting */
         rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
@@ -1466,9 +1537,10 @@ int dmp_daemon_run(dmp_daemon_t *d, char *errstr, size_t errstr_size) {
          * clean) unless a failure happened. */
         rd_kafka_consumer_close(d->consumer);
         publish_counters(d);
+        dmp_log_repeats_tick(INT64_MAX); /* before the last lines: the counts so far */
         if (d->failed) {
                 snprintf(errstr, errstr_size, "%s", d->failure);
-                return -1;
+                return d->failed_usage ? -2 : -1;
         }
         const dmp_engine_stats_t *s = dmp_engine_stats(d->engine);
         char dead[512];

@@ -68,6 +68,7 @@ static const char *const decode_err_names[DMP_DECODE__CNT] = {
         [DMP_DECODE_INCOMPATIBLE] = "incompatible",
         [DMP_DECODE_UNAVAILABLE] = "registry_unavailable",
         [DMP_DECODE_NONFINITE] = "nonfinite",
+        [DMP_DECODE_KEY_TOO_LONG] = "key_too_long",
 };
 static const char *const decode_err_text[DMP_DECODE__CNT] = {
         [DMP_DECODE_OK] = "ok",
@@ -87,6 +88,7 @@ static const char *const decode_err_text[DMP_DECODE__CNT] = {
         [DMP_DECODE_INCOMPATIBLE] = "writer schema incompatible with the reader schema",
         [DMP_DECODE_UNAVAILABLE] = "schema registry unavailable",
         [DMP_DECODE_NONFINITE] = "a numeric field is NaN or infinite",
+        [DMP_DECODE_KEY_TOO_LONG] = "a key or group value longer than 65535 bytes",
 };
 const char *dmp_decode_err_name(dmp_decode_err_t e) {
         return (unsigned)e < DMP_DECODE__CNT ? decode_err_names[e] : "unknown";

@@ -56,6 +56,7 @@ typedef enum dmp_decode_err {
         DMP_DECODE_UNAVAILABLE, /* not the record's fault: the registry did not answer;
                                  * the record must be retried, not dead-lettered */
         DMP_DECODE_NONFINITE, /* a numeric field is NaN or +-Infinity (when rejected) */
+        DMP_DECODE_KEY_TOO_LONG, /* a key or group value longer than DMP_KEY_MAX (engine.c) */
         DMP_DECODE__CNT
 } dmp_decode_err_t;
 

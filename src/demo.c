@@ -337,6 +337,7 @@ int dmp_demo_run(const char *config_path, int seconds, int http_port) {
                 rc = DMP_EXIT_USAGE;
                 goto out_state;
         }
+        dmp_log_set_repeat_interval(conf->log.repeat_interval_ms);
         if (dmp_log_level == DMP_LOG_INFO) /* keep the screen for the results */
                 dmp_log_level = DMP_LOG_WARN;
 

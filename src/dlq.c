@@ -65,10 +65,12 @@ int dmp_dlq_send(dmp_dlq_t *q, const dmp_copy_rec_t *r, dmp_decode_err_t cls,
         uint64_t n = atomic_fetch_add(&q->counts[cls], 1) + 1;
         q->recent[q->nrecent++ % DMP_DLQ_RECENT] =
                 (dmp_dlq_recent_t){r->partition, r->offset, cls, dmp_now_ms()};
-        if (n <= 10 || n % 10000 == 0) /* the counters tell the rest */
-                dmp_warn("%s [%d] offset %" PRId64 ": %s: %s (%" PRIu64 " %s so far)%s", r->topic,
-                         (int)r->partition, r->offset, dmp_decode_err_name(cls), message, n,
-                         dmp_decode_err_name(cls), q->topic ? "" : "; no [output] dlq.topic");
+        char lc[64]; /* one line per class per interval (log.h) */
+        snprintf(lc, sizeof(lc), "dead letter %s", dmp_decode_err_name(cls));
+        dmp_log_repeated(DMP_LOG_WARN, lc, "%s [%d] offset %" PRId64 ": %s: %s (%" PRIu64
+                         " %s so far)%s", r->topic, (int)r->partition, r->offset,
+                         dmp_decode_err_name(cls), message, n, dmp_decode_err_name(cls),
+                         q->topic ? "" : "; no [output] dlq.topic");
         if (!q->topic)
                 return 0;
         const char *why[] = {DMP_DLQ_H_CLASS, dmp_decode_err_name(cls), DMP_DLQ_H_MESSAGE, message};

@@ -33,8 +33,8 @@ dmp_dlq_t *dmp_dlq_new(rd_kafka_t *producer, const char *topic, char *errstr,
                        size_t errstr_size);
 void dmp_dlq_destroy(dmp_dlq_t *q);
 
-/* Counts r under cls, logs it (the first 10 of each class, then every
- * 10,000th) and produces it to the topic. Returns 0, or -1 with errstr if
+/* Counts r under cls, logs it (one line per class per repeat interval,
+ * log.h dmp_log_repeated) and produces it to the topic. Returns 0, or -1 with errstr if
  * it cannot be produced (a fatal condition for the caller). */
 int dmp_dlq_send(dmp_dlq_t *q, const dmp_copy_rec_t *r, dmp_decode_err_t cls,
                  const char *message, char *errstr, size_t errstr_size);

@@ -400,8 +400,7 @@ static unsigned char *valbuf_reserve(dmp_engine_t *e, size_t n) {
 }
 
 size_t engine_item_size(const dmp_window_t *w) {
-        return w->kind == DMP_WINDOW_SESSION ? SESSION_ITEM_SIZE(w->nmeasures)
-                                             : RECORD_ITEM_SIZE(w->nmeasures);
+        return KEYED_ITEM_SIZE(w->nmeasures);
 }
 
 /* The heap bytes of an entry: the entry with its aggregates and key, and a
@@ -425,10 +424,11 @@ static size_t entry_encode(dmp_engine_t *e, const dmp_entry_t *en, unsigned char
                 size_t isz = engine_item_size(&e->windows[en->win]);
                 len = ENTRY_KEYSTATE_HEAD_LEN + (size_t)ks->n * isz;
                 p = valbuf_reserve(e, len);
-                p[0] = ENTRY_VERSION_KEYSTATE;
+                p[0] = e->windows[en->win].kind == DMP_WINDOW_SLIDING ? ENTRY_VERSION_SLIDING
+                                                                      : ENTRY_VERSION_KEYSTATE;
                 p[1] = 0;
                 p[2] = (unsigned char)e->windows[en->win].nmeasures;
-                memcpy(p + 3, &ks->emitted_upto, 8);
+                memset(p + 3, 0, 8);
                 memcpy(p + 11, &ks->n, 4);
                 memcpy(p + ENTRY_KEYSTATE_HEAD_LEN, ks->items, (size_t)ks->n * isz);
         } else {
@@ -584,6 +584,7 @@ static void fixed_event(dmp_engine_t *e, task_t *t, int wi, int64_t ts, const ch
              s += w->advance) {
                 if (dmp_window_closed(w, s, t->stream_time)) {
                         e->stats.late_window_updates++;
+                        e->stats.late_instances_by_window[wi]++;
                         continue;
                 }
                 open = 1;
@@ -635,7 +636,8 @@ int engine_load_entry(void *opaque, int win, const char *key, size_t key_len, in
         if (win < 0 || win >= e->nwindows || len < 1)
                 return -1;
         uint64_t h = dmp_entry_hash(dmp_hash_bytes(key, key_len, 0), win, start);
-        if (*(const unsigned char *)val == ENTRY_VERSION_KEYSTATE)
+        if (*(const unsigned char *)val == ENTRY_VERSION_KEYSTATE ||
+            *(const unsigned char *)val == ENTRY_VERSION_SLIDING)
                 return keyed_load(lc, win, key, key_len, h, val, len);
         dmp_agg_t aggs[DMP_MAX_MEASURES];
         uint8_t flags;
@@ -686,6 +688,8 @@ int dmp_engine_partition_open(dmp_engine_t *e, int32_t partition, int64_t *next_
         t->partition = partition;
         t->next_offset = -1;
         t->stream_time = INT64_MIN;
+        for (int wi = 0; wi < DMP_MAX_WINDOWS; wi++)
+                t->sliding_top[wi] = INT64_MIN;
         dmp_wtable_init(&t->table);
         int r = dmp_store_get_meta(e->store, partition, &t->next_offset, &t->stream_time, errstr,
                                    errstr_size);
@@ -777,6 +781,18 @@ void dmp_engine_partition_close(dmp_engine_t *e, int32_t partition) {
                 dmp_groups_partition_close(e->groups, partition);
 }
 
+int dmp_engine_partition_discard(dmp_engine_t *e, int32_t partition, char *errstr,
+                                 size_t errstr_size) {
+        int64_t next;
+        dmp_engine_partition_close(e, partition);
+        if (dmp_store_sync(e->store, errstr, errstr_size))
+                return -1;
+        dmp_store_drop_partition(e->store, partition);
+        if (dmp_store_commit(e->store, errstr, errstr_size))
+                return -1;
+        return dmp_engine_partition_open(e, partition, &next, errstr, errstr_size);
+}
+
 /* ---- the hot path ---- */
 
 int dmp_engine_wants(const dmp_engine_t *e, int32_t partition, int64_t offset) {
@@ -813,8 +829,15 @@ int dmp_engine_process(dmp_engine_t *e, int32_t partition, int64_t offset, const
         }
         const char *k = *e->conf->input.key_field ? ev.key : (key ? key : "");
         size_t kl = *e->conf->input.key_field ? ev.key_len : (key ? key_len : 0);
-        if (kl > UINT16_MAX)
-                kl = UINT16_MAX; /* keys are bounded to 64 KiB - 1 in state */
+        if (kl > DMP_KEY_MAX || (e->groups && dmp_groups_values_too_long(e->groups, &ev, errstr,
+                                                                          errstr_size))) {
+                if (kl > DMP_KEY_MAX) /* (never cut: keys that differ beyond would merge) */
+                        snprintf(errstr, errstr_size, "the key is %zu bytes long; at most %d "
+                                 "are kept in state", kl, DMP_KEY_MAX);
+                e->last_error = DMP_DECODE_KEY_TOO_LONG;
+                e->stats.decode_errors++;
+                return -1;
+        }
         int64_t ts = ev.has_time ? ev.time_ms : kafka_ts;
         if (ts < -DMP_MAX_ABS_TIME_MS || ts > DMP_MAX_ABS_TIME_MS) {
                 /* keeps window arithmetic far from int64 overflow */
@@ -825,6 +848,7 @@ int dmp_engine_process(dmp_engine_t *e, int32_t partition, int64_t offset, const
         }
 
         int advanced = 0;
+        int64_t st_before = t->stream_time;
         if (ts > t->stream_time) {
                 t->stream_time = ts;
                 advanced = 1;
@@ -857,7 +881,8 @@ int dmp_engine_process(dmp_engine_t *e, int32_t partition, int64_t offset, const
                         fixed_event(e, t, wi, ts, k, kl, key_hash, vals, defined);
                         break;
                 case DMP_WINDOW_SESSION:
-                        keyed_session_event(e, t, wi, ts, k, kl, key_hash, vals, defined);
+                        keyed_session_event(e, t, wi, ts, st_before, k, kl, key_hash, vals,
+                                            defined);
                         break;
                 case DMP_WINDOW_SLIDING:
                         keyed_sliding_event(e, t, wi, ts, k, kl, key_hash, vals, defined);

@@ -87,7 +87,13 @@ typedef struct dmp_engine_stats {
         uint64_t late_events;       /* (event, window definition) with no open window */
         uint64_t late_by_window[DMP_MAX_WINDOWS];
         uint64_t idle_advances;     /* stream time advances of idle partitions */
-        uint64_t late_window_updates; /* (event, window) pairs skipped as closed */
+        uint64_t late_window_updates; /* tumbling / hopping (event, window) pairs
+                                       * skipped as closed */
+        /* Kafka Streams' dropped-records for the same input, per window
+         * definition: tumbling / hopping: (event, closed window) pairs;
+         * session: late events; sliding: late events plus the (event,
+         * window) updates skipped as closed (docs/WINDOWS.md). */
+        uint64_t late_instances_by_window[DMP_MAX_WINDOWS];
         uint64_t results_out;
         uint64_t windows_closed;
         uint64_t commits;
@@ -128,6 +134,13 @@ int dmp_engine_partition_open(dmp_engine_t *e, int32_t partition, int64_t *next_
 /* Releases a partition's memory. Commit first: uncommitted changes are lost
  * (and will be recomputed from the stored offset by whoever owns it next). */
 void dmp_engine_partition_close(dmp_engine_t *e, int32_t partition);
+
+/* Discards a partition's state, in memory and in the store (its windows,
+ * groups, offset and stream time), and opens it again empty: it starts
+ * over (resume.h: its stored offset is beyond its log's end). Every
+ * commit handed to the store lands first. Returns 0 or -1 with errstr. */
+int dmp_engine_partition_discard(dmp_engine_t *e, int32_t partition, char *errstr,
+                                 size_t errstr_size);
 
 /* Processes one record of an open partition. key/kafka_ts are the Kafka
  * message key and timestamp (used when no key/time field is configured).

@@ -127,7 +127,7 @@ int dmp_engine_describe_entry(const dmp_engine_t *e, int win, int64_t start, con
         const dmp_window_t *w = &e->windows[win];
         if (out_size)
                 n = (size_t)snprintf(out, out_size, "window %s", w->name);
-        if (v[0] == ENTRY_VERSION_KEYSTATE) {
+        if (v[0] == ENTRY_VERSION_KEYSTATE || v[0] == ENTRY_VERSION_SLIDING) {
                 if (start != DMP_START_KEYSTATE) {
                         snprintf(errstr, errstr_size, "window %s: malformed key state", w->name);
                         return -1;

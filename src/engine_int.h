@@ -46,11 +46,14 @@ _Static_assert(DMP_MAX_WINDOWS <= 32, "window masks are uint32_t");
 
 /* The stored value of a window entry (DMP_ENTRY_VERSION_WINDOW): version,
  * flags (DMP_ENTRY_EMITTED), nmeasures, then nmeasures dmp_agg_t; of a
- * session / sliding key (ENTRY_VERSION_KEYSTATE): version, 0, nmeasures,
- * emitted_upto:i64, n:u32, then n items (engine_item_size each). Host byte
- * order: state is not portable across endianness. */
+ * session key (ENTRY_VERSION_KEYSTATE) or a sliding key
+ * (ENTRY_VERSION_SLIDING): version, 0, nmeasures, 8 reserved bytes (0),
+ * n:u32, then n items (KEYED_ITEM_SIZE each). Host byte order: state is not
+ * portable across endianness. Version 2 sliding states (buffered records,
+ * before Kafka Streams' window store was followed) are refused on load. */
 #define ENTRY_VERSION_WINDOW   1
 #define ENTRY_VERSION_KEYSTATE 2
+#define ENTRY_VERSION_SLIDING  3
 #define ENTRY_WINDOW_VALUE_LEN(nm) (3 + sizeof(dmp_agg_t) * (size_t)(nm))
 #define ENTRY_KEYSTATE_HEAD_LEN 15
 
@@ -82,23 +85,23 @@ typedef struct keystate {
         int64_t sched;        /* the bucket id it is scheduled in, or INT64_MIN */
         uint32_t refs;        /* bucket references, stale ones included */
         uint32_t n, cap;      /* items */
-        int64_t emitted_upto; /* sliding: candidate windows with start <= this are done */
-        unsigned char *items; /* sessions or records, fixed size each */
+        unsigned char *items; /* sessions or sliding windows, KEYED_ITEM_SIZE each */
 } keystate_t;
 
-/* A session item: start, last, flags, then nmeasures aggregates. */
-#define SESSION_FLAGS_AT 16
-#define SESSION_AGGS_AT 24
-#define SESSION_ITEM_SIZE(nm) (SESSION_AGGS_AT + sizeof(dmp_agg_t) * (size_t)(nm))
-/* A sliding record: time, stream time at arrival, defined mask, flags,
- * values. */
-#define RECORD_FLAGS_AT 20
-#define RECORD_ITEM_SIZE(nm) (24 + sizeof(double) * (size_t)(nm))
-/* Item flag: changed since the last update-mode result (session), or
- * arrived since then (sliding record). */
+/* An item, a session or a sliding window: two times, flags, then
+ * nmeasures aggregates. A session: start and last event time, the items
+ * sorted by last (then start). A sliding window [start, start + D]: start
+ * and the largest event time aggregated in it (Kafka Streams' window
+ * timestamp), the items sorted by start. */
+#define ITEM_FLAGS_AT 16
+#define ITEM_AGGS_AT 24
+#define KEYED_ITEM_SIZE(nm) (ITEM_AGGS_AT + sizeof(dmp_agg_t) * (size_t)(nm))
+/* Item flag: changed since the last update-mode result. */
 #define ITEM_NEW 1
-/* Session flag: closed and emitted, kept for retention.ms. Such sessions
- * are a prefix of the key's list (they closed before every open one). */
+/* Item flag: closed and emitted. Emitted sessions are kept for
+ * retention.ms, emitted sliding windows while Kafka Streams' window store
+ * would still find them (engine_keyed.c); either way they are a prefix of
+ * the key's items. */
 #define ITEM_EMITTED 2
 
 typedef struct task {
@@ -114,6 +117,9 @@ typedef struct task {
         dmp_dirty_t dirty;    /* its dead: the entries dirty_dead() says are dead */
         uint64_t entry_bytes; /* entries, their keys and key states (entry_bytes()) */
         size_t evicted;       /* sum of the buckets' evicted: 0 keeps misses cheap */
+        /* sliding: the largest window start written (Kafka Streams' window
+         * store's observed stream time), INT64_MIN: none */
+        int64_t sliding_top[DMP_MAX_WINDOWS];
 } task_t;
 
 struct dmp_engine {
@@ -219,8 +225,10 @@ int keyed_load(load_ctx_t *lc, int win, const char *key, size_t key_len, uint64_
                const void *val, size_t len);
 /* Schedules the key state in the bucket of its next close time. */
 void keyed_schedule(dmp_engine_t *e, task_t *t, dmp_entry_t *en);
-void keyed_session_event(dmp_engine_t *e, task_t *t, int wi, int64_t ts, const char *k,
-                         size_t kl, uint64_t key_hash, const double *vals, uint64_t defined);
+/* st_before: the stream time before this event advanced it. */
+void keyed_session_event(dmp_engine_t *e, task_t *t, int wi, int64_t ts, int64_t st_before,
+                         const char *k, size_t kl, uint64_t key_hash, const double *vals,
+                         uint64_t defined);
 void keyed_sliding_event(dmp_engine_t *e, task_t *t, int wi, int64_t ts, const char *k,
                          size_t kl, uint64_t key_hash, const double *vals, uint64_t defined);
 /* Emits what closed at the task's stream time in definition wi. */

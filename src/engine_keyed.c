@@ -1,10 +1,11 @@
-/* Session and sliding windows (Kafka Streams' SessionWindows and
- * SlidingWindows; docs/WINDOWS.md): the state of a key is one entry
- * (start DMP_START_KEYSTATE) whose key state (engine_int.h keystate_t)
- * holds the key's open sessions, or the records its open sliding windows
- * need. A key is scheduled in the bucket of its next close time (buckets
- * of e->quantum[wi] ms); the buckets due at the stream time are fired by
- * keyed_close.
+/* Session and sliding windows, exactly as Kafka Streams 3.9 computes them
+ * (KStreamSessionWindowAggregate, KStreamSlidingWindowAggregate over
+ * RocksDB stores; docs/WINDOWS.md has the rules and worked examples): the
+ * state of a key is one entry (start DMP_START_KEYSTATE) whose key state
+ * (engine_int.h keystate_t) holds the key's sessions, or its sliding
+ * windows with their aggregates. A key is scheduled in the bucket of its
+ * next close (or purge) time (buckets of e->quantum[wi] ms); the buckets
+ * due at the stream time are fired by keyed_close.
  *
  * Threads: the processing thread only. */
 #include <assert.h>
@@ -37,142 +38,204 @@ dmp_entry_t *keyed_new(task_t *t, int wi, const char *k, size_t kl, uint64_t h) 
         dmp_entry_t *en = dmp_entry_new(h, wi, DMP_START_KEYSTATE, k, kl, 0);
         keystate_t *ks = dmp_calloc(1, sizeof(*ks));
         ks->sched = INT64_MIN;
-        ks->emitted_upto = INT64_MIN;
         en->ext = ks;
         dmp_wtable_insert(&t->table, en);
         t->entry_bytes += sizeof(*en) + kl + sizeof(*ks);
         return en;
 }
 
-/* Sliding: the smallest candidate window start > after, or INT64_MAX.
- * Candidates are each record's right window [t+1, t+1+D] and, if it was
- * open when the record arrived, its left window [t-D, t]. */
-static int64_t sliding_next_start(const dmp_window_t *w, const keystate_t *ks, int64_t after) {
-        int64_t best = INT64_MAX;
-        size_t isz = RECORD_ITEM_SIZE(w->nmeasures);
-        for (uint32_t i = 0; i < ks->n; i++) {
-                const unsigned char *r = ks_item(ks, isz, i);
-                int64_t rt = item_i64(r, 0), rst = item_i64(r, 8);
-                int64_t left = rt - (w->size - 1);
-                if (left > after && rt + 1 + w->grace > rst && left < best)
-                        best = left;
-                if (rt + 1 > after && rt + 1 < best)
-                        best = rt + 1;
-        }
-        return best;
-}
-
-static uint64_t session_flags(const unsigned char *s) {
+static uint64_t item_flags(const unsigned char *it) {
         uint64_t flags;
-        memcpy(&flags, s + SESSION_FLAGS_AT, 8);
+        memcpy(&flags, it + ITEM_FLAGS_AT, 8);
         return flags;
 }
 
-static void session_set_flags(unsigned char *s, uint64_t flags) {
-        memcpy(s + SESSION_FLAGS_AT, &flags, 8);
+static void item_set_flags(unsigned char *it, uint64_t flags) {
+        memcpy(it + ITEM_FLAGS_AT, &flags, 8);
 }
 
-/* The index of the key's first open session (after the retained ones). */
-static uint32_t session_first_open(const dmp_window_t *w, const keystate_t *ks) {
-        size_t isz = SESSION_ITEM_SIZE(w->nmeasures);
+static void item_set_i64(unsigned char *it, int at, int64_t v) {
+        memcpy(it + at, &v, 8);
+}
+
+/* The index of the key's first item not emitted yet (emitted ones are a
+ * prefix). */
+static uint32_t first_open(const dmp_window_t *w, const keystate_t *ks) {
+        size_t isz = KEYED_ITEM_SIZE(w->nmeasures);
         uint32_t i = 0;
-        while (i < ks->n && (session_flags(ks_item(ks, isz, i)) & ITEM_EMITTED))
+        while (i < ks->n && (item_flags(ks_item(ks, isz, i)) & ITEM_EMITTED))
                 i++;
         return i;
 }
 
-/* Aggregates the records contributing to the sliding window starting at s
- * (those in it that came while it was open). Returns whether any defined
- * value reached it; *has_new (if not NULL): whether a record flagged
- * ITEM_NEW contributed. */
-static int sliding_aggregate(const dmp_window_t *w, const keystate_t *ks, int64_t s,
-                             dmp_agg_t *aggs, int *has_new) {
-        size_t isz = RECORD_ITEM_SIZE(w->nmeasures);
+/* An item's aggregates into aggs; whether any measure has a value. */
+static int item_get_aggs(const dmp_window_t *w, const unsigned char *it, dmp_agg_t *aggs) {
         int any = 0;
+        memcpy(aggs, it + ITEM_AGGS_AT, sizeof(dmp_agg_t) * (size_t)w->nmeasures);
         for (int j = 0; j < w->nmeasures; j++)
-                dmp_agg_init(&aggs[j]);
-        if (has_new)
-                *has_new = 0;
-        for (uint32_t i = 0; i < ks->n; i++) {
-                const unsigned char *r = ks_item(ks, isz, i);
-                int64_t rt = item_i64(r, 0);
-                if (rt < s)
-                        continue;
-                if (rt >= s + w->size)
-                        break; /* records are sorted by time */
-                if (s + w->size + w->grace <= item_i64(r, 8))
-                        continue; /* the window was closed when it came */
-                uint32_t mask, flags;
-                memcpy(&mask, r + 16, 4);
-                memcpy(&flags, r + RECORD_FLAGS_AT, 4);
-                if (has_new && (flags & ITEM_NEW))
-                        *has_new = 1;
-                for (int j = 0; j < w->nmeasures; j++) {
-                        double v;
-                        memcpy(&v, r + 24 + 8 * j, 8);
-                        if (mask & (1u << j)) {
-                                dmp_agg_add(&aggs[j], v);
-                                any = 1;
-                        }
-                }
-        }
+                any |= aggs[j].count > 0;
         return any;
 }
 
-/* Update mode: emits the key's open sessions that changed, or its open
- * sliding windows that a new record reached, and clears the marks. */
-void keyed_emit_updates(dmp_engine_t *e, task_t *t, dmp_entry_t *en) {
-        const dmp_window_t *w = &e->windows[en->win];
-        keystate_t *ks = ks_of(en);
-        const char *key = dmp_entry_key(en);
-        if (w->kind == DMP_WINDOW_SESSION) {
-                size_t isz = SESSION_ITEM_SIZE(w->nmeasures);
-                for (uint32_t i = session_first_open(w, ks); i < ks->n; i++) {
-                        unsigned char *s = ks_item(ks, isz, i);
-                        uint64_t flags = session_flags(s);
-                        if (!(flags & ITEM_NEW))
-                                continue;
-                        session_set_flags(s, flags & ~(uint64_t)ITEM_NEW);
-                        dmp_agg_t aggs[DMP_MAX_MEASURES];
-                        memcpy(aggs, s + SESSION_AGGS_AT, sizeof(dmp_agg_t) * (size_t)w->nmeasures);
-                        engine_emit_aggs(e, t, en->win, key, en->key_len, item_i64(s, 0),
-                                  item_i64(s, 8) + 1, aggs, 0);
-                }
-                return;
-        }
-        size_t isz = RECORD_ITEM_SIZE(w->nmeasures);
-        /* Every open candidate, in start order. */
-        for (int64_t s = ks->emitted_upto; (s = sliding_next_start(w, ks, s)) != INT64_MAX;) {
-                dmp_agg_t aggs[DMP_MAX_MEASURES];
-                int has_new;
-                if (sliding_aggregate(w, ks, s, aggs, &has_new) && has_new)
-                        engine_emit_aggs(e, t, en->win, key, en->key_len, s, s + w->size, aggs, 0);
-        }
-        for (uint32_t i = 0; i < ks->n; i++) {
-                uint32_t flags = 0;
-                memcpy(ks_item(ks, isz, i) + RECORD_FLAGS_AT, &flags, 4);
+/* Adds the event's defined measures to an item's aggregates. */
+static void item_add_event(const dmp_window_t *w, unsigned char *it, const double *vals,
+                           uint64_t defined) {
+        for (int j = 0; j < w->nmeasures; j++) {
+                if (!(defined & (1ULL << w->measures[j])))
+                        continue;
+                dmp_agg_t a;
+                memcpy(&a, it + ITEM_AGGS_AT + sizeof(a) * (size_t)j, sizeof(a));
+                dmp_agg_add(&a, vals[w->measures[j]]);
+                memcpy(it + ITEM_AGGS_AT + sizeof(a) * (size_t)j, &a, sizeof(a));
         }
 }
 
-/* The stream time at which the key's next window closes, or INT64_MAX. */
+/* ---- sliding: Kafka Streams' window store ---- */
+
+/* Kafka Streams keeps a sliding window [s, s + D] in a window store of
+ * retention 2D + grace (SlidingWindowStoreMaterializer; plus retention.ms
+ * here, as Materialized.withRetention would), and a lookup finds it only
+ * while s >= observed - retention + 1 (AbstractRocksDBSegmentedBytesStore
+ * getActualFrom), observed being the largest window start the store was
+ * written: here max(sliding_top, st - D), the second term only making a
+ * difference after idle advances (the last event that advanced the
+ * stream time wrote its left window, st - D). Visible windows are those
+ * with start >= the returned bound. */
+static int64_t sliding_seen_from(const dmp_window_t *w, const task_t *t, int wi) {
+        int64_t d = w->size - 1, observed = t->stream_time - d;
+        if (t->sliding_top[wi] > observed)
+                observed = t->sliding_top[wi];
+        return observed - (2 * d + w->grace + w->retention) + 1;
+}
+
+/* The index of the first window of the key with start >= s. */
+static uint32_t sliding_lower_bound(const keystate_t *ks, size_t isz, int64_t s) {
+        uint32_t lo = 0, hi = ks->n;
+        while (lo < hi) {
+                uint32_t mid = lo + (hi - lo) / 2;
+                if (item_i64(ks_item(ks, isz, mid), 0) < s)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        return lo;
+}
+
+static void sliding_wrote(task_t *t, int wi, int64_t s) {
+        if (s > t->sliding_top[wi])
+                t->sliding_top[wi] = s;
+}
+
+/* Kafka Streams' updateWindowAndForward on the key's window i: the event
+ * goes into it if it is open (end >= stream time - grace); a closed one is
+ * a dropped window instance. Returns 1 if the event went in. */
+static int sliding_update(dmp_engine_t *e, task_t *t, int wi, keystate_t *ks, uint32_t i,
+                          int64_t ts, const double *vals, uint64_t defined) {
+        const dmp_window_t *w = &e->windows[wi];
+        unsigned char *it = ks_item(ks, KEYED_ITEM_SIZE(w->nmeasures), i);
+        int64_t s = item_i64(it, 0);
+        if (s + w->size - 1 < t->stream_time - w->grace) {
+                e->stats.late_instances_by_window[wi]++;
+                return 0;
+        }
+        item_add_event(w, it, vals, defined);
+        if (ts > item_i64(it, 8))
+                item_set_i64(it, 8, ts);
+        item_set_flags(it, item_flags(it) | ITEM_NEW);
+        sliding_wrote(t, wi, s);
+        return 1;
+}
+
+/* Writes window s of the key (a store put: replaces one with that start)
+ * with aggregates `from` (NULL: none) and largest time maxts. Returns it. */
+static unsigned char *sliding_put(task_t *t, int wi, const dmp_window_t *w, keystate_t *ks,
+                                  int64_t s, const dmp_agg_t *from, int64_t maxts) {
+        size_t isz = KEYED_ITEM_SIZE(w->nmeasures);
+        uint32_t i = sliding_lower_bound(ks, isz, s);
+        unsigned char *it = i < ks->n && item_i64(ks_item(ks, isz, i), 0) == s
+                                    ? ks_item(ks, isz, i)
+                                    : ks_insert(t, ks, isz, i);
+        item_set_i64(it, 0, s);
+        item_set_i64(it, 8, maxts);
+        item_set_flags(it, ITEM_NEW);
+        for (int j = 0; j < w->nmeasures; j++) {
+                dmp_agg_t a;
+                if (from)
+                        a = from[j];
+                else
+                        dmp_agg_init(&a);
+                memcpy(it + ITEM_AGGS_AT + sizeof(a) * (size_t)j, &a, sizeof(a));
+        }
+        sliding_wrote(t, wi, s);
+        return it;
+}
+
+/* A new window [s, s + D] from aggregates `from` (NULL: none) plus the
+ * event, if it is open (updateWindowAndForward on a new window); 1 if so. */
+static int sliding_create(dmp_engine_t *e, task_t *t, int wi, keystate_t *ks, int64_t s,
+                          const dmp_agg_t *from, int64_t ts, const double *vals,
+                          uint64_t defined) {
+        const dmp_window_t *w = &e->windows[wi];
+        if (s + w->size - 1 < t->stream_time - w->grace) {
+                e->stats.late_instances_by_window[wi]++;
+                return 0;
+        }
+        item_add_event(w, sliding_put(t, wi, w, ks, s, from, ts), vals, defined);
+        return 1;
+}
+
+/* Update mode: emits the key's open sessions or sliding windows that
+ * changed, and clears the marks. */
+void keyed_emit_updates(dmp_engine_t *e, task_t *t, dmp_entry_t *en) {
+        const dmp_window_t *w = &e->windows[en->win];
+        keystate_t *ks = ks_of(en);
+        size_t isz = KEYED_ITEM_SIZE(w->nmeasures);
+        const char *key = dmp_entry_key(en);
+        for (uint32_t i = first_open(w, ks); i < ks->n; i++) {
+                unsigned char *it = ks_item(ks, isz, i);
+                uint64_t flags = item_flags(it);
+                if (!(flags & ITEM_NEW))
+                        continue;
+                item_set_flags(it, flags & ~(uint64_t)ITEM_NEW);
+                dmp_agg_t aggs[DMP_MAX_MEASURES];
+                int any = item_get_aggs(w, it, aggs);
+                int64_t s = item_i64(it, 0);
+                if (w->kind == DMP_WINDOW_SESSION)
+                        engine_emit_aggs(e, t, en->win, key, en->key_len, s, item_i64(it, 8) + 1,
+                                         aggs, 0);
+                else if (any)
+                        engine_emit_aggs(e, t, en->win, key, en->key_len, s, s + w->size, aggs, 0);
+        }
+}
+
+/* The stream time at which an open item closes. */
+static int64_t item_close_time(const dmp_window_t *w, const unsigned char *it) {
+        return w->kind == DMP_WINDOW_SESSION ? dmp_session_close_time(w, item_i64(it, 8))
+                                             : item_i64(it, 0) + w->size + w->grace;
+}
+
+/* The stream time at which an emitted item surely leaves the state. */
+static int64_t item_purge_time(const dmp_window_t *w, const unsigned char *it) {
+        if (w->kind == DMP_WINDOW_SESSION)
+                return dmp_session_close_time(w, item_i64(it, 8)) + w->retention;
+        int64_t d = w->size - 1; /* gone from sight once st - D - (2D + grace + ret) >= s */
+        return item_i64(it, 0) + 3 * d + w->grace + w->retention;
+}
+
+/* The stream time at which the key's next item closes or leaves, or
+ * INT64_MAX. */
 static int64_t keyed_next_close(const dmp_window_t *w, const keystate_t *ks) {
         if (ks->n == 0)
                 return INT64_MAX;
-        if (w->kind == DMP_WINDOW_SESSION) {
-                size_t isz = SESSION_ITEM_SIZE(w->nmeasures);
-                uint32_t i = session_first_open(w, ks);
-                int64_t c = i < ks->n ? dmp_session_close_time(w, item_i64(ks_item(ks, isz, i), 8))
-                                      : INT64_MAX;
-                if (i > 0) { /* the first retained session's purge time */
-                        int64_t purge = dmp_session_close_time(w, item_i64(ks->items, 8)) +
-                                        w->retention;
-                        if (purge < c)
-                                c = purge;
-                }
-                return c;
+        size_t isz = KEYED_ITEM_SIZE(w->nmeasures);
+        uint32_t i = first_open(w, ks);
+        int64_t c = i < ks->n ? item_close_time(w, ks_item(ks, isz, i)) : INT64_MAX;
+        if (i > 0) {
+                int64_t purge = item_purge_time(w, ks->items);
+                if (purge < c)
+                        c = purge;
         }
-        int64_t s = sliding_next_start(w, ks, ks->emitted_upto);
-        return s == INT64_MAX ? INT64_MAX : s + w->size + w->grace;
+        return c;
 }
 
 void keyed_schedule(dmp_engine_t *e, task_t *t, dmp_entry_t *en) {
@@ -189,63 +252,46 @@ void keyed_schedule(dmp_engine_t *e, task_t *t, dmp_entry_t *en) {
 }
 
 /* Emits every session / sliding window of the key closed at stream time
- * st, drops what no open window needs, retires the entry once empty. */
+ * st, drops what has left the state, retires the entry once empty. */
 static void keyed_close_ready(dmp_engine_t *e, task_t *t, dmp_entry_t *en) {
         const dmp_window_t *w = &e->windows[en->win];
         keystate_t *ks = ks_of(en);
+        size_t isz = KEYED_ITEM_SIZE(w->nmeasures);
         int64_t st = t->stream_time;
         const char *key = dmp_entry_key(en);
         int changed = 0;
-        if (w->kind == DMP_WINDOW_SESSION) {
-                size_t isz = SESSION_ITEM_SIZE(w->nmeasures);
-                uint32_t i = session_first_open(w, ks);
-                while (i < ks->n &&
-                       dmp_session_close_time(w, item_i64(ks_item(ks, isz, i), 8)) <= st) {
-                        unsigned char *s = ks_item(ks, isz, i);
-                        dmp_agg_t aggs[DMP_MAX_MEASURES];
-                        memcpy(aggs, s + SESSION_AGGS_AT, sizeof(dmp_agg_t) * (size_t)w->nmeasures);
-                        engine_emit_aggs(e, t, en->win, key, en->key_len, item_i64(s, 0),
-                                  item_i64(s, 8) + 1, aggs, 1);
+        uint32_t i = first_open(w, ks);
+        while (i < ks->n && item_close_time(w, ks_item(ks, isz, i)) <= st) {
+                unsigned char *it = ks_item(ks, isz, i);
+                dmp_agg_t aggs[DMP_MAX_MEASURES];
+                int any = item_get_aggs(w, it, aggs);
+                int64_t s = item_i64(it, 0);
+                if (w->kind == DMP_WINDOW_SESSION) {
+                        engine_emit_aggs(e, t, en->win, key, en->key_len, s, item_i64(it, 8) + 1,
+                                         aggs, 1);
                         e->stats.windows_closed++;
-                        session_set_flags(s, ITEM_EMITTED); /* retained, or purged below */
-                        i++;
-                        changed = 1;
+                } else if (any) {
+                        /* A window no defined value reached is no result: it
+                         * leaves the key's late count for the next. */
+                        engine_emit_aggs(e, t, en->win, key, en->key_len, s, s + w->size, aggs, 1);
+                        e->stats.windows_closed++;
                 }
-                uint32_t purge = 0; /* retained sessions past their retention */
-                while (purge < ks->n &&
-                       (session_flags(ks_item(ks, isz, purge)) & ITEM_EMITTED) &&
-                       dmp_session_close_time(w, item_i64(ks_item(ks, isz, purge), 8)) +
-                                       w->retention <= st)
-                        purge++;
-                if (purge) {
-                        ks_remove(ks, isz, 0, purge);
-                        changed = 1;
-                }
-        } else {
-                size_t isz = RECORD_ITEM_SIZE(w->nmeasures);
-                int64_t s;
-                while ((s = sliding_next_start(w, ks, ks->emitted_upto)) != INT64_MAX &&
-                       s + w->size + w->grace <= st) {
-                        dmp_agg_t aggs[DMP_MAX_MEASURES];
-                        /* A candidate no defined value reached is no window: it
-                         * emits nothing and leaves the late count for the next. */
-                        if (sliding_aggregate(w, ks, s, aggs, NULL)) {
-                                engine_emit_aggs(e, t, en->win, key, en->key_len, s, s + w->size,
-                                          aggs, 1);
-                                e->stats.windows_closed++;
-                        }
-                        ks->emitted_upto = s;
-                        changed = 1;
-                }
-                /* Records before every open (or retained) window are done with. */
-                uint32_t drop = 0;
-                while (drop < ks->n && item_i64(ks_item(ks, isz, drop), 0) <
-                                               st - w->grace - w->size - w->retention)
-                        drop++;
-                if (drop) {
-                        ks_remove(ks, isz, 0, drop);
-                        changed = 1;
-                }
+                item_set_flags(it, ITEM_EMITTED); /* kept, or purged below */
+                i++;
+                changed = 1;
+        }
+        /* Emitted items past their retention (sessions) or out of the
+         * window store's sight (sliding). */
+        int64_t seen_from = w->kind == DMP_WINDOW_SLIDING ? sliding_seen_from(w, t, en->win) : 0;
+        uint32_t purge = 0;
+        while (purge < ks->n && (item_flags(ks_item(ks, isz, purge)) & ITEM_EMITTED) &&
+               (w->kind == DMP_WINDOW_SESSION
+                        ? item_purge_time(w, ks_item(ks, isz, purge)) <= st
+                        : item_i64(ks_item(ks, isz, purge), 0) < seen_from))
+                purge++;
+        if (purge) {
+                ks_remove(ks, isz, 0, purge);
+                changed = 1;
         }
         if (!changed)
                 return;
@@ -268,48 +314,50 @@ static dmp_entry_t *keyed_lookup_ready(dmp_engine_t *e, task_t *t, int wi, const
         return (en->flags & DMP_ENTRY_CLOSED) ? NULL : en;
 }
 
-void keyed_session_event(dmp_engine_t *e, task_t *t, int wi, int64_t ts, const char *k,
-                          size_t kl, uint64_t key_hash, const double *vals, uint64_t defined) {
+static void keyed_changed(dmp_engine_t *e, task_t *t, dmp_entry_t *en) {
+        en->flags |= DMP_ENTRY_CHANGED;
+        dmp_dirty_mark(&t->dirty, en);
+        keyed_schedule(e, t, en);
+}
+
+/* KStreamSessionWindowAggregate.process: the event merges with every
+ * session of its key that the session store finds (end >= ts - gap,
+ * start <= ts + gap, and end > st_before - gap - grace: the store's
+ * retention, gap + grace, measured from the largest session end written,
+ * which is the stream time before this event); it is late (dropped) if the
+ * merged session's end < st - gap - grace. */
+void keyed_session_event(dmp_engine_t *e, task_t *t, int wi, int64_t ts, int64_t st_before,
+                         const char *k, size_t kl, uint64_t key_hash, const double *vals,
+                         uint64_t defined) {
         const dmp_window_t *w = &e->windows[wi];
-        size_t isz = SESSION_ITEM_SIZE(w->nmeasures);
-        int64_t st = t->stream_time;
+        size_t isz = KEYED_ITEM_SIZE(w->nmeasures);
+        int64_t close = t->stream_time - w->gap - w->grace;
+        int64_t seen_after = st_before == INT64_MIN ? INT64_MIN : st_before - w->gap - w->grace;
         uint64_t h;
         dmp_entry_t *en = keyed_lookup_ready(e, t, wi, k, kl, key_hash, &h);
         keystate_t *ks = en ? ks_of(en) : NULL;
+        uint32_t open0 = ks ? first_open(w, ks) : 0, n = ks ? ks->n : 0;
 
-        /* The session this event makes: it and every open session within
-         * the gap of it. */
+#define FOUND(it) (item_i64(it, 8) > seen_after && item_i64(it, 8) >= ts - w->gap && \
+                   item_i64(it, 0) <= ts + w->gap)
         int64_t mstart = ts, mlast = ts;
-        uint32_t open0 = ks ? session_first_open(w, ks) : 0;
-        uint32_t first = open0, cnt = 0;
-        for (uint32_t i = open0; ks && i < ks->n; i++) {
-                const unsigned char *s = ks_item(ks, isz, i);
-                int64_t ss = item_i64(s, 0), sl = item_i64(s, 8);
-                if (ss - w->gap <= ts && ts <= sl + w->gap) {
-                        if (!cnt)
-                                first = i;
-                        cnt++;
-                        if (ss < mstart)
-                                mstart = ss;
-                        if (sl > mlast)
-                                mlast = sl;
-                } else if (ss - w->gap > ts) {
-                        if (!cnt)
-                                first = i;
-                        break;
-                } else {
-                        first = i + 1;
-                }
+        for (uint32_t i = open0; i < n; i++) {
+                const unsigned char *it = ks_item(ks, isz, i);
+                if (!FOUND(it))
+                        continue;
+                if (item_i64(it, 0) < mstart)
+                        mstart = item_i64(it, 0);
+                if (item_i64(it, 8) > mlast)
+                        mlast = item_i64(it, 8);
         }
-        if (mlast + w->grace < st) { /* Kafka Streams: merged end < stream time - grace */
+        if (mlast < close) {
+                e->stats.late_instances_by_window[wi]++;
                 engine_count_late(e, t, wi, k, kl, key_hash);
                 return;
         }
         if (!en) {
                 en = keyed_new(t, wi, k, kl, h);
                 ks = ks_of(en);
-                first = 0;
-                cnt = 0;
         }
         dmp_agg_t aggs[DMP_MAX_MEASURES];
         for (int j = 0; j < w->nmeasures; j++) {
@@ -317,63 +365,115 @@ void keyed_session_event(dmp_engine_t *e, task_t *t, int wi, int64_t ts, const c
                 if (defined & (1ULL << w->measures[j]))
                         dmp_agg_add(&aggs[j], vals[w->measures[j]]);
         }
-        for (uint32_t i = first; i < first + cnt; i++) {
-                const unsigned char *s = ks_item(ks, isz, i);
+        /* The merged sessions go; the others keep their order. */
+        uint32_t kept = open0;
+        for (uint32_t i = open0; i < n; i++) {
+                unsigned char *it = ks_item(ks, isz, i);
+                if (!FOUND(it)) {
+                        if (kept != i)
+                                memcpy(ks_item(ks, isz, kept), it, isz);
+                        kept++;
+                        continue;
+                }
                 for (int j = 0; j < w->nmeasures; j++) {
                         dmp_agg_t part;
-                        memcpy(&part, s + SESSION_AGGS_AT + sizeof(dmp_agg_t) * (size_t)j,
-                               sizeof(part));
+                        memcpy(&part, it + ITEM_AGGS_AT + sizeof(part) * (size_t)j, sizeof(part));
                         dmp_agg_merge(&aggs[j], &part);
                 }
         }
-        if (cnt)
-                ks_remove(ks, isz, first, cnt);
-        unsigned char *s = ks_insert(t, ks, isz, first);
-        memcpy(s, &mstart, 8);
-        memcpy(s + 8, &mlast, 8);
-        uint64_t flags = ITEM_NEW;
-        memcpy(s + SESSION_FLAGS_AT, &flags, 8);
-        memcpy(s + SESSION_AGGS_AT, aggs, sizeof(dmp_agg_t) * (size_t)w->nmeasures);
-        en->flags |= DMP_ENTRY_CHANGED;
-        dmp_dirty_mark(&t->dirty, en);
-        keyed_schedule(e, t, en);
+#undef FOUND
+        ks->n = kept;
+        /* Sorted by last, then start: the order they close in. */
+        uint32_t pos = ks->n;
+        while (pos > open0) {
+                const unsigned char *p = ks_item(ks, isz, pos - 1);
+                if (item_i64(p, 8) < mlast || (item_i64(p, 8) == mlast && item_i64(p, 0) <= mstart))
+                        break;
+                pos--;
+        }
+        unsigned char *s = ks_insert(t, ks, isz, pos);
+        item_set_i64(s, 0, mstart);
+        item_set_i64(s, 8, mlast);
+        item_set_flags(s, ITEM_NEW);
+        memcpy(s + ITEM_AGGS_AT, aggs, sizeof(dmp_agg_t) * (size_t)w->nmeasures);
+        keyed_changed(e, t, en);
 }
 
+/* KStreamSlidingWindowAggregate.process with processReverse and
+ * createWindows (Kafka Streams 3.9), over the key's windows as its window
+ * store would return them (sliding_seen_from). D = size - 1. */
 void keyed_sliding_event(dmp_engine_t *e, task_t *t, int wi, int64_t ts, const char *k,
-                          size_t kl, uint64_t key_hash, const double *vals, uint64_t defined) {
+                         size_t kl, uint64_t key_hash, const double *vals, uint64_t defined) {
         const dmp_window_t *w = &e->windows[wi];
-        size_t isz = RECORD_ITEM_SIZE(w->nmeasures);
-        int64_t st = t->stream_time;
+        size_t isz = KEYED_ITEM_SIZE(w->nmeasures);
+        int64_t d = w->size - 1;
         uint64_t h;
         dmp_entry_t *en = keyed_lookup_ready(e, t, wi, k, kl, key_hash, &h);
-        if (ts + w->size + w->grace <= st) { /* even [ts, ts + D] is closed */
+        if (ts + d < t->stream_time - w->grace) { /* even [ts, ts + D] is closed */
+                e->stats.late_instances_by_window[wi]++;
                 engine_count_late(e, t, wi, k, kl, key_hash);
                 return;
         }
         if (!en)
                 en = keyed_new(t, wi, k, kl, h);
         keystate_t *ks = ks_of(en);
-        uint32_t pos = ks->n;
-        while (pos > 0 && item_i64(ks_item(ks, isz, pos - 1), 0) > ts)
-                pos--;
-        unsigned char *r = ks_insert(t, ks, isz, pos);
-        uint32_t mask = 0;
-        memcpy(r, &ts, 8);
-        memcpy(r + 8, &st, 8);
-        for (int j = 0; j < w->nmeasures; j++) {
-                double v = 0.0;
-                if (defined & (1ULL << w->measures[j])) {
-                        mask |= 1u << j;
-                        v = vals[w->measures[j]];
+        int64_t lo = ts - 2 * d, seen_from = sliding_seen_from(w, t, wi);
+        if (seen_from > lo)
+                lo = seen_from;
+        /* The windows with start in [lo, ts + 1], latest first. */
+        dmp_agg_t right[DMP_MAX_MEASURES], left[DMP_MAX_MEASURES];
+        int right_found = 0, right_exists = 0, left_found = 0, left_exists = 0, prev_found = 0;
+        int64_t right_max = 0, prev = 0;
+        int went = 0; /* windows the event went into */
+        for (uint32_t i = sliding_lower_bound(ks, isz, ts + 2); i-- > 0;) {
+                unsigned char *it = ks_item(ks, isz, i);
+                int64_t s = item_i64(it, 0), end = s + d, m = item_i64(it, 8);
+                if (s < lo)
+                        break;
+                if (s == ts + 1) {
+                        right_exists = 1;
+                } else if (end > ts) {
+                        if (!right_found) { /* its aggregate before this event */
+                                item_get_aggs(w, it, right);
+                                right_max = m;
+                                right_found = 1;
+                        }
+                        went += sliding_update(e, t, wi, ks, i, ts, vals, defined);
+                } else if (end == ts) {
+                        left_exists = 1;
+                        went += sliding_update(e, t, wi, ks, i, ts, vals, defined);
+                        if (m >= ts) /* a record at ts made every window already */
+                                goto done;
+                        prev = m;
+                        prev_found = 1;
+                } else {
+                        item_get_aggs(w, it, left);
+                        left_found = 1;
+                        prev = m;
+                        prev_found = 1;
+                        break;
                 }
-                memcpy(r + 24 + 8 * j, &v, 8);
         }
-        memcpy(r + 16, &mask, 4);
-        uint32_t flags = ITEM_NEW;
-        memcpy(r + RECORD_FLAGS_AT, &flags, 4);
-        en->flags |= DMP_ENTRY_CHANGED;
-        dmp_dirty_mark(&t->dirty, en);
-        keyed_schedule(e, t, en);
+        /* createWindows: the previous record's right window, the event's left
+         * window, its right window. */
+        if (prev_found && prev + 1 + d >= ts) {
+                uint32_t i = sliding_lower_bound(ks, isz, prev + 1);
+                if (i == ks->n || item_i64(ks_item(ks, isz, i), 0) != prev + 1)
+                        went += sliding_create(e, t, wi, ks, prev + 1, NULL, ts, vals, defined);
+        }
+        if (!left_exists)
+                went += sliding_create(e, t, wi, ks, ts - d,
+                                       left_found && prev >= ts - d ? left : NULL, ts, vals,
+                                       defined);
+        if (!right_exists && right_found && right_max > ts)
+                sliding_put(t, wi, w, ks, ts + 1, right, right_max);
+done:
+        if (!went) /* in none of its windows: late for this definition */
+                engine_count_late(e, t, wi, k, kl, key_hash);
+        if (ks->n)
+                keyed_changed(e, t, en);
+        else
+                engine_retire(t, en);
 }
 
 /* Fires the scheduling buckets of a session / sliding definition that hold
@@ -413,24 +513,26 @@ void keyed_close(dmp_engine_t *e, task_t *t, int wi) {
 }
 
 
-/* The times of a stored key state: sessions [start, last] in order,
- * records in time order, all in range (engine_time_ok). */
-static int stored_keystate_ok(const dmp_window_t *w, const unsigned char *items, uint32_t n,
-                              const unsigned char *emitted_upto) {
+/* The index of the first stored item whose times are out of range
+ * (engine_time_ok) or out of order, or n: sessions have start <= last and
+ * are sorted by last, then start; sliding windows have start <= largest
+ * time <= start + D and are sorted by start. */
+static uint32_t stored_items_bad(const dmp_window_t *w, const unsigned char *items, uint32_t n) {
         size_t isz = engine_item_size(w);
-        int64_t prev = INT64_MIN, upto = item_i64(emitted_upto, 0);
-        if (upto != INT64_MIN && !engine_time_ok(upto))
-                return 0;
+        int64_t prev0 = INT64_MIN, prev1 = INT64_MIN;
         for (uint32_t i = 0; i < n; i++) {
                 int64_t t0 = item_i64(items + (size_t)i * isz, 0);
                 int64_t t1 = item_i64(items + (size_t)i * isz, 8);
                 if (!engine_time_ok(t0) || !engine_time_ok(t1))
-                        return 0;
-                if (w->kind == DMP_WINDOW_SESSION ? t0 > t1 || (i && t0 <= prev) : t0 < prev)
-                        return 0;
-                prev = w->kind == DMP_WINDOW_SESSION ? t1 : t0;
+                        return i;
+                if (w->kind == DMP_WINDOW_SESSION
+                            ? t0 > t1 || (i && (t1 < prev1 || (t1 == prev1 && t0 < prev0)))
+                            : t1 < t0 || t1 > t0 + w->size - 1 || (i && t0 <= prev0))
+                        return i;
+                prev0 = t0;
+                prev1 = t1;
         }
-        return 1;
+        return n;
 }
 
 int keyed_load(load_ctx_t *lc, int win, const char *key, size_t key_len, uint64_t h,
@@ -439,20 +541,24 @@ int keyed_load(load_ctx_t *lc, int win, const char *key, size_t key_len, uint64_
         const unsigned char *v = val;
         uint32_t n;
         size_t isz = engine_item_size(w);
-        if (!dmp_window_is_keyed(w) || len < ENTRY_KEYSTATE_HEAD_LEN ||
-            v[0] != ENTRY_VERSION_KEYSTATE || v[2] != w->nmeasures)
+        int version = w->kind == DMP_WINDOW_SLIDING ? ENTRY_VERSION_SLIDING : ENTRY_VERSION_KEYSTATE;
+        if (!dmp_window_is_keyed(w) || len < ENTRY_KEYSTATE_HEAD_LEN || v[0] != version ||
+            v[2] != w->nmeasures)
                 return -1;
         memcpy(&n, v + 11, 4);
         if (len != ENTRY_KEYSTATE_HEAD_LEN + (size_t)n * isz ||
-            !stored_keystate_ok(w, v + ENTRY_KEYSTATE_HEAD_LEN, n, v + 3))
+            stored_items_bad(w, v + ENTRY_KEYSTATE_HEAD_LEN, n) != n)
                 return -1;
         dmp_entry_t *en = keyed_new(lc->t, win, key, key_len, h);
         keystate_t *ks = ks_of(en);
-        memcpy(&ks->emitted_upto, v + 3, 8);
         ks->items = dmp_malloc((size_t)n * isz);
         memcpy(ks->items, v + ENTRY_KEYSTATE_HEAD_LEN, (size_t)n * isz);
         ks->n = ks->cap = n;
         lc->t->entry_bytes += (uint64_t)n * isz;
+        /* The window store's observed time is the largest start written:
+         * that window is still in some key's state (it is in sight). */
+        if (w->kind == DMP_WINDOW_SLIDING && n)
+                sliding_wrote(lc->t, win, item_i64(ks_item(ks, isz, n - 1), 0));
         en->flags = DMP_ENTRY_PERSISTED;
         keyed_schedule(lc->e, lc->t, en);
         return 0;
@@ -463,7 +569,9 @@ int keyed_describe(const dmp_engine_t *e, const dmp_window_t *w, const unsigned 
                    size_t errstr_size) {
         uint32_t cnt;
         size_t isz = engine_item_size(w);
+        int session = w->kind == DMP_WINDOW_SESSION;
         if (!dmp_window_is_keyed(w) || v[2] != w->nmeasures || len < ENTRY_KEYSTATE_HEAD_LEN ||
+            v[0] != (session ? ENTRY_VERSION_KEYSTATE : ENTRY_VERSION_SLIDING) ||
             (memcpy(&cnt, v + 11, 4), len != ENTRY_KEYSTATE_HEAD_LEN + (size_t)cnt * isz)) {
                 snprintf(errstr, errstr_size, "window %s: malformed key state", w->name);
                 return -1;
@@ -471,45 +579,31 @@ int keyed_describe(const dmp_engine_t *e, const dmp_window_t *w, const unsigned 
         if (*n < out_size)
                 *n += (size_t)snprintf(out + *n, out_size - *n, " %s: %u %s",
                                       dmp_window_kind_name(w->kind), cnt,
-                                      w->kind == DMP_WINDOW_SESSION ? "sessions"
-                                                                    : "records");
-        int64_t prev = INT64_MIN;
+                                      session ? "sessions" : "windows");
+        uint32_t bad = stored_items_bad(w, v + ENTRY_KEYSTATE_HEAD_LEN, cnt);
+        if (bad < cnt) {
+                const unsigned char *it = v + ENTRY_KEYSTATE_HEAD_LEN + (size_t)bad * isz;
+                snprintf(errstr, errstr_size, "window %s: %s %u [%" PRId64 ", %" PRId64
+                         "] out of range or out of order", w->name,
+                         session ? "session" : "window", bad, item_i64(it, 0), item_i64(it, 8));
+                return -1;
+        }
         for (uint32_t i = 0; i < cnt; i++) {
                 const unsigned char *it = v + ENTRY_KEYSTATE_HEAD_LEN + (size_t)i * isz;
                 int64_t t0 = item_i64(it, 0), t1 = item_i64(it, 8);
-                if (!engine_time_ok(t0) || !engine_time_ok(t1)) {
-                        snprintf(errstr, errstr_size, "window %s: item %u: time out of range",
-                                 w->name, i);
-                        return -1;
-                }
-                if (w->kind == DMP_WINDOW_SESSION) {
-                        if (t0 > t1 || (i && t0 <= prev)) {
-                                snprintf(errstr, errstr_size, "window %s: session %u "
-                                         "[%" PRId64 ", %" PRId64 "] out of order",
-                                         w->name, i, t0, t1);
+                if (*n < out_size)
+                        *n += (size_t)snprintf(out + *n, out_size - *n,
+                                              "\n  %s [%" PRId64 ", %" PRId64 ")%s",
+                                              session ? "session" : "window", t0,
+                                              session ? t1 + 1 : t0 + w->size,
+                                              item_flags(it) & ITEM_EMITTED ? " emitted" : "");
+                for (int j = 0; j < w->nmeasures; j++) {
+                        dmp_agg_t a;
+                        memcpy(&a, it + ITEM_AGGS_AT + sizeof(a) * (size_t)j, sizeof(a));
+                        if (inspect_describe_agg(&a, e->measures[w->measures[j]].name,
+                                                 out, n, out_size, errstr, errstr_size))
                                 return -1;
-                        }
-                        prev = t1;
-                        if (*n < out_size)
-                                *n += (size_t)snprintf(out + *n, out_size - *n,
-                                                      "\n  session [%" PRId64 ", %" PRId64
-                                                      "]", t0, t1 + 1);
-                        for (int j = 0; j < w->nmeasures; j++) {
-                                dmp_agg_t a;
-                                memcpy(&a, it + SESSION_AGGS_AT + sizeof(a) * (size_t)j,
-                                       sizeof(a));
-                                if (inspect_describe_agg(&a, e->measures[w->measures[j]].name,
-                                                         out, n, out_size, errstr, errstr_size))
-                                        return -1;
-                        }
-                } else if (i && t0 < prev) {
-                        snprintf(errstr, errstr_size, "window %s: records out of time "
-                                 "order", w->name);
-                        return -1;
-                } else {
-                        prev = t0;
                 }
         }
-        return 0;
         return 0;
 }

@@ -265,6 +265,20 @@ add_values(const gdef_t *gd, dmp_entry_t *en, int64_t ts, const double *vals,
         en->flags |= DMP_ENTRY_CHANGED;
 }
 
+int dmp_groups_values_too_long(const dmp_groups_t *g, const dmp_event_t *ev, char *errstr,
+                               size_t errstr_size) {
+        for (int gi = 0; gi < g->ngroups; gi++) {
+                const gdef_t *gd = &g->groups[gi];
+                if (gd->label >= 0 && ev->label_len[gd->label] > DMP_KEY_MAX) {
+                        snprintf(errstr, errstr_size, "[group %s]: the value is %u bytes long; "
+                                 "at most %d are kept in state", gd->name,
+                                 (unsigned)ev->label_len[gd->label], DMP_KEY_MAX);
+                        return 1;
+                }
+        }
+        return 0;
+}
+
 void dmp_groups_event(dmp_groups_t *g, int32_t partition, int64_t stream_time,
                       const dmp_event_t *ev, int64_t ts, const double *vals, uint64_t defined) {
         gtask_t *t = groups_task(g, partition);
@@ -285,8 +299,7 @@ void dmp_groups_event(dmp_groups_t *g, int32_t partition, int64_t stream_time,
                 } else {
                         continue; /* no bucket for an undefined measure */
                 }
-                if (vl > UINT16_MAX)
-                        vl = UINT16_MAX; /* groups are bounded like keys */
+                assert(vl <= DMP_KEY_MAX); /* (longer: dmp_groups_values_too_long) */
                 uint64_t vh = dmp_hash_bytes(v, vl, 0);
                 dmp_entry_t *run = entry_get_hashed(g, t, &t->run, WIN_ID(KIND_RUNNING, gi), 0, v,
                                                     vl, vh, gd->nmeasures + 1);

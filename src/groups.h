@@ -97,6 +97,12 @@ int dmp_groups_partition_open(dmp_groups_t *g, dmp_store_t *st, int32_t partitio
 /* Releases a partition's partials (commit first). */
 void dmp_groups_partition_close(dmp_groups_t *g, int32_t partition);
 
+/* Whether one of ev's group values is longer than DMP_KEY_MAX (store.h):
+ * 1 with errstr naming the group (the record is then a dead letter, class
+ * key_too_long, and dmp_groups_event is not called for it), else 0. */
+int dmp_groups_values_too_long(const dmp_groups_t *g, const dmp_event_t *ev, char *errstr,
+                               size_t errstr_size);
+
 /* Applies an event of an open partition whose stream time (after this
  * event) is stream_time; vals[m] is measure m's value when bit m of
  * defined is set. */

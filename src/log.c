@@ -1,6 +1,7 @@
 #include "log.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -8,6 +9,8 @@
 #include <string.h>
 #include <sys/time.h>
 #include <time.h>
+
+#include "util.h"
 
 dmp_log_level_t dmp_log_level = DMP_LOG_INFO;
 
@@ -67,15 +70,8 @@ static void json_escaped(FILE *fp, const char *s) {
         }
 }
 
-void dmp_log(dmp_log_level_t level, const char *fmt, ...) {
-        if (level > dmp_log_level)
-                return;
-        char msg[2048];
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(msg, sizeof(msg), fmt, ap);
-        va_end(ap);
-
+/* Writes one line, whole. */
+static void write_line(dmp_log_level_t level, const char *msg) {
         struct timeval tv;
         struct tm tm;
         gettimeofday(&tv, NULL);
@@ -96,4 +92,114 @@ void dmp_log(dmp_log_level_t level, const char *fmt, ...) {
                 fprintf(fp, "%s %-5s %s\n", ts, level_names[level], msg);
         }
         pthread_mutex_unlock(&log_lock);
+}
+
+static void repeated(dmp_log_level_t level, const char *cls, const char *msg);
+
+/* dmp_log and dmp_log_repeated (cls != NULL). */
+static void vlog(dmp_log_level_t level, const char *cls, const char *fmt, va_list ap) {
+        if (level > dmp_log_level)
+                return;
+        char msg[2048];
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        if (cls)
+                repeated(level, cls, msg);
+        else
+                write_line(level, msg);
+}
+
+void dmp_log(dmp_log_level_t level, const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        vlog(level, NULL, fmt, ap);
+        va_end(ap);
+}
+
+void dmp_log_repeated(dmp_log_level_t level, const char *cls, const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        vlog(level, cls, fmt, ap);
+        va_end(ap);
+}
+
+/* ---- repeated messages (log.h) ---- */
+
+#define REPEAT_CLASSES 64 /* classes counted at once; beyond them, lines are written */
+
+typedef struct repeat {
+        char cls[160];
+        dmp_log_level_t level;
+        int64_t start, until; /* the counting interval (monotonic ms); until 0: free */
+        uint64_t count;       /* messages counted, not written, in it */
+        char first[1024];     /* the first of them */
+} repeat_t;
+
+/* Taken before log_lock, never after it. */
+static pthread_mutex_t repeat_lock = PTHREAD_MUTEX_INITIALIZER;
+static repeat_t repeats[REPEAT_CLASSES];
+static int64_t repeat_interval = 10000;
+
+void dmp_log_set_repeat_interval(int64_t ms) {
+        pthread_mutex_lock(&repeat_lock);
+        repeat_interval = ms > 0 ? ms : 0;
+        pthread_mutex_unlock(&repeat_lock);
+}
+
+/* Under repeat_lock: the count lines of intervals ended by now. A class
+ * that repeated in its interval is counted for one more; a quiet one is
+ * freed. */
+static void repeats_expire(int64_t now) {
+        for (int i = 0; i < REPEAT_CLASSES; i++) {
+                repeat_t *r = &repeats[i];
+                if (!r->until || now < r->until)
+                        continue;
+                if (!r->count) {
+                        r->until = 0;
+                        continue;
+                }
+                int64_t end = now == INT64_MAX ? dmp_mono_ms() : now; /* (INT64_MAX: at exit) */
+                char line[1200];
+                snprintf(line, sizeof(line),
+                         "%" PRIu64 " more like this in the last %.1f s, the first: %s", r->count,
+                         (double)(end - r->start) / 1000.0, r->first);
+                write_line(r->level, line);
+                r->count = 0;
+                r->start = end;
+                r->until = now == INT64_MAX ? 0 : end + repeat_interval;
+        }
+}
+
+void dmp_log_repeats_tick(int64_t now) {
+        pthread_mutex_lock(&repeat_lock);
+        repeats_expire(now);
+        pthread_mutex_unlock(&repeat_lock);
+}
+
+static void repeated(dmp_log_level_t level, const char *cls, const char *msg) {
+        pthread_mutex_lock(&repeat_lock);
+        int64_t now = dmp_mono_ms();
+        repeats_expire(now);
+        repeat_t *free_slot = NULL;
+        for (int i = 0; repeat_interval > 0 && i < REPEAT_CLASSES; i++) {
+                repeat_t *r = &repeats[i];
+                if (!r->until) {
+                        if (!free_slot)
+                                free_slot = r;
+                } else if (!strncmp(r->cls, cls, sizeof(r->cls) - 1)) {
+                        if (!r->count++)
+                                snprintf(r->first, sizeof(r->first), "%.*s",
+                                         (int)sizeof(r->first) - 1, msg);
+                        pthread_mutex_unlock(&repeat_lock);
+                        return;
+                }
+        }
+        write_line(level, msg);
+        if (free_slot) {
+                snprintf(free_slot->cls, sizeof(free_slot->cls), "%s", cls);
+                free_slot->level = level;
+                free_slot->count = 0;
+                free_slot->start = now;
+                free_slot->until = now + repeat_interval;
+        }
+        pthread_mutex_unlock(&repeat_lock);
 }

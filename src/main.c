@@ -16,6 +16,7 @@
 #include "dmpflow.h"
 #include "gen.h"
 #include "log.h"
+#include "preflight.h"
 #include "statecmd.h"
 
 static dmp_daemon_t *running;
@@ -31,40 +32,62 @@ static void on_signal(int sig) {
         atomic_store(&cat_stop, 1);
 }
 
-static void usage(FILE *fp) {
-        fprintf(fp,
-                "dmpflow %s: real-time windowed aggregation of Avro events on Kafka\n"
-                "\n"
-                "usage:\n"
-                "  dmpflow run -c FILE [-o section.name=value]...\n"
-                "        run the pipeline of FILE until SIGINT/SIGTERM\n"
-                "  dmpflow check -c FILE [-o section.name=value]...\n"
-                "        validate FILE (and the input schema) and exit\n"
-                "  dmpflow demo [-c FILE] [--seconds N] [--http-port P | --no-http]\n"
-                "        run the pipeline on an embedded Kafka with synthetic events\n"
-                "        (default config/demo.conf, 20 s; 0: until Ctrl-C), its live page on\n"
-                "        http://127.0.0.1:P/ (default 8464, or the next free port)\n"
-                "  dmpflow gen [-b BROKERS] [-t TOPIC] [-n COUNT] [--rate N] [--keys N]\n"
-                "              [--keys-in-order] [--groups N] [--seed N] [--ooo FRACTION] [--max-delay-ms N]\n"
-                "              [--start-ms N] [--step-ms N] [--null-clicks FRACTION]\n"
+/* The usage of each command: `dmpflow --help` prints them all, `dmpflow
+ * CMD --help` (or -h) its own, both to stdout with exit 0. */
+static const struct {
+        const char *cmd, *text;
+} usages[] = {
+        {"run", "  dmpflow run -c FILE [-o section.name=value]...\n"
+                "        run the pipeline of FILE until SIGINT/SIGTERM\n"},
+        {"check", "  dmpflow check -c FILE [-o section.name=value]...\n"
+                  "        validate FILE (and the input schema) and exit\n"},
+        {"demo", "  dmpflow demo [-c FILE] [--seconds N] [--http-port P | --no-http]\n"
+                 "        run the pipeline on an embedded Kafka with synthetic events\n"
+                 "        (default config/demo.conf, 20 s; 0: until Ctrl-C), its live page on\n"
+                 "        http://127.0.0.1:P/ (default 8464, or the next free port)\n"},
+        {"gen", "  dmpflow gen [-b BROKERS] [-t TOPIC] [-n COUNT] [--rate N] [--keys N]\n"
+                "              [--keys-in-order] [--groups N] [--seed N] [--ooo FRACTION]\n"
+                "              [--max-delay-ms N] [--start-ms N] [--step-ms N] [--null-clicks FRACTION]\n"
                 "              [--registry URL] [--nexmark]\n"
                 "        produce synthetic events (schemas/event.avsc) keyed by user_id, or\n"
-                "        Nexmark bids (schemas/nexmark_bid.avsc) keyed by auction\n"
-                "  dmpflow state list|verify -c FILE [-p PARTITION] [-o section.name=value]...\n"
-                "  dmpflow state dump -c FILE -p PARTITION -k KEY\n"
-                "        inspect the state store of FILE (read-only): partitions with offsets,\n"
-                "        stream times and entry counts; a key's entries; verify every value\n"
-                "  dmpflow cat [-b BROKERS] -t TOPIC [--schema FILE | --registry URL] [-c FILE]\n"
+                "        Nexmark bids (schemas/nexmark_bid.avsc) keyed by auction\n"},
+        {"state", "  dmpflow state list|verify -c FILE [-p PARTITION] [-o section.name=value]...\n"
+                  "  dmpflow state dump -c FILE -p PARTITION -k KEY\n"
+                  "        inspect the state store of FILE (read-only): partitions with offsets,\n"
+                  "        stream times and entry counts; a key's entries; verify every value\n"},
+        {"cat", "  dmpflow cat [-b BROKERS] -t TOPIC [--schema FILE | --registry URL] [-c FILE]\n"
                 "              [--from-beginning | --offset N] [-n COUNT] [--follow]\n"
                 "              [--partition P] [--hex]\n"
                 "        print a topic's records as JSON lines, decoded: with -c FILE the\n"
                 "        result, group, pattern, late and dead-letter topics it writes;\n"
-                "        --offset N < 0: the last -N records of each partition\n"
-                "  dmpflow --help-config [--markdown]   the configuration reference\n"
-                "  dmpflow --version\n"
-                "\n"
-                "exit codes: 0 ok, 1 runtime failure, 2 bad configuration or usage\n",
+                "        --offset N < 0: the last -N records of each partition\n"},
+};
+
+static void usage(FILE *fp) {
+        fprintf(fp, "dmpflow %s: real-time windowed aggregation of Avro events on Kafka\n\nusage:\n",
                 DMPFLOW_VERSION);
+        for (size_t i = 0; i < sizeof(usages) / sizeof(usages[0]); i++)
+                fputs(usages[i].text, fp);
+        fputs("  dmpflow CMD --help   the usage of one command\n"
+              "  dmpflow --help-config [--markdown]   the configuration reference\n"
+              "  dmpflow --version\n"
+              "\n"
+              "exit codes: 0 ok, 1 runtime failure, 2 bad configuration or usage\n",
+              fp);
+}
+
+/* `dmpflow CMD --help`: whether argv (CMD's arguments) asks for CMD's
+ * usage; if so prints it. Any position, as getopt would accept it. */
+static int cmd_help(const char *cmd, int argc, char **argv) {
+        int asked = 0;
+        for (int i = 1; i < argc && !asked; i++)
+                asked = !strcmp(argv[i], "--help") || !strcmp(argv[i], "-h");
+        if (!asked)
+                return 0;
+        for (size_t i = 0; i < sizeof(usages) / sizeof(usages[0]); i++)
+                if (!strcmp(usages[i].cmd, cmd))
+                        printf("usage:\n%s", usages[i].text);
+        return 1;
 }
 
 /* Loads and validates -c FILE with -o overrides; returns NULL after
@@ -82,6 +105,7 @@ static dmp_conf_t *load_conf(const char *path, char **overrides, int noverrides)
                 return NULL;
         }
         dmp_log_level = conf->log.level;
+        dmp_log_set_repeat_interval(conf->log.repeat_interval_ms);
         char err[512];
         if (dmp_log_configure(conf->log.format == DMP_LOG_JSON, conf->log.file, err,
                               sizeof(err))) {
@@ -119,22 +143,32 @@ static int cmd_run(int argc, char **argv, int check_only) {
         if (!conf)
                 return DMP_EXIT_USAGE;
 
-        if (check_only) {
-                int errors = dmp_engine_check(conf);
-                if (errors)
-                        fputs(conf->errors, stderr);
-                else
-                        printf("%s: ok\n", path);
+        /* The same checks for both: run rejects what check rejects, with the
+         * same messages (src/preflight.h). */
+        dmp_buf_t notes = {0};
+        if (dmp_preflight(conf, check_only ? &notes : NULL)) {
+                fputs(conf->errors, stderr);
                 dmp_conf_destroy(conf);
-                return errors ? DMP_EXIT_USAGE : DMP_EXIT_OK;
+                return DMP_EXIT_USAGE;
+        }
+        if (check_only) {
+                for (char *l = notes.p, *nl; l && (nl = strchr(l, '\n')); l = nl + 1)
+                        fprintf(stderr, "%s: note: %.*s\n", path, (int)(nl - l), l);
+                printf("%s: ok\n", path);
+                dmp_buf_free(&notes);
+                dmp_conf_destroy(conf);
+                return DMP_EXIT_OK;
         }
 
         char errstr[512];
         int config_error, rc;
         running = dmp_daemon_new(conf, &config_error, errstr, sizeof(errstr));
         if (!running) {
-                if (config_error) {
+                if (config_error && conf->errors) {
                         fputs(conf->errors, stderr);
+                        rc = DMP_EXIT_USAGE;
+                } else if (config_error) { /* (a bug: the error not added to conf) */
+                        fprintf(stderr, "dmpflow: %s\n", errstr);
                         rc = DMP_EXIT_USAGE;
                 } else {
                         fprintf(stderr, "dmpflow: %s\n", errstr);
@@ -146,13 +180,14 @@ static int cmd_run(int argc, char **argv, int check_only) {
                 sigaction(SIGTERM, &sa, NULL);
                 sigaction(SIGHUP, &sa, NULL);
                 signal(SIGPIPE, SIG_IGN);
-                rc = dmp_daemon_run(running, errstr, sizeof(errstr)) ? DMP_EXIT_FAILURE
-                                                                      : DMP_EXIT_OK;
+                int r = dmp_daemon_run(running, errstr, sizeof(errstr));
+                rc = r == -2 ? DMP_EXIT_USAGE : r ? DMP_EXIT_FAILURE : DMP_EXIT_OK;
                 if (rc)
                         fprintf(stderr, "dmpflow: %s\n", errstr);
         }
         dmp_daemon_destroy(running);
         running = NULL;
+        dmp_log_repeats_tick(INT64_MAX); /* the counts of repeated lines not yet written */
         dmp_conf_destroy(conf);
         return rc;
 }
@@ -418,6 +453,9 @@ int main(int argc, char **argv) {
                 return DMP_EXIT_USAGE;
         }
         const char *cmd = argv[1];
+        for (size_t i = 0; i < sizeof(usages) / sizeof(usages[0]); i++)
+                if (!strcmp(cmd, usages[i].cmd) && cmd_help(cmd, argc - 1, argv + 1))
+                        return DMP_EXIT_OK;
         if (!strcmp(cmd, "run") || !strcmp(cmd, "check"))
                 return cmd_run(argc - 1, argv + 1, !strcmp(cmd, "check"));
         if (!strcmp(cmd, "state"))

@@ -175,6 +175,14 @@ void dmp_metrics_format(dmp_buf_t *b, const dmp_engine_t *e, const dmp_metrics_i
         for (int w = 0; w < dmp_engine_window_cnt(e); w++)
                 dmp_buf_printf(b, "dmpflow_late_events_total{window=\"%s\"} %" PRIu64 "\n",
                                dmp_engine_window(e, w)->name, s->late_by_window[w]);
+        head(b, "dmpflow_late_window_instances_total", "counter",
+             "Late (event, window) pairs, counted as Kafka Streams' dropped-records: per closed "
+             "window for tumbling and hopping, per late event for sessions, per late event and "
+             "per closed window skipped for sliding windows.");
+        for (int w = 0; w < dmp_engine_window_cnt(e); w++)
+                dmp_buf_printf(b, "dmpflow_late_window_instances_total{window=\"%s\"} %" PRIu64
+                                  "\n",
+                               dmp_engine_window(e, w)->name, s->late_instances_by_window[w]);
         head(b, "dmpflow_measure_undefined_total", "counter",
              "(event, measure) pairs skipped because a field was null.");
         dmp_buf_printf(b, "dmpflow_measure_undefined_total %" PRIu64 "\n", s->measure_undefined);
@@ -213,6 +221,14 @@ void dmp_metrics_format(dmp_buf_t *b, const dmp_engine_t *e, const dmp_metrics_i
         head(b, "dmpflow_rebalances_total", "counter",
              "Partition assignments and revocations this instance went through.");
         dmp_buf_printf(b, "dmpflow_rebalances_total %" PRIu64 "\n", in->rebalances);
+        head(b, "dmpflow_offset_mismatches_total", "counter",
+             "Partitions whose stored next offset was beyond their log end offset when "
+             "assigned ([state] on.offset.mismatch).");
+        dmp_buf_printf(b, "dmpflow_offset_mismatches_total %" PRIu64 "\n", in->offset_mismatches);
+        head(b, "dmpflow_input_records_lost_total", "counter",
+             "Input records deleted (retention) before they were read: a stored next offset "
+             "below the partition's log start offset when assigned.");
+        dmp_buf_printf(b, "dmpflow_input_records_lost_total %" PRIu64 "\n", in->records_lost);
         head(b, "dmpflow_http_state_queries_total", "counter",
              "State queries of the HTTP endpoint: answered, rejected at once (too many "
              "waiting) or expired (not answered within 5 s).");

@@ -35,6 +35,8 @@ typedef struct dmp_metrics_input {
         /* the changelog and its transactions (NULL: off) */
         const dmp_changelog_t *changelog;
         const dmp_txn_t *txn;
+        /* stored offsets against the log on assignment (resume.h) */
+        uint64_t offset_mismatches, records_lost;
 } dmp_metrics_input_t;
 
 /* Appends the metrics of e and in to out (Prometheus text). */

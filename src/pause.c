@@ -13,7 +13,6 @@ typedef struct paused {
         char *topic;
         int32_t partition;
         int64_t until; /* mono ms; 0: not paused */
-        int warned;    /* paused before: later pauses log at debug level */
 } paused_t;
 
 struct dmp_pauses {
@@ -42,7 +41,7 @@ static paused_t *entry(dmp_pauses_t *ps, const char *topic, int32_t partition) {
                 if (ps->v[i].partition == partition && !strcmp(ps->v[i].topic, topic))
                         return &ps->v[i];
         ps->v = dmp_realloc(ps->v, (ps->n + 1) * sizeof(*ps->v));
-        ps->v[ps->n] = (paused_t){dmp_strdup(topic), partition, 0, 0};
+        ps->v[ps->n] = (paused_t){dmp_strdup(topic), partition, 0};
         return &ps->v[ps->n++];
 }
 
@@ -71,11 +70,9 @@ int dmp_pauses_add(dmp_pauses_t *ps, const rd_kafka_message_t *m, int64_t delay_
         if (dmp_fetchq_seek(ps->consumer, p->topic, p->partition, m->offset, errstr,
                             errstr_size))
                 return -1;
-        dmp_log(p->warned ? DMP_LOG_DEBUG : DMP_LOG_WARN,
-                "partition %d paused at offset %" PRId64 " (read again every %" PRId64
-                " ms; further pauses are logged at debug level): %s",
-                (int)p->partition, m->offset, delay_ms, why);
-        p->warned = 1;
+        dmp_log_repeated(DMP_LOG_WARN, "registry pause", /* counted while it lasts (log.h) */
+                         "partition %d paused at offset %" PRId64 " (read again every %" PRId64
+                         " ms): %s", (int)p->partition, m->offset, delay_ms, why);
         p->until = dmp_mono_ms() + delay_ms;
         return 0;
 }

@@ -1,18 +1,22 @@
 /* The RocksDB state store. See store.h for the layout and contract. */
 #include "store.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <rocksdb/c.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "util.h"
 
 #define META_VERSION 1 /* of the partition metadata value */
-#define AGG_KEY_MAX (4 + 2 + 2 + 65535 + 8)
+#define AGG_KEY_MAX (4 + 2 + 2 + DMP_KEY_MAX + 8)
 #define DEFAULT_MEM (8u << 20)
 
 enum { CF_DEFAULT, CF_META, CF_WINDOWS, CF_GROUPS, CF__CNT };
@@ -307,6 +311,94 @@ static int check_identity(dmp_store_t *st, const char *dir, uint64_t fingerprint
         return 0;
 }
 
+/* The process holding dir's RocksDB lock (an fcntl lock on dir/LOCK), or
+ * 0. See dmp_store_probe: never on a store this process holds. */
+static int lock_holder(const char *dir) {
+        char path[4096];
+        snprintf(path, sizeof(path), "%s/LOCK", dir);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return 0;
+        struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+        int pid = fcntl(fd, F_GETLK, &fl) == 0 && fl.l_type != F_UNLCK ? (int)fl.l_pid : 0;
+        close(fd);
+        return pid;
+}
+
+/* mkdir -p dir (RocksDB creates the last component only). */
+static void make_parents(const char *dir) {
+        char path[4096];
+        snprintf(path, sizeof(path), "%s", dir);
+        for (char *s = path + 1; *s; s++)
+                if (*s == '/') {
+                        *s = '\0';
+                        mkdir(path, 0755); /* (EEXIST and the rest: open reports) */
+                        *s = '/';
+                }
+}
+
+int dmp_store_probe(const char *dir, uint64_t fingerprint, int *lock_pid, char *errstr,
+                    size_t errstr_size) {
+        *lock_pid = 0;
+        char path[4096];
+        struct stat sb;
+        snprintf(path, sizeof(path), "%s", *dir ? dir : ".");
+        while (stat(path, &sb)) { /* the nearest part of it that exists */
+                char *slash = strrchr(path, '/');
+                if (errno != ENOENT && errno != ENOTDIR) {
+                        snprintf(errstr, errstr_size, "%s: %s", path, strerror(errno));
+                        return -1;
+                }
+                if (slash == path)
+                        slash[1] = '\0';
+                else if (slash)
+                        *slash = '\0';
+                else
+                        snprintf(path, sizeof(path), ".");
+        }
+        int there = !strcmp(path, *dir ? dir : ".");
+        if (!S_ISDIR(sb.st_mode)) {
+                snprintf(errstr, errstr_size, there ? "%s is not a directory"
+                                                    : "cannot create %2$s: %1$s is not a directory",
+                         path, dir);
+                return -1;
+        }
+        char tmp[4200];
+        snprintf(tmp, sizeof(tmp), "%s/.dmpflow-check-XXXXXX", path);
+        int fd = mkstemp(tmp);
+        if (fd < 0) {
+                snprintf(errstr, errstr_size, there ? "%s is not writable: %s"
+                                                    : "cannot create %3$s: %1$s is not writable: %2$s",
+                         path, strerror(errno), dir);
+                return -1;
+        }
+        close(fd);
+        unlink(tmp);
+        if (!there)
+                return 0; /* run creates it */
+        *lock_pid = lock_holder(dir);
+        /* A store there (its families list): is it this pipeline's? */
+        char *err = NULL;
+        size_t n = 0;
+        rocksdb_options_t *opts = rocksdb_options_create();
+        char **names = rocksdb_list_column_families(opts, dir, &n, &err);
+        int meta = 0;
+        for (size_t i = 0; !err && i < n; i++)
+                meta |= !strcmp(names[i], cf_names[CF_META]);
+        if (names)
+                rocksdb_list_column_families_destroy(names, n);
+        rocksdb_free(err);
+        rocksdb_options_destroy(opts);
+        if (!meta) /* none, or layout 1, or not dmpflow's: run's to say */
+                return 0;
+        dmp_store_opts_t ro = {.read_only = 1};
+        dmp_store_t *st = dmp_store_open_opts(dir, fingerprint, &ro, errstr, errstr_size);
+        if (!st)
+                return -1;
+        dmp_store_close(st);
+        return 0;
+}
+
 dmp_store_t *dmp_store_open(const char *dir, uint64_t fingerprint, char *errstr,
                             size_t errstr_size) {
         return dmp_store_open_opts(dir, fingerprint, NULL, errstr, errstr_size);
@@ -366,8 +458,18 @@ dmp_store_t *dmp_store_open_opts(const char *dir, uint64_t fingerprint,
                                                                     cf_names, cf_opts, st->cf,
                                                                     0, &err);
         } else {
+                make_parents(dir);
                 st->db = rocksdb_open_column_families(st->opts, dir, CF__CNT, cf_names, cf_opts,
                                                       st->cf, &err);
+        }
+        int holder;
+        /* (not when this process holds it: see lock_holder) */
+        if (err && !st->read_only && !strstr(err, "current process") &&
+            (holder = lock_holder(dir)) > 0) {
+                rocksdb_free(err);
+                snprintf(errstr, errstr_size, "the state directory %s is in use by process %d "
+                         "(another dmpflow with the same [state] dir?)", dir, holder);
+                goto fail;
         }
         if (err) {
                 set_err(errstr, errstr_size, "cannot open the state store", err);

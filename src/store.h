@@ -43,7 +43,25 @@
 
 #define DMP_STORE_LAYOUT 2
 
+/* The longest key, or group value, kept in state: the klen:be16 of the
+ * window keys (and the entries' 16-bit key_len, wtable.h). A record with a
+ * longer one is a dead letter (class key_too_long): two keys that differ
+ * only beyond it must not share state (issue 22). */
+#define DMP_KEY_MAX 65535
+
 typedef struct dmp_store dmp_store_t;
+
+/* What `dmpflow check` can tell of dir without changing it, as `run`
+ * would find it: 0 when a pipeline of this fingerprint can keep its state
+ * there (the directory exists and is writable, or it can be created, and
+ * a store in it is this pipeline's); -1 with errstr when not. *lock_pid is
+ * the process that holds the store open (RocksDB's lock), or 0: run must
+ * wait for it. A store of layout 1 or not dmpflow's is left for run (it
+ * migrates the first, refuses the second).
+ * Never on a store this process has open: closing a descriptor of its LOCK
+ * file would drop the process's lock (POSIX fcntl locks are per process). */
+int dmp_store_probe(const char *dir, uint64_t fingerprint, int *lock_pid, char *errstr,
+                    size_t errstr_size);
 
 /* Memory given to RocksDB. 0 fields take the defaults (8 MiB each). */
 typedef struct dmp_store_opts {
@@ -52,7 +70,8 @@ typedef struct dmp_store_opts {
         int read_only;            /* inspection: no lock taken, no writes, no creation */
 } dmp_store_opts_t;
 
-/* Opens (creating if needed) the store in dir with default memory sizes.
+/* Opens (creating if needed, with its parents) the store in dir with
+ * default memory sizes.
  * If it holds state of another pipeline definition (fingerprint differs)
  * it fails with a clear message. */
 dmp_store_t *dmp_store_open(const char *dir, uint64_t fingerprint, char *errstr,

@@ -234,8 +234,8 @@ class KafkaHelper:
         self.readers: list[OutputReader] = []
 
     def topic(self, partitions: int, suffix: str = "t", config: Mapping[str, str] | None = None) -> str:
-        """Create a uniquely named topic (with topic configs ``config``) and
-        wait until all partitions have a leader."""
+        """Create a uniquely named topic (with topic ``config``) and wait until
+        all partitions have a leader."""
         name = f"{self.prefix}-{suffix}-{uuid.uuid4().hex[:8]}"
         futs = self.admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1,
                                                   config=dict(config or {}))])

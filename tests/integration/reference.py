@@ -7,7 +7,10 @@ it, statistics are computed at the end with a two-pass formula, and sliding
 windows are recomputed from the buffered records.  It is the oracle the
 integration tests compare the daemon's published results against.
 
-Semantics, per input partition, for each event in offset order:
+Semantics, per input partition, for each event in offset order (the
+session and sliding rules are Kafka Streams 3.9's, read from
+KStreamSessionWindowAggregate, KStreamSlidingWindowAggregate and the RocksDB
+stores under them; docs/WINDOWS.md):
 
 1. ``stream_time = max(stream_time, event_time)``.
 2. Every window closed at that stream time is emitted (once):
@@ -17,16 +20,22 @@ Semantics, per input partition, for each event in offset order:
    * tumbling size S: its window starts at ``floor(t / S) * S``; hopping size S
      advance A: every ``w`` multiple of A with ``w <= t < w + S``. It updates
      each of its windows still open; if none is open it is late.
-   * session gap G: it merges with every open session of its key with
-     ``start - G <= t <= last + G``; if the merged session's ``last + grace <
-     stream_time`` it is late (Kafka Streams' rule).
-   * sliding (time difference D): late if ``t + D + 1 + grace <= stream_time``;
-     else buffered. Candidate windows ``[s, s + D]`` (inclusive, reported as
-     ``[s, s + D + 1)``) are each record's right window ``s = t + 1`` and, if
-     it was open when the record arrived, its left window ``s = t - D``. A
-     record contributes to a window containing it iff that window was open
-     when the record arrived. A window with no contributing record emits
-     nothing.
+   * session gap G: it merges with every session of its key that Kafka
+     Streams' session store finds: ``last >= t - G``, ``start <= t + G`` and
+     ``last > st_before - G - grace`` (the store's retention, G + grace,
+     counted from the largest session end written, which is the stream time
+     before this event). It is late if the merged session's ``last <
+     stream_time - G - grace``. A session's sessions close in order of last.
+   * sliding (time difference D): Kafka Streams' algorithm, step by step
+     (``_sliding_event``): its windows ``[s, s + D]`` live in a store that
+     finds a window while ``s > max(largest start written, st - D) - (2D +
+     grace)``; the event is dropped if ``t + D < st - grace``, else it goes
+     into each found window containing it that is open (``s + D >= st -
+     grace``), creates its left window ``[t - D, t]`` from the latest window
+     that ends before t, the right window of the record before it, and its
+     own right window ``[t + 1, t + 1 + D]`` from the aggregate of the
+     latest window containing it, as Kafka Streams does. It is late if it
+     went into no window.
    A late event updates nothing and is counted against its key: the key's
    next result of that window definition carries the count in ``late``
    (and resets it), even if that window emits no record because all its
@@ -188,8 +197,9 @@ class Reference:
 
     # (window name, key, start, measure) -> WindowResult record as a dict
     results: dict[tuple[str, str, int, str], dict[str, Any]]
-    # window name -> number of (event, window instance) pairs dropped as late
-    # (tumbling / hopping windows only)
+    # window name -> Kafka Streams' dropped-records count: (event, closed
+    # window) pairs for tumbling / hopping, late events for sessions, late
+    # events plus (event, closed window) updates skipped for sliding windows
     late_pairs: dict[str, int] = field(default_factory=dict)
     # events late for at least one window definition
     late_events: int = 0
@@ -212,12 +222,12 @@ class _Partition:
         self.st: int | None = None
         # fixed windows: (wi, key, start) -> {measure: [values]}
         self.fixed: dict[tuple[int, str, int], dict[str, list[float]]] = {}
-        # sessions: (wi, key) -> list of [start, last, {measure: [values]}]
+        # sessions: (wi, key) -> open sessions [start, last, {measure: [values]}]
         self.sessions: dict[tuple[int, str], list[list[Any]]] = defaultdict(list)
-        # sliding: (wi, key) -> records [(t, st_at_arrival, {measure: value|None})]
-        self.records: dict[tuple[int, str], list[tuple[int, int, dict[str, float | None]]]] = defaultdict(list)
-        # sliding: (wi, key) -> set of emitted window starts
-        self.emitted: dict[tuple[int, str], set[int]] = defaultdict(set)
+        # sliding: (wi, key) -> {start: [largest time, {measure: [values]}, emitted]}
+        self.slides: dict[tuple[int, str], dict[int, list[Any]]] = defaultdict(dict)
+        # sliding: wi -> the largest window start written (the store's time)
+        self.top: dict[int, int] = {}
         # (close time, start, kind, id): what may close when; entries are
         # checked again when popped (a session may have grown since)
         self.due: list[tuple[int, int, str, tuple[Any, ...]]] = []
@@ -264,82 +274,175 @@ def compute(
             rec.update(stats_of(v))
             results[k] = rec
 
-    def sliding_candidates(wi: int, recs: list[tuple[int, int, dict[str, float | None]]]) -> set[int]:
+    def seen_from(p: _Partition, wi: int) -> float:
+        """Sliding: the store finds windows with start >= this."""
         w = windows[wi]
-        out = set()
-        for t, st_arr, _ in recs:
-            out.add(t + 1)
-            if t + 1 + w.grace_ms > st_arr:  # its left window was open when it came
-                out.add(t - w.size_ms)
-        return out
+        observed = max(p.top.get(wi, -math.inf), p.st - w.size_ms)
+        return observed - (2 * w.size_ms + w.grace_ms) + 1
 
-    def sliding_emit(p: _Partition, wi: int, key: str, s: int) -> None:
-        w = windows[wi]
-        d1 = w.size_ms + 1
-        vals: dict[str, list[float]] = defaultdict(list)
-        for t, st_arr, mv in p.records[(wi, key)]:
-            if s <= t < s + d1 and s + d1 + w.grace_ms > st_arr:
-                for name, v in mv.items():
-                    if v is not None:
-                        vals[name].append(v)
-        p.emitted[(wi, key)].add(s)
-        if any(vals.values()):
-            emit(wi, key, s, s + d1, vals)
-        # a window that no record reached emits nothing and takes no late count
-
-    def next_sliding_close(p: _Partition, wi: int, key: str) -> int | None:
-        w = windows[wi]
-        todo = sliding_candidates(wi, p.records[(wi, key)]) - p.emitted[(wi, key)]
-        return min(todo) + w.size_ms + 1 + w.grace_ms if todo else None
-
-    def schedule(p: _Partition, wi: int, key: str) -> None:
+    def next_close(p: _Partition, wi: int, key: str) -> int | None:
         w = windows[wi]
         if w.kind == "session":
             sess = p.sessions[(wi, key)]
-            c = sess[0][1] + 1 + w.gap_ms + w.grace_ms if sess else None
-        else:
-            c = next_sliding_close(p, wi, key)
+            return min(x[1] for x in sess) + 1 + w.gap_ms + w.grace_ms if sess else None
+        todo = [s for s, x in p.slides[(wi, key)].items() if not x[2]]
+        return min(todo) + w.size_ms + 1 + w.grace_ms if todo else None
+
+    def schedule(p: _Partition, wi: int, key: str) -> None:
+        c = next_close(p, wi, key)
         if c is None:
             p.due_at.pop((wi, key), None)
         elif p.due_at.get((wi, key)) != c:
             p.due_at[(wi, key)] = c
-            heapq.heappush(p.due, (c, 0, "s" if w.kind == "session" else "l", (wi, key)))
+            heapq.heappush(p.due, (c, 0, "k", (wi, key)))
 
     def close(p: _Partition, st: float) -> None:
         """Emit every window closed at stream time st (inf: all)."""
         while p.due and p.due[0][0] <= st:
             c, _, kind, ident = heapq.heappop(p.due)
-            if kind != "f":
-                if p.due_at.get(ident) != c:
-                    continue  # stale: rescheduled since
-                del p.due_at[ident]
             if kind == "f":
                 if ident in p.fixed:
                     wi, key, s = ident
                     emit(wi, key, s, s + windows[wi].size_ms, p.fixed.pop(ident))
-            elif kind == "s":
-                wi, key = ident
-                w = windows[wi]
+                continue
+            if p.due_at.get(ident) != c:
+                continue  # stale: rescheduled since
+            del p.due_at[ident]
+            wi, key = ident
+            w = windows[wi]
+            if w.kind == "session":
                 sess = p.sessions[(wi, key)]
-                while sess and sess[0][1] + 1 + w.gap_ms + w.grace_ms <= st:
-                    start, last, vals = sess.pop(0)
-                    emit(wi, key, start, last + 1, vals)
-                schedule(p, wi, key)
+                # in order of last (then start): the order they close in
+                for x in sorted(sess, key=lambda x: (x[1], x[0])):
+                    if x[1] + 1 + w.gap_ms + w.grace_ms <= st:
+                        sess.remove(x)
+                        emit(wi, key, x[0], x[1] + 1, x[2])
             else:
-                wi, key = ident
-                w = windows[wi]
-                d1 = w.size_ms + 1
-                done = p.emitted[(wi, key)]
-                for s in sorted(sliding_candidates(wi, p.records[(wi, key)]) - done):
-                    if s + d1 + w.grace_ms <= st:
-                        sliding_emit(p, wi, key, s)
-                schedule(p, wi, key)
+                slides = p.slides[(wi, key)]
+                for s in sorted(slides):
+                    x = slides[s]
+                    if not x[2] and s + w.size_ms + 1 + w.grace_ms <= st:
+                        x[2] = True
+                        # a window no defined value reached emits nothing and
+                        # takes no late count
+                        if any(x[1].values()):
+                            emit(wi, key, s, s + w.size_ms + 1, x[1])
+                if st != math.inf:  # what the store no longer finds is gone
+                    lim = seen_from(p, wi)
+                    for s in [s for s in slides if s < lim]:
+                        assert slides[s][2]
+                        del slides[s]
+            schedule(p, wi, key)
+
+    def session_event(p: _Partition, wi: int, key: str, t: int, st_before: int | None,
+                      mv: dict[str, float | None]) -> bool:
+        """Returns whether the event is late."""
+        w = windows[wi]
+        sess = p.sessions[(wi, key)]
+        found_after = -math.inf if st_before is None else st_before - w.gap_ms - w.grace_ms
+        found = [x for x in sess
+                 if x[1] > found_after and x[1] >= t - w.gap_ms and x[0] <= t + w.gap_ms]
+        mstart = min([t] + [x[0] for x in found])
+        mlast = max([t] + [x[1] for x in found])
+        if mlast < p.st - w.gap_ms - w.grace_ms:
+            late_pairs[w.name] += 1
+            return True
+        vals: dict[str, list[float]] = defaultdict(list)
+        for x in found:
+            for n, v in x[2].items():
+                vals[n].extend(v)
+            sess.remove(x)
+        for n, v in mv.items():
+            if v is not None:
+                vals[n].append(v)
+        sess.append([mstart, mlast, vals])
+        schedule(p, wi, key)
+        return False
+
+    def sliding_event(p: _Partition, wi: int, key: str, t: int,
+                      mv: dict[str, float | None]) -> bool:
+        """KStreamSlidingWindowAggregate.process (processReverse, then
+        createWindows). Returns whether the event is late."""
+        w = windows[wi]
+        d = w.size_ms
+        close_time = p.st - w.grace_ms  # windows ending before this are closed
+        if t + d < close_time:
+            late_pairs[w.name] += 1
+            return True
+        slides = p.slides[(wi, key)]
+        first = max(t - 2 * d, seen_from(p, wi))
+        written: list[int] = []
+        went = 0
+
+        def add(vals: dict[str, list[float]]) -> dict[str, list[float]]:
+            out = {n: list(v) for n, v in vals.items()}
+            for n, v in mv.items():
+                if v is not None:
+                    out.setdefault(n, []).append(v)
+            return out
+
+        def update(s: int, old: list[Any] | None) -> int:
+            """updateWindowAndForward: into window s if open; 1 if so."""
+            if s + d < close_time:
+                late_pairs[w.name] += 1
+                return 0
+            if old is None:
+                slides[s] = [t, add({}), False]
+            else:
+                slides[s] = [max(t, old[0]), add(old[1]), False]
+            written.append(s)
+            return 1
+
+        right_src = None
+        right_exists = left_exists = returned = False
+        left_vals = None
+        prev = None
+        visited: set[int] = set()  # Kafka Streams' windowStartTimes
+        for s in sorted((s for s in slides if first <= s <= t + 1), reverse=True):
+            visited.add(s)
+            largest, vals = slides[s][0], slides[s][1]
+            if s == t + 1:
+                right_exists = True
+            elif s + d > t:
+                if right_src is None:
+                    right_src = (largest, {n: list(v) for n, v in vals.items()})
+                went += update(s, slides[s])
+            elif s + d == t:
+                left_exists = True
+                went += update(s, slides[s])
+                if largest >= t:
+                    returned = True  # a record at t already made every window
+                    break
+                prev = largest
+            else:
+                left_vals = {n: list(v) for n, v in vals.items()}
+                prev = largest
+                break
+        if not returned:  # createWindows
+            if prev is not None and prev + 1 + d >= t and (prev + 1) not in visited:
+                went += update(prev + 1, None)
+            if not left_exists:
+                if left_vals is not None and prev >= t - d:
+                    went += update(t - d, [t, left_vals, False])
+                else:
+                    went += update(t - d, None)
+            if not right_exists and right_src is not None and right_src[0] > t:
+                slides[t + 1] = [right_src[0], right_src[1], False]
+                written.append(t + 1)
+        if written:
+            p.top[wi] = max([p.top.get(wi, -math.inf)] + written)
+        if slides:
+            schedule(p, wi, key)
+        if not went:
+            return True
+        return False
 
     for partition, key, ev in events:
         p = parts.setdefault(partition, _Partition())
         pos = position[partition]
         position[partition] += 1
         t = int(ev[time_field])
+        st_before = p.st
         p.st = t if p.st is None else max(p.st, t)
         st = p.st
         close(p, st)
@@ -368,35 +471,9 @@ def compute(
                             win.setdefault(n, []).append(mvals[n])
                 late = not any_open
             elif w.kind == "session":
-                sess = p.sessions[(wi, key)]
-                near = [x for x in sess if x[0] - w.gap_ms <= t <= x[1] + w.gap_ms]
-                mstart = min([t] + [x[0] for x in near])
-                mlast = max([t] + [x[1] for x in near])
-                if mlast + w.grace_ms < st:
-                    late = True
-                else:
-                    vals: dict[str, list[float]] = defaultdict(list)
-                    for x in near:
-                        for n, v in x[2].items():
-                            vals[n].extend(v)
-                        sess.remove(x)
-                    for n in names:
-                        if mvals[n] is not None:
-                            vals[n].append(mvals[n])
-                    sess.append([mstart, mlast, vals])
-                    sess.sort(key=lambda x: x[0])
-                    schedule(p, wi, key)
+                late = session_event(p, wi, key, t, st_before, {n: mvals[n] for n in names})
             else:  # sliding
-                if t + w.size_ms + 1 + w.grace_ms <= st:
-                    late = True
-                else:
-                    p.records[(wi, key)].append((t, st, {n: mvals[n] for n in names}))
-                    # only the buffer of the last D + grace is ever needed
-                    horizon = st - w.grace_ms - w.size_ms - 1
-                    recs = p.records[(wi, key)]
-                    if recs and recs[0][0] < horizon:
-                        p.records[(wi, key)] = [r for r in recs if r[0] >= horizon]
-                    schedule(p, wi, key)
+                late = sliding_event(p, wi, key, t, {n: mvals[n] for n in names})
             if late:
                 pending_late[(wi, key)] += 1
                 late_by_window[w.name] += 1

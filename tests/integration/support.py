@@ -7,6 +7,7 @@ import json
 import math
 import os
 import random
+import re
 import socket
 import urllib.error
 import urllib.request
@@ -322,3 +323,83 @@ def per_partition(events: Iterable[tuple[int, str, Mapping[str, Any]]]) -> dict[
     for p, _, e in events:
         out.setdefault(p, []).append(e)
     return out
+
+
+# --------------------------------------------------------------------------
+# Offsets
+# --------------------------------------------------------------------------
+
+
+def counted_lines(log: str, what: str) -> tuple[int, int]:
+    """Of dmpflow's log lines mentioning what (log.h dmp_log_repeated): the
+    lines written at once, and the messages only counted ("<n> more like
+    this in the last 10.0 s, the first: ...")."""
+    direct = count = 0
+    for line in log.splitlines():
+        if what not in line:
+            continue
+        m = re.search(r" (\d+) more like this in the last [\d.]+ s, the first: ", line)
+        if m:
+            count += int(m.group(1))
+        else:
+            direct += 1
+    return direct, count
+
+
+def committed_offsets(bootstrap: str, group: str, topic: str, partitions: int) -> dict[int, int]:
+    """The group's committed offsets (dmpflow commits the offsets stored with
+    its state after each state commit has landed)."""
+    from confluent_kafka import Consumer, TopicPartition
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "log_level": 3})
+    try:
+        tps = c.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=30)
+        return {tp.partition: tp.offset for tp in tps}
+    finally:
+        c.close()
+
+
+def end_offsets(bootstrap: str, topic: str, partitions: int) -> dict[int, int]:
+    """Each partition's log end offset."""
+    from confluent_kafka import Consumer, TopicPartition
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "it-end-offsets", "log_level": 3})
+    try:
+        return {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1]
+                for p in range(partitions)}
+    finally:
+        c.close()
+
+
+# --------------------------------------------------------------------------
+# A broker of the test's own (stopped and started by the test)
+# --------------------------------------------------------------------------
+
+
+class PrivateBroker:
+    """A single-node Kafka broker of scripts/kafka-local on ports and a data
+    directory of its own, for tests that stop and start the broker (never
+    the session's). Its data survives stop/start (topics, offsets)."""
+
+    def __init__(self, data_dir: Path, heap: str = "-Xms384m -Xmx384m"):
+        self.port, self.controller_port = free_port(), free_port()
+        self.bootstrap = f"127.0.0.1:{self.port}"
+        self.env = {**os.environ, "KAFKA_PORT": str(self.port),
+                    "KAFKA_CONTROLLER_PORT": str(self.controller_port),
+                    "KAFKA_DATA": str(data_dir), "KAFKA_HEAP_OPTS": heap}
+        self.starts = self.stops = 0
+
+    def _script(self, *args: str) -> None:
+        import subprocess
+        proc = subprocess.run([str(REPO / "scripts" / "kafka-local"), *args], env=self.env,
+                              stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=240)
+        assert proc.returncode == 0, f"kafka-local {' '.join(args)}: {proc.stderr[-3000:]}"
+
+    def start(self) -> None:
+        self._script("start")
+        self.starts += 1
+
+    def stop(self) -> None:
+        self._script("stop")
+        self.stops += 1
+
+    def wipe(self) -> None:
+        self._script("stop", "--wipe")

@@ -38,8 +38,8 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 
 from reference import Measure, Window, compute
 from registry_proxy import RegistryProxy
-from support import (EVENT_SCHEMA_PATH, REPO, assert_matches_reference, free_port, http_get,
-                     make_config, make_events)
+from support import (EVENT_SCHEMA_PATH, REPO, assert_matches_reference, counted_lines,
+                     free_port, http_get, make_config, make_events)
 
 PARTITIONS = 3
 MEASURES = {"score": "0.7*price + 0.3*quantity", "clicks": "1*clicks"}
@@ -164,6 +164,11 @@ def test_three_writer_versions_through_registry(kafka, dmpflow, registry, tmp_pa
 
         finish(dmpflow, proc, reader, len(ref.results))
         assert dead_letters(proc.stderr) == ["bad_magic=1", "unknown_schema=1"], proc.stderr[-2000:]
+        # a pause per partition every 200 ms while the registry was down:
+        # counted, not a line each (issue 22)
+        direct, count = counted_lines(proc.stderr, " paused at offset ")
+        print(f"registry down: {direct} pause lines written, {count} counted")
+        assert direct <= 3 and count >= 1, proc.stderr[-3000:]
         # every result was framed with the registered result schema's id
         out = registry.version(f"{dst}-value")
         assert json.loads(out["schema"]) == json.loads(

@@ -21,10 +21,10 @@ import signal
 import time
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
 
 from reference import Measure, Window, compute
-from support import assert_matches_reference, decode_event, make_config
+from support import assert_matches_reference, committed_offsets, decode_event, end_offsets, \
+    make_config
 
 PARTITIONS = 4
 EVENTS = int(os.environ.get("CRASH_EVENTS", "1000000"))
@@ -37,26 +37,6 @@ WINDOWS = [
     Window("hop20s", "hopping", size_ms=20_000, advance_ms=10_000, grace_ms=1_000,
            measures=("score",)),
 ]
-
-
-def _committed(bootstrap: str, group: str, topic: str, partitions: int = PARTITIONS) -> dict[int, int]:
-    """The group's committed offsets (dmpflow commits the offsets stored with
-    its state after each state commit)."""
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "log_level": 3})
-    try:
-        tps = c.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=10)
-        return {tp.partition: tp.offset for tp in tps}
-    finally:
-        c.close()
-
-
-def _ends(bootstrap: str, topic: str) -> dict[int, int]:
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "crash-ends", "log_level": 3})
-    try:
-        return {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-                for p in range(PARTITIONS)}
-    finally:
-        c.close()
 
 
 @pytest.mark.parametrize("guarantee", ["at_least_once", "exactly_once"])
@@ -95,14 +75,14 @@ def test_kill9_restarts_lose_and_double_count_nothing(kafka, dmpflow, tmp_path, 
     assert gen.wait(120) == 0, f"gen failed:\n{gen.stderr[-2000:]}"
 
     # The last run processes everything, then stops cleanly.
-    ends = _ends(kafka.bootstrap, in_topic)
+    ends = end_offsets(kafka.bootstrap, in_topic, PARTITIONS)
     assert sum(ends.values()) == EVENTS, ends
     proc = dmpflow.start("run", "-c", conf)
     deadline = time.monotonic() + 240
-    while "assigned" not in proc.stderr or _committed(kafka.bootstrap, group, in_topic) != ends:
+    while "assigned" not in proc.stderr or committed_offsets(kafka.bootstrap, group, in_topic, PARTITIONS) != ends:
         assert proc.poll() is None, f"dmpflow exited ({proc.poll()}):\n{proc.stderr[-3000:]}"
         assert time.monotonic() < deadline, (
-            f"not caught up: committed {_committed(kafka.bootstrap, group, in_topic)} "
+            f"not caught up: committed {committed_offsets(kafka.bootstrap, group, in_topic, PARTITIONS)} "
             f"of {ends}")
         time.sleep(0.5)
     assert dmpflow.stop(proc, timeout=30) == 0, proc.stderr[-3000:]

@@ -20,7 +20,10 @@ K8S = REPO / "deploy" / "k8s"
 def check_config(text: str, tmp_path) -> None:
     path = tmp_path / "conf.conf"
     path.write_text(text)
-    proc = subprocess.run([str(dmpflow_path()), "check", "-c", str(path)], cwd=REPO,
+    # check tries [state] dir as run would find it: here the container's
+    # volume (/var/lib/dmpflow) is a directory of this test's
+    proc = subprocess.run([str(dmpflow_path()), "check", "-c", str(path),
+                           "-o", f"state.dir={tmp_path / 'state'}"], cwd=REPO,
                           capture_output=True, text=True, timeout=30)
     assert proc.returncode == 0, proc.stderr
 

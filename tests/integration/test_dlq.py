@@ -35,7 +35,7 @@ WINDOWS = [Window("tumble10s", "tumbling", size_ms=10_000, grace_ms=2_000, measu
 
 # The classes of src/decoder.h (dmp_decode_err_name), every one planted.
 ALL_CLASSES = {"truncated", "varint", "length", "union", "enum", "int_range", "trailing",
-               "depth", "null_time", "time_range", "nonfinite"}
+               "depth", "null_time", "time_range", "nonfinite", "key_too_long"}
 
 
 # ---- a minimal Avro binary encoder, for the poison ----
@@ -113,6 +113,8 @@ POISON_MAKERS = {
     # well-formed Avro, but a measure field is NaN / infinite ([input] nonfinite's default)
     "nonfinite": lambda f: replace(f, 3, struct.pack("<d", float("nan"))),
     "nonfinite_inf": lambda f: replace(f, 3, struct.pack("<d", float("-inf"))),
+    # well-formed, but the key (user_id) is longer than state keeps (65,535 bytes)
+    "key_too_long": lambda f: replace(f, 0, avro_str("k" * 65_536)),
 }
 
 
@@ -219,4 +221,56 @@ def test_poison_records_go_to_dlq_with_headers(kafka, dmpflow, tmp_path):
 
     # the good records around them aggregate exactly as the reference says
     assert not reader.errors, reader.errors[:5]
+    assert_matches_reference(reader.records, ref)
+
+
+def test_long_keys_dead_lettered_not_merged(kafka, dmpflow, tmp_path):
+    """Issue 22: two user_ids of 65,635 bytes sharing their first 65,535
+    were combined into one result (count 4, sum 70 instead of 28 and 42),
+    under a truncated key. A key longer than 65,535 bytes (the limit of
+    state, DMP_KEY_MAX) is a dead letter, class key_too_long; a key of
+    exactly 65,535 bytes is aggregated exactly."""
+    from support import encode_event
+    t0 = 1_700_000_003_000
+    at_limit = "a" * 65_535
+    over = ["b" * 65_535 + "1" * 100, "b" * 65_535 + "2" * 100]
+    good = make_events(1_500, 7, keys=20, t0=t0, ooo=0.0)
+
+    def ev(user, ts, price):
+        return {"user_id": user, "segment": "s", "ts": ts, "price": price, "quantity": 0,
+                "clicks": None}
+    good += [ev(at_limit, t0 + 1_000, 10.0), ev(at_limit, t0 + 2_000, 20.0)]
+    poison = [ev(over[0], t0 + 1_000, 10.0), ev(over[0], t0 + 2_000, 30.0),
+              ev(over[1], t0 + 1_000, 20.0), ev(over[1], t0 + 2_000, 40.0)]
+    good.sort(key=lambda e: e["ts"])
+    events = good[:700] + poison + good[700:]
+    src = kafka.topic(PARTITIONS, "in")
+    dst = kafka.topic(PARTITIONS, "out")
+    dlq = kafka.topic(1, "dlq")
+    produced = kafka.produce(src, events, PARTITIONS)
+    windows = [Window("t10", "tumbling", size_ms=10_000, grace_ms=0, measures=("score",))]
+    measures = {"score": "1*price"}
+    ref = compute([r for r in produced if r[1] not in over], windows,
+                  [Measure.parse(n, x) for n, x in measures.items()])
+    assert any(k[1] == at_limit for k in ref.results)
+    cfg = dmpflow.write_config(make_config(
+        bootstrap=kafka.bootstrap, input_topic=src, output_topic=dst, state_dir=tmp_path / "state",
+        group_id=f"{src}-g", measures=measures, windows=windows, commit_interval_ms=200,
+        dlq_topic=dlq))
+    reader = kafka.reader(dst)
+    proc = dmpflow.start("run", "-c", cfg)
+    reader.until(len(ref.results), timeout=60)
+    dead = read_all(kafka.bootstrap, dlq, 1, len(poison), timeout=30)
+    assert dmpflow.stop(proc, timeout=10) == 0, proc.stderr[-2000:]
+    reader.drain(2.0)
+
+    assert len(dead) == len(poison), f"{len(dead)} dead letters, want {len(poison)}"
+    want = sorted(encode_event(p) for p in poison)
+    assert sorted(d[3] for d in dead) == want  # unchanged payloads
+    assert sorted(d[2] for d in dead) == sorted(p["user_id"].encode() for p in poison)
+    for d in dead:
+        assert d[4]["dmpflow.error.class"] == "key_too_long", d[4]
+        assert "65535" in d[4]["dmpflow.error.message"], d[4]
+    assert "key_too_long=4" in proc.stderr, proc.stderr[-2000:]
+    assert all(len(r[3]["key"].encode()) <= 65_535 for r in reader.records)
     assert_matches_reference(reader.records, ref)

@@ -30,3 +30,24 @@ def test_source_tour_lists_every_source_file():
     assert on_disk - named == set(), f"not in the README's source tour: {sorted(on_disk - named)}"
     assert named - on_disk == set(), f"in the tour but not in src/: {sorted(named - on_disk)}"
     assert (REPO / "docs" / "ARCHITECTURE.md").exists()
+
+
+def test_every_command_help_prints_its_usage():
+    """`dmpflow CMD --help` (and -h, anywhere among the arguments) prints that
+    command's usage on stdout and exits 0, without running the command;
+    `dmpflow --help` lists them all."""
+    full = subprocess.run([str(dmpflow_path()), "--help"], capture_output=True, text=True)
+    assert full.returncode == 0 and "dmpflow CMD --help" in full.stdout
+    for cmd, args in {"run": ["--help"], "check": ["-h"], "demo": ["--help"], "gen": ["--help"],
+                      "state": ["--help"], "cat": ["-t", "x", "--help"]}.items():
+        r = subprocess.run([str(dmpflow_path()), cmd, *args], capture_output=True, text=True,
+                           timeout=10)
+        assert r.returncode == 0, (cmd, r.stderr)
+        assert r.stdout.startswith("usage:\n") and f"  dmpflow {cmd} " in r.stdout, (cmd, r.stdout)
+        assert r.stderr == "", (cmd, r.stderr)
+        other = {"run", "check", "demo", "gen", "state", "cat"} - {cmd}
+        assert not any(f"  dmpflow {o} " in r.stdout for o in other), (cmd, r.stdout)
+        assert r.stdout[len("usage:\n"):] in full.stdout  # the same text as in the full usage
+    # an unknown option still fails as usage
+    bad = subprocess.run([str(dmpflow_path()), "run", "--nope"], capture_output=True, text=True)
+    assert bad.returncode == 2

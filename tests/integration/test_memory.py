@@ -18,9 +18,8 @@ import time
 import pandas as pd
 from confluent_kafka import Producer
 
-from support import decode_event, encode_event, make_config
+from support import committed_offsets, decode_event, encode_event, end_offsets, make_config
 from reference import Window
-from test_crash import _committed, _ends
 
 PARTITIONS = 4
 KEYS = int(os.environ.get("MEM_KEYS", "400000"))
@@ -61,9 +60,9 @@ def test_many_keys_small_budget(kafka, dmpflow, tmp_path):
         "\n[kafka]\nqueued.max.messages.kbytes = 4096\nqueued.min.messages = 10000\n"
         "queue.buffering.max.kbytes = 16384\nqueue.buffering.max.messages = 20000\n"))
     proc = dmpflow.start("run", "-c", conf)
-    ends = _ends(kafka.bootstrap, topic)
+    ends = end_offsets(kafka.bootstrap, topic, PARTITIONS)
     deadline = time.monotonic() + 900
-    while "assigned" not in proc.stderr or _committed(kafka.bootstrap, group, topic) != ends:
+    while "assigned" not in proc.stderr or committed_offsets(kafka.bootstrap, group, topic, PARTITIONS) != ends:
         assert proc.poll() is None, proc.stderr[-3000:]
         assert time.monotonic() < deadline, "dmpflow did not catch up"
         time.sleep(1)

@@ -188,7 +188,7 @@ def test_sessions_merge_extend_close_and_late():
            (125, 2),  # 125 - 100 > 10: session B [125,125]; A closes at 100+1+10+5=116 <= 125: emitted
            (133, 3),  # within 10 of B: B = [125,133]
            (140, 4),  # B = [125,140]
-           (112, 9),  # merged would be [112,112]: 112 + 5 < 140 -> late
+           (112, 9),  # finds nothing (B starts at 125 > 122): 112 < 140 - 10 - 5 -> late
            (160, 5),  # new session C [160,160]; B closes at 140+16=156 <= 160: emitted
            (150, 6),  # within 10 of C: C = [150,160]; 160 + 5 >= 160: not late
            (177, 7)]  # C closes at 160+16=176 <= 177: emitted; D [177,177] open
@@ -232,3 +232,38 @@ def test_sliding_late_and_left_window_closed_on_arrival():
     # [90,100]: 1; [101,111] has no record; [115,125]: 125 -> left of 125; 118 arrived when
     # [115,125] (closes 128) was open -> 2+4; [119,129] right of 118: {125}; [126,136]: empty
     assert got == {(90, 101): (1, 1.0, 0), (115, 126): (2, 6.0, 1), (119, 130): (1, 2.0, 0)}
+
+
+def test_session_lateness_on_merged_end_plus_gap_plus_grace():
+    """docs/WINDOWS.md, sessions: 113 at stream time 125 is not late (113 <
+    125 - 10 - 2 is false) and makes a session of its own."""
+    w = Window("s", "session", gap_ms=10, grace_ms=2)
+    ref = run([(0, "k", ev(125, v=1)), (0, "k", ev(113, v=2))], [w], idle_end=True)
+    assert {(k[2], r["end"]): r["count"] for k, r in ref.results.items()} == {(113, 114): 1, (125, 126): 1}
+    assert ref.late_events == 0
+    late = run([(0, "k", ev(125, v=1)), (0, "k", ev(112, v=2))], [w], idle_end=True)
+    assert late.late_events == 1 and late.late_pairs["s"] == 1
+
+
+def test_session_store_blind_millisecond():
+    """At st 61 (gap 10, grace 5) an open session ending at 46 is not found:
+    an event at 50 starts another session."""
+    w = Window("s", "session", gap_ms=10, grace_ms=5)
+    ref = run([(0, "z", ev(61, v=1)), (0, "p", ev(46, v=2)), (0, "p", ev(50, v=3))], [w], idle_end=True)
+    got = {(k[1], k[2], r["end"]): r["count"] for k, r in ref.results.items()}
+    assert got == {("z", 61, 62): 1, ("p", 46, 47): 1, ("p", 50, 51): 1}
+
+
+@pytest.mark.parametrize("events,expected,late_events,late_pairs", [
+    # worked example 1: c at 110 is in no window; [111, 121] = {b} is never made
+    ([(122, 1), (113, 2), (110, 4)], {(112, 123): (2, 3.0), (114, 125): (1, 1.0)}, 1, 2),
+    # worked example 2: b is missing from c's left window [95, 105]
+    ([(107, 1), (100, 2), (105, 4)],
+     {(95, 106): (1, 4.0), (97, 108): (3, 7.0), (101, 112): (2, 5.0), (106, 117): (1, 1.0)}, 0, 1),
+])
+def test_sliding_kafka_streams_worked_examples(events, expected, late_events, late_pairs):
+    """docs/WINDOWS.md, sliding windows, D = 10, grace 2."""
+    w = Window("sl", "sliding", size_ms=10, grace_ms=2)
+    ref = run([(0, "k", ev(t, v=v)) for t, v in events], [w], idle_end=True)
+    assert {(k[2], r["end"]): (r["count"], r["sum"]) for k, r in ref.results.items()} == expected
+    assert ref.late_events == late_events and ref.late_pairs["sl"] == late_pairs

@@ -17,13 +17,13 @@ WINDOW = Window("tumble10s", "tumbling", size_ms=10_000, grace_ms=2_000, measure
 
 
 def _run_to_end(kafka, dmpflow, conf, group, topic, counts):
-    from test_crash import _committed  # the group's offsets, committed after each state commit
+    from support import committed_offsets  # the group's, committed after each state commit
 
     proc = dmpflow.start("run", "-c", conf)
     deadline = time.monotonic() + 60
     want = {p: counts.get(p, 0) for p in range(PARTITIONS)}
     while "assigned" not in proc.stderr or {
-            p: max(o, 0) for p, o in _committed(kafka.bootstrap, group, topic, PARTITIONS).items()} != want:
+            p: max(o, 0) for p, o in committed_offsets(kafka.bootstrap, group, topic, PARTITIONS).items()} != want:
         assert proc.poll() is None, proc.stderr[-3000:]
         assert time.monotonic() < deadline, "dmpflow did not catch up"
         time.sleep(0.3)

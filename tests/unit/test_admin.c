@@ -154,7 +154,18 @@ static void test_routes_and_errors(void **state) {
         assert_int_equal(get(p, "/healthz", NULL, &r), 200);
         assert_string_equal(r.body.p, "ok\n");
         resp_free(&r);
-        assert_int_equal(status_of(p, "/readyz", NULL), 503);
+        assert_int_equal(get(p, "/readyz", NULL, &r), 503);
+        assert_string_equal(r.body.p, "not ready: no partitions assigned and restored yet\n");
+        resp_free(&r);
+        /* the daemon says why (issue 22: a broker that does not answer) */
+        dmp_admin_set_not_ready_why(p->admin, "waiting for the Kafka cluster: refused");
+        assert_int_equal(get(p, "/readyz", NULL, &r), 503);
+        assert_string_equal(r.body.p, "not ready: waiting for the Kafka cluster: refused\n");
+        resp_free(&r);
+        dmp_admin_set_not_ready_why(p->admin, NULL);
+        assert_int_equal(get(p, "/readyz", NULL, &r), 503);
+        assert_non_null(strstr(r.body.p, "no partitions assigned"));
+        resp_free(&r);
         dmp_admin_set_ready(p->admin, 1);
         assert_int_equal(status_of(p, "/readyz", NULL), 200);
 

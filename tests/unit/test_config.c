@@ -41,6 +41,32 @@ static void expect_error(const dmp_conf_t *conf, const char *prefix, ...) {
         fail_msg("no error \"%s...\" with the expected text in:\n%s", prefix, conf->errors);
 }
 
+/* expect_error for line lineno of the file at path: "path:lineno: " ... what. */
+static void expect_error_at(const dmp_conf_t *conf, const char *path, int lineno,
+                            const char *what) {
+        char prefix[64];
+        snprintf(prefix, sizeof(prefix), "%s:%d: ", path, lineno);
+        expect_error(conf, prefix, what, NULL);
+}
+
+/* Writes len bytes of text to a new temporary file; path gets its name. */
+static void write_temp(char path[static 32], const char *text, size_t len) {
+        strcpy(path, "/tmp/dmp-conf-XXXXXX");
+        int fd = mkstemp(path);
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, text, len), (ssize_t)len);
+        close(fd);
+}
+
+/* A fresh configuration loaded from a temporary file of len bytes of text
+ * (path: its name); *nerr: the errors. */
+static dmp_conf_t *load_temp(char path[static 32], const char *text, size_t len, int *nerr) {
+        write_temp(path, text, len);
+        dmp_conf_t *conf = dmp_conf_new();
+        *nerr = dmp_conf_load_file(conf, path);
+        return conf;
+}
+
 /* Loads text into a fresh configuration; returns it (errors in it). */
 static dmp_conf_t *load(const char *text, int *nerr) {
         dmp_conf_t *conf = dmp_conf_new();
@@ -373,8 +399,131 @@ static void test_syntax_error_line(void **state) {
                                 "schema = s\n",
                                 &n);
         assert_int_equal(n, 1);
-        expect_error(conf, "t.ini:3: ", "syntax error", NULL);
-        assert_string_equal(conf->input.schema, "s");
+        expect_error(conf, "t.ini:3: ", "syntax error", "the rest of the file is not read", NULL);
+        assert_string_equal(conf->input.topic, "a");
+        assert_null(conf->input.schema); /* after it: not read (it would be misread) */
+        dmp_conf_destroy(conf);
+}
+
+/* Issue 22: after a header without its ']', inih went on reading (the
+ * lines that follow landed in the previous section, were reported first)
+ * and reported the header last. Now the first structural error is the
+ * last reported, and errors come in line order. */
+static void test_structural_error_stops_in_line_order(void **state) {
+        (void)state;
+        int n;
+        dmp_conf_t *conf = load("[input]\n"          /* 1 */
+                                "topik = a\n"        /* 2 unknown */
+                                "[window w\n"        /* 3 no ] */
+                                "size.ms = x\n"      /* 4 would be [input] size.ms */
+                                "[state]\n"          /* 5 */
+                                "dir = y\n",         /* 6 */
+                                &n);
+        assert_int_equal(n, 2);
+        assert_int_equal(conf->error_cnt, 2);
+        const char *second = strchr(conf->errors, '\n') + 1;
+#define STARTS(s, lit) (!strncmp((s), (lit), sizeof(lit) - 1))
+        assert_true(STARTS(conf->errors, "t.ini:2: [input] unknown property \"topik\""));
+        assert_true(STARTS(second, "t.ini:3: a section header without its closing ]"));
+#undef STARTS
+        assert_string_equal(conf->state.dir, "./state"); /* not read */
+        dmp_conf_destroy(conf);
+        /* inih's inline comment: "[w ;]" has no ']' for it, "a ; = b" no '=' */
+        conf = load("[input] ; c\ntopic = a ; c\n[window w ;]\n", &n);
+        assert_int_equal(n, 1);
+        expect_error(conf, "t.ini:3: ", "closing ]", NULL);
+        assert_string_equal(conf->input.topic, "a");
+        dmp_conf_destroy(conf);
+        conf = load("[input]\ntopic ; = b\n", &n);
+        expect_error(conf, "t.ini:2: ", "syntax error", NULL);
+        assert_int_equal(n, 1);
+        dmp_conf_destroy(conf);
+        /* a UTF-8 BOM before the first header is not an error */
+        conf = load("\xEF\xBB\xBF[input]\ntopic = a\n", &n);
+        assert_int_equal(n, 0);
+        assert_string_equal(conf->input.topic, "a");
+        dmp_conf_destroy(conf);
+}
+
+/* Issue 22: a line with a NUL byte was silently cut there (or ignored
+ * whole, when it started with one). */
+static void test_nul_byte_reported(void **state) {
+        (void)state;
+        char path[32];
+        static const char text[] = "[input]\n"
+                                   "\0topic = a\n"      /* 2: starts with NUL */
+                                   "schema = s\0.avsc\n" /* 3: one inside */
+                                   "key.field = k\n";    /* 4 */
+        int n;
+        dmp_conf_t *conf = load_temp(path, text, sizeof(text) - 1, &n);
+        assert_int_equal(n, 2);
+        expect_error_at(conf, path, 2, "NUL byte");
+        expect_error_at(conf, path, 3, "NUL byte");
+        assert_null(conf->input.topic);
+        assert_null(conf->input.schema);
+        assert_string_equal(conf->input.key_field, "k");
+        dmp_conf_destroy(conf);
+        unlink(path);
+}
+
+/* Issue 22: errors of a named section name it in full, whichever check
+ * found them (some said [window], others [window w]). */
+static void test_sections_named_in_full(void **state) {
+        (void)state;
+        int n;
+        dmp_conf_t *conf = load("[window w]\n"
+                                "size.ms = x\n"          /* 2 not an integer */
+                                "grace.ms = -1\n"        /* 3 out of range */
+                                "type = round\n"         /* 4 bad enum */
+                                "sise.ms = 1\n"          /* 5 unknown */
+                                "size.ms = 1\n"          /* 6 (2 failed: not twice) */
+                                "size.ms = 2\n"          /* 7 twice */
+                                "[pattern p]\n"
+                                "z = abc\n",             /* 9 not a number */
+                                &n);
+        assert_int_equal(n, 6);
+        static const struct {
+                int line;
+                const char *what;
+        } want[] = {{2, "[window w] size.ms: \"x\" is not an integer"},
+                    {3, "[window w] grace.ms: -1 is out of range"},
+                    {4, "[window w] type: invalid value \"round\""},
+                    {5, "[window w] unknown property \"sise.ms\""},
+                    {7, "[window w] size.ms is set twice"},
+                    {9, "[pattern p] z: \"abc\" is not a number"}};
+        for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+                expect_error_at(conf, "t.ini", want[i].line, want[i].what);
+        for (const char *l = conf->errors; *l; l = strchr(l, '\n') + 1)
+                assert_true(strstr(l, "[window w]") || strstr(l, "[pattern p]"));
+        dmp_conf_destroy(conf);
+}
+
+/* Issue 22: -o window.t10.size.ms=... (the dotted form) is accepted as
+ * -o "window t10.size.ms=..." is; names and properties may hold dots. */
+static void test_override_dotted_named_section(void **state) {
+        (void)state;
+        dmp_conf_t *conf = dmp_conf_new();
+        assert_int_equal(dmp_conf_set_override(conf, "window.t10.size.ms=5000"), 0);
+        assert_int_equal(dmp_conf_set_override(conf, "window t10.grace.ms=7"), 0);
+        assert_int_equal(dmp_conf_set_override(conf, "window.a.b.size.ms=3"), 0);
+        assert_int_equal(dmp_conf_set_override(conf, "pattern.p.min.count=9"), 0);
+        assert_int_equal(dmp_conf_set_override(conf, "measure.m.expr=2*x"), 0);
+        assert_int_equal(conf->error_cnt, 0);
+        int w = dmp_conf_find_window(conf, "t10", 3), ab = dmp_conf_find_window(conf, "a.b", 3);
+        assert_true(w >= 0 && ab >= 0);
+        assert_int_equal(conf->windows[w].size_ms, 5000);
+        assert_int_equal(conf->windows[w].grace_ms, 7);
+        assert_int_equal(conf->windows[ab].size_ms, 3);
+        assert_int_equal(conf->patterns[0].min_count, 9);
+        assert_string_equal(conf->measures[0].expr, "2*x");
+        /* errors name the section in full */
+        assert_int_equal(dmp_conf_set_override(conf, "window.t10.sise.ms=1"), 1);
+        expect_error(conf, "-o: ", "[window t10] unknown property \"sise.ms\"", NULL);
+        assert_int_equal(dmp_conf_set_override(conf, "window.t10.size.ms=x"), 1);
+        expect_error(conf, "-o: ", "[window t10] size.ms: \"x\" is not an integer", NULL);
+        assert_int_equal(dmp_conf_set_override(conf, "window.t10=1"), 1);
+        expect_error(conf, "-o: ", "expected window.NAME.property=value", NULL);
+        assert_int_equal(dmp_conf_set_override(conf, "window..size.ms=1"), 1);
         dmp_conf_destroy(conf);
 }
 
@@ -694,15 +843,15 @@ static void test_override_errors(void **state) {
         (void)state;
         dmp_conf_t *conf = dmp_conf_new();
         assert_int_equal(dmp_conf_set_override(conf, "statedir"), 1);
-        expect_error(conf, "command line: ", "\"statedir\": expected section.name=value", NULL);
+        expect_error(conf, "-o: ", "\"statedir\": expected section.name=value", NULL);
         assert_int_equal(dmp_conf_set_override(conf, "state.dir"), 1); /* no '=' */
         assert_int_equal(dmp_conf_set_override(conf, "dir=a.b"), 1);   /* '.' after '=' */
         assert_int_equal(conf->error_cnt, 3);
         /* well-formed but wrong: the property's own errors, from the command line */
         assert_int_equal(dmp_conf_set_override(conf, "state.commit.interval.ms=abc"), 1);
-        expect_error(conf, "command line: ", "not an integer", NULL);
+        expect_error(conf, "-o: ", "not an integer", NULL);
         assert_int_equal(dmp_conf_set_override(conf, "state.dri=x"), 1);
-        expect_error(conf, "command line: ", "did you mean \"dir\"", NULL);
+        expect_error(conf, "-o: ", "did you mean \"dir\"", NULL);
         assert_int_equal(conf->error_cnt, 5);
         assert_string_equal(conf->state.dir, "./state");
         dmp_conf_destroy(conf);
@@ -730,17 +879,12 @@ static void test_conf_line(void **state) {
 
 static void test_load_file(void **state) {
         (void)state;
-        char path[] = "/tmp/dmp-conf-XXXXXX";
-        int fd = mkstemp(path);
-        assert_true(fd >= 0);
-        FILE *fp = fdopen(fd, "w");
-        fputs("[input]\ntopic = a\ntopik = b\n", fp);
-        fclose(fp);
-        dmp_conf_t *conf = dmp_conf_new();
-        assert_int_equal(dmp_conf_load_file(conf, path), 1);
-        char prefix[64];
-        snprintf(prefix, sizeof(prefix), "%s:3: ", path);
-        expect_error(conf, prefix, "did you mean \"topic\"", NULL);
+        char path[32];
+        static const char text[] = "[input]\ntopic = a\ntopik = b\n";
+        int n;
+        dmp_conf_t *conf = load_temp(path, text, sizeof(text) - 1, &n);
+        assert_int_equal(n, 1);
+        expect_error_at(conf, path, 3, "did you mean \"topic\"");
         assert_string_equal(conf->input.topic, "a");
         dmp_conf_destroy(conf);
         unlink(path);
@@ -824,6 +968,10 @@ int main(void) {
                 cmocka_unit_test(test_duplicate_property),
                 cmocka_unit_test(test_key_outside_section),
                 cmocka_unit_test(test_syntax_error_line),
+                cmocka_unit_test(test_structural_error_stops_in_line_order),
+                cmocka_unit_test(test_nul_byte_reported),
+                cmocka_unit_test(test_sections_named_in_full),
+                cmocka_unit_test(test_override_dotted_named_section),
                 cmocka_unit_test(test_error_count_and_lines_mixed),
                 cmocka_unit_test(test_validate_ok),
                 cmocka_unit_test(test_http_auth),

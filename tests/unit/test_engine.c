@@ -628,6 +628,87 @@ static void test_time_out_of_range(void **state) {
         dmp_engine_destroy(e);
 }
 
+/* Issue 22: keys longer than DMP_KEY_MAX (65,535 bytes) were cut there, so
+ * two keys equal in their first 65,535 bytes shared one result. Now such a
+ * record (or one whose group value is that long) is refused as a whole,
+ * class key_too_long, and its offset is consumed; a key of exactly 65,535
+ * bytes is kept exactly. */
+typedef struct long_keys {
+        int n;
+        size_t len[8];
+        char last[8];
+        int64_t count[8];
+        double sum[8];
+} long_keys_t;
+
+static void on_long_key(void *opaque, const dmp_result_t *r) {
+        long_keys_t *lk = opaque;
+        if (strcmp(r->window->name, "tum") || strcmp(r->measure, "score"))
+                return;
+        assert_true(lk->n < 8);
+        lk->len[lk->n] = r->key_len;
+        lk->last[lk->n] = r->key[r->key_len - 1];
+        lk->count[lk->n] = r->agg->count;
+        lk->sum[lk->n++] = r->agg->sum;
+}
+
+static void test_key_too_long(void **state) {
+        fixture_t *f = *state;
+        dmp_conf_t *conf = make_conf_with(f->dir, conf_fmt, "[group seg]\nfield = segment\n"
+                                          "topic = groups\n");
+        long_keys_t lk = {0};
+        char err[512] = "";
+        int cerr = -1;
+        memset(&tsink, 0, sizeof(tsink));
+        dmp_engine_t *e = engine_with(conf, on_long_key, &lk, &cerr, err, sizeof(err));
+        assert_non_null(e);
+        open_partition(e, 0);
+        size_t max = 65535;
+        char *at = malloc(max + 1), *b1 = malloc(max + 2), *b2 = malloc(max + 2);
+        memset(at, 'a', max);
+        at[max] = '\0';
+        memset(b1, 'b', max);
+        memcpy(b2, b1, max);
+        strcpy(b1 + max, "1");
+        strcpy(b2 + max, "2");
+        unsigned char *buf = malloc(2 * max + 256);
+        struct {
+                const char *user, *seg;
+                int64_t ts;
+                double price;
+                int ok;
+        } in[] = {{at, "s", 1, 1.0, 1}, {b1, "s", 2, 5.0, 0}, {b2, "s", 3, 7.0, 0},
+                  {at, b1, 4, 9.0, 0}, {at, "s", 5, 2.0, 1}, {"z", "s", 30, 0.0, 1}};
+        for (int i = 0; i < (int)(sizeof(in) / sizeof(in[0])); i++) {
+                size_t n = enc_event(buf, in[i].user, in[i].seg, in[i].ts, in[i].price, 0, NUL);
+                err[0] = '\0';
+                int rc = dmp_engine_process(e, 0, i, NULL, 0, 0, buf, n, err, sizeof(err));
+                assert_int_equal(rc, in[i].ok ? 0 : -1);
+                if (!in[i].ok) {
+                        assert_int_equal(dmp_engine_last_error(e), DMP_DECODE_KEY_TOO_LONG);
+                        assert_non_null(strstr(err, "65536 bytes long; at most 65535"));
+                        assert_true(i != 3 || strstr(err, "[group seg]"));
+                }
+        }
+        emit(e);
+        commit(e);
+        assert_int_equal(dmp_engine_stats(e)->decode_errors, 3);
+        assert_int_equal(offsets(e).next[0], 6);
+        assert_string_equal(dmp_decode_err_name(DMP_DECODE_KEY_TOO_LONG), "key_too_long");
+        /* one result of [0, 10): the key at the limit, its two events only */
+        assert_int_equal(lk.n, 1);
+        assert_int_equal(lk.len[0], max);
+        assert_int_equal(lk.last[0], 'a');
+        assert_int_equal(lk.count[0], 2);
+        assert_true(lk.sum[0] == 2 * 1.0 + 2 * 2.0);
+        dmp_engine_destroy(e);
+        dmp_conf_destroy(conf);
+        free(at);
+        free(b1);
+        free(b2);
+        free(buf);
+}
+
 /* Without key.field / time.field the Kafka key and timestamp are used. */
 static void test_kafka_key_and_timestamp(void **state) {
         fixture_t *f = *state;
@@ -1060,6 +1141,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_keys_and_partitions, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_decode_errors, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_time_out_of_range, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_key_too_long, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_kafka_key_and_timestamp, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_fingerprint_change, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_config_errors, setup, teardown),

@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -658,6 +660,65 @@ static void test_open_error(void **state) {
         remove(path);
 }
 
+/* dmp_store_probe (what `dmpflow check` says of [state] dir, issue 22):
+ * creatable, writable, this pipeline's, and who holds it open. */
+static void test_probe(void **state) {
+        fixture_t *f = *state;
+        char err[1024] = "", path[256];
+        int pid = -1;
+        /* missing, under a directory that exists: run creates it (parents too) */
+        snprintf(path, sizeof(path), "%s/a/b/state", f->dir);
+        assert_int_equal(dmp_store_probe(path, FP, &pid, err, sizeof(err)), 0);
+        assert_int_equal(pid, 0);
+        assert_int_equal(access(path, F_OK), -1); /* probing changed nothing */
+        dmp_store_t *st = open_store(path, FP);
+        dmp_store_close(st);
+        /* a store of this pipeline, of another */
+        assert_int_equal(dmp_store_probe(path, FP, &pid, err, sizeof(err)), 0);
+        assert_int_equal(dmp_store_probe(path, FP ^ 1, &pid, err, sizeof(err)), -1);
+        assert_non_null(strstr(err, "different pipeline"));
+        /* a regular file in the way, as the directory or above it */
+        snprintf(path, sizeof(path), "%s/file", f->dir);
+        FILE *fp = fopen(path, "w");
+        assert_non_null(fp);
+        fclose(fp);
+        assert_int_equal(dmp_store_probe(path, FP, &pid, err, sizeof(err)), -1);
+        assert_non_null(strstr(err, "is not a directory"));
+        snprintf(path, sizeof(path), "%s/file/state", f->dir);
+        assert_int_equal(dmp_store_probe(path, FP, &pid, err, sizeof(err)), -1);
+        assert_non_null(strstr(err, "cannot create"));
+        assert_null(dmp_store_open(path, FP, err, sizeof(err))); /* run agrees */
+        /* held open by another process: its pid, and run's error names it */
+        snprintf(path, sizeof(path), "%s/a/b/state", f->dir);
+        int ready[2];
+        assert_int_equal(pipe(ready), 0);
+        pid_t child = fork();
+        assert_true(child >= 0);
+        if (child == 0) {
+                dmp_store_t *held = dmp_store_open(path, FP, err, sizeof(err));
+                char c = held ? 'y' : 'n';
+                if (write(ready[1], &c, 1) != 1 || !held)
+                        _exit(1);
+                pause(); /* until killed */
+                _exit(0);
+        }
+        char c = 0;
+        assert_int_equal(read(ready[0], &c, 1), 1);
+        assert_int_equal(c, 'y');
+        assert_int_equal(dmp_store_probe(path, FP, &pid, err, sizeof(err)), 0);
+        assert_int_equal(pid, child);
+        assert_null(dmp_store_open(path, FP, err, sizeof(err)));
+        char want[64];
+        snprintf(want, sizeof(want), "in use by process %d", (int)child);
+        assert_non_null(strstr(err, want));
+        kill(child, SIGKILL);
+        waitpid(child, NULL, 0);
+        close(ready[0]);
+        close(ready[1]);
+        assert_int_equal(dmp_store_probe(path, FP, &pid, err, sizeof(err)), 0);
+        assert_int_equal(pid, 0);
+}
+
 static void test_close_null(void **state) {
         (void)state;
         dmp_store_close(NULL);
@@ -678,6 +739,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_missing_and_foreign, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_log_apply_replay, setup, teardown),
                 cmocka_unit_test(test_open_error),
+                cmocka_unit_test_setup_teardown(test_probe, setup, teardown),
                 cmocka_unit_test(test_close_null),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -3,18 +3,17 @@
  * through dmp_engine_process (events of schemas/event.avsc, one measure
  * v = price) and checked against the exact sequence of emitted results.
  *
- * The semantics (tests/integration/reference.py): per event, (1) the stream
- * time advances, (2) the windows closed at that stream time are emitted,
- * (3) the event is applied or counted late.
+ * The semantics (docs/WINDOWS.md; tests/integration/reference.py): per
+ * event, (1) the stream time advances, (2) the windows closed at that
+ * stream time are emitted, (3) the event is applied or counted late.
  *   - tumbling / hopping [s, s+size) close at stream time >= end + grace;
  *   - a session [start, last + 1) closes at last + 1 + gap + grace; an event
- *     merges with every session with start - gap <= t <= last + gap and is
- *     late if the merged last + grace < stream time;
- *   - sliding (difference D) windows [s, s+D] are reported [s, s+D+1); the
- *     candidates are each record's right window t+1 and its left window t-D
- *     if that was open on the record's arrival; a record contributes iff the
- *     window was open on its arrival; late if t + D + 1 + grace <= stream
- *     time; a candidate no record reached emits nothing.
+ *     merges with the sessions Kafka Streams' store finds (last >= t - gap,
+ *     start <= t + gap, last > stream time before it - gap - grace) and is
+ *     late if the merged last < st - gap - grace;
+ *   - sliding (difference D) windows [s, s+D] are reported [s, s+D+1), made
+ *     and filled step by step as Kafka Streams 3.9 does; late if t + D <
+ *     st - grace or the event went into none of its windows.
  *   - `late` of a result: late events of that key and window definition
  *     since the key's previous result.
  * Every expected value below is worked out by hand in the comments (stddev
@@ -470,7 +469,10 @@ static void test_session_merge_bridge(void **state) {
         dmp_engine_destroy(e);
 }
 
-/* gap 10, grace 5: close at last + 16, late if merged last + 5 < st. */
+/* gap 10, grace 5: a session closes at last + 16; Kafka Streams' rule: an
+ * event finds the sessions of its key with last >= t - 10, start <= t + 10
+ * and last > (stream time before it) - 15, and is late if the merged
+ * session's last < st - 15. */
 static void test_session_gap_close_and_late(void **state) {
         fixture_t *f = *state;
         recs_t *rs = &f->recs;
@@ -484,34 +486,45 @@ static void test_session_gap_close_and_late(void **state) {
         NONE(rs, &mark);
         feed(f, e, "k", 26, 5);  /* st 26 = 10 + 16: S1 closes; S2 = [21, 26] */
         EXPECT(rs, &mark, {"session", "k", 0, 11, 2, 3, 1, 2, 1.5, 0.5, 0, 1});
-        feed(f, e, "k", 5, 100); /* near no open session; 5 + 5 < 26: late */
+        feed(f, e, "k", 5, 100); /* finds nothing (S1 is out, 21 > 15); 5 < 26 - 15: late */
         assert_int_equal(tsink.late_mask, 1);
         NONE(rs, &mark);
         feed(f, e, "k", 60, 6);  /* st 60 >= 26 + 16: S2 closes; S3 = [60, 60] */
         /* S2 {3, 4, 5}: mean 4, sd sqrt(2/3), carries the late event */
         EXPECT(rs, &mark, {"session", "k", 21, 27, 3, 12, 3, 5, 4, sqrt(2.0 / 3.0), 1, 1});
-        feed(f, e, "m", 55, 7);  /* 55 + 5 == 60: not late; M = [55, 55], closes 71 */
+        feed(f, e, "m", 45, 7);  /* 45 == 60 - 15: not late (last + grace alone would
+                                  * be); M = [45, 45], closes 61 */
         assert_int_equal(tsink.late_mask, 0);
-        feed(f, e, "n", 54, 8);  /* 54 + 5 < 60: late */
+        feed(f, e, "n", 44, 8);  /* 44 < 45: late */
         assert_int_equal(tsink.late_mask, 1);
         feed(f, e, "k", 50, 9);  /* 50 >= 60 - 10: extends S3 back, [50, 60], closes 76 */
         assert_int_equal(tsink.late_mask, 0);
         NONE(rs, &mark);
-        feed(f, e, "z", 71, 1);  /* st 71: M closes */
-        EXPECT(rs, &mark, {"session", "m", 55, 56, 1, 7, 7, 7, 7, 0, 0, 1});
-        feed(f, e, "k", 58, 1000); /* merges with the still open S3, but merged last
-                                    * 60 + 5 < 71: late, not aggregated */
-        assert_int_equal(tsink.late_mask, 1);
-        feed(f, e, "z", 75, 2);  /* 75 = S3's close - 1 */
+        feed(f, e, "z", 61, 1);  /* st 61: M closes */
+        EXPECT(rs, &mark, {"session", "m", 45, 46, 1, 7, 7, 7, 7, 0, 0, 1});
+        /* The store's blind millisecond: at st 61 a session with last 46 is
+         * open (it closes at 62) but not found (46 > 61 - 15 is false). */
+        feed(f, e, "p", 46, 2);  /* 46 == 61 - 15: not late; P1 = [46, 46] */
+        feed(f, e, "p", 50, 3);  /* within the gap of P1, which is not found: P2 = [50, 50] */
+        assert_int_equal(tsink.late_mask, 0);
         NONE(rs, &mark);
-        feed(f, e, "z", 76, 3);  /* S3 {9, 6}: mean 7.5, sd 1.5, late 1 */
-        EXPECT(rs, &mark, {"session", "k", 50, 61, 2, 15, 6, 9, 7.5, 1.5, 1, 1});
+        feed(f, e, "z", 62, 2);  /* st 62: P1 closes alone */
+        EXPECT(rs, &mark, {"session", "p", 46, 47, 1, 2, 2, 2, 2, 0, 0, 1});
+        feed(f, e, "z", 66, 3);  /* st 66 = 50 + 16: P2 closes */
+        EXPECT(rs, &mark, {"session", "p", 50, 51, 1, 3, 3, 3, 3, 0, 0, 1});
+        feed(f, e, "z", 75, 4);  /* 75 = S3's close - 1 */
+        NONE(rs, &mark);
+        feed(f, e, "z", 76, 5);  /* S3 {6, 9}: mean 7.5, sd 1.5 */
+        EXPECT(rs, &mark, {"session", "k", 50, 61, 2, 15, 6, 9, 7.5, 1.5, 0, 1});
         idle_close(e);
-        /* z {1, 2, 3}: mean 2, sd sqrt(2/3); n's late count has no result */
-        EXPECT(rs, &mark, {"session", "z", 71, 77, 3, 6, 1, 3, 2, sqrt(2.0 / 3.0), 0, 1});
+        /* z [61, 76] {1, 2, 3, 4, 5} (each event found the last: 61 > 46 at
+         * st 61, ..., 75 > 60 at st 75): mean 3, sd sqrt(2); n's late count
+         * has no result */
+        EXPECT(rs, &mark, {"session", "z", 61, 77, 5, 15, 1, 5, 3, sqrt(2.0), 0, 1});
         const dmp_engine_stats_t *s = dmp_engine_stats(e);
-        assert_int_equal(s->late_events, 3);
-        assert_int_equal(s->late_by_window[0], 3);
+        assert_int_equal(s->late_events, 2);
+        assert_int_equal(s->late_by_window[0], 2);
+        assert_int_equal(s->late_instances_by_window[0], 2);
         commit(e);
         dmp_engine_destroy(e);
 }
@@ -569,6 +582,82 @@ static void test_sliding_late_and_left_window_closed_on_arrival(void **state) {
         EXPECT(rs, &mark, {"sliding", "k", 115, 126, 2, 6, 2, 4, 3, 1, 1, 1},
                {"sliding", "k", 119, 130, 1, 2, 2, 2, 2, 0, 0, 1});
         assert_int_equal(dmp_engine_stats(e)->late_by_window[0], 1);
+        commit(e);
+        dmp_engine_destroy(e);
+}
+
+/* docs/WINDOWS.md, sliding worked example 1: D = 10, grace 2 (a window
+ * closes at s + 13; the left window [t - 10, t] of an event is closed on
+ * arrival if t < st - 2). */
+static void test_sliding_window_kafka_streams_never_creates(void **state) {
+        fixture_t *f = *state;
+        recs_t *rs = &f->recs;
+        int mark = 0;
+        dmp_engine_t *e = start(f, "type = sliding\nsize.ms = 10\ngrace.ms = 2\n");
+
+        feed(f, e, "x", 122, 1); /* left [112, 122] = {1} */
+        feed(f, e, "x", 113, 2); /* left [103, 113] closed: skipped; [112, 122] = {1, 2};
+                                  * right [114, 124] = {1} */
+        assert_int_equal(tsink.late_mask, 0);
+        feed(f, e, "x", 110, 4); /* not late (120 >= 120) but no window in reach, its
+                                  * left [100, 110] closed: in no window, late */
+        assert_int_equal(tsink.late_mask, 1);
+        NONE(rs, &mark);
+        idle_close(e);
+        /* no [111, 121] = {2}: Kafka Streams never makes it */
+        EXPECT(rs, &mark, {"sliding", "x", 112, 123, 2, 3, 1, 2, 1.5, 0.5, 1, 1},
+               {"sliding", "x", 114, 125, 1, 1, 1, 1, 1, 0, 0, 1});
+        const dmp_engine_stats_t *s = dmp_engine_stats(e);
+        assert_int_equal(s->late_by_window[0], 1);
+        assert_int_equal(s->late_instances_by_window[0], 2); /* the two left windows */
+        commit(e);
+        dmp_engine_destroy(e);
+}
+
+/* docs/WINDOWS.md, sliding worked example 2: D = 10, grace 2. */
+static void test_sliding_event_missing_from_later_left_window(void **state) {
+        fixture_t *f = *state;
+        recs_t *rs = &f->recs;
+        int mark = 0;
+        dmp_engine_t *e = start(f, "type = sliding\nsize.ms = 10\ngrace.ms = 2\n");
+
+        feed(f, e, "y", 107, 1); /* left [97, 107] = {1} */
+        feed(f, e, "y", 100, 2); /* [97, 107] = {1, 2}; left [90, 100] closed; right
+                                  * [101, 111] = {1} */
+        feed(f, e, "y", 105, 4); /* [101, 111] = {1, 4}, [97, 107] = {1, 2, 4}; no
+                                  * previous record: left [95, 105] = {4}; right
+                                  * [106, 116] = {1} (from [101, 111] before 4) */
+        NONE(rs, &mark);
+        idle_close(e);
+        /* {1, 2, 4}: mean 7/3, squared deviations 16/9 + 1/9 + 25/9 = 42/9, sd
+         * sqrt(14/9); {1, 4}: mean 2.5, sd 1.5 */
+        EXPECT(rs, &mark, {"sliding", "y", 95, 106, 1, 4, 4, 4, 4, 0, 0, 1},
+               {"sliding", "y", 97, 108, 3, 7, 1, 4, 7.0 / 3.0, sqrt(14.0 / 9.0), 0, 1},
+               {"sliding", "y", 101, 112, 2, 5, 1, 4, 2.5, 1.5, 0, 1},
+               {"sliding", "y", 106, 117, 1, 1, 1, 1, 1, 0, 0, 1});
+        assert_int_equal(dmp_engine_stats(e)->late_by_window[0], 0);
+        assert_int_equal(dmp_engine_stats(e)->late_instances_by_window[0], 1);
+        commit(e);
+        dmp_engine_destroy(e);
+}
+
+/* docs/WINDOWS.md, the window Kafka Streams' suppress publishes twice:
+ * D = 10, grace 0. dmpflow publishes [100, 110] once, at st 111, with the
+ * value Kafka Streams publishes last. */
+static void test_sliding_published_once_with_the_last_value(void **state) {
+        fixture_t *f = *state;
+        recs_t *rs = &f->recs;
+        int mark = 0;
+        dmp_engine_t *e = start(f, "type = sliding\nsize.ms = 10\n");
+
+        feed(f, e, "z", 100, 1);
+        feed(f, e, "z", 110, 2); /* [90, 100] closes; [101, 111] = {2}, [100, 110] = {1, 2}
+                                  * (Kafka Streams' suppress publishes it now) */
+        EXPECT(rs, &mark, {"sliding", "z", 90, 101, 1, 1, 1, 1, 1, 0, 0, 1});
+        feed(f, e, "z", 105, 4); /* [100, 110] is still open at st 110: {1, 2, 4} */
+        NONE(rs, &mark);
+        feed(f, e, "z", 111, 8); /* st 111: [100, 110] closes */
+        EXPECT(rs, &mark, {"sliding", "z", 100, 111, 3, 7, 1, 4, 7.0 / 3.0, sqrt(14.0 / 9.0), 0, 1});
         commit(e);
         dmp_engine_destroy(e);
 }
@@ -716,8 +805,8 @@ static void test_restart_session(void **state) {
         NONE(rs, &mark);
         feed(f, e, "j", 122, 8); /* st 122 = 101 + 21: j's [101, 101] closes */
         EXPECT(rs, &mark, {"session", "j", 101, 102, 1, 7, 7, 7, 7, 0, 0, 1});
-        feed(f, e, "k", 101, 1000); /* merges with k's open session (closes 129) but
-                                     * 108 + 10 < 122: late; the count is stored */
+        feed(f, e, "k", 80, 1000); /* finds no session of k (100 > 80 + 10) and
+                                    * 80 < 122 - 10 - 10: late; the count is stored */
         assert_int_equal(tsink.late_mask, 1);
         commit(e);
         dmp_engine_destroy(e);
@@ -853,7 +942,8 @@ static void test_session_retention(void **state) {
         feed(f, e, "k", 0, 1);   /* S1 = [0, 0], closes at 0 + 1 + 10 + 5 = 16 */
         feed(f, e, "k", 20, 2);  /* st 20: S1 emitted, kept until 36; S2 = [20, 20] */
         EXPECT(rs, &mark, {"session", "k", 0, 1, 1, 1, 1, 1, 1, 0, 0, 1});
-        feed(f, e, "k", 8, 100); /* within the gap of the retained S1 only: 8 + 5 < 20, late */
+        feed(f, e, "k", 4, 100); /* within the gap of the retained S1 only, which is
+                                  * not merged with: 4 < 20 - 10 - 5, late */
         assert_int_equal(tsink.late_mask, 1);
         NONE(rs, &mark);
         feed(f, e, "m", 40, 3);  /* st 40: S2 closes (36), carrying the late event; S1
@@ -890,6 +980,9 @@ int main(void) {
                 T(test_sliding_by_hand),
                 T(test_sliding_late_and_left_window_closed_on_arrival),
                 T(test_sliding_empty_candidate_keeps_late_count),
+        T(test_sliding_window_kafka_streams_never_creates),
+        T(test_sliding_event_missing_from_later_left_window),
+        T(test_sliding_published_once_with_the_last_value),
                 T(test_session_exact_close_with_coarse_buckets),
                 T(test_sliding_exact_close_with_coarse_buckets),
                 T(test_update_mode),

@@ -4,7 +4,6 @@ import java.io.ByteArrayOutputStream;
 import java.io.File;
 import java.io.IOException;
 import java.io.UncheckedIOException;
-import java.nio.ByteBuffer;
 import java.time.Duration;
 import java.util.Map;
 import java.util.Properties;
@@ -91,48 +90,6 @@ public final class WindowAgg {
     private static final String WINDOW_NAME = "per_minute";
     private static final String MEASURE_NAME = "score";
 
-    /** Count, sum, min, max of one (key, window); 32 bytes in the store. */
-    static final class Agg {
-        long count;
-        double sum;
-        double min = Double.POSITIVE_INFINITY;
-        double max = Double.NEGATIVE_INFINITY;
-
-        Agg add(double v) {
-            count++;
-            sum += v;
-            if (v < min) min = v;
-            if (v > max) max = v;
-            return this;
-        }
-    }
-
-    static final class AggSerde implements Serde<Agg> {
-        @Override
-        public Serializer<Agg> serializer() {
-            return (topic, a) -> {
-                if (a == null) return null;
-                return ByteBuffer.allocate(32).putLong(a.count).putDouble(a.sum)
-                        .putDouble(a.min).putDouble(a.max).array();
-            };
-        }
-
-        @Override
-        public Deserializer<Agg> deserializer() {
-            return (topic, bytes) -> {
-                if (bytes == null) return null;
-                ByteBuffer b = ByteBuffer.wrap(bytes);
-                Agg a = new Agg();
-                a.count = b.getLong();
-                a.sum = b.getDouble();
-                a.min = b.getDouble();
-                a.max = b.getDouble();
-                return a;
-            };
-        }
-    }
-
-    /** Raw Avro (no registry) to GenericRecord with Avro's generic reader. */
     static final class EventSerde implements Serde<GenericRecord> {
         private final GenericDatumReader<GenericRecord> reader;
         /* The serde is shared by the stream threads; decoders are not. */
@@ -189,18 +146,24 @@ public final class WindowAgg {
         }
 
         byte[] encode(Windowed<String> wk, Agg a) {
+            return encode(WINDOW_NAME, "tumbling", wk, a.count, a.sum, a.min, a.max);
+        }
+
+        /** Any window of Kafka Streams, as it has its bounds (WindowEquiv). */
+        byte[] encode(String window, String kind, Windowed<String> wk, long count, double sum,
+                      double min, double max) {
             GenericRecord r = new GenericData.Record(schema);
-            r.put("window", WINDOW_NAME);
-            r.put("kind", "tumbling");
+            r.put("window", window);
+            r.put("kind", kind);
             r.put("key", wk.key());
             r.put("start", wk.window().start());
             r.put("end", wk.window().end());
             r.put("measure", MEASURE_NAME);
-            r.put("count", a.count);
-            r.put("sum", a.sum);
-            r.put("min", a.min);
-            r.put("max", a.max);
-            r.put("mean", a.sum / a.count);
+            r.put("count", count);
+            r.put("sum", sum);
+            r.put("min", min);
+            r.put("max", max);
+            r.put("mean", sum / count);
             r.put("stddev", Double.NaN);
             // fields with defaults in the schema must still be set for
             // GenericDatumWriter (it does not apply defaults)
@@ -322,11 +285,11 @@ public final class WindowAgg {
         KTable<Windowed<String>, Agg> table;
         if (emit.equals("on-window-close")) {
             table = windowed.emitStrategy(EmitStrategy.onWindowClose())
-                    .aggregate(Agg::new, (k, v, agg) -> agg.add(v),
-                            Materialized.with(Serdes.String(), new AggSerde()));
+                    .aggregate(Agg::empty, (k, v, agg) -> agg.add(v),
+                            Materialized.with(Serdes.String(), new Agg.AggSerde()));
         } else {
-            table = windowed.aggregate(Agg::new, (k, v, agg) -> agg.add(v),
-                            Materialized.with(Serdes.String(), new AggSerde()))
+            table = windowed.aggregate(Agg::empty, (k, v, agg) -> agg.add(v),
+                            Materialized.with(Serdes.String(), new Agg.AggSerde()))
                     .suppress(Suppressed.untilWindowCloses(Suppressed.BufferConfig.unbounded()));
         }
         ResultEncoder enc = new ResultEncoder(resSchema);
