@@ -81,7 +81,11 @@ dmp_changelog_t *dmp_changelog_new(const dmp_conf_t *conf, rd_kafka_t *producer,
          * only once committed, an end-of-partition event per partition. A
          * checkpoint beyond the log (a recreated topic) starts over from
          * the earliest offset, which dmp_changelog_serve notices; its end
-         * is known when a fetch returns nothing, after fetch.wait.max.ms. */
+         * is known when a fetch returns nothing, after fetch.wait.max.ms.
+         * Fetches of up to 16 MiB per partition and a deep queue (capped
+         * by queued.max.messages.kbytes): a restore wants throughput, and
+         * the input consumer's 256 KiB fetches made it fetch-bound
+         * (docs/PERFORMANCE.md "Restore from the changelog"). */
         rd_kafka_conf_t *rc = client_conf(conf);
         char group[512];
         snprintf(group, sizeof(group), "%s-restore", conf->input.group_id);
@@ -93,6 +97,9 @@ dmp_changelog_t *dmp_changelog_new(const dmp_conf_t *conf, rd_kafka_t *producer,
             rd_kafka_conf_set(rc, "auto.offset.reset", "earliest", errstr, errstr_size) ||
             rd_kafka_conf_set(rc, "client.id", "dmpflow-restore", errstr, errstr_size) ||
             rd_kafka_conf_set(rc, "fetch.wait.max.ms", "10", errstr, errstr_size) ||
+            rd_kafka_conf_set(rc, "max.partition.fetch.bytes", "16777216", errstr,
+                              errstr_size) ||
+            rd_kafka_conf_set(rc, "queued.min.messages", "1000000", errstr, errstr_size) ||
             !(cl->restorer = rd_kafka_new(RD_KAFKA_CONSUMER, rc, errstr, errstr_size))) {
                 if (!cl->restorer)
                         rd_kafka_conf_destroy(rc);
