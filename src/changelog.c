@@ -19,10 +19,11 @@ typedef struct part {
         int64_t next;     /* the checkpoint: after the last record delivered (-1: unknown) */
         int need_fp;      /* the partition is empty: its first record is the fingerprint */
         int restoring;
-        int64_t from, position, end;
+        int64_t from, position;
         uint64_t records;
         int drop_pending; /* local state without a checkpoint: drop it if records come */
         int seen;         /* a record or the end was seen */
+        int waiting;      /* the end reached is held back by an open transaction */
         int64_t began_ms; /* monotonic: when the restore began */
 } part_t;
 
@@ -47,7 +48,7 @@ static part_t *part_of(dmp_changelog_t *cl, int32_t p) {
         if (p >= cl->nparts) {
                 cl->parts = dmp_realloc(cl->parts, sizeof(*cl->parts) * (size_t)(p + 1));
                 for (int32_t i = cl->nparts; i <= p; i++)
-                        cl->parts[i] = (part_t){.next = -1, .end = -1, .position = -1};
+                        cl->parts[i] = (part_t){.next = -1, .position = -1};
                 cl->nparts = p + 1;
         }
         return &cl->parts[p];
@@ -455,15 +456,14 @@ int dmp_changelog_restore(dmp_changelog_t *cl, dmp_engine_t *e,
                 if (pt->restoring)
                         continue;
                 *pt = (part_t){.next = -1, .restoring = 1, .from = r ? checkpoint : 0,
-                               .position = -1, .end = -1, .drop_pending = !r && local,
+                               .position = -1, .drop_pending = !r && local,
                                .began_ms = dmp_mono_ms()};
                 cl->restoring++;
                 rd_kafka_topic_partition_list_add(q, cl->topic, p)->offset = RD_KAFKA_OFFSET_END;
         }
         /* The end of each changelog partition (read_committed: the last
-         * stable offset), in one request: most restores have nothing to
-         * read (a restart whose local state is up to date, a new
-         * pipeline). */
+         * stable offset), in one request: one below the local checkpoint
+         * means that the topic was recreated. */
         rd_kafka_resp_err_t err = q->cnt ? rd_kafka_offsets_for_times(cl->restorer, q, 10000)
                                          : RD_KAFKA_RESP_ERR_NO_ERROR;
         rd_kafka_topic_partition_list_t *a = rd_kafka_topic_partition_list_new(q->cnt);
@@ -471,26 +471,21 @@ int dmp_changelog_restore(dmp_changelog_t *cl, dmp_engine_t *e,
                 int32_t p = q->elems[i].partition;
                 part_t *pt = &cl->parts[p];
                 int64_t end = err || q->elems[i].err ? -1 : q->elems[i].offset;
-                const char *how = "";
-                if (end >= 0 && end == pt->from && !pt->drop_pending) {
-                        pt->end = end; /* up to date: done at the next serve */
-                        how = " (nothing to replay)";
-                } else if (end == 0) {
-                        pt->end = 0; /* an empty changelog: the local state (if any) stays */
-                        how = " (an empty changelog)";
-                } else {
-                        if (end >= 0 && end < pt->from) { /* the topic was recreated */
-                                dmp_warn("partition %d: the changelog ends at %" PRId64 ", before "
-                                         "the local checkpoint %" PRId64 " (recreated?): "
-                                         "restoring from its start", (int)p, end, pt->from);
-                                pt->from = 0;
-                                pt->drop_pending = 1;
-                        }
-                        rd_kafka_topic_partition_list_add(a, cl->topic, p)->offset = pt->from;
+                /* (Even when the end equals the checkpoint the restorer reads
+                 * to it: that end is the last stable offset, which an open
+                 * transaction of a previous owner may hold back;
+                 * behind_open_txn tells when the restorer gets there.) */
+                if (end >= 0 && end < pt->from) { /* the topic was recreated */
+                        dmp_warn("partition %d: the changelog ends at %" PRId64 ", before "
+                                 "the local checkpoint %" PRId64 " (recreated?): "
+                                 "restoring from its start", (int)p, end, pt->from);
+                        pt->from = 0;
+                        pt->drop_pending = 1;
                 }
+                rd_kafka_topic_partition_list_add(a, cl->topic, p)->offset = pt->from;
                 dmp_info("partition %d: restoring its state from %s [%d] at offset %" PRId64
-                         "%s%s", (int)p, cl->topic, (int)p, pt->from,
-                         pt->drop_pending ? " (local state without a checkpoint)" : "", how);
+                         "%s", (int)p, cl->topic, (int)p, pt->from,
+                         pt->drop_pending ? " (local state without a checkpoint)" : "");
         }
         if (a->cnt) {
                 rd_kafka_error_t *ae = rd_kafka_incremental_assign(cl->restorer, a);
@@ -513,8 +508,7 @@ void dmp_changelog_forget(dmp_changelog_t *cl, int32_t partition) {
         part_t *pt = &cl->parts[partition];
         pt->restoring = 0;
         cl->restoring--;
-        if (pt->end < 0) /* (assigned to the restorer) */
-                restorer_assign(cl, partition, RD_KAFKA_OFFSET_INVALID, 0);
+        restorer_assign(cl, partition, RD_KAFKA_OFFSET_INVALID, 0);
         dmp_info("partition %d: restore stopped (revoked)", (int)partition);
 }
 
@@ -529,8 +523,7 @@ static int restore_done(dmp_changelog_t *cl, dmp_engine_t *e, int32_t partition,
         int relog = !pt->records && (pt->drop_pending || end < pt->from);
         if (dmp_engine_restore_end(e, partition, end, errstr, errstr_size))
                 return -1;
-        if (pt->end < 0) /* it was read: no longer */
-                restorer_assign(cl, partition, RD_KAFKA_OFFSET_INVALID, 0);
+        restorer_assign(cl, partition, RD_KAFKA_OFFSET_INVALID, 0);
         pt->restoring = 0;
         cl->restoring--;
         pt->next = end;
@@ -579,15 +572,32 @@ static int restore_record(dmp_changelog_t *cl, dmp_engine_t *e, part_t *pt,
         return 0;
 }
 
+/* Whether the end the restorer reached (m: its end-of-partition event) is
+ * a last stable offset held back by an open transaction with records past
+ * it: the transaction of a previous owner that died in it, which its
+ * restart or the broker (after its transaction.timeout.ms) aborts, with
+ * the records of the next owner committed after it. Ending the restore
+ * there would open the partition with a state older than its committed
+ * offsets; the restore goes on to the next end instead. */
+static int behind_open_txn(dmp_changelog_t *cl, part_t *pt, const rd_kafka_message_t *m) {
+        int64_t lo = -1, hi = -1; /* (hi: the high watermark of the last fetch) */
+        if (rd_kafka_get_watermark_offsets(cl->restorer, cl->topic, m->partition, &lo, &hi) ||
+            hi <= m->offset)
+                return 0;
+        if (!pt->waiting)
+                dmp_info("partition %d: the changelog's last stable offset %" PRId64 " is below "
+                         "its end %" PRId64 ": a transaction is open (a previous owner's, "
+                         "aborted on its restart or after its transaction.timeout.ms); "
+                         "restoring on when it ends", (int)m->partition, m->offset, hi);
+        pt->waiting = 1;
+        return 1;
+}
+
 long dmp_changelog_serve(dmp_changelog_t *cl, dmp_engine_t *e, long max,
                          void (*done)(void *opaque, int32_t partition), void *opaque,
                          char *errstr, size_t errstr_size) {
         rd_kafka_message_t *batch[RESTORE_BATCH];
         long applied = 0;
-        for (int32_t p = 0; p < cl->nparts; p++) /* those with nothing to read */
-                if (cl->parts[p].restoring && cl->parts[p].end >= 0 &&
-                    restore_done(cl, e, p, cl->parts[p].end, done, opaque, errstr, errstr_size))
-                        return -1;
         while (cl->restoring && applied < max) {
                 ssize_t n = rd_kafka_consume_batch_queue(cl->rq, 0, batch, RESTORE_BATCH);
                 if (n <= 0)
@@ -600,8 +610,10 @@ long dmp_changelog_serve(dmp_changelog_t *cl, dmp_engine_t *e, long max,
                                              : NULL;
                         if (!rc && pt && pt->restoring) {
                                 if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-                                        rc = restore_done(cl, e, m->partition, m->offset, done,
-                                                          opaque, errstr, errstr_size);
+                                        if (!behind_open_txn(cl, pt, m))
+                                                rc = restore_done(cl, e, m->partition, m->offset,
+                                                                  done, opaque, errstr,
+                                                                  errstr_size);
                                 } else if (m->err) {
                                         dmp_warn("restoring partition %d: %s", (int)m->partition,
                                                  rd_kafka_message_errstr(m));

@@ -264,3 +264,83 @@ def test_state_outlives_its_deleted_input(kafka, dmpflow, tmp_path: Path):
     # the changelog
     assert f"stopped: {len(second) + len(closed)} events" in b.stderr, b.stderr[-2000:]
     assert_matches_reference(reader.records, ref)
+
+
+def test_restore_waits_for_an_open_transaction(kafka, dmpflow, tmp_path: Path):
+    """An owner that dies inside a transaction leaves it open on the
+    changelog (until its restart aborts it, or the broker after its
+    transaction.timeout.ms); its records hold the partition's last stable
+    offset back, and whatever the next owner commits lands behind them,
+    invisible to read_committed readers. A restore must not end at such an
+    end: here a transaction is left open on every changelog partition (a
+    stand-in for the dead owner's), an instance without local state takes
+    every partition, and none may open before that transaction ends. Then
+    the results must equal the reference, once each (exactly_once)."""
+    from confluent_kafka import Producer
+
+    n = 40_000
+    events = make_events(n, 47, keys=50, step_ms=5, ooo=0.0, max_delay_ms=0, null_clicks=0.2)
+    src = kafka.topic(PARTITIONS, "in")
+    dst = kafka.topic(PARTITIONS, "out")
+    group = f"{src}-g"
+    windows = [Window("long", "tumbling", size_ms=10_000_000, grace_ms=0, measures=("score",))]
+
+    def conf(name: str) -> Path:
+        text = make_config(
+            bootstrap=kafka.bootstrap, input_topic=src, output_topic=dst,
+            state_dir=tmp_path / f"state-{name}", group_id=group, measures=MEASURES,
+            windows=windows, commit_interval_ms=200,
+        ).replace("[state]\n", "[state]\nguarantee = exactly_once\n")
+        return dmpflow.write_config(text, name=f"{name}.conf")
+
+    first = kafka.produce(src, events[:n // 2], PARTITIONS)
+    a = dmpflow.start("run", "-c", conf("a"))
+    deadline = time.monotonic() + 60
+    while f"progress: {n // 2} events" not in a.stderr and time.monotonic() < deadline:
+        time.sleep(0.5)
+    time.sleep(1.0)  # a commit after the last event
+    assert dmpflow.stop(a, timeout=30) == 0, a.stderr[-3000:]
+
+    zombie = Producer({"bootstrap.servers": kafka.bootstrap, "log_level": 3,
+                       "transactional.id": f"{group}-zombie", "transaction.timeout.ms": 60000})
+    zombie.init_transactions(30)
+    zombie.begin_transaction()
+    for p in range(PARTITIONS):
+        zombie.produce(f"{group}-changelog", key=b"\xffzombie", value=b"never committed",
+                       partition=p)
+    assert zombie.flush(30) == 0
+
+    second = kafka.produce(src, events[n // 2:], PARTITIONS)
+    reader = kafka.reader(dst)  # read_committed
+    b = dmpflow.start("run", "-c", conf("b"))  # no local state
+    assert wait_for_log(b, r"a transaction is open", count=PARTITIONS, timeout=60), \
+        b.stderr[-3000:]
+    time.sleep(3.0)
+    assert "changelog records (offsets" not in b.stderr, b.stderr[-3000:]
+    assert b.poll() is None, b.stderr[-3000:]
+    zombie.abort_transaction(30)
+    assert wait_for_log(b, r"restored [1-9]\d* changelog records", count=PARTITIONS,
+                        timeout=60), b.stderr[-3000:]
+
+    # close the window: an event far in the future on every partition
+    last = dict(events[-1])
+    closers, covered, k = [], set(), 0
+    while len(covered) < PARTITIONS:
+        e = dict(last, user_id=f"closer{k}", ts=last["ts"] + 20_000_000)
+        k += 1
+        if partition_for(e["user_id"], PARTITIONS) not in covered:
+            covered.add(partition_for(e["user_id"], PARTITIONS))
+            closers.append(e)
+    closed = kafka.produce(src, closers, PARTITIONS)
+    ref = compute(first + second + closed, windows,
+                  [Measure.parse(n_, e) for n_, e in MEASURES.items()])
+    want = set(ref.results)
+    deadline = time.monotonic() + 120
+    got: set = set()
+    while not want <= got and time.monotonic() < deadline and b.poll() is None:
+        reader.until(len(reader.records) + 1, timeout=1.0)
+        got = {(r["window"], r["key"], r["start"], r["measure"]) for _p, _o, _k, r in reader.records}
+    assert dmpflow.stop(b, timeout=30) == 0, b.stderr[-3000:]
+    reader.drain(2.0)
+    assert f"stopped: {len(second) + len(closed)} events" in b.stderr, b.stderr[-2000:]
+    assert_matches_reference(reader.records, ref)  # no duplicate
