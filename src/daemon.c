@@ -789,7 +789,11 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS && d->changelog) {
                 /* Each partition is restored before any of its input is
                  * processed: assigned paused (at the group's offset, which
-                 * partition_restored seeks away from if it must). */
+                 * partition_restored seeks away from if it must). librdkafka
+                 * looks that offset up itself and may start there after the
+                 * seek: harmless as long as a restored state's offset is the
+                 * group's, which the restore's wait for open transactions
+                 * keeps (changelog.c behind_open_txn, docs/STATE.md). */
                 for (int i = 0; i < parts->cnt; i++)
                         parts->elems[i].offset = RD_KAFKA_OFFSET_INVALID;
                 dmp_fetchq_forward(d->fetchq, parts); /* before the fetchers start */
