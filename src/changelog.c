@@ -134,25 +134,19 @@ const char *dmp_changelog_topic(const dmp_changelog_t *cl) {
 
 /* ---- the topic ---- */
 
-/* The topic's partition count from the cluster's metadata (all topics:
- * asking for one topic by name could auto-create it with the broker's
- * defaults, which are not a changelog's); 0 if it does not exist. */
-static int32_t topic_partitions(dmp_changelog_t *cl, int *found, char *errstr,
-                                size_t errstr_size) {
+int32_t dmp_changelog_partitions_of(rd_kafka_t *rk, const char *topic, int timeout_ms,
+                                    char *errstr, size_t errstr_size) {
         const struct rd_kafka_metadata *md;
-        rd_kafka_resp_err_t err = rd_kafka_metadata(cl->producer, 1, NULL, &md, ADMIN_TIMEOUT_MS);
+        rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 1, NULL, &md, timeout_ms);
         if (err) {
                 snprintf(errstr, errstr_size, "cannot read the cluster's metadata: %s",
                          rd_kafka_err2str(err));
                 return -1;
         }
         int32_t n = 0;
-        *found = 0;
         for (int i = 0; i < md->topic_cnt; i++)
-                if (!strcmp(md->topics[i].topic, cl->topic)) {
-                        *found = 1;
+                if (!strcmp(md->topics[i].topic, topic))
                         n = md->topics[i].partition_cnt;
-                }
         rd_kafka_metadata_destroy(md);
         return n;
 }
@@ -318,15 +312,15 @@ static int check_fingerprints(dmp_changelog_t *cl, int32_t partitions, int *conf
 
 int dmp_changelog_prepare(dmp_changelog_t *cl, int32_t input_partitions, uint64_t fingerprint,
                           int *config_error, char *errstr, size_t errstr_size) {
-        int found;
         cl->fingerprint = fingerprint;
-        int32_t n = topic_partitions(cl, &found, errstr, errstr_size);
+        int32_t n = dmp_changelog_partitions_of(cl->producer, cl->topic, ADMIN_TIMEOUT_MS, errstr,
+                                                errstr_size);
         if (n < 0)
                 return -1;
         /* (the producer's topic handle only now: a producer asks the
          * metadata of its topics, and a broker with auto.create.topics.enable
          * would create a missing one with its defaults, not as a changelog) */
-        if (!found) {
+        if (!n) { /* (it does not exist) */
                 if (create_topic(cl, input_partitions, errstr, errstr_size))
                         return -1;
                 cl->rkt = rd_kafka_topic_new(cl->producer, cl->topic, NULL);

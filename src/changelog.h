@@ -59,6 +59,13 @@ dmp_changelog_t *dmp_changelog_new(const dmp_conf_t *conf, rd_kafka_t *producer,
 void dmp_changelog_destroy(dmp_changelog_t *cl);
 const char *dmp_changelog_topic(const dmp_changelog_t *cl);
 
+/* The partition count of topic from the cluster's metadata, asked for all
+ * topics (asking for one by name could auto-create it with the broker's
+ * defaults); 0 if it does not exist, -1 with errstr. Blocks up to
+ * timeout_ms. */
+int32_t dmp_changelog_partitions_of(rd_kafka_t *rk, const char *topic, int timeout_ms,
+                                    char *errstr, size_t errstr_size);
+
 /* Creates the topic if it does not exist (input_partitions partitions,
  * cleanup.policy=compact), else checks that it has input_partitions
  * partitions and that each non-empty partition starts with the

@@ -776,6 +776,20 @@ static void rewind_all(dmp_daemon_t *d) {
         update_ready(d);
 }
 
+/* Takes the partitions of parts (the rebalance callback's). */
+static void assign(dmp_daemon_t *d, rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts,
+                   int cooperative) {
+        rd_kafka_error_t *e = NULL;
+        if (cooperative)
+                e = rd_kafka_incremental_assign(rk, parts);
+        else
+                rd_kafka_assign(rk, parts);
+        if (e) {
+                fail(d, "assign failed: %s", rd_kafka_error_string(e));
+                rd_kafka_error_destroy(e);
+        }
+}
+
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque) {
         dmp_daemon_t *d = opaque;
@@ -797,15 +811,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                 for (int i = 0; i < parts->cnt; i++)
                         parts->elems[i].offset = RD_KAFKA_OFFSET_INVALID;
                 dmp_fetchq_forward(d->fetchq, parts); /* before the fetchers start */
-                rd_kafka_error_t *e = NULL;
-                if (cooperative)
-                        e = rd_kafka_incremental_assign(rk, parts);
-                else
-                        rd_kafka_assign(rk, parts);
-                if (e) {
-                        fail(d, "assign failed: %s", rd_kafka_error_string(e));
-                        rd_kafka_error_destroy(e);
-                }
+                assign(d, rk, parts, cooperative);
                 restore_partitions(d, parts);
                 d->assigned += parts->cnt;
                 update_ready(d);
@@ -832,15 +838,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                 d->assigned += parts->cnt;
                 update_ready(d);
                 dmp_info("assigned %d partition(s) of %s", parts->cnt, d->conf->input.topic);
-                rd_kafka_error_t *e = NULL;
-                if (cooperative)
-                        e = rd_kafka_incremental_assign(rk, parts);
-                else
-                        rd_kafka_assign(rk, parts);
-                if (e) {
-                        fail(d, "assign failed: %s", rd_kafka_error_string(e));
-                        rd_kafka_error_destroy(e);
-                }
+                assign(d, rk, parts, cooperative);
                 return;
         }
 
@@ -940,18 +938,10 @@ static rd_kafka_t *new_producer(dmp_daemon_t *d, const char *transactional_id,
 
 /* The input topic's partition count (0: it does not exist). */
 static int32_t input_partitions(dmp_daemon_t *d, char *errstr, size_t errstr_size) {
-        const struct rd_kafka_metadata *md;
-        rd_kafka_resp_err_t err = rd_kafka_metadata(d->consumer, 1, NULL, &md, TXN_TIMEOUT_MS);
-        if (err) {
-                snprintf(errstr, errstr_size, "cannot read the cluster's metadata: %s",
-                         rd_kafka_err2str(err));
+        int32_t n = dmp_changelog_partitions_of(d->consumer, d->conf->input.topic,
+                                                TXN_TIMEOUT_MS, errstr, errstr_size);
+        if (n < 0)
                 return -1;
-        }
-        int32_t n = 0;
-        for (int i = 0; i < md->topic_cnt; i++)
-                if (!strcmp(md->topics[i].topic, d->conf->input.topic))
-                        n = md->topics[i].partition_cnt;
-        rd_kafka_metadata_destroy(md);
         if (!n)
                 snprintf(errstr, errstr_size, "the input topic %s does not exist (the changelog "
                          "needs its partition count): create it first", d->conf->input.topic);

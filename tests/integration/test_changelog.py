@@ -30,7 +30,8 @@ from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
 
 from reference import Measure, Window, compute
-from support import assert_matches_reference, make_config, make_events, partition_for
+from support import assert_matches_reference, make_config, make_events, read_until_all, \
+    wait_for_log, window_closers
 
 PARTITIONS = 8
 MEASURES = {"score": "0.7*price + 0.3*quantity", "clicks": "1*clicks"}
@@ -41,15 +42,8 @@ WINDOWS = [
 ]
 
 
-def wait_for_log(proc, pattern: str, count: int = 1, timeout: float = 60.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if len(re.findall(pattern, proc.stderr)) >= count:
-            return True
-        if proc.poll() is not None:
-            return False
-        time.sleep(0.05)
-    return False
+# one long window over everything: its result needs every event
+LONG = [Window("long", "tumbling", size_ms=10_000_000, grace_ms=0, measures=("score",))]
 
 
 def events_processed(stderr: str) -> int:
@@ -68,11 +62,11 @@ def resumed_offsets(stderr: str) -> list[int]:
     return [int(x) for x in re.findall(r"resuming at offset (-?\d+)", stderr)]
 
 
-def config(dmpflow, kafka, tmp_path, name, src, dst, group, guarantee):
+def config(dmpflow, kafka, tmp_path, name, src, dst, group, guarantee, windows=WINDOWS):
     text = make_config(
         bootstrap=kafka.bootstrap, input_topic=src, output_topic=dst,
         state_dir=tmp_path / f"state-{name}", group_id=group, measures=MEASURES,
-        windows=WINDOWS, commit_interval_ms=200,
+        windows=windows, commit_interval_ms=200,
         # a killed instance's partitions move after its session times out
         kafka_extra=["session.timeout.ms = 6000", "heartbeat.interval.ms = 500"],
     ).replace("[state]\n", f"[state]\nguarantee = {guarantee}\n")
@@ -138,12 +132,7 @@ def test_partitions_move_with_their_state(kafka, dmpflow, tmp_path: Path, guaran
     want = set(ref.results)
     assert len(want) > 5000
 
-    def ids():
-        return {(r["window"], r["key"], r["start"], r["measure"]) for _p, _o, _k, r in reader.records}
-
-    deadline = time.monotonic() + 180
-    while not want <= ids() and time.monotonic() < deadline and a.poll() is None:
-        reader.until(len(reader.records) + 1, timeout=1.0)
+    read_until_all(reader, want, a, timeout=180)
     assert a.poll() is None, f"instance a exited with code {a.poll()}:\n{a.stderr[-3000:]}"
     assert dmpflow.stop(a, timeout=30) == 0, a.stderr[-3000:]
     reader.drain(3.0)
@@ -181,15 +170,10 @@ def test_state_outlives_its_deleted_input(kafka, dmpflow, tmp_path: Path):
     src = kafka.topic(PARTITIONS, "in", config=segments)
     dst = kafka.topic(PARTITIONS, "out")
     group = f"{src}-g"
-    # one long window over everything: its result needs every event
-    windows = [Window("long", "tumbling", size_ms=10_000_000, grace_ms=0, measures=("score",))]
 
     def conf(name: str) -> Path:
-        text = make_config(
-            bootstrap=kafka.bootstrap, input_topic=src, output_topic=dst,
-            state_dir=tmp_path / f"state-{name}", group_id=group, measures=MEASURES,
-            windows=windows, commit_interval_ms=200)
-        return dmpflow.write_config(text, name=f"{name}.conf")
+        return config(dmpflow, kafka, tmp_path, name, src, dst, group, "at_least_once",
+                      windows=LONG)
 
     small = {"batch.size": 16384}  # batches must fit in a segment
     first = kafka.produce(src, events[:n // 2], PARTITIONS, producer_conf=small)
@@ -241,23 +225,10 @@ def test_state_outlives_its_deleted_input(kafka, dmpflow, tmp_path: Path):
     assert wait_for_log(b, r"restored [1-9]\d* changelog records", count=PARTITIONS), \
         b.stderr[-3000:]
     # close the window: an event far in the future on every partition
-    last = dict(events[-1])
-    closers, covered, k = [], set(), 0
-    while len(covered) < PARTITIONS:
-        e = dict(last, user_id=f"closer{k}", ts=last["ts"] + 20_000_000)
-        k += 1
-        if partition_for(e["user_id"], PARTITIONS) not in covered:
-            covered.add(partition_for(e["user_id"], PARTITIONS))
-            closers.append(e)
-    closed = kafka.produce(src, closers, PARTITIONS, producer_conf=small)
-    ref = compute(first + second + closed, windows,
+    closed = kafka.produce(src, window_closers(events[-1], PARTITIONS, 20_000_000), PARTITIONS, producer_conf=small)
+    ref = compute(first + second + closed, LONG,
                   [Measure.parse(n_, e) for n_, e in MEASURES.items()])
-    want = set(ref.results)
-    deadline = time.monotonic() + 120
-    got = set()
-    while not want <= got and time.monotonic() < deadline and b.poll() is None:
-        reader.until(len(reader.records) + 1, timeout=1.0)
-        got = {(r["window"], r["key"], r["start"], r["measure"]) for _p, _o, _k, r in reader.records}
+    read_until_all(reader, set(ref.results), b, timeout=120)
     assert dmpflow.stop(b, timeout=30) == 0, b.stderr[-3000:]
     reader.drain(2.0)
     # b read only the second half and the closers: the first half came from
@@ -283,15 +254,10 @@ def test_restore_waits_for_an_open_transaction(kafka, dmpflow, tmp_path: Path):
     src = kafka.topic(PARTITIONS, "in")
     dst = kafka.topic(PARTITIONS, "out")
     group = f"{src}-g"
-    windows = [Window("long", "tumbling", size_ms=10_000_000, grace_ms=0, measures=("score",))]
 
     def conf(name: str) -> Path:
-        text = make_config(
-            bootstrap=kafka.bootstrap, input_topic=src, output_topic=dst,
-            state_dir=tmp_path / f"state-{name}", group_id=group, measures=MEASURES,
-            windows=windows, commit_interval_ms=200,
-        ).replace("[state]\n", "[state]\nguarantee = exactly_once\n")
-        return dmpflow.write_config(text, name=f"{name}.conf")
+        return config(dmpflow, kafka, tmp_path, name, src, dst, group, "exactly_once",
+                      windows=LONG)
 
     first = kafka.produce(src, events[:n // 2], PARTITIONS)
     a = dmpflow.start("run", "-c", conf("a"))
@@ -323,23 +289,10 @@ def test_restore_waits_for_an_open_transaction(kafka, dmpflow, tmp_path: Path):
                         timeout=60), b.stderr[-3000:]
 
     # close the window: an event far in the future on every partition
-    last = dict(events[-1])
-    closers, covered, k = [], set(), 0
-    while len(covered) < PARTITIONS:
-        e = dict(last, user_id=f"closer{k}", ts=last["ts"] + 20_000_000)
-        k += 1
-        if partition_for(e["user_id"], PARTITIONS) not in covered:
-            covered.add(partition_for(e["user_id"], PARTITIONS))
-            closers.append(e)
-    closed = kafka.produce(src, closers, PARTITIONS)
-    ref = compute(first + second + closed, windows,
+    closed = kafka.produce(src, window_closers(events[-1], PARTITIONS, 20_000_000), PARTITIONS)
+    ref = compute(first + second + closed, LONG,
                   [Measure.parse(n_, e) for n_, e in MEASURES.items()])
-    want = set(ref.results)
-    deadline = time.monotonic() + 120
-    got: set = set()
-    while not want <= got and time.monotonic() < deadline and b.poll() is None:
-        reader.until(len(reader.records) + 1, timeout=1.0)
-        got = {(r["window"], r["key"], r["start"], r["measure"]) for _p, _o, _k, r in reader.records}
+    read_until_all(reader, set(ref.results), b, timeout=120)
     assert dmpflow.stop(b, timeout=30) == 0, b.stderr[-3000:]
     reader.drain(2.0)
     assert f"stopped: {len(second) + len(closed)} events" in b.stderr, b.stderr[-2000:]
