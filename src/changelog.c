@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kafkaconf.h"
 #include "log.h"
 #include "util.h"
 
@@ -58,6 +59,7 @@ static part_t *part_of(dmp_changelog_t *cl, int32_t p) {
  * daemon checked them with its own clients). */
 static rd_kafka_conf_t *client_conf(const dmp_conf_t *conf) {
         rd_kafka_conf_t *kc = rd_kafka_conf_new();
+        dmp_kafkaconf_log_to_dmpflow(kc);
         for (int i = 0; i < conf->kafka_cnt; i++)
                 rd_kafka_conf_set(kc, conf->kafka[i].name, conf->kafka[i].value, NULL, 0);
         return kc;

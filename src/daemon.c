@@ -371,7 +371,8 @@ static int sink_caught_up(void *opaque, int32_t partition, int64_t next_offset) 
 static void sink_changelog(void *opaque, int32_t partition, int family, const void *key,
                            size_t key_len, const void *val, size_t val_len) {
         dmp_daemon_t *d = opaque;
-        dmp_changelog_log(d->changelog, partition, family, key, key_len, val, val_len);
+        if (d->changelog) /* (set up once the cluster answers: dmp_daemon_run) */
+                dmp_changelog_log(d->changelog, partition, family, key, key_len, val, val_len);
 }
 
 /* ---- the HTTP endpoint ---- */
@@ -925,10 +926,15 @@ static rd_kafka_t *new_producer(dmp_daemon_t *d, const char *transactional_id,
                         rd_kafka_conf_set(pc, "delivery.report.only.error", "false", NULL, 0);
                 if (!dmp_conf_kafka_get(conf, "transactional.id"))
                         rd_kafka_conf_set(pc, "transactional.id", transactional_id, NULL, 0);
-                /* an instance that dies mid-transaction holds back
-                 * read_committed consumers of its partitions until this */
+                /* An instance that dies mid-transaction holds back
+                 * read_committed consumers and restores of its partitions
+                 * until its restart or this; librdkafka also caps
+                 * message.timeout.ms at it, and records timed out by a
+                 * broker away that long abort the transaction (with 10 s,
+                 * 2.0.2's abort then failed, INVALID_TXN_STATE: exit 1). So
+                 * the Java producer's default, 60 s (docs/STATE.md). */
                 if (!dmp_conf_kafka_get(conf, "transaction.timeout.ms"))
-                        rd_kafka_conf_set(pc, "transaction.timeout.ms", "10000", NULL, 0);
+                        rd_kafka_conf_set(pc, "transaction.timeout.ms", "60000", NULL, 0);
         }
         rd_kafka_t *rk = dmp_kafkaconf_client(conf, DMP_KAFKA_PRODUCER, pc);
         if (!rk)
@@ -1058,10 +1064,6 @@ dmp_daemon_t *dmp_daemon_new(dmp_conf_t *conf, int *config_error, char *errstr,
         rd_kafka_poll_set_consumer(d->consumer);
         if (!(d->fetchq = dmp_fetchq_new(d->consumer, errstr, errstr_size)))
                 goto fail;
-        if (d->txn_producer && setup_changelog(d, config_error, errstr, errstr_size))
-                goto fail;
-        if (d->changelog) /* restored records end the loop's wait */
-                dmp_fetchq_watch(d->fetchq, dmp_changelog_restore_queue(d->changelog));
         if (need_waker) {
                 char qmin[32];
                 size_t qmin_size = sizeof(qmin);
@@ -1443,6 +1445,13 @@ int dmp_daemon_run(dmp_daemon_t *d, char *errstr, size_t errstr_size) {
         int reg = wait_for_dependencies(d, errstr, errstr_size);
         if (reg)
                 return reg < 0 ? -1 : 0; /* 1: stopped while waiting */
+        if (d->txn_producer) { /* (it needs the cluster) */
+                int config_error = 0;
+                if (setup_changelog(d, &config_error, errstr, errstr_size))
+                        return config_error ? -2 : -1;
+                /* restored records end the loop's wait */
+                dmp_fetchq_watch(d->fetchq, dmp_changelog_restore_queue(d->changelog));
+        }
         rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
         rd_kafka_topic_partition_list_add(topics, d->conf->input.topic, RD_KAFKA_PARTITION_UA);
         rd_kafka_resp_err_t err = rd_kafka_subscribe(d->consumer, topics);
