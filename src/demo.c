@@ -15,7 +15,6 @@
 #include <unistd.h>
 
 #include "avro_enc.h"
-#include "changelog.h"
 #include "config.h"
 #include "dmpflow.h"
 #include "gen.h"
@@ -308,10 +307,6 @@ int dmp_demo_run(const char *config_path, int seconds, int http_port) {
                 rd_kafka_mock_topic_create(mc, conf->groups[i].topic, 1, 1);
         for (int i = 0; i < conf->pattern_cnt; i++)
                 rd_kafka_mock_topic_create(mc, conf->patterns[i].topic, 1, 1);
-        /* (the mock cluster has no controller for CreateTopics: made here) */
-        char changelog[1024];
-        dmp_changelog_topic_name(conf, changelog, sizeof(changelog));
-        rd_kafka_mock_topic_create(mc, changelog, DEMO_PARTITIONS, 1);
 
         char state_dir[] = "/tmp/dmpflow-demo-XXXXXX";
         if (!mkdtemp(state_dir)) {
@@ -323,6 +318,10 @@ int dmp_demo_run(const char *config_path, int seconds, int http_port) {
         dmp_conf_set_override(conf, override);
         snprintf(override, sizeof(override), "state.dir=%s", state_dir);
         dmp_conf_set_override(conf, override);
+        /* One instance on a throwaway cluster: no changelog (the mock cluster
+         * creates no topics and answers no DescribeConfigs, whose wait would
+         * cost the demo its first 5 s). */
+        dmp_conf_set_override(conf, "state.changelog.enable=false");
         int port = http_port >= 0 ? free_port(http_port) : -1;
         if (http_port >= 0 && port < 0)
                 fprintf(stderr, "dmpflow demo: no free port from %d on: no live page\n",
