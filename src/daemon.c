@@ -1193,6 +1193,8 @@ static dmp_reg_status_t register_all(dmp_daemon_t *d, char *errstr, size_t errst
  * that refuses is an error at once. */
 typedef struct startup_dep {
         const char *what;         /* "the schema registry" */
+        const char *absent;       /* "does not answer" */
+        const char *present;      /* "answered" */
         const char *timeout_name; /* "[input] registry.startup.timeout.ms" */
         int64_t timeout_ms;
         int64_t backoff_max_ms;
@@ -1214,8 +1216,8 @@ static int startup_wait(dmp_daemon_t *d, const startup_dep_t *dep, char *errstr,
                 int64_t now = dmp_mono_ms();
                 if (st == DMP_REG_OK) {
                         if (attempt > 1)
-                                dmp_info("%s answered after %.1f s; starting", dep->what,
-                                         (double)(now - t0) / 1000.0);
+                                dmp_info("%s %s after %.1f s; starting", dep->what,
+                                         dep->present, (double)(now - t0) / 1000.0);
                         if (d->admin)
                                 dmp_admin_set_not_ready_why(d->admin, NULL);
                         return 0;
@@ -1234,11 +1236,12 @@ static int startup_wait(dmp_daemon_t *d, const startup_dep_t *dep, char *errstr,
                 if (timeout > 0 && until > t0 + timeout)
                         until = t0 + timeout;
                 if (attempt == 1)
-                        dmp_warn("%s does not answer (%s); trying again for %s (%s), consuming "
-                                 "nothing until it does", dep->what, e, limit, dep->timeout_name);
+                        dmp_warn("%s %s (%s); trying again for %s (%s), consuming "
+                                 "nothing until it does", dep->what, dep->absent, e, limit,
+                                 dep->timeout_name);
                 else /* one line per backoff step */
-                        dmp_warn("%s still does not answer after %.0f s (%s); next try in %.0f s",
-                                 dep->what, (double)(now - t0) / 1000.0, e,
+                        dmp_warn("%s still %s after %.0f s (%s); next try in %.0f s",
+                                 dep->what, dep->absent, (double)(now - t0) / 1000.0, e,
                                  (double)(until > now ? until - now : 0) / 1000.0);
                 if (d->admin) {
                         snprintf(why, sizeof(why), "waiting for %s (for %.0f s): %s", dep->what,
@@ -1281,20 +1284,38 @@ static dmp_reg_status_t broker_attempt(dmp_daemon_t *d, char *e, size_t e_size) 
         return err ? DMP_REG_UNAVAILABLE : DMP_REG_OK;
 }
 
-/* Before subscribing: the cluster, then (format = confluent) the output
- * schemas registered. Returns 0, 1 if stopped meanwhile, -1 with errstr. */
+/* The input topic exists (its partition count: the changelog's). */
+static dmp_reg_status_t input_attempt(dmp_daemon_t *d, char *e, size_t e_size) {
+        int32_t n = dmp_changelog_partitions_of(d->consumer, d->conf->input.topic,
+                                                BROKER_PROBE_MS, e, e_size);
+        if (!n)
+                snprintf(e, e_size, "the changelog takes its partition count; create it");
+        return n > 0 ? DMP_REG_OK : DMP_REG_UNAVAILABLE;
+}
+
+/* Before subscribing: the cluster, the input topic (with the changelog),
+ * then (format = confluent) the output schemas registered. Returns 0, 1 if
+ * stopped meanwhile, -1 with errstr. */
 static int wait_for_dependencies(dmp_daemon_t *d, char *errstr, size_t errstr_size) {
         char what[600];
         const char *bs = dmp_conf_kafka_get(d->conf, "bootstrap.servers");
         snprintf(what, sizeof(what), "the Kafka cluster at %.500s", bs ? bs : "?");
-        const startup_dep_t broker = {what, "[input] startup.timeout.ms",
+        const startup_dep_t broker = {what, "does not answer", "answered",
+                                      "[input] startup.timeout.ms",
                                       d->conf->input.startup_timeout_ms, 30000, broker_attempt};
         /* (10 s at most between tries: registration is cheap) */
-        const startup_dep_t registry = {"the schema registry",
+        const startup_dep_t registry = {"the schema registry", "does not answer", "answered",
                                         "[input] registry.startup.timeout.ms",
                                         d->conf->input.registry_startup_timeout_ms, 10000,
                                         register_all};
+        char topic[600];
+        snprintf(topic, sizeof(topic), "the input topic %.500s", d->conf->input.topic);
+        const startup_dep_t input = {topic, "does not exist", "exists",
+                                     "[input] startup.timeout.ms",
+                                     d->conf->input.startup_timeout_ms, 10000, input_attempt};
         int r = startup_wait(d, &broker, errstr, errstr_size);
+        if (!r && d->txn_producer) /* (the changelog takes its partition count) */
+                r = startup_wait(d, &input, errstr, errstr_size);
         if (!r && d->registry)
                 r = startup_wait(d, &registry, errstr, errstr_size);
         return r;

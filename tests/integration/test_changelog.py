@@ -297,3 +297,34 @@ def test_restore_waits_for_an_open_transaction(kafka, dmpflow, tmp_path: Path):
     reader.drain(2.0)
     assert f"stopped: {len(second) + len(closed)} events" in b.stderr, b.stderr[-2000:]
     assert_matches_reference(reader.records, ref)  # no duplicate
+
+
+def test_waits_for_its_input_topic(kafka, dmpflow, tmp_path: Path):
+    """With the changelog, the input topic's partition count is needed at
+    startup: an instance started before its input topic exists waits for it
+    (as for the cluster), consuming nothing, then works as usual."""
+    from confluent_kafka.admin import NewTopic
+
+    src = f"{kafka.topic(1, 'probe')}-later-in"  # (unique, not created yet)
+    dst = kafka.topic(PARTITIONS, "out")
+    group = f"{src}-g"
+    proc = dmpflow.start("run", "-c", config(dmpflow, kafka, tmp_path, "a", src, dst, group,
+                                             "at_least_once", windows=LONG))
+    assert wait_for_log(proc, rf"the input topic {src} does not exist", timeout=30), \
+        proc.stderr[-3000:]
+    time.sleep(2.0)
+    assert proc.poll() is None and "assigned" not in proc.stderr, proc.stderr[-3000:]
+    admin = AdminClient({"bootstrap.servers": kafka.bootstrap, "log_level": 3})
+    admin.create_topics([NewTopic(src, num_partitions=PARTITIONS, replication_factor=1)])[src] \
+        .result(30)
+    assert wait_for_log(proc, rf"the input topic {src} exists after", timeout=60), \
+        proc.stderr[-3000:]
+    events = make_events(4_000, 53, keys=20, step_ms=5, ooo=0.0, max_delay_ms=0)
+    reader = kafka.reader(dst)
+    produced = kafka.produce(src, events, PARTITIONS)
+    closed = kafka.produce(src, window_closers(events[-1], PARTITIONS, 20_000_000), PARTITIONS)
+    ref = compute(produced + closed, LONG, [Measure.parse(n_, e) for n_, e in MEASURES.items()])
+    read_until_all(reader, set(ref.results), proc, timeout=60)
+    assert dmpflow.stop(proc, timeout=30) == 0, proc.stderr[-3000:]
+    admin.delete_topics([src])
+    assert_matches_reference(reader.records, ref, allow_duplicates=True)
