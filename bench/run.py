@@ -257,20 +257,28 @@ class Kafka:
         """The broker's append time (LogAppendTime) of the last (or the
         first) message of the topic."""
         c = Consumer({"bootstrap.servers": self.bootstrap, "group.id": "dmpflow-bench-read",
-                      "enable.auto.commit": False})
+                      "enable.auto.commit": False, "enable.partition.eof": True})
         best = None
         try:
             ends = self.end_offsets(topic, parts)
             for p, hi in ends.items():
                 if hi == 0:
                     continue
-                c.assign([TopicPartition(topic, p, 0 if first else hi - 1)])
+                # The last offsets may be transaction markers, which a
+                # consumer never sees: read the last few, keep the last.
+                c.assign([TopicPartition(topic, p, 0 if first else max(0, hi - 64))])
                 m = None
                 deadline = time.monotonic() + 10
-                while m is None and time.monotonic() < deadline:
-                    m = c.poll(0.5)
-                    if m is not None and m.error():
-                        m = None
+                while time.monotonic() < deadline:
+                    got = c.poll(0.5)
+                    if got is not None and got.error():
+                        if got.error().code() == KafkaError._PARTITION_EOF:
+                            break
+                        continue
+                    if got is not None:
+                        m = got
+                        if first or got.offset() >= hi - 1:
+                            break
                 if m is None:
                     continue
                 ts = m.timestamp()[1]
@@ -279,6 +287,29 @@ class Kafka:
         finally:
             c.close()
         return best
+
+    def count_records(self, topic: str, parts: list[int]) -> int:
+        """The records a read_committed consumer sees in the topic (what
+        end offsets count, less transaction markers and aborted records)."""
+        ends = self.end_offsets(topic, parts)
+        c = Consumer({"bootstrap.servers": self.bootstrap, "group.id": "dmpflow-bench-read",
+                      "enable.auto.commit": False, "enable.partition.eof": True,
+                      "isolation.level": "read_committed", "fetch.max.bytes": 52428800})
+        c.assign([TopicPartition(topic, p, 0) for p in parts if ends[p] > 0])
+        n, eof, idle = 0, 0, 0
+        want = sum(1 for p in parts if ends[p] > 0)
+        try:
+            while eof < want and idle < 20:
+                batch = c.consume(10000, 0.5)
+                idle = 0 if batch else idle + 1
+                for m in batch:
+                    if m.error():
+                        eof += m.error().code() == KafkaError._PARTITION_EOF
+                    else:
+                        n += 1
+        finally:
+            c.close()
+        return n
 
     def read_results(self, topic: str, parts: list[int], keys: set[str] | None,
                      schema) -> dict[tuple[str, int], dict]:
@@ -334,26 +365,44 @@ class Run:
         return self.prefix + name
 
 
+ENGINES = ("dmpflow", "dmpflow-eos", "kstreams", "kstreams-eos", "quix")
+
+
+def is_eos(engine: str) -> bool:
+    """dmpflow-eos: [state] guarantee = exactly_once; kstreams-eos:
+    processing.guarantee = exactly_once_v2."""
+    return engine.endswith("-eos")
+
+
+def base_engine(engine: str) -> str:
+    return engine.split("-")[0]
+
+
 def dmpflow_cmd(run: Run, tag: str, in_topic: str, out_topic: str, time_field: str = "ts",
-                size_ms: int | None = None, grace_ms: int | None = None) -> list[str]:
+                size_ms: int | None = None, grace_ms: int | None = None,
+                name: str = "dmpflow", state_tag: str | None = None) -> list[str]:
+    """The command of dmpflow `name` (dmpflow or dmpflow-eos): group
+    <prefix><name>-<tag>, state dir of state_tag (default tag)."""
     a = run.args
     size_ms = a.size_ms if size_ms is None else size_ms
     grace_ms = a.grace_ms if grace_ms is None else grace_ms
-    conf = run.workdir / f"dmpflow-{tag}.conf"
+    guarantee = "exactly_once" if is_eos(name) else "at_least_once"
+    conf = run.workdir / f"{name}-{tag}.conf"
     conf.write_text(f"""# Written by bench/run.py: config/dmpflow.conf's pipeline on the bench topics.
 [kafka]
 bootstrap.servers = {run.kafka.bootstrap}
 [input]
 topic = {in_topic}
-group.id = {run.prefix}dmpflow-{tag}
+group.id = {run.prefix}{name}-{tag}
 format = avro
 schema = {EVENT_SCHEMA}
 key.field = user_id
 time.field = {time_field}
 auto.offset.reset = earliest
 [state]
-dir = {run.workdir / f"dmpflow-{tag}-state"}
+dir = {run.workdir / f"{name}-{state_tag or tag}-state"}
 commit.interval.ms = {a.commit_interval_ms}
+guarantee = {guarantee}
 [measure score]
 expr = 0.7*price + 0.3*quantity
 [window per_minute]
@@ -370,16 +419,23 @@ level = info
         x for o in a.dmpflow_set for x in ("-o", o)]
 
 
-def kstreams_cmd(run: Run, tag: str, in_topic: str, out_topic: str) -> list[str]:
+def kstreams_cmd(run: Run, tag: str, in_topic: str, out_topic: str, name: str = "kstreams",
+                 size_ms: int | None = None, state_tag: str | None = None) -> list[str]:
+    """The command of Kafka Streams `name` (kstreams or kstreams-eos):
+    application id <prefix><name>-<tag>, state dir of state_tag (default
+    tag)."""
     a = run.args
     cmd = ["java", *a.kstreams_jvm_opts.split(), "-jar", str(KSTREAMS_JAR),
            "--bootstrap", run.kafka.bootstrap, "--input", in_topic, "--output", out_topic,
-           "--app-id", f"{run.prefix}kstreams-{tag}",
-           "--state-dir", str(run.workdir / f"kstreams-{tag}-state"),
+           "--app-id", f"{run.prefix}{name}-{tag}",
+           "--state-dir", str(run.workdir / f"{name}-{state_tag or tag}-state"),
            "--event-schema", str(EVENT_SCHEMA), "--result-schema", str(RESULT_SCHEMA),
-           "--size-ms", str(a.size_ms), "--grace-ms", str(a.grace_ms),
+           "--size-ms", str(a.size_ms if size_ms is None else size_ms),
+           "--grace-ms", str(a.grace_ms),
            "--threads", str(a.kstreams_threads), "--emit", a.kstreams_emit,
            "--set", f"commit.interval.ms={a.commit_interval_ms}"]
+    if is_eos(name):
+        cmd += ["--set", "processing.guarantee=exactly_once_v2"]
     return cmd
 
 
@@ -400,10 +456,10 @@ def start_engine(run: Run, engine: str, tag: str, in_topic: str, out_topic: str,
     start time."""
     if cmd is not None:
         cmds = [cmd]
-    elif engine == "dmpflow":
-        cmds = [dmpflow_cmd(run, tag, in_topic, out_topic)]
-    elif engine == "kstreams":
-        cmds = [kstreams_cmd(run, tag, in_topic, out_topic)]
+    elif base_engine(engine) == "dmpflow":
+        cmds = [dmpflow_cmd(run, tag, in_topic, out_topic, name=engine)]
+    elif base_engine(engine) == "kstreams":
+        cmds = [kstreams_cmd(run, tag, in_topic, out_topic, name=engine)]
     elif engine == "quix":
         cmds = [quix_cmd(run, tag, in_topic, out_topic, i) for i in range(instances)]
     else:
@@ -487,7 +543,8 @@ def measure(run: Run, engine: str, in_topic: str, events: int, expected: int | N
         return res
     # Did anything arrive after the target count? (duplicates, a mismatch)
     time.sleep(0.5)
-    count = k.count(out_topic, out_parts)
+    # (a transactional producer's offsets also count its commit markers)
+    count = k.count_records(out_topic, out_parts) if is_eos(engine) else k.count(out_topic, out_parts)
     t_last = k.last_append_ms(out_topic, out_parts) / 1000.0
     wall = t_last - t0
     res.update(
@@ -496,10 +553,33 @@ def measure(run: Run, engine: str, in_topic: str, events: int, expected: int | N
         rss_mb=round(hwm, 1) if hwm is not None else None,
         broker_cpu_s=round(broker_cpu1 - broker_cpu0, 2)
         if broker_cpu0 is not None and broker_cpu1 is not None else None,
-        loadavg_before=load0, loadavg_after=loadavg())
+        loadavg_before=load0, loadavg_after=loadavg(),
+        changelog=changelog_size(run, f"{run.prefix}{engine}-{tag}", events))
     log(f"{engine}: {count} results in {wall:.2f} s = {events / wall:,.0f} events/s, "
         f"{res['cpu_s']} CPU s, peak RSS {res['rss_mb']} MB")
     return res
+
+
+def changelog_size(run: Run, app: str, events: int) -> dict | None:
+    """What an application's changelog topics (dmpflow: <group>-changelog;
+    Kafka Streams: <application.id>-*-changelog) hold on the broker's disk:
+    bytes (segment files, batch headers and compression included) and
+    offsets (records and transaction markers), and both per input event.
+    Only with scripts/kafka-local's broker (its data directory)."""
+    if run.args.bootstrap:
+        return None
+    data = Path(os.environ.get("KAFKA_DATA", "/tmp/dmpflow-kafka")) / "kraft"
+    topics = [t for t in run.kafka.admin.list_topics(timeout=10).topics
+              if t.startswith(app + "-") and t.endswith("-changelog")]
+    size = offsets = 0
+    for t in topics:
+        parts = run.kafka.partitions(t)
+        offsets += sum(run.kafka.end_offsets(t, parts).values())
+        for p in parts:
+            size += sum(f.stat().st_size for f in (data / f"{t}-{p}").glob("*.log"))
+    return {"topics": topics, "bytes": size, "offsets": offsets,
+            "bytes_per_event": round(size / events, 2) if events else None,
+            "offsets_per_event": round(offsets / events, 4) if events else None}
 
 
 def measure_startup(run: Run, engine: str, in_topic: str, i: int = 0) -> dict:
@@ -542,14 +622,14 @@ def encode_event(schema, **ev) -> bytes:
 
 
 def preload(run: Run, topic: str, events: int, keys: int, step_ms: int, ooo: float,
-            end_events: bool = True) -> None:
+            end_events: bool = True, gen_args: tuple[str, ...] = ()) -> None:
     """`dmpflow gen` events, then one end event per partition one day of
     event time later (it closes every window of the data)."""
     a = run.args
     run.kafka.create(topic, a.partitions)
     cmd = [str(a.dmpflow), "gen", "-b", run.kafka.bootstrap, "-t", topic, "-n", str(events),
            "--keys", str(keys), "--step-ms", str(step_ms), "--ooo", str(ooo),
-           "--max-delay-ms", str(min(a.grace_ms, 5000)), "--seed", str(a.seed)]
+           "--max-delay-ms", str(min(a.grace_ms, 5000)), "--seed", str(a.seed), *gen_args]
     run.commands[f"gen-{topic[len(run.prefix):]}"] = " ".join(cmd)
     log(f"pre-loading {topic}: {events:,} events")
     subprocess.run(cmd, check=True, stdout=sys.stderr)
@@ -564,6 +644,118 @@ def preload(run: Run, topic: str, events: int, keys: int, step_ms: int, ooo: flo
         p.produce(topic, v, key=END_KEY, partition=part)
     if p.flush(30) != 0:
         raise RuntimeError("end events not acknowledged")
+
+
+# ---------------------------------------------------------------------------
+# Restore
+# ---------------------------------------------------------------------------
+
+LOG_TS = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3})Z")
+
+
+def log_time(line: str) -> float | None:
+    """Epoch seconds of a dmpflow text log line's UTC timestamp."""
+    m = LOG_TS.match(line)
+    if not m:
+        return None
+    import datetime
+    t = datetime.datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S.%f")
+    return t.replace(tzinfo=datetime.timezone.utc).timestamp()
+
+
+def restore_progress(engine: str, text: str) -> tuple[int, int, float | None, float | None, bool]:
+    """From an engine's log: (store partitions restored, records restored,
+    first restore's start, last restore's end (epoch s), running)."""
+    done = records = 0
+    t0 = t1 = None
+    if base_engine(engine) == "dmpflow":
+        for line in text.splitlines():
+            t = log_time(line)
+            if "restoring its state from" in line and t is not None:
+                t0 = t if t0 is None else min(t0, t)
+            m = re.search(r"restored (\d+) changelog records", line)
+            if m:
+                done += 1
+                records += int(m.group(1))
+                t1 = t if t1 is None or (t is not None and t > t1) else t1
+        return done, records, t0, t1, done > 0
+    for m in re.finditer(r"kstreams-bench: restored \S+ \[\d+\] (\d+) records from (\d+) to (\d+)",
+                         text):
+        done += 1
+        records += int(m.group(1))
+        a, b = int(m.group(2)) / 1000.0, int(m.group(3)) / 1000.0
+        t0 = a if t0 is None else min(t0, a)
+        t1 = b if t1 is None else max(t1, b)
+    return done, records, t0, t1, "kstreams-bench: state RUNNING" in text
+
+
+def measure_restore(run: Run, engine: str, in_topic: str, keys: int) -> dict:
+    """Builds a state of `keys` entries (one open window per key: every key
+    once, windows of 10 days), stops, then starts the same application with
+    an empty state directory: it restores everything from its changelog.
+    Restore time: the first partition's restore start to the last one's end
+    (the engines' own logs)."""
+    a = run.args
+    k = run.kafka
+    out_topic = run.topic(f"restore-out-{engine}")
+    k.create(out_topic, a.partitions)
+    parts = k.partitions(in_topic)
+    ends = k.end_offsets(in_topic, parts)
+    size_ms = 10 * 86_400_000
+
+    def cmd(state_tag: str) -> list[str]:
+        if base_engine(engine) == "dmpflow":
+            return dmpflow_cmd(run, "restore", in_topic, out_topic, size_ms=size_ms,
+                               name=engine, state_tag=state_tag)
+        return kstreams_cmd(run, "restore", in_topic, out_topic, name=engine, size_ms=size_ms,
+                            state_tag=state_tag)
+
+    res: dict = {"engine": engine, "keys": keys}
+    procs, _ = start_engine(run, engine, "restore-build", in_topic, out_topic, cmd=cmd("a"))
+    group = f"{run.prefix}{engine}-restore"
+    deadline = time.monotonic() + a.timeout_s
+    try:
+        while k.lag(group, in_topic, parts, ends) > 0:
+            if procs[0].poll() is not None or time.monotonic() > deadline:
+                res["error"] = "the state was not built (exited or timed out)"
+                return res
+            time.sleep(1.0)
+        time.sleep(2 * a.commit_interval_ms / 1000.0 + 1.0)  # changelog flushed, committed
+    finally:
+        stop(procs)
+    log(f"{engine}: built a state of {keys:,} keys; restoring it into an empty state dir")
+    procs, t_start = start_engine(run, engine, "restore", in_topic, out_topic, cmd=cmd("b"))
+    logf = run.workdir / f"{engine}-restore-0.log"
+    last_change, last = time.monotonic(), None
+    try:
+        while True:
+            time.sleep(0.2)
+            if procs[0].poll() is not None:
+                res["error"] = f"exited with status {procs[0].returncode}"
+                break
+            prog = restore_progress(engine, logf.read_text(errors="replace"))
+            if prog != last:
+                last, last_change = prog, time.monotonic()
+            done, records, t0, t1, running = prog
+            if running and done >= len(parts) and time.monotonic() - last_change > 3.0:
+                break
+            if time.monotonic() - last_change > a.stall_s:
+                res["error"] = f"no restore progress for {a.stall_s:.0f} s"
+                break
+        cpu = proc_cpu_s(procs[0].pid) if procs[0].poll() is None else None
+    finally:
+        stop(procs)
+    if res.get("error"):
+        log(f"{engine} restore: {res['error']}:\n{tail(logf)}")
+        return res
+    done, records, t0, t1, _ = last
+    secs = max(t1 - t0, 1e-3)
+    res.update(store_partitions=done, records=records, seconds=round(secs, 3),
+               records_per_s=round(records / secs), ready_s=round(t1 - t_start, 3),
+               cpu_s=round(cpu, 2) if cpu is not None else None)
+    log(f"{engine}: restored {records:,} records ({done} store partitions) in {secs:.2f} s "
+        f"= {records / secs:,.0f} records/s; {t1 - t_start:.2f} s from process start")
+    return res
 
 
 # ---------------------------------------------------------------------------
@@ -760,10 +952,29 @@ def ratio(a, b):
 
 
 def summary(engines: dict, startup: dict, verification: dict | None,
-            latency: list[dict]) -> dict:
+            latency: list[dict], restore: dict | None = None) -> dict:
     def get(e, f):
         return engines.get(e, {}).get(f)
+
+    def changelog(e, f):
+        return (engines.get(e, {}).get("changelog") or {}).get(f)
+
+    def rest(e, f):
+        return (restore or {}).get(e, {}).get(f)
+    eos, alos = get("dmpflow-eos", "events_per_s"), get("dmpflow", "events_per_s")
     s = {
+        "eos_events_per_s": eos,
+        "kstreams_eos_events_per_s": get("kstreams-eos", "events_per_s"),
+        "ratio_eos_vs_kstreams_eos": ratio(eos, get("kstreams-eos", "events_per_s")),
+        "eos_cost_pct": round(100.0 * (1 - eos / alos), 1) if eos and alos else None,
+        "eos_cpu_s": get("dmpflow-eos", "cpu_s"),
+        "kstreams_eos_cpu_s": get("kstreams-eos", "cpu_s"),
+        "changelog_bytes_per_event": changelog("dmpflow", "bytes_per_event"),
+        "kstreams_changelog_bytes_per_event": changelog("kstreams", "bytes_per_event"),
+        "restore_records_per_s": rest("dmpflow", "records_per_s"),
+        "restore_s": rest("dmpflow", "seconds"),
+        "kstreams_restore_records_per_s": rest("kstreams", "records_per_s"),
+        "kstreams_restore_s": rest("kstreams", "seconds"),
         "e2e_events_per_s": get("dmpflow", "events_per_s"),
         "kstreams_events_per_s": get("kstreams", "events_per_s"),
         "quix_events_per_s": get("quix", "events_per_s"),
@@ -823,6 +1034,9 @@ def summary(engines: dict, startup: dict, verification: dict | None,
 
 
 NOT_MEASURED = {
+    "restore_records_per_s": "the restore runs were skipped (--restore-keys 0) or failed "
+                             "(details.restore)",
+    "changelog_bytes_per_event": "needs scripts/kafka-local's broker (its data directory)",
     "p99_latency_ms": "the latency runs were skipped or failed (see details.latency)",
     "core_ns_per_event": "comes from `make bench-windows` (bench/results/windows.json), "
                          "run by `make bench` before this",
@@ -878,14 +1092,17 @@ def markdown(result: dict) -> str:
         "| engine | setup | results | wall s | events/s | CPU s | peak RSS MB | broker CPU s |",
         "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
+    ks_setup = (f"{p['kstreams_threads']} stream threads, emit {p['kstreams_emit']}, "
+                + (f"JVM {p['kstreams_jvm_opts']}" if p["kstreams_jvm_opts"]
+                   else "JVM defaults (max heap 1/4 of RAM)"))
     setups = {
-        "dmpflow": "one processing thread",
-        "kstreams": f"{p['kstreams_threads']} stream threads, emit {p['kstreams_emit']}, "
-                    + (f"JVM {p['kstreams_jvm_opts']}" if p["kstreams_jvm_opts"]
-                       else "JVM defaults (max heap 1/4 of RAM)"),
+        "dmpflow": "one processing thread, at_least_once (changelog on)",
+        "dmpflow-eos": "one processing thread, exactly_once",
+        "kstreams": ks_setup + ", at_least_once",
+        "kstreams-eos": ks_setup + ", exactly_once_v2",
         "quix": f"{p['quix_instances']} instance(s), {p['quix_agg']} aggregators",
     }
-    for name in ("dmpflow", "kstreams", "quix"):
+    for name in ENGINES:
         if name not in e:
             continue
         r = e[name]
@@ -901,6 +1118,12 @@ def markdown(result: dict) -> str:
         f"dmpflow / Kafka Streams: **{fmt(s['ratio_vs_kstreams'])}×** events/s; "
         f"dmpflow / Quix Streams: **{fmt(s['ratio_vs_quix'])}×** events/s.",
         "",
+        f"Exactly-once: dmpflow / Kafka Streams (exactly_once_v2): "
+        f"**{fmt(s['ratio_eos_vs_kstreams_eos'])}×** events/s; dmpflow's exactly_once "
+        f"costs {fmt(s['eos_cost_pct'])} % of its at_least_once events/s. A "
+        "read_committed reader counts the exactly-once results (their offsets also "
+        "count transaction markers).",
+        "",
         "## Startup (process start to first result published)",
         "",
         "A topic of 100 events of one key, one per second of event time: the first "
@@ -913,6 +1136,40 @@ def markdown(result: dict) -> str:
         runs = ", ".join(f"{x:,.0f}" for x in r.get("runs_ms", []))
         lines.append(f"| {name} | {fmt(r.get('startup_ms')) if 'error' not in r else r['error']}"
                      f" | {runs} |")
+    cl = [(name, e[name]["changelog"]) for name in ENGINES
+          if name in e and (e[name].get("changelog") or None)]
+    if cl:
+        lines += ["", "## Changelog written", "",
+                  "What each engine's changelog topics hold on the broker's disk after "
+                  "the run (segment files: record batches with their headers, "
+                  "compression as the engine's producer sets it; offsets count records "
+                  "and transaction markers).", "",
+                  "| engine | topics | bytes | bytes/event | offsets | offsets/event |",
+                  "|---|---:|---:|---:|---:|---:|"]
+        for name, c in cl:
+            lines.append(f"| {name} | {len(c['topics'])} | {fmt(c['bytes'])} | "
+                         f"{c['bytes_per_event']} | {fmt(c['offsets'])} | "
+                         f"{c['offsets_per_event']} |")
+    rs = result.get("restore") or {}
+    if rs:
+        lines += ["", "## Restore from the changelog", "",
+                  f"A state of {p['restore_keys']:,} keys (every key once, one open "
+                  "10-day window each), built by one run that then stops; the same "
+                  "application then starts with an empty state directory and restores it "
+                  "from its changelog. Seconds: the first partition's restore start to the "
+                  "last one's end (each engine's own log); records: what it replayed "
+                  "(Kafka Streams: its window store's and its suppression buffer's "
+                  "changelogs).", "",
+                  "| engine | store partitions | records | seconds | records/s | "
+                  "ready after start s | CPU s |",
+                  "|---|---:|---:|---:|---:|---:|---:|"]
+        for name, r in rs.items():
+            if r.get("error"):
+                lines.append(f"| {name} | failed: {r['error']} | | | | | |")
+            else:
+                lines.append(f"| {name} | {r['store_partitions']} | {fmt(r['records'])} | "
+                             f"{r['seconds']} | {fmt(r['records_per_s'])} | {r['ready_s']} | "
+                             f"{fmt(r.get('cpu_s'))} |")
     lat = result.get("latency") or []
     if lat:
         lines += ["", "## Latency (dmpflow, final results)", "",
@@ -944,7 +1201,7 @@ def markdown(result: dict) -> str:
                   f"Results of {v['keys_sampled']} sampled keys ({v['reference_results']:,} "
                   "(key, window) results of dmpflow) compared: same windows, equal counts, "
                   "sum/min/max/mean within 1e-6 relative.", ""]
-        for name in ("kstreams", "quix"):
+        for name in ENGINES:
             if name in v:
                 r = v[name]
                 lines.append(f"- {name}: {'agrees' if r['agree'] else 'DISAGREES'} "
@@ -988,7 +1245,8 @@ def parse_args(argv=None):
     ap.add_argument("--name", default="latest", help="results go to bench/results/NAME.json")
     ap.add_argument("--report", help="Markdown report path (default: bench/RESULTS.md for "
                     "--name latest, else bench/results/NAME.md)")
-    ap.add_argument("--engines", default="dmpflow,kstreams,quix")
+    ap.add_argument("--engines", default=",".join(ENGINES),
+                    help="of " + ", ".join(ENGINES) + " (-eos: exactly-once)")
     ap.add_argument("--bootstrap", help="use this broker instead of scripts/kafka-local's")
     ap.add_argument("--events", type=int, default=10_000_000)
     ap.add_argument("--keys", type=int, default=10_000)
@@ -1008,6 +1266,8 @@ def parse_args(argv=None):
     ap.add_argument("--quix-instances", type=int, default=os.cpu_count())
     ap.add_argument("--quix-agg", choices=("builtin", "reduce"), default="builtin")
     ap.add_argument("--no-startup", action="store_true", help="skip the startup runs")
+    ap.add_argument("--restore-keys", type=int, default=1_000_000,
+                    help="state entries of the restore runs (0: skip them)")
     ap.add_argument("--startup-runs", type=int, default=5,
                     help="startup runs per engine; the median is reported")
     ap.add_argument("--no-latency", action="store_true", help="skip the latency runs")
@@ -1038,9 +1298,9 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
     for e in engines:
-        if e not in ("dmpflow", "kstreams", "quix"):
+        if e not in ENGINES:
             sys.exit(f"bench: unknown engine {e}")
-    if "kstreams" in engines and not KSTREAMS_JAR.exists():
+    if any(base_engine(e) == "kstreams" for e in engines) and not KSTREAMS_JAR.exists():
         sys.exit(f"bench: {KSTREAMS_JAR} missing (run bench/prepare)")
     command = "python bench/run.py " + " ".join(sys.argv[1:]) if argv is None else "bench/run.py"
     command = os.environ.get("BENCH_COMMAND", command)
@@ -1086,7 +1346,10 @@ def main(argv=None) -> int:
         res = {}
         expected = None
         for e in engines:
-            res[e] = measure(run, e, in_topic, args.events, expected, broker)
+            # (an exactly-once engine's offsets count its transaction
+            # markers too: it ends when its input is consumed and committed)
+            res[e] = measure(run, e, in_topic, args.events, None if is_eos(e) else expected,
+                             broker)
             if e == "dmpflow" and not res[e].get("error"):
                 expected = res[e]["results"]
         latency = []
@@ -1096,16 +1359,24 @@ def main(argv=None) -> int:
                 r = measure_latency(run, int(peak * f), args.latency_seconds)
                 r["fraction_of_peak"] = f
                 latency.append(r)
+        restore = {}
+        if args.restore_keys > 0:
+            r_topic = run.topic("restore-in")
+            preload(run, r_topic, args.restore_keys, args.restore_keys, 1, 0.0,
+                    end_events=False, gen_args=("--keys-in-order",))
+            for e in engines:
+                if e in ("dmpflow", "kstreams"):
+                    restore[e] = measure_restore(run, e, r_topic, args.restore_keys)
         verification = None
         peers = {e: res[e]["output_topic"] for e in engines
                  if e != "dmpflow" and not res[e].get("error")}
         if "dmpflow" in res and not res["dmpflow"].get("error") and peers:
             verification = verify(run, res["dmpflow"]["output_topic"], peers)
         result.update(engines=res, warmup=warmup, startup=startup, verification=verification,
-                      latency=latency, commands=run.commands)
-        result["summary"] = summary(res, startup, verification, latency)
+                      latency=latency, restore=restore, commands=run.commands)
+        result["summary"] = summary(res, startup, verification, latency, restore)
         nm = {k: why for k, why in NOT_MEASURED.items() if result["summary"].get(k) is None}
-        for e in ("kstreams", "quix"):
+        for e in ("kstreams", "quix", "eos", "kstreams_eos"):
             key = f"{e}_events_per_s"
             if result["summary"][key] is None:
                 nm[key] = (res.get(e, {}).get("error") or "engine not run")

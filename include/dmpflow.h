@@ -46,6 +46,10 @@ typedef struct dmp_daemon_counters {
         uint64_t late_events;
         uint64_t results_out;
         uint64_t commits;
+        uint64_t partitions;       /* open: restored and processing */
+        uint64_t restoring;        /* partitions being restored from the changelog */
+        uint64_t restored_records; /* changelog records applied by restores so far */
+        int ready;                 /* what /readyz says: assigned, none restoring, no failure */
 } dmp_daemon_counters_t;
 
 /* A snapshot of the counters. Any thread (values may be slightly stale). */

@@ -185,6 +185,29 @@ static const prop_t props[] = {
          "and its memtables (1/8); e.g. 64m, 2g. Past it dmpflow commits early. 0: half the "
          "cgroup memory limit (memory.max, or cgroup v1's limit_in_bytes), else 1g. "
          "docs/STATE.md states the margin."},
+        {SEC_STATE, "guarantee", PT_ENUM, "at_least_once", 0, 0,
+         {{DMP_AT_LEAST_ONCE, "at_least_once"}, {DMP_EXACTLY_ONCE, "exactly_once"}},
+         ST(guarantee),
+         "at_least_once: state and input offsets never lose or double-count an event; results "
+         "published since the last commit are published again after a crash or a move "
+         "(identical copies). exactly_once: each commit is one Kafka transaction holding the "
+         "results, group results, patterns, late and dead-letter copies, the changelog records "
+         "and the input offsets, so consumers with isolation.level=read_committed see every "
+         "result exactly once; needs changelog.enable. docs/STATE.md."},
+        {SEC_STATE, "changelog.enable", PT_ENUM, "true", 0, 0, {{1, "true"}, {0, "false"}},
+         ST(changelog_enable),
+         "Every state change also goes to a compacted changelog topic, written with the input "
+         "offsets in one transaction at each commit; a partition that moves to another "
+         "instance, or whose local state is missing or behind, is restored from it instead of "
+         "re-reading its input. false: the local state only (a moved partition is read again "
+         "from auto.offset.reset)."},
+        {SEC_STATE, "changelog.topic", PT_STR, "", 0, 0, {{0}}, ST(changelog_topic),
+         "The changelog topic, created at startup if absent (cleanup.policy=compact, as many "
+         "partitions as the input topic); empty: <group.id>-changelog."},
+        {SEC_STATE, "changelog.replication.factor", PT_INT, "-1", -1, 32767, {{0}},
+         ST(changelog_replication_factor),
+         "Replication factor of the changelog topic when dmpflow creates it; -1: the broker's "
+         "default.replication.factor."},
         {SEC_STATE, "on.offset.mismatch", PT_ENUM, "stop", 0, 0,
          {{DMP_MISMATCH_STOP, "stop"}, {DMP_MISMATCH_RESET, "reset"}}, ST(on_offset_mismatch),
          "A partition whose stored next offset is beyond its log end offset (the input topic "
@@ -1116,6 +1139,13 @@ int dmp_conf_validate(dmp_conf_t *conf) {
         }
         if (!conf->output.topic || !*conf->output.topic)
                 dmp_conf_error(conf, 0, "[output] topic is required");
+        if (conf->state.guarantee == DMP_EXACTLY_ONCE && !conf->state.changelog_enable)
+                dmp_conf_error(conf,
+                               dmp_conf_line(conf, "state", "changelog.enable")
+                                       ?: dmp_conf_line(conf, "state", "guarantee"),
+                               "[state] guarantee = exactly_once needs changelog.enable = true "
+                               "(the changelog is what restores state after an aborted "
+                               "transaction)");
         if (*conf->http.auth_user_info && !strchr(conf->http.auth_user_info, ':'))
                 dmp_conf_error(conf, dmp_conf_line(conf, "http", "auth.user.info"),
                                "[http] auth.user.info must be user:password");

@@ -30,6 +30,7 @@ typedef enum { DMP_MISMATCH_STOP, DMP_MISMATCH_RESET } dmp_offset_mismatch_t;
 typedef enum { DMP_PATTERN_TOPK, DMP_PATTERN_ANOMALY, DMP_PATTERN_THRESHOLD } dmp_pattern_kind_t;
 typedef enum { DMP_STAT_MEAN, DMP_STAT_SUM, DMP_STAT_COUNT, DMP_STAT_MIN, DMP_STAT_MAX } dmp_stat_t;
 typedef enum { DMP_ORDER_DESC, DMP_ORDER_ASC } dmp_order_t;
+typedef enum { DMP_AT_LEAST_ONCE, DMP_EXACTLY_ONCE } dmp_guarantee_t;
 
 typedef struct dmp_kv {
         char *name;
@@ -63,6 +64,10 @@ typedef struct dmp_state_conf {
         char *dir;
         int64_t commit_interval_ms;
         int64_t memory_budget; /* bytes; 0: derived (dmp_state_memory_budget) */
+        dmp_guarantee_t guarantee;
+        int changelog_enable;      /* 0 or 1 */
+        char *changelog_topic;     /* "": <group.id>-changelog */
+        int64_t changelog_replication_factor; /* -1: the broker's default */
         dmp_offset_mismatch_t on_offset_mismatch; /* resume.h */
         int line[DMP_MAX_PROPS];
 } dmp_state_conf_t;

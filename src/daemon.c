@@ -23,14 +23,17 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "avro_enc.h"
+#include "changelog.h"
 #include "config.h"
 #include "copy.h"
 #include "dlq.h"
@@ -49,11 +52,15 @@
 #include "registry.h"
 #include "resume.h"
 #include "schemas.h"
+#include "txn.h"
 #include "util.h"
 
 #define FLUSH_TIMEOUT_MS 60000
 #define CONSUME_BATCH 256 /* messages taken from the consumer queue per call */
 #define DMP_MAX_LAG_PARTITIONS 4096
+#define TXN_TIMEOUT_MS 60000     /* per attempt of a transactional call */
+#define MAX_ABORTS_IN_ROW 10     /* transactions aborted one after the other: give up */
+#define RESTORE_PER_ROUND 100000 /* changelog records applied per round of the loop */
 
 /* The loop's periodic tasks, as Redis' serverCron with run_with_period:
  * each round runs every task whose time has come (a round lasts at most
@@ -71,7 +78,16 @@ struct dmp_daemon {
         dmp_conf_t *conf;
         dmp_engine_t *engine;
         rd_kafka_t *consumer;
-        rd_kafka_t *producer;
+        rd_kafka_t *producer;     /* every output (transactional under exactly_once) */
+        /* With a changelog: its producer (d->producer under exactly_once),
+         * its transactions, and the changelog itself. */
+        rd_kafka_t *txn_producer;
+        dmp_txn_t *txn;
+        dmp_changelog_t *changelog;
+        int eos;
+        int aborts_in_row;
+        char doomed[1100]; /* exactly_once: why the open transaction must abort ("": it
+                            * need not) */
         dmp_outbatch_t *out_batch; /* the output topic's (and its handle) */
         const char *late_topic; /* NULL: late events are not copied */
         const rd_kafka_message_t *serving; /* in dmp_engine_process: the record */
@@ -109,14 +125,15 @@ struct dmp_daemon {
         int assigned;                    /* partitions held */
         uint64_t rebalances;             /* assignments and revocations */
         int64_t rebalance_ms;            /* wall clock of the last one */
-        int64_t lag[DMP_MAX_LAG_PARTITIONS]; /* consumer lag by partition (statistics), -1 */
+        int64_t log_end[DMP_MAX_LAG_PARTITIONS]; /* input partition ends (statistics), -1 */
         uint64_t commit_count;
         double commit_seconds, commit_max_seconds;
         /* group offsets of the last commit handed to the state writer:
          * committed to Kafka once that write is known to have landed */
         rd_kafka_topic_partition_list_t *unlanded_offsets;
         /* counters published for other threads */
-        _Atomic uint64_t c_events_in, c_decode_errors, c_late_events, c_results_out, c_commits;
+        _Atomic uint64_t c_events_in, c_decode_errors, c_late_events, c_results_out, c_commits,
+                c_partitions, c_restoring, c_restored_records, c_ready;
 };
 
 static void fail(dmp_daemon_t *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -165,13 +182,36 @@ static void consumer_error_cb(rd_kafka_t *rk, int err, const char *reason, void 
 static void delivery_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
         (void)rk;
         dmp_daemon_t *d = opaque;
+        if (d->changelog && dmp_changelog_owns(d->changelog, m)) {
+                dmp_changelog_delivered(d->changelog, m);
+                return;
+        }
         if (m->err) { /* one per result when a topic refuses them all: counted */
                 char cls[300];
                 d->delivery_failures++;
+                if (d->out_batch) /* (the topic may be refused now) */
+                        dmp_outbatch_relearn(d->out_batch);
+                for (int i = 0; i < d->nextra; i++)
+                        if (d->extra[i].batch)
+                                dmp_outbatch_relearn(d->extra[i].batch);
                 snprintf(cls, sizeof(cls), "delivery %s %d", rd_kafka_topic_name(m->rkt),
                          (int)m->err);
                 dmp_log_repeated(DMP_LOG_ERROR, cls, "result delivery to %s failed: %s",
                                  rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err));
+        }
+}
+
+/* An output could not be produced. Under exactly_once the transaction is
+ * doomed: the next commit (at once) aborts it and redoes its work;
+ * otherwise the output would be lost, so dmpflow stops. */
+static void output_failed(dmp_daemon_t *d, const char *what, const char *err) {
+        if (!d->eos) {
+                fail(d, "%s%s", what, err);
+                return;
+        }
+        if (!d->doomed[0]) {
+                snprintf(d->doomed, sizeof(d->doomed), "%s%s", what, err);
+                d->cron[CRON_COMMIT].next_ms = 0;
         }
 }
 
@@ -181,12 +221,12 @@ static void produce(dmp_daemon_t *d, dmp_outbatch_t *b, const void *buf, size_t 
                     const void *key, size_t key_len) {
         char err[512];
         if (dmp_outbatch_add(b, buf, len, key, key_len, err, sizeof(err)))
-                fail(d, "%s", err);
+                output_failed(d, "", err);
 }
 
 /* Enqueues every output batch with the producer: after each batch of input
  * (and idle tick) and before a commit flushes the producer. Returns 0, or
- * -1 (failed). */
+ * -1 (an output failed: output_failed). */
 static int flush_outputs(dmp_daemon_t *d) {
         char err[512];
         int rc = 0;
@@ -196,7 +236,7 @@ static int flush_outputs(dmp_daemon_t *d) {
                 if (d->extra[i].batch && dmp_outbatch_flush(d->extra[i].batch, err, sizeof(err)))
                         rc = -1;
         if (rc)
-                fail(d, "%s", err);
+                output_failed(d, "", err);
         return rc;
 }
 
@@ -291,7 +331,7 @@ static void sink_late(void *opaque, const dmp_late_record_t *l) {
         const char *why[] = {DMP_COPY_H_LATE_WINDOWS, windows};
         char err[512];
         if (dmp_copy_produce(d->producer, d->late_topic, &r, why, 1, err, sizeof(err)))
-                fail(d, "cannot copy a late event: %s", err);
+                output_failed(d, "cannot copy a late event: ", err);
 }
 
 /* Creates the producer topic of a [group] or [pattern] section (once per
@@ -326,10 +366,23 @@ static int sink_caught_up(void *opaque, int32_t partition, int64_t next_offset) 
         return next_offset >= hi || (next_offset < 0 && lo == hi);
 }
 
+/* Each state change of a commit, to the changelog (in the open
+ * transaction). */
+static void sink_changelog(void *opaque, int32_t partition, int family, const void *key,
+                           size_t key_len, const void *val, size_t val_len) {
+        dmp_daemon_t *d = opaque;
+        if (d->changelog) /* (set up once the cluster answers: dmp_daemon_run) */
+                dmp_changelog_log(d->changelog, partition, family, key, key_len, val, val_len);
+}
+
 /* ---- the HTTP endpoint ---- */
 
-/* librdkafka statistics (statistics.interval.ms): the consumer lag of each
- * partition of the input topic. Served on the processing thread. */
+/* librdkafka statistics (statistics.interval.ms): the end of each partition
+ * of the input topic (its last stable offset, else its high watermark). Not
+ * librdkafka's consumer_lag: that counts from the consumer's own committed
+ * offset, which it does not learn when the offsets are committed in a
+ * transaction (always, with the changelog). Served on the processing
+ * thread. */
 static int stats_cb(rd_kafka_t *rk, char *json, size_t json_len, void *opaque) {
         dmp_daemon_t *d = opaque;
         (void)rk;
@@ -341,9 +394,11 @@ static int stats_cb(rd_kafka_t *rk, char *json, size_t json_len, void *opaque) {
         json_t *v;
         json_object_foreach(parts, k, v) {
                 int p = atoi(k);
-                json_t *lag = json_object_get(v, "consumer_lag");
-                if (p >= 0 && p < DMP_MAX_LAG_PARTITIONS && json_is_integer(lag))
-                        d->lag[p] = json_integer_value(lag);
+                json_t *end = json_object_get(v, "ls_offset");
+                if (!json_is_integer(end) || json_integer_value(end) < 0)
+                        end = json_object_get(v, "hi_offset");
+                if (p >= 0 && p < DMP_MAX_LAG_PARTITIONS && json_is_integer(end))
+                        d->log_end[p] = json_integer_value(end);
         }
         json_decref(root);
         return 0; /* librdkafka frees json */
@@ -360,19 +415,26 @@ static void admin_wake(void *opaque) {
         dmp_fetchq_wake(d->fetchq);
 }
 
+/* What /readyz says: partitions held, none being restored, no failure. */
+static int is_ready(const dmp_daemon_t *d) {
+        return d->assigned > 0 && !d->failed &&
+               !(d->changelog && dmp_changelog_restoring(d->changelog));
+}
+
 /* /metrics and the live page's documents, from the same figures. */
 static void publish_metrics(dmp_daemon_t *d) {
         dmp_admin_stats_t as;
         dmp_admin_stats(d->admin, &as);
         dmp_metrics_input_t in = {
                 .input_topic = d->conf->input.topic, .output_topic = d->conf->output.topic,
-                .dlq = d->dlq, .lag = d->lag, .nlag = DMP_MAX_LAG_PARTITIONS,
+                .dlq = d->dlq, .log_end = d->log_end, .nlog_end = DMP_MAX_LAG_PARTITIONS,
                 .assigned = d->assigned, .commits = d->commit_count,
                 .commit_seconds = d->commit_seconds, .commit_max_seconds = d->commit_max_seconds,
                 .fetch_wakeups = dmp_fetchwake_rounds(d->fetchwake), .now_ms = dmp_now_ms(),
                 .rebalances = d->rebalances, .rebalance_ms = d->rebalance_ms,
-                .ready = d->assigned > 0 && !d->failed, .queries_answered = as.queries,
+                .ready = is_ready(d), .queries_answered = as.queries,
                 .queries_rejected = as.rejected, .queries_expired = as.expired,
+                .changelog = d->changelog, .txn = d->txn,
                 .offset_mismatches = d->offset_mismatches, .records_lost = d->records_lost};
         dmp_buf_t b = {0}, status = {0}, results = {0};
         dmp_metrics_format(&b, d->engine, &in);
@@ -411,41 +473,112 @@ static void commit_landed_offsets(dmp_daemon_t *d) {
                 rd_kafka_topic_partition_list_destroy(l);
 }
 
+static void rewind_all(dmp_daemon_t *d);
+
+/* A transaction that did not commit (r: DMP_TXN_ABORTED or DMP_TXN_FATAL,
+ * why: errstr): rewinds every partition, or stops. Returns -1. */
+static int txn_aborted(dmp_daemon_t *d, dmp_txn_result_t r, const char *why) {
+        if (r == DMP_TXN_FATAL) {
+                fail(d, "transactions cannot go on: %s", why);
+                return -1;
+        }
+        if (r == DMP_TXN_ABORTED && ++d->aborts_in_row > MAX_ABORTS_IN_ROW) {
+                fail(d, "%d transactions aborted in a row, the last because %s",
+                     d->aborts_in_row, why);
+                return -1;
+        }
+        dmp_warn("transaction aborted (%s): every partition goes back to its last commit", why);
+        rewind_all(d);
+        return -1;
+}
+
+/* With the changelog: the state batch is prepared (its changes going to
+ * the changelog in the open transaction), the transaction is committed
+ * with the input offsets, and only then is the batch handed to the store
+ * (docs/STATE.md "Changelog and transactions"). An aborted transaction
+ * rewinds every partition to its committed state. Returns 0, or -1. */
+static int commit_transaction(dmp_daemon_t *d) {
+        char errstr[512];
+        if (d->doomed[0]) /* (nothing more goes into it) */
+                return txn_aborted(d, dmp_txn_abort(d->txn, d->doomed, errstr, sizeof(errstr)),
+                                   errstr);
+        if (dmp_engine_commit_prepare(d->engine, errstr, sizeof(errstr))) {
+                fail(d, "state commit failed: %s", errstr);
+                return -1;
+        }
+        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
+        offsets_ctx_t oc = {l, d->conf->input.topic};
+        dmp_engine_foreach_partition(d->engine, add_offset, &oc);
+        for (int i = 0; i < l->cnt; i++) { /* replaying from there reproduces this commit */
+                int64_t cp = dmp_changelog_checkpoint(d->changelog, l->elems[i].partition);
+                if (cp >= 0)
+                        dmp_engine_commit_checkpoint(d->engine, l->elems[i].partition, cp);
+        }
+        dmp_txn_result_t r;
+        if (dmp_changelog_error(d->changelog, errstr, sizeof(errstr)) ||
+            (d->eos && d->delivery_failures &&
+             snprintf(errstr, sizeof(errstr), "%" PRIu64 " outputs could not be published",
+                      d->delivery_failures)))
+                r = dmp_txn_abort(d->txn, errstr, errstr, sizeof(errstr));
+        else
+                r = dmp_txn_commit(d->txn, l, d->consumer, TXN_TIMEOUT_MS, errstr,
+                                   sizeof(errstr));
+        rd_kafka_topic_partition_list_destroy(l);
+        if (r != DMP_TXN_COMMITTED)
+                return txn_aborted(d, r, errstr);
+        d->aborts_in_row = 0;
+        if (dmp_engine_commit_write(d->engine, errstr, sizeof(errstr))) {
+                fail(d, "state commit failed: %s", errstr);
+                return -1;
+        }
+        return 0;
+}
+
 /* The commit protocol (the top of this file, docs/STATE.md): publish
  * (flush the producer), then hand the state batch (entries, offsets, stream
- * times) to the store's writer thread. The processing thread goes on while
- * it is written; the next commit waits for it first, and settle() waits
- * for it at revocation and shutdown. */
+ * times) to the store's writer thread -- with a changelog, after the
+ * transaction that holds the changes and the offsets has committed. The
+ * processing thread goes on while the batch is written; the next commit
+ * waits for it first, and settle() waits for it at revocation and
+ * shutdown. */
 static int commit(dmp_daemon_t *d) {
         if (d->failed)
                 return -1;
         int64_t t0 = dmp_mono_ms();
         dmp_engine_emit_updates(d->engine);
         dmp_engine_emit_groups(d->engine);
-        if (flush_outputs(d))
+        if (flush_outputs(d) && !d->eos) /* (exactly_once: the transaction aborts) */
                 return -1;
-        rd_kafka_resp_err_t err = rd_kafka_flush(d->producer, FLUSH_TIMEOUT_MS);
-        int64_t t_flushed = dmp_mono_ms();
-        if (err) {
-                fail(d, "results not acknowledged within %d ms: %s; not committing",
-                     FLUSH_TIMEOUT_MS, rd_kafka_err2str(err));
-                return -1;
-        }
-        if (d->delivery_failures) {
-                fail(d, "%" PRIu64 " results could not be published; not committing",
-                     d->delivery_failures);
-                return -1;
+        int64_t t_flushed = t0;
+        if (!d->eos) { /* (exactly_once: the transaction's commit flushes) */
+                rd_kafka_resp_err_t err = rd_kafka_flush(d->producer, FLUSH_TIMEOUT_MS);
+                t_flushed = dmp_mono_ms();
+                if (err) {
+                        fail(d, "results not acknowledged within %d ms: %s; not committing",
+                             FLUSH_TIMEOUT_MS, rd_kafka_err2str(err));
+                        return -1;
+                }
+                if (d->delivery_failures) {
+                        fail(d, "%" PRIu64 " results could not be published; not committing",
+                             d->delivery_failures);
+                        return -1;
+                }
         }
         char errstr[512];
-        if (dmp_engine_commit(d->engine, errstr, sizeof(errstr))) {
-                fail(d, "state commit failed: %s", errstr);
-                return -1;
+        if (d->changelog) {
+                if (commit_transaction(d))
+                        return -1;
+        } else {
+                if (dmp_engine_commit(d->engine, errstr, sizeof(errstr))) {
+                        fail(d, "state commit failed: %s", errstr);
+                        return -1;
+                }
+                commit_landed_offsets(d); /* the previous commit's: it has landed */
+                rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
+                offsets_ctx_t oc = {l, d->conf->input.topic};
+                dmp_engine_foreach_partition(d->engine, add_offset, &oc);
+                d->unlanded_offsets = l;
         }
-        commit_landed_offsets(d); /* the previous commit's: it has landed */
-        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
-        offsets_ctx_t oc = {l, d->conf->input.topic};
-        dmp_engine_foreach_partition(d->engine, add_offset, &oc);
-        d->unlanded_offsets = l;
         double took = (double)(dmp_mono_ms() - t0) / 1000.0;
         d->commit_count++;
         d->commit_seconds += took;
@@ -562,12 +695,130 @@ static int64_t resume_offset(dmp_daemon_t *d, int32_t partition, int64_t stored,
         return stored;
 }
 
+/* /readyz: partitions held, none being restored, no failure. */
+static void update_ready(dmp_daemon_t *d) {
+        if (d->admin)
+                dmp_admin_set_ready(d->admin, is_ready(d));
+        atomic_store(&d->c_ready, (uint64_t)is_ready(d));
+        if (d->changelog) {
+                atomic_store(&d->c_restoring, (uint64_t)dmp_changelog_restoring(d->changelog));
+                atomic_store(&d->c_restored_records,
+                             dmp_changelog_stats(d->changelog)->restored_records);
+        }
+}
+
+static void set_paused(dmp_daemon_t *d, rd_kafka_topic_partition_list_t *parts, int paused) {
+        rd_kafka_resp_err_t err = paused ? rd_kafka_pause_partitions(d->consumer, parts)
+                                         : rd_kafka_resume_partitions(d->consumer, parts);
+        if (err)
+                dmp_warn("cannot %s %d partition(s): %s", paused ? "pause" : "resume", parts->cnt,
+                         rd_kafka_err2str(err));
+}
+
+/* Starts restoring the partitions of parts from the changelog (their input
+ * paused until then). */
+static void restore_partitions(dmp_daemon_t *d, rd_kafka_topic_partition_list_t *parts) {
+        char errstr[512];
+        set_paused(d, parts, 1);
+        if (dmp_changelog_restore(d->changelog, d->engine, parts, errstr, sizeof(errstr)))
+                fail(d, "cannot restore state: %s", errstr);
+}
+
+/* A partition's restore is done (dmp_changelog_serve): it is opened, and
+ * its input goes on from the offset its state reflects. */
+static void partition_restored(void *opaque, int32_t partition) {
+        dmp_daemon_t *d = opaque;
+        char errstr[512];
+        int64_t next, reset = d->conf->input.auto_offset_reset == DMP_RESET_LATEST
+                                      ? RD_KAFKA_OFFSET_END
+                                      : RD_KAFKA_OFFSET_BEGINNING;
+        if (dmp_engine_partition_open(d->engine, partition, &next, errstr, sizeof(errstr))) {
+                fail(d, "partition %d: cannot open its restored state: %s", (int)partition,
+                     errstr);
+                return;
+        }
+        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(l, d->conf->input.topic, partition)->offset =
+                resume_offset(d, partition, next, reset);
+        if (d->failed) {
+                rd_kafka_topic_partition_list_destroy(l);
+                return;
+        }
+        resolve_reset_offsets(d->consumer, l, reset);
+        if (dmp_fetchq_seek(d->consumer, d->conf->input.topic, partition, l->elems[0].offset,
+                            errstr, sizeof(errstr)))
+                fail(d, "partition %d: %s", (int)partition, errstr);
+        else
+                set_paused(d, l, 0);
+        rd_kafka_topic_partition_list_destroy(l);
+        update_ready(d);
+}
+
+/* After an aborted transaction: the prepared state batch is dropped and
+ * every open partition is closed and restored from its last commit (local
+ * store, then the changelog's committed records), its input sought back to
+ * the offset that commit recorded. */
+static void rewind_all(dmp_daemon_t *d) {
+        char errstr[512];
+        dmp_engine_commit_abandon(d->engine);
+        if (dmp_engine_sync(d->engine, errstr, sizeof(errstr))) {
+                fail(d, "state commit failed: %s", errstr);
+                return;
+        }
+        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
+        offsets_ctx_t oc = {l, d->conf->input.topic};
+        dmp_engine_foreach_partition(d->engine, add_offset, &oc);
+        for (int i = 0; i < l->cnt; i++)
+                dmp_engine_partition_close(d->engine, l->elems[i].partition);
+        restore_partitions(d, l);
+        rd_kafka_topic_partition_list_destroy(l);
+        d->delivery_failures = 0; /* (exactly_once: those outputs were aborted) */
+        d->doomed[0] = '\0';
+        update_ready(d);
+}
+
+/* Takes the partitions of parts (the rebalance callback's). */
+static void assign(dmp_daemon_t *d, rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts,
+                   int cooperative) {
+        rd_kafka_error_t *e = NULL;
+        if (cooperative)
+                e = rd_kafka_incremental_assign(rk, parts);
+        else
+                rd_kafka_assign(rk, parts);
+        if (e) {
+                fail(d, "assign failed: %s", rd_kafka_error_string(e));
+                rd_kafka_error_destroy(e);
+        }
+}
+
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque) {
         dmp_daemon_t *d = opaque;
         int cooperative = !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
         char errstr[512];
 
+        if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+                d->rebalances++;
+                d->rebalance_ms = dmp_now_ms();
+        }
+        if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS && d->changelog) {
+                /* Each partition is restored before any of its input is
+                 * processed: assigned paused (at the group's offset, which
+                 * partition_restored seeks away from if it must). librdkafka
+                 * looks that offset up itself and may start there after the
+                 * seek: harmless as long as a restored state's offset is the
+                 * group's, which the restore's wait for open transactions
+                 * keeps (changelog.c behind_open_txn, docs/STATE.md). */
+                for (int i = 0; i < parts->cnt; i++)
+                        parts->elems[i].offset = RD_KAFKA_OFFSET_INVALID;
+                dmp_fetchq_forward(d->fetchq, parts); /* before the fetchers start */
+                assign(d, rk, parts, cooperative);
+                restore_partitions(d, parts);
+                d->assigned += parts->cnt;
+                update_ready(d);
+                dmp_info("assigned %d partition(s) of %s", parts->cnt, d->conf->input.topic);
+                return;
+        }
         if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
                 int64_t reset = d->conf->input.auto_offset_reset == DMP_RESET_LATEST
                                         ? RD_KAFKA_OFFSET_END
@@ -586,20 +837,9 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                 resolve_reset_offsets(rk, parts, reset);
                 dmp_fetchq_forward(d->fetchq, parts); /* before the fetchers start */
                 d->assigned += parts->cnt;
-                d->rebalances++;
-                d->rebalance_ms = dmp_now_ms();
-                if (d->admin)
-                        dmp_admin_set_ready(d->admin, d->assigned > 0 && !d->failed);
+                update_ready(d);
                 dmp_info("assigned %d partition(s) of %s", parts->cnt, d->conf->input.topic);
-                rd_kafka_error_t *e = NULL;
-                if (cooperative)
-                        e = rd_kafka_incremental_assign(rk, parts);
-                else
-                        rd_kafka_assign(rk, parts);
-                if (e) {
-                        fail(d, "assign failed: %s", rd_kafka_error_string(e));
-                        rd_kafka_error_destroy(e);
-                }
+                assign(d, rk, parts, cooperative);
                 return;
         }
 
@@ -608,6 +848,8 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                 commit(d);
                 settle(d);
                 for (int i = 0; i < parts->cnt; i++) {
+                        if (d->changelog)
+                                dmp_changelog_forget(d->changelog, parts->elems[i].partition);
                         dmp_engine_partition_close(d->engine, parts->elems[i].partition);
                         dmp_pauses_forget(d->pauses, parts->elems[i].partition);
                 }
@@ -616,8 +858,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                 d->rebalance_ms = dmp_now_ms();
                 if (d->assigned < 0 || !cooperative)
                         d->assigned = 0;
-                if (d->admin)
-                        dmp_admin_set_ready(d->admin, d->assigned > 0);
+                update_ready(d);
                 dmp_info("revoked %d partition(s)", parts->cnt);
         } else {
                 dmp_error("rebalance error: %s", rd_kafka_err2str(err));
@@ -633,6 +874,104 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
 /* ---- construction ---- */
 
+/* This instance's id, made once and kept in the state directory: the
+ * transactional.id of its producer (a restart fences its previous self and
+ * aborts what it left open; docs/STATE.md). */
+static int instance_id(const char *dir, char *out, size_t size, char *errstr,
+                       size_t errstr_size) {
+        char path[4096];
+        snprintf(path, sizeof(path), "%s/instance.id", dir);
+        FILE *fp = fopen(path, "r");
+        if (fp) {
+                int ok = fgets(out, (int)size, fp) != NULL;
+                fclose(fp);
+                out[strcspn(out, "\r\n")] = '\0';
+                if (ok && *out)
+                        return 0;
+        }
+        unsigned char rnd[8] = {0};
+        FILE *ur = fopen("/dev/urandom", "r");
+        size_t got = ur ? fread(rnd, 1, sizeof(rnd), ur) : 0;
+        if (ur)
+                fclose(ur);
+        if (got != sizeof(rnd)) { /* no /dev/urandom: the clock and the pid */
+                uint64_t x = dmp_mix64((uint64_t)dmp_now_ms() ^ ((uint64_t)getpid() << 32));
+                memcpy(rnd, &x, sizeof(x));
+        }
+        snprintf(out, size, "%02x%02x%02x%02x%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2], rnd[3],
+                 rnd[4], rnd[5], rnd[6], rnd[7]);
+        if (!(fp = fopen(path, "w")) || fprintf(fp, "%s\n", out) < 0 || fclose(fp)) {
+                snprintf(errstr, errstr_size, "cannot write %s: %s", path, strerror(errno));
+                return -1;
+        }
+        return 0;
+}
+
+/* A producer (its defaults: kafkaconf.c), transactional with
+ * transactional_id (NULL: not): it then reports every delivery, for the
+ * changelog's offsets make the checkpoints ([kafka] settings win). NULL
+ * after adding the error to conf (*config_error set). */
+static rd_kafka_t *new_producer(dmp_daemon_t *d, const char *transactional_id,
+                                int *config_error) {
+        dmp_conf_t *conf = d->conf;
+        rd_kafka_conf_t *pc = dmp_kafkaconf_new(conf, DMP_KAFKA_PRODUCER);
+        if (!pc) {
+                *config_error = 1;
+                return NULL;
+        }
+        rd_kafka_conf_set_opaque(pc, d);
+        rd_kafka_conf_set_dr_msg_cb(pc, delivery_cb);
+        if (transactional_id) {
+                if (!dmp_conf_kafka_get(conf, "delivery.report.only.error"))
+                        rd_kafka_conf_set(pc, "delivery.report.only.error", "false", NULL, 0);
+                if (!dmp_conf_kafka_get(conf, "transactional.id"))
+                        rd_kafka_conf_set(pc, "transactional.id", transactional_id, NULL, 0);
+                /* An instance that dies mid-transaction holds back
+                 * read_committed consumers and restores of its partitions
+                 * until its restart or this; librdkafka also caps
+                 * message.timeout.ms at it, and records timed out by a
+                 * broker away that long abort the transaction (with 10 s,
+                 * 2.0.2's abort then failed, INVALID_TXN_STATE: exit 1). So
+                 * the Java producer's default, 60 s (docs/STATE.md). */
+                if (!dmp_conf_kafka_get(conf, "transaction.timeout.ms"))
+                        rd_kafka_conf_set(pc, "transaction.timeout.ms", "60000", NULL, 0);
+        }
+        rd_kafka_t *rk = dmp_kafkaconf_client(conf, DMP_KAFKA_PRODUCER, pc);
+        if (!rk)
+                *config_error = 1;
+        return rk;
+}
+
+/* The input topic's partition count (0: it does not exist). */
+static int32_t input_partitions(dmp_daemon_t *d, char *errstr, size_t errstr_size) {
+        int32_t n = dmp_changelog_partitions_of(d->consumer, d->conf->input.topic,
+                                                TXN_TIMEOUT_MS, errstr, errstr_size);
+        if (n < 0)
+                return -1;
+        if (!n)
+                snprintf(errstr, errstr_size, "the input topic %s does not exist (the changelog "
+                         "needs its partition count): create it first", d->conf->input.topic);
+        return n ? n : -1;
+}
+
+/* The changelog: its topic created or checked, the transactions of its
+ * producer begun. */
+static int setup_changelog(dmp_daemon_t *d, int *config_error, char *errstr,
+                           size_t errstr_size) {
+        if (!(d->changelog = dmp_changelog_new(d->conf, d->txn_producer, errstr, errstr_size)))
+                return -1;
+        int32_t n = input_partitions(d, errstr, errstr_size);
+        if (n < 0 || dmp_changelog_prepare(d->changelog, n, dmp_engine_fingerprint(d->engine),
+                                           config_error, errstr, errstr_size))
+                return -1;
+        if (!(d->txn = dmp_txn_new(d->txn_producer, TXN_TIMEOUT_MS, errstr, errstr_size)))
+                return -1;
+        dmp_info("state changes go to %s in transactions (%s)", dmp_changelog_topic(d->changelog),
+                 d->eos ? "exactly_once: with every output and the input offsets"
+                        : "at_least_once: with the input offsets");
+        return 0;
+}
+
 dmp_daemon_t *dmp_daemon_new(dmp_conf_t *conf, int *config_error, char *errstr,
                              size_t errstr_size) {
         dmp_daemon_t *d = dmp_calloc(1, sizeof(*d));
@@ -646,24 +985,35 @@ dmp_daemon_t *dmp_daemon_new(dmp_conf_t *conf, int *config_error, char *errstr,
                 dmp_info("config %s", line);
         }
         dmp_buf_free(&dump);
-        dmp_engine_sink_t sink = {sink_result, sink_group,     sink_pattern,
-                                  sink_late,   sink_caught_up, d};
+        dmp_engine_sink_t sink = {.result = sink_result,
+                                  .group = sink_group,
+                                  .pattern = sink_pattern,
+                                  .late = sink_late,
+                                  .caught_up = sink_caught_up,
+                                  .changelog = conf->state.changelog_enable ? sink_changelog
+                                                                            : NULL,
+                                  .opaque = d};
         d->engine = dmp_engine_new(conf, &sink, config_error, errstr, errstr_size);
         if (!d->engine)
                 goto fail;
 
-        /* Producer: results (its defaults: kafkaconf.c). */
-        rd_kafka_conf_t *pc = dmp_kafkaconf_new(conf, DMP_KAFKA_PRODUCER);
-        if (!pc) {
-                *config_error = 1;
-                goto fail;
+        /* Producers: every output, and with the changelog a transactional
+         * one for it; under exactly_once they are one (the transaction
+         * holds every output). */
+        char txn_id[512] = "";
+        if (conf->state.changelog_enable) {
+                char inst[64];
+                if (instance_id(conf->state.dir, inst, sizeof(inst), errstr, errstr_size))
+                        goto fail;
+                snprintf(txn_id, sizeof(txn_id), "%s-%s", conf->input.group_id, inst);
         }
-        rd_kafka_conf_set_opaque(pc, d);
-        rd_kafka_conf_set_dr_msg_cb(pc, delivery_cb);
-        if (!(d->producer = dmp_kafkaconf_client(conf, DMP_KAFKA_PRODUCER, pc))) {
-                *config_error = 1;
+        d->eos = conf->state.guarantee == DMP_EXACTLY_ONCE;
+        if (!(d->producer = new_producer(d, d->eos ? txn_id : NULL, config_error)))
                 goto fail;
-        }
+        if (d->eos)
+                d->txn_producer = d->producer;
+        else if (*txn_id && !(d->txn_producer = new_producer(d, txn_id, config_error)))
+                goto fail;
         if (!(d->out_batch = dmp_outbatch_new(d->producer, conf->output.topic, errstr,
                                               (size_t)errstr_size)))
                 goto fail;
@@ -703,7 +1053,7 @@ dmp_daemon_t *dmp_daemon_new(dmp_conf_t *conf, int *config_error, char *errstr,
         rd_kafka_conf_set_rebalance_cb(cc, rebalance_cb);
         rd_kafka_conf_set_error_cb(cc, consumer_error_cb);
         for (int i = 0; i < DMP_MAX_LAG_PARTITIONS; i++)
-                d->lag[i] = -1;
+                d->log_end[i] = -1;
         if (conf->http.port > 0) /* consumer lag for /metrics */
                 rd_kafka_conf_set_stats_cb(cc, stats_cb);
         int need_waker = dmp_fetchwake_needed();
@@ -745,6 +1095,8 @@ void dmp_daemon_destroy(dmp_daemon_t *d) {
         dmp_admin_stop(d->admin); /* first: it may be waiting for a query's answer */
         dmp_live_destroy(d->live);
         dmp_fetchwake_destroy(d->fetchwake); /* before the consumer it borrows */
+        if (d->fetchq && d->changelog)
+                dmp_fetchq_unwatch(d->fetchq, dmp_changelog_restore_queue(d->changelog));
         dmp_fetchq_destroy(d->fetchq);
         if (d->consumer)
                 rd_kafka_destroy(d->consumer);
@@ -756,6 +1108,10 @@ void dmp_daemon_destroy(dmp_daemon_t *d) {
         dmp_dlq_destroy(d->dlq);
         dmp_registry_destroy(d->registry);
         dmp_pauses_destroy(d->pauses);
+        dmp_txn_destroy(d->txn); /* aborts the open transaction: nothing in it */
+        dmp_changelog_destroy(d->changelog);
+        if (d->txn_producer && d->txn_producer != d->producer)
+                rd_kafka_destroy(d->txn_producer);
         if (d->producer)
                 rd_kafka_destroy(d->producer);
         dmp_engine_destroy(d->engine);
@@ -768,6 +1124,11 @@ void dmp_daemon_stop(dmp_daemon_t *d) {
         atomic_store(&d->stop, 1);
 }
 
+static void count_task(void *opaque, const dmp_task_info_t *ti) {
+        (void)ti;
+        (*(uint64_t *)opaque)++;
+}
+
 static void publish_counters(dmp_daemon_t *d) {
         const dmp_engine_stats_t *s = dmp_engine_stats(d->engine);
         atomic_store(&d->c_events_in, s->events_in);
@@ -775,6 +1136,9 @@ static void publish_counters(dmp_daemon_t *d) {
         atomic_store(&d->c_late_events, s->late_events);
         atomic_store(&d->c_results_out, s->results_out);
         atomic_store(&d->c_commits, s->commits);
+        uint64_t open = 0;
+        dmp_engine_foreach_task(d->engine, count_task, &open);
+        atomic_store(&d->c_partitions, open);
 }
 
 void dmp_daemon_counters(const dmp_daemon_t *d, dmp_daemon_counters_t *out) {
@@ -783,6 +1147,10 @@ void dmp_daemon_counters(const dmp_daemon_t *d, dmp_daemon_counters_t *out) {
         out->late_events = atomic_load(&d->c_late_events);
         out->results_out = atomic_load(&d->c_results_out);
         out->commits = atomic_load(&d->c_commits);
+        out->partitions = atomic_load(&d->c_partitions);
+        out->restoring = atomic_load(&d->c_restoring);
+        out->restored_records = atomic_load(&d->c_restored_records);
+        out->ready = (int)atomic_load(&d->c_ready);
 }
 
 /* ---- output schemas (format = confluent) ---- */
@@ -825,6 +1193,8 @@ static dmp_reg_status_t register_all(dmp_daemon_t *d, char *errstr, size_t errst
  * that refuses is an error at once. */
 typedef struct startup_dep {
         const char *what;         /* "the schema registry" */
+        const char *absent;       /* "does not answer" */
+        const char *present;      /* "answered" */
         const char *timeout_name; /* "[input] registry.startup.timeout.ms" */
         int64_t timeout_ms;
         int64_t backoff_max_ms;
@@ -846,8 +1216,8 @@ static int startup_wait(dmp_daemon_t *d, const startup_dep_t *dep, char *errstr,
                 int64_t now = dmp_mono_ms();
                 if (st == DMP_REG_OK) {
                         if (attempt > 1)
-                                dmp_info("%s answered after %.1f s; starting", dep->what,
-                                         (double)(now - t0) / 1000.0);
+                                dmp_info("%s %s after %.1f s; starting", dep->what,
+                                         dep->present, (double)(now - t0) / 1000.0);
                         if (d->admin)
                                 dmp_admin_set_not_ready_why(d->admin, NULL);
                         return 0;
@@ -866,11 +1236,12 @@ static int startup_wait(dmp_daemon_t *d, const startup_dep_t *dep, char *errstr,
                 if (timeout > 0 && until > t0 + timeout)
                         until = t0 + timeout;
                 if (attempt == 1)
-                        dmp_warn("%s does not answer (%s); trying again for %s (%s), consuming "
-                                 "nothing until it does", dep->what, e, limit, dep->timeout_name);
+                        dmp_warn("%s %s (%s); trying again for %s (%s), consuming "
+                                 "nothing until it does", dep->what, dep->absent, e, limit,
+                                 dep->timeout_name);
                 else /* one line per backoff step */
-                        dmp_warn("%s still does not answer after %.0f s (%s); next try in %.0f s",
-                                 dep->what, (double)(now - t0) / 1000.0, e,
+                        dmp_warn("%s still %s after %.0f s (%s); next try in %.0f s",
+                                 dep->what, dep->absent, (double)(now - t0) / 1000.0, e,
                                  (double)(until > now ? until - now : 0) / 1000.0);
                 if (d->admin) {
                         snprintf(why, sizeof(why), "waiting for %s (for %.0f s): %s", dep->what,
@@ -913,20 +1284,38 @@ static dmp_reg_status_t broker_attempt(dmp_daemon_t *d, char *e, size_t e_size) 
         return err ? DMP_REG_UNAVAILABLE : DMP_REG_OK;
 }
 
-/* Before subscribing: the cluster, then (format = confluent) the output
- * schemas registered. Returns 0, 1 if stopped meanwhile, -1 with errstr. */
+/* The input topic exists (its partition count: the changelog's). */
+static dmp_reg_status_t input_attempt(dmp_daemon_t *d, char *e, size_t e_size) {
+        int32_t n = dmp_changelog_partitions_of(d->consumer, d->conf->input.topic,
+                                                BROKER_PROBE_MS, e, e_size);
+        if (!n)
+                snprintf(e, e_size, "the changelog takes its partition count; create it");
+        return n > 0 ? DMP_REG_OK : DMP_REG_UNAVAILABLE;
+}
+
+/* Before subscribing: the cluster, the input topic (with the changelog),
+ * then (format = confluent) the output schemas registered. Returns 0, 1 if
+ * stopped meanwhile, -1 with errstr. */
 static int wait_for_dependencies(dmp_daemon_t *d, char *errstr, size_t errstr_size) {
         char what[600];
         const char *bs = dmp_conf_kafka_get(d->conf, "bootstrap.servers");
         snprintf(what, sizeof(what), "the Kafka cluster at %.500s", bs ? bs : "?");
-        const startup_dep_t broker = {what, "[input] startup.timeout.ms",
+        const startup_dep_t broker = {what, "does not answer", "answered",
+                                      "[input] startup.timeout.ms",
                                       d->conf->input.startup_timeout_ms, 30000, broker_attempt};
         /* (10 s at most between tries: registration is cheap) */
-        const startup_dep_t registry = {"the schema registry",
+        const startup_dep_t registry = {"the schema registry", "does not answer", "answered",
                                         "[input] registry.startup.timeout.ms",
                                         d->conf->input.registry_startup_timeout_ms, 10000,
                                         register_all};
+        char topic[600];
+        snprintf(topic, sizeof(topic), "the input topic %.500s", d->conf->input.topic);
+        const startup_dep_t input = {topic, "does not exist", "exists",
+                                     "[input] startup.timeout.ms",
+                                     d->conf->input.startup_timeout_ms, 10000, input_attempt};
         int r = startup_wait(d, &broker, errstr, errstr_size);
+        if (!r && d->txn_producer) /* (the changelog takes its partition count) */
+                r = startup_wait(d, &input, errstr, errstr_size);
         if (!r && d->registry)
                 r = startup_wait(d, &registry, errstr, errstr_size);
         return r;
@@ -976,7 +1365,7 @@ static void process_message(dmp_daemon_t *d, rd_kafka_message_t *m) {
                         dmp_log_repeated(DMP_LOG_WARN, "process", "%s [%d] offset %" PRId64
                                          ": %s", r.topic, (int)r.partition, r.offset, errstr);
                 else if (dmp_dlq_send(d->dlq, &r, cls, errstr, e2, sizeof(e2)))
-                        fail(d, "dead letter: %s", e2);
+                        output_failed(d, "dead letter: ", e2);
         }
 }
 
@@ -1077,6 +1466,13 @@ int dmp_daemon_run(dmp_daemon_t *d, char *errstr, size_t errstr_size) {
         int reg = wait_for_dependencies(d, errstr, errstr_size);
         if (reg)
                 return reg < 0 ? -1 : 0; /* 1: stopped while waiting */
+        if (d->txn_producer) { /* (it needs the cluster) */
+                int config_error = 0;
+                if (setup_changelog(d, &config_error, errstr, errstr_size))
+                        return config_error ? -2 : -1;
+                /* restored records end the loop's wait */
+                dmp_fetchq_watch(d->fetchq, dmp_changelog_restore_queue(d->changelog));
+        }
         rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
         rd_kafka_topic_partition_list_add(topics, d->conf->input.topic, RD_KAFKA_PARTITION_UA);
         rd_kafka_resp_err_t err = rd_kafka_subscribe(d->consumer, topics);
@@ -1086,9 +1482,10 @@ int dmp_daemon_run(dmp_daemon_t *d, char *errstr, size_t errstr_size) {
                          rd_kafka_err2str(err));
                 return -1;
         }
-        dmp_info("dmpflow %s: consuming %s as group %s, results to %s, state in %s",
-                 DMPFLOW_VERSION, d->conf->input.topic, d->conf->input.group_id,
-                 d->conf->output.topic, d->conf->state.dir);
+        dmp_info("dmpflow %s: consuming %s as group %s, results to %s, state in %s "
+                 "(librdkafka %s)", DMPFLOW_VERSION, d->conf->input.topic,
+                 d->conf->input.group_id, d->conf->output.topic, d->conf->state.dir,
+                 rd_kafka_version_str());
 
         cron_start(d, dmp_mono_ms());
         rd_kafka_queue_t *cq = dmp_fetchq_events(d->fetchq);
@@ -1118,6 +1515,18 @@ int dmp_daemon_run(dmp_daemon_t *d, char *errstr, size_t errstr_size) {
                 }
                 flush_outputs(d); /* the batch's results (fails the daemon on error) */
                 rd_kafka_poll(d->producer, 0); /* delivery reports */
+                if (d->txn_producer && d->txn_producer != d->producer)
+                        rd_kafka_poll(d->txn_producer, 0);
+                long restored = 0;
+                if (d->changelog && dmp_changelog_restoring(d->changelog)) {
+                        char rerr[512];
+                        restored = dmp_changelog_serve(d->changelog, d->engine, RESTORE_PER_ROUND,
+                                                       partition_restored, d, rerr, sizeof(rerr));
+                        if (restored < 0)
+                                fail(d, "restore failed: %s", rerr);
+                        else if (restored > 0)
+                                update_ready(d); /* (its counters) */
+                }
                 int64_t now = dmp_mono_ms();
                 if (d->fetchwake)
                         dmp_fetchwake_poke(d->fetchwake, dmp_fetchq_length(d->fetchq), now);
@@ -1131,8 +1540,8 @@ int dmp_daemon_run(dmp_daemon_t *d, char *errstr, size_t errstr_size) {
                                 c->run(d, now); /* (may move any task's next_ms) */
                         }
                 }
-                if (served <= 0 && n <= 0) /* both queues were empty */
-                        dmp_fetchq_wait(d->fetchq, 100);
+                if (served <= 0 && n <= 0 && restored <= 0) /* nothing to do */
+                        dmp_fetchq_wait(d->fetchq, 100); /* (restores wake it too) */
         }
 
         if (d->fetchwake)

@@ -318,6 +318,10 @@ int dmp_demo_run(const char *config_path, int seconds, int http_port) {
         dmp_conf_set_override(conf, override);
         snprintf(override, sizeof(override), "state.dir=%s", state_dir);
         dmp_conf_set_override(conf, override);
+        /* One instance on a throwaway cluster: no changelog (the mock cluster
+         * creates no topics and answers no DescribeConfigs, whose wait would
+         * cost the demo its first 5 s). */
+        dmp_conf_set_override(conf, "state.changelog.enable=false");
         int port = http_port >= 0 ? free_port(http_port) : -1;
         if (http_port >= 0 && port < 0)
                 fprintf(stderr, "dmpflow demo: no free port from %d on: no live page\n",

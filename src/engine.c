@@ -241,6 +241,8 @@ dmp_engine_t *dmp_engine_new(dmp_conf_t *conf, const dmp_engine_sink_t *sink,
                 dmp_engine_destroy(e);
                 return NULL;
         }
+        if (sink->changelog)
+                dmp_store_set_log(e->store, sink->changelog, sink->opaque);
         return e;
 }
 
@@ -719,6 +721,56 @@ int dmp_engine_partition_open(dmp_engine_t *e, int32_t partition, int64_t *next_
         return 0;
 }
 
+/* Restore batches are written every RESTORE_BATCH records, so that a large
+ * restore does not hold its whole state in one batch. */
+#define RESTORE_BATCH 50000
+
+int dmp_engine_restore_begin(dmp_engine_t *e, int32_t partition, int64_t *checkpoint,
+                             int *local, char *errstr, size_t errstr_size) {
+        int64_t next, st;
+        assert(!engine_task(e, partition));
+        int r = dmp_store_get_meta(e->store, partition, &next, &st, errstr, errstr_size);
+        if (r < 0)
+                return -1;
+        *local = r;
+        e->restored = 0;
+        return dmp_store_get_checkpoint(e->store, partition, checkpoint, errstr, errstr_size);
+}
+
+void dmp_engine_restore_drop(dmp_engine_t *e, int32_t partition) {
+        dmp_store_drop_partition(e->store, partition);
+}
+
+int dmp_engine_restore_record(dmp_engine_t *e, int32_t partition, const void *key,
+                              size_t key_len, const void *val, size_t val_len, char *errstr,
+                              size_t errstr_size) {
+        const unsigned char *k = key;
+        if (key_len < 1) {
+                snprintf(errstr, errstr_size, "partition %d: a changelog record without a key",
+                         (int)partition);
+                return -1;
+        }
+        if (dmp_store_apply_logged(e->store, partition, k[0], k + 1, key_len - 1, val, val_len,
+                                   errstr, errstr_size))
+                return -1;
+        if (++e->restored % RESTORE_BATCH == 0)
+                return dmp_store_commit_async(e->store, errstr, errstr_size);
+        return 0;
+}
+
+int dmp_engine_restore_end(dmp_engine_t *e, int32_t partition, int64_t next, char *errstr,
+                           size_t errstr_size) {
+        dmp_store_put_checkpoint(e->store, partition, next);
+        return dmp_store_commit(e->store, errstr, errstr_size);
+}
+
+long dmp_engine_relog(dmp_engine_t *e, int32_t partition, char *errstr, size_t errstr_size) {
+        if (!e->sink.changelog)
+                return 0;
+        return dmp_store_replay(e->store, partition, e->sink.changelog, e->sink.opaque, errstr,
+                                errstr_size);
+}
+
 void dmp_engine_partition_close(dmp_engine_t *e, int32_t partition) {
         task_t *t = engine_task(e, partition);
         if (!t)
@@ -918,6 +970,12 @@ int dmp_engine_sync(dmp_engine_t *e, char *errstr, size_t errstr_size) {
 }
 
 int dmp_engine_commit(dmp_engine_t *e, char *errstr, size_t errstr_size) {
+        if (dmp_engine_commit_prepare(e, errstr, errstr_size))
+                return -1;
+        return dmp_engine_commit_write(e, errstr, errstr_size);
+}
+
+int dmp_engine_commit_prepare(dmp_engine_t *e, char *errstr, size_t errstr_size) {
         if (e->failure[0]) { /* state the engine needed could not be read */
                 snprintf(errstr, errstr_size, "%s", e->failure);
                 return -1;
@@ -947,10 +1005,23 @@ int dmp_engine_commit(dmp_engine_t *e, char *errstr, size_t errstr_size) {
         }
         if (e->groups)
                 dmp_groups_persist(e->groups, e->store);
+        return 0;
+}
+
+void dmp_engine_commit_checkpoint(dmp_engine_t *e, int32_t partition, int64_t offset) {
+        dmp_store_put_checkpoint(e->store, partition, offset);
+}
+
+void dmp_engine_commit_abandon(dmp_engine_t *e) {
+        dmp_store_discard(e->store);
+}
+
+int dmp_engine_commit_write(dmp_engine_t *e, char *errstr, size_t errstr_size) {
         if (dmp_store_commit_async(e->store, errstr, errstr_size))
                 return -1;
         if (e->groups)
                 dmp_groups_committed(e->groups);
+        task_t *t;
         DMP_TASK_FOREACH(e, t) {
                 for (size_t i = 0; i < t->dirty.n; i++) {
                         dmp_entry_t *en = t->dirty.v[i];

@@ -24,6 +24,7 @@
 #include "config.h"
 #include "decoder.h"
 #include "groups.h"
+#include "store.h"
 #include "window.h"
 
 typedef struct dmp_result {
@@ -64,7 +65,10 @@ typedef struct dmp_late_record {
  *              instance watermark of groups and patterns (docs/PATTERNS.md)
  *              and idle partitions wait for it. May be NULL: partitions
  *              without events are then left out of the watermark, and idle
- *              partitions never advance. */
+ *              partitions never advance.
+ *   changelog  each state change of a partition a commit makes
+ *              (dmp_engine_commit_prepare), for the changelog topic
+ *              (store.h dmp_store_log_cb_t); may be NULL: not logged. */
 typedef int(dmp_caught_up_cb_t)(void *opaque, int32_t partition, int64_t next_offset);
 typedef struct dmp_engine_sink {
         void (*result)(void *opaque, const dmp_result_t *r);
@@ -72,6 +76,7 @@ typedef struct dmp_engine_sink {
         void (*pattern)(void *opaque, const dmp_pattern_result_t *r);
         void (*late)(void *opaque, const dmp_late_record_t *r);
         dmp_caught_up_cb_t *caught_up;
+        dmp_store_log_cb_t *changelog;
         void *opaque;
 } dmp_engine_sink_t;
 
@@ -175,8 +180,49 @@ void dmp_engine_emit_groups(dmp_engine_t *e);
  * sure every result emitted so far is durably published. The batch is
  * written by the store's writer thread: this returns once it is handed
  * over (having waited for the previous one). Returns 0, or -1 if this or
- * the previous commit failed. */
+ * the previous commit failed. Same as dmp_engine_commit_prepare then
+ * dmp_engine_commit_write. */
 int dmp_engine_commit(dmp_engine_t *e, char *errstr, size_t errstr_size);
+
+/* A commit in two steps, for a commit that is also a Kafka transaction
+ * (docs/STATE.md): prepare builds the batch, passing every change to the
+ * sink's changelog, and clears the dirty state (the in-memory state is then
+ * that of the commit); write hands the batch to the writer, once the
+ * transaction is committed. If it is not, abandon drops the batch: the
+ * caller must then close and restore every partition (the in-memory state
+ * is ahead of the store). checkpoint adds a partition's changelog
+ * checkpoint to the prepared batch. */
+int dmp_engine_commit_prepare(dmp_engine_t *e, char *errstr, size_t errstr_size);
+void dmp_engine_commit_checkpoint(dmp_engine_t *e, int32_t partition, int64_t offset);
+int dmp_engine_commit_write(dmp_engine_t *e, char *errstr, size_t errstr_size);
+void dmp_engine_commit_abandon(dmp_engine_t *e);
+
+/* ---- restoring a partition from its changelog ---- */
+
+/* Before restoring a partition that is not open: its local checkpoint
+ * (1, *checkpoint set; 0: none) and whether the store holds state of it
+ * (*local). -1 with errstr on a read error. */
+int dmp_engine_restore_begin(dmp_engine_t *e, int32_t partition, int64_t *checkpoint,
+                             int *local, char *errstr, size_t errstr_size);
+/* Drops the partition's local state (a restore from the changelog's start:
+ * in the next batch, before the records). */
+void dmp_engine_restore_drop(dmp_engine_t *e, int32_t partition);
+/* Applies one changelog record of the partition: its key as the sink's
+ * changelog wrote it (the family byte, then the store key) and its value
+ * (NULL: deleted). Writes the batch every so often. 0, or -1 with errstr
+ * (a record that is not this partition's state). */
+int dmp_engine_restore_record(dmp_engine_t *e, int32_t partition, const void *key,
+                              size_t key_len, const void *val, size_t val_len, char *errstr,
+                              size_t errstr_size);
+/* Ends a restore: records the checkpoint `next` (the changelog offset after
+ * the last record replayed) and writes everything, waiting for it; then
+ * dmp_engine_partition_open loads the partition. 0, or -1 with errstr. */
+int dmp_engine_restore_end(dmp_engine_t *e, int32_t partition, int64_t next, char *errstr,
+                           size_t errstr_size);
+/* Passes the partition's whole stored state to the sink's changelog, as
+ * puts: a local state the changelog lacks (written before the changelog
+ * was enabled) is logged once. Returns the records, or -1 with errstr. */
+long dmp_engine_relog(dmp_engine_t *e, int32_t partition, char *errstr, size_t errstr_size);
 /* Waits until every commit handed over is written: 0, or -1 if one failed. */
 int dmp_engine_sync(dmp_engine_t *e, char *errstr, size_t errstr_size);
 

@@ -141,6 +141,7 @@ struct dmp_engine {
         dmp_mem_split_t mem;         /* the memory budget and its shares */
         dmp_groups_t *groups;        /* [group] and [pattern] sections; NULL: none */
         char failure[512];           /* a state read failed: the next commit fails */
+        uint64_t restored;           /* records of the restore in progress */
 };
 
 

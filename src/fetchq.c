@@ -1,6 +1,7 @@
 #include "fetchq.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <poll.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -101,6 +102,15 @@ void dmp_fetchq_wait(dmp_fetchq_t *fq, int timeout_ms) {
         (void)poll(&pfd, 1, timeout_ms);
 }
 
+void dmp_fetchq_watch(dmp_fetchq_t *fq, rd_kafka_queue_t *q) {
+        rd_kafka_queue_io_event_enable(q, fq->wake_fd, &wake_payload, sizeof(wake_payload));
+}
+
+void dmp_fetchq_unwatch(dmp_fetchq_t *fq, rd_kafka_queue_t *q) {
+        (void)fq;
+        rd_kafka_queue_io_event_enable(q, -1, NULL, 0);
+}
+
 void dmp_fetchq_wake(dmp_fetchq_t *fq) {
         atomic_store(&fq->woken, 1); /* a wake-up the wait's read drained still counts */
         ssize_t r = write(fq->wake_fd, &wake_payload, sizeof(wake_payload));
@@ -116,4 +126,23 @@ void dmp_fetchq_destroy(dmp_fetchq_t *fq) {
         rd_kafka_queue_destroy(fq->events);
         close(fq->wake_fd);
         free(fq);
+}
+
+int dmp_fetchq_seek(rd_kafka_t *consumer, const char *topic, int32_t partition, int64_t offset,
+                    char *errstr, size_t errstr_size) {
+        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(l, topic, partition)->offset = offset;
+        rd_kafka_error_t *e = rd_kafka_seek_partitions(consumer, l, 0);
+        rd_kafka_resp_err_t err = l->elems[0].err;
+        int rc = 0;
+        if (e || (err && err != RD_KAFKA_RESP_ERR__IN_PROGRESS)) {
+                snprintf(errstr, errstr_size, "cannot seek %s [%d] to offset %" PRId64 ": %s",
+                         topic, (int)partition, offset,
+                         e ? rd_kafka_error_string(e) : rd_kafka_err2str(err));
+                rc = -1;
+        }
+        if (e)
+                rd_kafka_error_destroy(e);
+        rd_kafka_topic_partition_list_destroy(l);
+        return rc;
 }

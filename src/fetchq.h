@@ -69,9 +69,25 @@ rd_kafka_queue_t *dmp_fetchq_events(const dmp_fetchq_t *fq);
  * something (it may return early). */
 void dmp_fetchq_wait(dmp_fetchq_t *fq, int timeout_ms);
 
+/* Makes q (another queue, borrowed: say a second consumer's) end
+ * dmp_fetchq_wait() too when it becomes non-empty. Undo it with
+ * dmp_fetchq_unwatch() before q or fq is destroyed. */
+void dmp_fetchq_watch(dmp_fetchq_t *fq, rd_kafka_queue_t *q);
+void dmp_fetchq_unwatch(dmp_fetchq_t *fq, rd_kafka_queue_t *q);
+
 /* Ends the current or next dmp_fetchq_wait() early (any thread): e.g. an
  * HTTP state query waits for the processing thread. */
 void dmp_fetchq_wake(dmp_fetchq_t *fq);
+
+/* Seeks a partition of consumer to offset, without waiting: the seek is
+ * queued to the partition before anything the caller does next (a resume),
+ * and messages fetched before it are dropped. Returns 0, or -1 with errstr
+ * when librdkafka refuses it at once (say, a partition it does not hold).
+ * Why not wait: librdkafka before 2.1.0 waits timeout_ms microseconds, not
+ * milliseconds, for a seek (#4230): a 5 s wait lasted 5 ms, and a busy
+ * consumer's seek "timed out". */
+int dmp_fetchq_seek(rd_kafka_t *consumer, const char *topic, int32_t partition, int64_t offset,
+                    char *errstr, size_t errstr_size);
 
 void dmp_fetchq_destroy(dmp_fetchq_t *fq);
 

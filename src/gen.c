@@ -53,7 +53,9 @@ static size_t prefixed_number(char *buf, const char *prefix, int64_t v) {
 
 size_t dmp_gen_next(dmp_gen_t *g, unsigned char *buf, char *key, size_t *key_len) {
         const dmp_gen_opts_t *o = &g->o;
-        int user = (int)(next_u64(g) % (uint64_t)(o->keys > 0 ? o->keys : 1));
+        uint64_t keys = (uint64_t)(o->keys > 0 ? o->keys : 1);
+        uint64_t draw = next_u64(g); /* drawn either way: the rest of the stream is the same */
+        int user = (int)((o->keys_in_order ? (uint64_t)g->i : draw) % keys);
         int64_t ts = o->start_ms + g->i * o->step_ms;
         if (o->ooo > 0 && next_unit(g) < o->ooo)
                 ts -= (int64_t)(next_unit(g) * (double)(o->max_delay_ms + 1));

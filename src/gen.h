@@ -13,6 +13,7 @@ typedef struct dmp_gen_opts {
         int64_t count;        /* < 0: until stopped */
         double rate;          /* events/s; <= 0: as fast as possible */
         int keys;             /* distinct user_id values */
+        int keys_in_order;    /* event i has key i % keys (else random) */
         int groups;           /* distinct segment values */
         uint64_t seed;
         double ooo;           /* fraction of events displaced back in time */

@@ -75,6 +75,10 @@ static void kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const
         dmp_log_repeated(l, cls, "librdkafka %s: %s", fac, buf);
 }
 
+void dmp_kafkaconf_log_to_dmpflow(rd_kafka_conf_t *kc) {
+        rd_kafka_conf_set_log_cb(kc, kafka_log_cb);
+}
+
 /* Sets a default unless [kafka] sets the property. */
 static void set_default(const dmp_conf_t *conf, rd_kafka_conf_t *kc, const kv_default_t *d) {
         if (!dmp_conf_kafka_get(conf, d->name))
@@ -89,7 +93,7 @@ rd_kafka_conf_t *dmp_kafkaconf_new(dmp_conf_t *conf, dmp_kafka_role_t role) {
         }
         rd_kafka_conf_t *kc = rd_kafka_conf_new();
         rd_kafka_conf_set(kc, "client.id", "dmpflow", NULL, 0);
-        rd_kafka_conf_set_log_cb(kc, kafka_log_cb);
+        dmp_kafkaconf_log_to_dmpflow(kc);
         int errors = 0;
         char e[512];
         for (int i = 0; i < conf->kafka_cnt; i++) {

@@ -37,6 +37,10 @@ rd_kafka_conf_t *dmp_kafkaconf_new(dmp_conf_t *conf, dmp_kafka_role_t role);
  * librdkafka's refusal to conf. */
 rd_kafka_t *dmp_kafkaconf_client(dmp_conf_t *conf, dmp_kafka_role_t role, rd_kafka_conf_t *kc);
 
+/* librdkafka's log lines of a client whose configuration is built
+ * elsewhere (the changelog's restorer) go to dmpflow's log, as above. */
+void dmp_kafkaconf_log_to_dmpflow(rd_kafka_conf_t *kc);
+
 /* `dmpflow check`: both clients can be created as the daemon creates them
  * (each destroyed at once). librdkafka's configuration warnings (e.g. a
  * deprecated property) go to notes (may be NULL), a line each; its other

@@ -46,8 +46,8 @@ static const struct {
                  "        (default config/demo.conf, 20 s; 0: until Ctrl-C), its live page on\n"
                  "        http://127.0.0.1:P/ (default 8464, or the next free port)\n"},
         {"gen", "  dmpflow gen [-b BROKERS] [-t TOPIC] [-n COUNT] [--rate N] [--keys N]\n"
-                "              [--groups N] [--seed N] [--ooo FRACTION] [--max-delay-ms N]\n"
-                "              [--start-ms N] [--step-ms N] [--null-clicks FRACTION]\n"
+                "              [--keys-in-order] [--groups N] [--seed N] [--ooo FRACTION]\n"
+                "              [--max-delay-ms N] [--start-ms N] [--step-ms N] [--null-clicks FRACTION]\n"
                 "              [--registry URL] [--nexmark]\n"
                 "        produce synthetic events (schemas/event.avsc) keyed by user_id, or\n"
                 "        Nexmark bids (schemas/nexmark_bid.avsc) keyed by auction\n"},
@@ -275,6 +275,7 @@ static int cmd_gen(int argc, char **argv) {
                 {"null-clicks", required_argument, NULL, 'N'},
                 {"registry", required_argument, NULL, 'R'},
                 {"nexmark", no_argument, NULL, 'X'},
+                {"keys-in-order", no_argument, NULL, 'K'},
                 {NULL, 0, NULL, 0}};
         int c;
         double v;
@@ -289,6 +290,10 @@ static int cmd_gen(int argc, char **argv) {
                 }
                 if (c == 'R') {
                         o.registry_url = optarg;
+                        continue;
+                }
+                if (c == 'K') { /* key i % keys: every key once per --keys events */
+                        o.keys_in_order = 1;
                         continue;
                 }
                 if (c == 'X') {

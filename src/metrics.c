@@ -18,6 +18,14 @@ typedef struct part_ctx {
 
 enum { P_EVENTS, P_OFFSET, P_STREAM_TIME, P_WATERMARK_LAG, P_LAG, P_ENTRIES };
 
+/* Records between a partition's next offset and its end; -1: unknown. */
+static int64_t consumer_lag(const dmp_metrics_input_t *in, const dmp_task_info_t *ti) {
+        int p = (int)ti->partition;
+        if (p >= in->nlog_end || in->log_end[p] < 0 || ti->next_offset < 0)
+                return -1;
+        return in->log_end[p] > ti->next_offset ? in->log_end[p] - ti->next_offset : 0;
+}
+
 static void per_partition(void *opaque, const dmp_task_info_t *ti) {
         part_ctx_t *pc = opaque;
         const char *t = pc->in->input_topic;
@@ -42,9 +50,9 @@ static void per_partition(void *opaque, const dmp_task_info_t *ti) {
                                        "%" PRId64 "\n", t, p, pc->in->now_ms - ti->stream_time);
                 break;
         case P_LAG:
-                if (p < pc->in->nlag && pc->in->lag[p] >= 0)
+                if (consumer_lag(pc->in, ti) >= 0)
                         dmp_buf_printf(pc->b, "dmpflow_consumer_lag{topic=\"%s\",partition=\"%d\"} %"
-                                       PRId64 "\n", t, p, pc->in->lag[p]);
+                                       PRId64 "\n", t, p, consumer_lag(pc->in, ti));
                 break;
         case P_ENTRIES:
                 dmp_buf_printf(pc->b, "dmpflow_state_entries{topic=\"%s\",partition=\"%d\"} %" PRIu64
@@ -58,6 +66,72 @@ static void partitions(dmp_buf_t *b, const dmp_engine_t *e, const dmp_metrics_in
         head(b, name, type, help);
         part_ctx_t pc = {b, in, what};
         dmp_engine_foreach_task(e, per_partition, &pc);
+}
+
+/* Restores in progress, a sample per partition and what. */
+typedef struct restore_ctx {
+        dmp_buf_t *b;
+        const char *topic;
+        int remaining;
+} restore_ctx_t;
+
+static void restore_line(void *opaque, const dmp_restore_info_t *ri) {
+        restore_ctx_t *rc = opaque;
+        if (!rc->remaining) {
+                dmp_buf_printf(rc->b, "dmpflow_restore_records{topic=\"%s\",partition=\"%d\"} %"
+                               PRIu64 "\n", rc->topic, (int)ri->partition, ri->records);
+                return;
+        }
+        int64_t at = ri->position >= 0 ? ri->position : ri->from;
+        if (ri->end >= 0)
+                dmp_buf_printf(rc->b, "dmpflow_restore_remaining{topic=\"%s\",partition=\"%d\"} "
+                               "%" PRId64 "\n", rc->topic, (int)ri->partition,
+                               ri->end > at ? ri->end - at : 0);
+}
+
+/* The changelog (docs/STATE.md): records out, restores, transactions. */
+static void changelog_metrics(dmp_buf_t *b, const dmp_metrics_input_t *in) {
+        const dmp_changelog_stats_t *cs = dmp_changelog_stats(in->changelog);
+        const char *t = dmp_changelog_topic(in->changelog);
+        head(b, "dmpflow_changelog_records_total", "counter",
+             "State changes written to the changelog topic.");
+        dmp_buf_printf(b, "dmpflow_changelog_records_total{topic=\"%s\"} %" PRIu64 "\n", t,
+                       cs->records_out);
+        head(b, "dmpflow_restores_total", "counter",
+             "Partitions restored from the changelog (at assignment, after an aborted "
+             "transaction).");
+        dmp_buf_printf(b, "dmpflow_restores_total %" PRIu64 "\n", cs->restores);
+        head(b, "dmpflow_restored_records_total", "counter",
+             "Changelog records applied by restores.");
+        dmp_buf_printf(b, "dmpflow_restored_records_total %" PRIu64 "\n", cs->restored_records);
+        head(b, "dmpflow_restoring_partitions", "gauge",
+             "Partitions being restored (their input waits).");
+        dmp_buf_printf(b, "dmpflow_restoring_partitions %d\n", dmp_changelog_restoring(in->changelog));
+        restore_ctx_t rc = {b, t, 0};
+        head(b, "dmpflow_restore_records", "gauge",
+             "Records applied so far by a restore in progress, by partition.");
+        dmp_changelog_foreach_restore(in->changelog, restore_line, &rc);
+        rc.remaining = 1;
+        head(b, "dmpflow_restore_remaining", "gauge",
+             "Changelog records a restore in progress has still to read, by partition.");
+        dmp_changelog_foreach_restore(in->changelog, restore_line, &rc);
+        if (!in->txn)
+                return;
+        const dmp_txn_stats_t *ts = dmp_txn_stats(in->txn);
+        head(b, "dmpflow_transactions_total", "counter",
+             "Kafka transactions of the commits, by outcome.");
+        dmp_buf_printf(b, "dmpflow_transactions_total{result=\"committed\"} %" PRIu64 "\n"
+                          "dmpflow_transactions_total{result=\"aborted\"} %" PRIu64 "\n",
+                       ts->commits, ts->aborts);
+        head(b, "dmpflow_transaction_commit_seconds", "summary",
+             "Time commit_transaction took (the transaction's end at the coordinator).");
+        dmp_buf_printf(b, "dmpflow_transaction_commit_seconds_count %" PRIu64 "\n"
+                          "dmpflow_transaction_commit_seconds_sum %.6f\n",
+                       ts->commits, ts->commit_seconds);
+        head(b, "dmpflow_transaction_commit_max_seconds", "gauge",
+             "The longest commit_transaction so far.");
+        dmp_buf_printf(b, "dmpflow_transaction_commit_max_seconds %.6f\n",
+                       ts->commit_max_seconds);
 }
 
 void dmp_metrics_format(dmp_buf_t *b, const dmp_engine_t *e, const dmp_metrics_input_t *in) {
@@ -162,6 +236,8 @@ void dmp_metrics_format(dmp_buf_t *b, const dmp_engine_t *e, const dmp_metrics_i
                           "dmpflow_http_state_queries_total{result=\"rejected\"} %" PRIu64 "\n"
                           "dmpflow_http_state_queries_total{result=\"expired\"} %" PRIu64 "\n",
                        in->queries_answered, in->queries_rejected, in->queries_expired);
+        if (in->changelog)
+                changelog_metrics(b, in);
 }
 
 /* ---- JSON ---- */
@@ -184,7 +260,7 @@ static void json_partition(void *opaque, const dmp_task_info_t *ti) {
         json_part_ctx_t *pc = opaque;
         dmp_buf_t *b = pc->b;
         int p = (int)ti->partition;
-        int64_t lag = p < pc->in->nlag ? pc->in->lag[p] : -1;
+        int64_t lag = consumer_lag(pc->in, ti);
         dmp_buf_printf(b, "%s{\"partition\": %d, \"next_offset\": %" PRId64 ", ",
                        pc->n++ ? ", " : "", p, ti->next_offset);
         json_i64(b, "lag", lag < 0 ? -1 : lag, -1);

@@ -8,16 +8,20 @@
 
 #include <stdint.h>
 
+#include "changelog.h"
 #include "dlq.h"
 #include "engine.h"
+#include "txn.h"
 #include "util.h"
 
 /* What only the daemon knows. */
 typedef struct dmp_metrics_input {
         const char *input_topic, *output_topic;
         const dmp_dlq_t *dlq;
-        const int64_t *lag; /* consumer lag by partition (-1: unknown) */
-        int nlag;
+        /* The end of each input partition by partition (-1: unknown): the
+         * consumer lag is the end minus the partition's next offset. */
+        const int64_t *log_end;
+        int nlog_end;
         int assigned;       /* partitions held */
         uint64_t commits;
         double commit_seconds, commit_max_seconds;
@@ -28,6 +32,9 @@ typedef struct dmp_metrics_input {
         int ready;             /* what /readyz says */
         /* state queries of the HTTP endpoint (admin.h) */
         uint64_t queries_answered, queries_rejected, queries_expired;
+        /* the changelog and its transactions (NULL: off) */
+        const dmp_changelog_t *changelog;
+        const dmp_txn_t *txn;
         /* stored offsets against the log on assignment (resume.h) */
         uint64_t offset_mismatches, records_lost;
 } dmp_metrics_input_t;

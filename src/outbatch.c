@@ -163,6 +163,15 @@ static void partition_batch(dmp_outbatch_t *b, int32_t cnt) {
                 b->sorted[b->counts[b->msgs[i].partition + 1]++] = b->msgs[i];
 }
 
+/* After a refused record, librdkafka partitions the next batches again:
+ * with explicit partitions, rd_kafka_produce_batch leaks each record whose
+ * partition it cannot find (a refused or deleted topic; 2.0.2 to at least
+ * 2.15, rdkafka_msg.c "if (unlikely(!rktp))"), while its partitioner path
+ * frees them. */
+void dmp_outbatch_relearn(dmp_outbatch_t *b) {
+        b->relearn_ms = 0;
+}
+
 int dmp_outbatch_flush(dmp_outbatch_t *b, char *errstr, size_t errstr_size) {
         if (!b->n)
                 return 0;
@@ -205,6 +214,8 @@ int dmp_outbatch_flush(dmp_outbatch_t *b, char *errstr, size_t errstr_size) {
                 off = full;
                 rd_kafka_poll(b->rk, 10); /* delivery reports make room */
         }
+        if (rc)
+                dmp_outbatch_relearn(b);
         b->n = 0;
         b->used = 0;
         return rc;

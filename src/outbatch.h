@@ -56,6 +56,11 @@ int dmp_outbatch_add(dmp_outbatch_t *b, const void *value, size_t len, const voi
  * enqueued are then dropped. */
 int dmp_outbatch_flush(dmp_outbatch_t *b, char *errstr, size_t errstr_size);
 
+/* The next flush lets librdkafka partition (and learn the partitions
+ * again): after a failed delivery, for the topic may now be refused or
+ * gone (see dmp_outbatch_flush in outbatch.c). Main thread. */
+void dmp_outbatch_relearn(dmp_outbatch_t *b);
+
 /* Records added and not yet flushed. */
 size_t dmp_outbatch_pending(const dmp_outbatch_t *b);
 

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fetchq.h"
 #include "log.h"
 #include "util.h"
 
@@ -66,16 +67,9 @@ int dmp_pauses_add(dmp_pauses_t *ps, const rd_kafka_message_t *m, int64_t delay_
         paused_t *p = entry(ps, rd_kafka_topic_name(m->rkt), m->partition);
         pause_or_resume(ps, p, m->offset, 1);
         /* the seek drops what was fetched after m; m comes again on resume */
-        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-        rd_kafka_topic_partition_list_add(l, p->topic, p->partition)->offset = m->offset;
-        rd_kafka_error_t *e = rd_kafka_seek_partitions(ps->consumer, l, 10000);
-        rd_kafka_topic_partition_list_destroy(l);
-        if (e) {
-                snprintf(errstr, errstr_size, "cannot seek %s [%d] back to %" PRId64 ": %s",
-                         p->topic, (int)p->partition, m->offset, rd_kafka_error_string(e));
-                rd_kafka_error_destroy(e);
+        if (dmp_fetchq_seek(ps->consumer, p->topic, p->partition, m->offset, errstr,
+                            errstr_size))
                 return -1;
-        }
         dmp_log_repeated(DMP_LOG_WARN, "registry pause", /* counted while it lasts (log.h) */
                          "partition %d paused at offset %" PRId64 " (read again every %" PRId64
                          " ms): %s", (int)p->partition, m->offset, delay_ms, why);

@@ -34,6 +34,8 @@ struct dmp_store {
         unsigned char *keybuf;
         uint64_t fingerprint;
         int read_only;
+        dmp_store_log_cb_t *log; /* the changelog hook, or NULL */
+        void *log_opaque;
 
         /* The writer thread (dmp_store_commit_async). It owns `inflight`
          * while it is non-NULL; the processing thread owns `batch` and
@@ -542,6 +544,32 @@ static size_t meta_key(unsigned char *k, int32_t partition) {
         return 5;
 }
 
+static size_t checkpoint_key(unsigned char *k, int32_t partition) {
+        k[0] = 'C';
+        dmp_be32_put(k + 1, (uint32_t)partition);
+        return 5;
+}
+
+/* The batch operations, logged for partitions >= 0 when a hook is set. */
+static void batch_put(dmp_store_t *st, int cf, int32_t partition, const void *k, size_t kl,
+                      const void *v, size_t vl) {
+        rocksdb_writebatch_put_cf(st->batch, st->cf[cf], k, kl, v, vl);
+        if (st->log && partition >= 0)
+                st->log(st->log_opaque, partition,
+                        cf == CF_META ? DMP_STORE_FAMILY_META
+                        : cf == CF_WINDOWS ? DMP_STORE_FAMILY_WINDOWS : DMP_STORE_FAMILY_GROUPS,
+                        k, kl, v, vl);
+}
+
+static void batch_delete(dmp_store_t *st, int cf, int32_t partition, const void *k, size_t kl) {
+        rocksdb_writebatch_delete_cf(st->batch, st->cf[cf], k, kl);
+        if (st->log && partition >= 0)
+                st->log(st->log_opaque, partition,
+                        cf == CF_META ? DMP_STORE_FAMILY_META
+                        : cf == CF_WINDOWS ? DMP_STORE_FAMILY_WINDOWS : DMP_STORE_FAMILY_GROUPS,
+                        k, kl, NULL, 0);
+}
+
 static size_t agg_key(unsigned char *k, int32_t partition, int win, const char *key,
                       size_t key_len, int64_t start) {
         if (key_len > UINT16_MAX) /* as the engine cuts keys (a longer query key) */
@@ -721,15 +749,13 @@ long dmp_store_scan_groups(dmp_store_t *st, int32_t partition, dmp_store_group_c
 void dmp_store_put_entry(dmp_store_t *st, int32_t partition, int win, const char *key,
                          size_t key_len, int64_t start, const void *val, size_t val_len) {
         size_t kl = agg_key(st->keybuf, partition, win, key, key_len, start);
-        rocksdb_writebatch_put_cf(st->batch, st->cf[CF_WINDOWS], (const char *)st->keybuf, kl,
-                                  val, val_len);
+        batch_put(st, CF_WINDOWS, partition, st->keybuf, kl, val, val_len);
 }
 
 void dmp_store_delete_agg(dmp_store_t *st, int32_t partition, int win, const char *key,
                           size_t key_len, int64_t start) {
         size_t kl = agg_key(st->keybuf, partition, win, key, key_len, start);
-        rocksdb_writebatch_delete_cf(st->batch, st->cf[CF_WINDOWS], (const char *)st->keybuf,
-                                     kl);
+        batch_delete(st, CF_WINDOWS, partition, st->keybuf, kl);
 }
 
 void dmp_store_put_meta(dmp_store_t *st, int32_t partition, int64_t next_offset,
@@ -738,8 +764,7 @@ void dmp_store_put_meta(dmp_store_t *st, int32_t partition, int64_t next_offset,
         v[0] = META_VERSION;
         memcpy(v + 1, &next_offset, 8);
         memcpy(v + 9, &stream_time, 8);
-        rocksdb_writebatch_put_cf(st->batch, st->cf[CF_META], (const char *)k,
-                                  meta_key(k, partition), (const char *)v, sizeof(v));
+        batch_put(st, CF_META, partition, k, meta_key(k, partition), v, sizeof(v));
 }
 
 static size_t group_key(unsigned char *k, int32_t partition, const char *key, size_t key_len) {
@@ -753,14 +778,13 @@ static size_t group_key(unsigned char *k, int32_t partition, const char *key, si
 void dmp_store_put_group(dmp_store_t *st, int32_t partition, const char *key, size_t key_len,
                          const void *val, size_t val_len) {
         size_t kl = group_key(st->keybuf, partition, key, key_len);
-        rocksdb_writebatch_put_cf(st->batch, st->cf[CF_GROUPS], (const char *)st->keybuf, kl,
-                                  val, val_len);
+        batch_put(st, CF_GROUPS, partition, st->keybuf, kl, val, val_len);
 }
 
 void dmp_store_delete_group(dmp_store_t *st, int32_t partition, const char *key,
                             size_t key_len) {
         size_t kl = group_key(st->keybuf, partition, key, key_len);
-        rocksdb_writebatch_delete_cf(st->batch, st->cf[CF_GROUPS], (const char *)st->keybuf, kl);
+        batch_delete(st, CF_GROUPS, partition, st->keybuf, kl);
 }
 
 void dmp_store_drop_partition(dmp_store_t *st, int32_t partition) {
@@ -772,6 +796,100 @@ void dmp_store_drop_partition(dmp_store_t *st, int32_t partition) {
                                            (const char *)hi, 4);
         rocksdb_writebatch_delete_cf(st->batch, st->cf[CF_META], (const char *)mk,
                                      meta_key(mk, partition));
+        rocksdb_writebatch_delete_cf(st->batch, st->cf[CF_META], (const char *)mk,
+                                     checkpoint_key(mk, partition));
+}
+
+void dmp_store_set_log(dmp_store_t *st, dmp_store_log_cb_t *cb, void *opaque) {
+        st->log = cb;
+        st->log_opaque = opaque;
+}
+
+int dmp_store_apply_logged(dmp_store_t *st, int32_t partition, int family, const void *key,
+                           size_t key_len, const void *val, size_t val_len, char *errstr,
+                           size_t errstr_size) {
+        const unsigned char *k = key;
+        int cf = family == DMP_STORE_FAMILY_META      ? CF_META
+                 : family == DMP_STORE_FAMILY_WINDOWS ? CF_WINDOWS
+                 : family == DMP_STORE_FAMILY_GROUPS  ? CF_GROUPS
+                                                      : -1;
+        /* meta: 'P' p; windows, groups: p first (store.h) */
+        int ok = cf == CF_META ? key_len == 5 && k[0] == 'P' &&
+                                         dmp_be32_get(k + 1) == (uint32_t)partition
+                               : cf > 0 && key_len >= 4 && dmp_be32_get(k) == (uint32_t)partition;
+        if (!ok) {
+                snprintf(errstr, errstr_size, "partition %d: a changelog record of family "
+                         "0x%02x with a key of %zu bytes is not this partition's state",
+                         (int)partition, family & 0xff, key_len);
+                return -1;
+        }
+        if (val)
+                rocksdb_writebatch_put_cf(st->batch, st->cf[cf], key, key_len, val, val_len);
+        else
+                rocksdb_writebatch_delete_cf(st->batch, st->cf[cf], key, key_len);
+        return 0;
+}
+
+typedef struct replay {
+        dmp_store_log_cb_t *cb;
+        void *opaque;
+        int32_t partition;
+        int family;
+} replay_t;
+
+static int replay_row(void *opaque, const unsigned char *k, size_t kl, const char *v,
+                      size_t vl) {
+        replay_t *r = opaque;
+        r->cb(r->opaque, r->partition, r->family, k, kl, v, vl);
+        return 0;
+}
+
+long dmp_store_replay(dmp_store_t *st, int32_t partition, dmp_store_log_cb_t *cb, void *opaque,
+                      char *errstr, size_t errstr_size) {
+        unsigned char mk[5], mk_hi[5];
+        replay_t r = {cb, opaque, partition, DMP_STORE_FAMILY_META};
+        meta_key(mk, partition);
+        meta_key(mk_hi, partition + 1); /* [P p, P p+1): its one key (p >= 0) */
+        long n = scan_range(st, CF_META, mk, 5, mk_hi, 5, replay_row, &r, "", errstr, errstr_size);
+        r.family = DMP_STORE_FAMILY_WINDOWS;
+        long w = n < 0 ? -1 : scan_partition(st, CF_WINDOWS, partition, "entry", replay_row, &r,
+                                              errstr, errstr_size);
+        r.family = DMP_STORE_FAMILY_GROUPS;
+        long g = w < 0 ? -1 : scan_partition(st, CF_GROUPS, partition, "group entry", replay_row,
+                                              &r, errstr, errstr_size);
+        return g < 0 ? -1 : n + w + g;
+}
+
+int dmp_store_get_checkpoint(dmp_store_t *st, int32_t partition, int64_t *offset,
+                             char *errstr, size_t errstr_size) {
+        unsigned char k[5];
+        char *err = NULL;
+        size_t vlen;
+        char *v = get_cf(st, CF_META, k, checkpoint_key(k, partition), &vlen, &err);
+        if (err)
+                return set_err(errstr, errstr_size, "cannot read the changelog checkpoint", err);
+        if (!v)
+                return 0;
+        int ok = vlen == 8;
+        if (ok)
+                memcpy(offset, v, 8);
+        rocksdb_free(v);
+        if (!ok) {
+                snprintf(errstr, errstr_size, "partition %d: corrupt changelog checkpoint",
+                         (int)partition);
+                return -1;
+        }
+        return 1;
+}
+
+void dmp_store_put_checkpoint(dmp_store_t *st, int32_t partition, int64_t offset) {
+        unsigned char k[5];
+        rocksdb_writebatch_put_cf(st->batch, st->cf[CF_META], (const char *)k,
+                                  checkpoint_key(k, partition), (const char *)&offset, 8);
+}
+
+void dmp_store_discard(dmp_store_t *st) {
+        rocksdb_writebatch_clear(st->batch);
 }
 
 size_t dmp_store_pending(const dmp_store_t *st) {

@@ -8,6 +8,7 @@
  *   "meta"     'F'                 -> fingerprint: u64 hash of the pipeline
  *              'L'                 -> layout version (1 byte, 2)
  *              'P' p:be32          -> v1: next_offset:i64 stream_time:i64
+ *              'C' p:be32          -> changelog checkpoint: offset:i64 (local)
  *   "windows"  p:be32 win:be16 klen:be16 key start:be64s
  *                                  -> a window entry, encoded by the engine
  *                                     (its emitted mark is in the value)
@@ -18,6 +19,13 @@
  * Every commit is one atomic WriteBatch across the families: aggregates,
  * deletions of emitted windows, group statistics and the partition
  * metadata (offsets, stream times) they reflect.
+ *
+ * The changelog (docs/STATE.md): with a log hook set, every operation of
+ * a batch on a partition's state (meta 'P', windows, groups; partition
+ * >= 0) is also handed to the hook, which writes it to the changelog
+ * topic; a restore applies those records back (dmp_store_apply_logged).
+ * The checkpoint 'C' is local: the changelog offset from which replaying
+ * reproduces this store's state of the partition.
  *
  * Layout 1 (everything in the default family, prefixed 'G', 'M', 'A') is
  * migrated to layout 2 on the first open with the same fingerprint.
@@ -126,9 +134,47 @@ void dmp_store_put_group(dmp_store_t *st, int32_t partition, const char *key, si
                          const void *val, size_t val_len);
 void dmp_store_delete_group(dmp_store_t *st, int32_t partition, const char *key,
                             size_t key_len);
-/* Deletes all of a partition's state (metadata, windows, groups) with one
- * range deletion per family. */
+/* Deletes all of a partition's state (metadata, checkpoint, windows,
+ * groups) with one range deletion per family. Not logged. */
 void dmp_store_drop_partition(dmp_store_t *st, int32_t partition);
+
+/* ---- the changelog ---- */
+
+/* The families of logged operations. */
+#define DMP_STORE_FAMILY_META    'm'
+#define DMP_STORE_FAMILY_WINDOWS 'w'
+#define DMP_STORE_FAMILY_GROUPS  'g'
+
+/* Receives each logged operation of the pending batch as it is added: the
+ * partition, its family, the record's key in that family (RocksDB's key,
+ * partition prefix included) and its value (NULL: a deletion). */
+typedef void(dmp_store_log_cb_t)(void *opaque, int32_t partition, int family, const void *key,
+                                 size_t key_len, const void *val, size_t val_len);
+/* Sets (or with NULL clears) the log hook. */
+void dmp_store_set_log(dmp_store_t *st, dmp_store_log_cb_t *cb, void *opaque);
+
+/* Adds a logged operation of partition to the pending batch (a restore),
+ * without logging it again. Returns 0, or -1 with errstr if the family is
+ * unknown or the key is not one of that partition's. */
+int dmp_store_apply_logged(dmp_store_t *st, int32_t partition, int family, const void *key,
+                           size_t key_len, const void *val, size_t val_len, char *errstr,
+                           size_t errstr_size);
+
+/* Calls cb with every record of the partition's state (its meta 'P',
+ * windows, groups) as the log hook would see its put: to log a state that
+ * was never logged. Returns the count or -1 with errstr. */
+long dmp_store_replay(dmp_store_t *st, int32_t partition, dmp_store_log_cb_t *cb, void *opaque,
+                      char *errstr, size_t errstr_size);
+
+/* The partition's changelog checkpoint: 1 found (*offset), 0 none, -1
+ * error. */
+int dmp_store_get_checkpoint(dmp_store_t *st, int32_t partition, int64_t *offset,
+                             char *errstr, size_t errstr_size);
+/* Adds the checkpoint to the pending batch (not logged). */
+void dmp_store_put_checkpoint(dmp_store_t *st, int32_t partition, int64_t offset);
+
+/* Drops the pending batch (a commit that was not made). */
+void dmp_store_discard(dmp_store_t *st);
 /* Number of operations in the pending batch. */
 size_t dmp_store_pending(const dmp_store_t *st);
 /* Writes the batch and waits for it. Returns 0, or -1 with errstr (the

@@ -403,3 +403,43 @@ class PrivateBroker:
 
     def wipe(self) -> None:
         self._script("stop", "--wipe")
+
+
+def wait_for_log(proc, pattern: str, count: int = 1, timeout: float = 60.0) -> bool:
+    """Whether proc's log matches pattern count times within timeout (False
+    as soon as proc exits)."""
+    import time
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if len(re.findall(pattern, proc.stderr)) >= count:
+            return True
+        if proc.poll() is not None:
+            return False
+        time.sleep(0.05)
+    return False
+
+
+def read_until_all(reader, want: set, proc, timeout: float) -> None:
+    """Reads reader's records until every (window, key, start, measure) of
+    want is among them, the timeout passes or proc exits."""
+    import time
+    deadline = time.monotonic() + timeout
+    got: set = set()
+    while not want <= got and time.monotonic() < deadline and proc.poll() is None:
+        reader.until(len(reader.records) + 1, timeout=1.0)
+        got = {(r["window"], r["key"], r["start"], r["measure"]) for _p, _o, _k, r in reader.records}
+
+
+def window_closers(last: Mapping[str, Any], partitions: int, ahead_ms: int) -> list[dict[str, Any]]:
+    """One event per partition, ahead_ms after last's time: they close every
+    window that ends before it."""
+    closers: list[dict[str, Any]] = []
+    covered: set[int] = set()
+    k = 0
+    while len(covered) < partitions:
+        e = dict(last, user_id=f"closer{k}", ts=last["ts"] + ahead_ms)
+        k += 1
+        if partition_for(e["user_id"], partitions) not in covered:
+            covered.add(partition_for(e["user_id"], partitions))
+            closers.append(e)
+    return closers

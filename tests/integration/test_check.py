@@ -93,7 +93,10 @@ def test_state_of_another_pipeline(kafka, dmpflow, tmp_path):
     another (here: a window's size changed) with the same message."""
     state = tmp_path / "state"
     port = free_port()
-    conf = dmpflow.write_config(base(kafka.bootstrap, state) + f"\n[http]\nport = {port}\n")
+    src = kafka.topic(1, "in")  # (run needs it: the changelog takes its partition count)
+    text = base(kafka.bootstrap, state).replace("topic = check-in", f"topic = {src}", 1) \
+        .replace("group.id = check-g", f"group.id = {src}-g", 1)
+    conf = dmpflow.write_config(text + f"\n[http]\nport = {port}\n")
     assert dmpflow.run("check", "-c", conf).popen.returncode == 0
     proc = dmpflow.start("run", "-c", conf)
     deadline = time.monotonic() + 30

@@ -153,6 +153,12 @@ def test_recreated_topic_stops_or_resets(kafka, dmpflow, tmp_path):
         assert proc.poll() is None and time.monotonic() < deadline, proc.stderr[-3000:]
         reader.drain(0.3)
     reader.drain(1.0)
+    deadline = time.monotonic() + 10  # (/metrics is published once a second)
+    while time.monotonic() < deadline:
+        status, text = get(port, "/metrics")
+        if status == 200 and f"dmpflow_offset_mismatches_total {PARTITIONS}" in text:
+            break
+        time.sleep(0.2)
     assert _metric(port, "dmpflow_offset_mismatches_total") == PARTITIONS
     assert _metric(port, "dmpflow_input_records_lost_total") == 0
     assert dmpflow.stop(proc) == 0

@@ -1,11 +1,14 @@
-"""Scale-out: instances of one consumer group, each with its own state dir,
-share the partitions while the input flows; one joins, one leaves.
+"""Scale-out without a changelog (`[state] changelog.enable = false`):
+instances of one consumer group, each with its own state dir, share the
+partitions while the input flows; one joins, one leaves.
 
-What is claimed (README, docs/STATE.md "Moving a partition"): a partition
-that moves to an instance resumes from the state that instance stores for
-it, or is read again from the beginning if it has none, so every published
-result equals the reference, none is missing, and the results of a moved
-partition may be published again (identical).
+What is claimed (docs/STATE.md "Moving a partition"): without the
+changelog, a partition that moves to an instance resumes from the state
+that instance stores for it, or is read again from the beginning if it has
+none, so every published result equals the reference, none is missing, and
+the results of a moved partition may be published again (identical). With
+the changelog (the default) state moves with its partitions:
+test_changelog.py.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import time
 from pathlib import Path
 
 from reference import Measure, Window, compute
-from support import assert_matches_reference, make_config, make_events
+from support import assert_matches_reference, make_config, make_events, read_until_all, wait_for_log
 
 PARTITIONS = 8
 CHUNKS = 12
@@ -28,16 +31,6 @@ WINDOWS = [
     Window("hop10s", "hopping", size_ms=10_000, advance_ms=5_000, grace_ms=1_000, measures=("score",)),
 ]
 
-
-def wait_for_log(proc, pattern: str, count: int = 1, timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if len(re.findall(pattern, proc.stderr)) >= count:
-            return True
-        if proc.poll() is not None:
-            return False
-        time.sleep(0.05)
-    return False
 
 
 def results_published(proc) -> int:
@@ -57,7 +50,8 @@ def test_instances_join_and_leave_while_input_flows(kafka, dmpflow, tmp_path: Pa
         return dmpflow.write_config(make_config(
             bootstrap=kafka.bootstrap, input_topic=src, output_topic=dst,
             state_dir=tmp_path / f"state-{name}", group_id=group, measures=MEASURES,
-            windows=WINDOWS, commit_interval_ms=200), name=f"{name}.conf")
+            windows=WINDOWS, commit_interval_ms=200,
+        ).replace("[state]\n", "[state]\nchangelog.enable = false\n"), name=f"{name}.conf")
 
     produced = kafka.produce(src, events[:2 * CHUNK], PARTITIONS)
     producing_error: list[BaseException] = []
@@ -96,12 +90,7 @@ def test_instances_join_and_leave_while_input_flows(kafka, dmpflow, tmp_path: Pa
     want = set(ref.results)
     assert len(want) > 5000
 
-    def ids():
-        return {(r["window"], r["key"], r["start"], r["measure"]) for _p, _o, _k, r in reader.records}
-
-    deadline = time.monotonic() + 120
-    while not want <= ids() and time.monotonic() < deadline and b.poll() is None:
-        reader.until(len(reader.records) + 1, timeout=1.0)
+    read_until_all(reader, want, b, timeout=120)
     assert b.poll() is None, f"instance b exited with code {b.poll()}"
     assert dmpflow.stop(b, timeout=20) == 0
     reader.drain(2.0)

@@ -84,6 +84,12 @@ def test_metrics_and_state_queries(kafka, dmpflow, tmp_path):
     assert total(m, "dmpflow_results_out_total") == len(ref.results)
     assert m["dmpflow_assigned_partitions"] == PARTITIONS
     assert m["dmpflow_commit_duration_seconds_count"] > 0
+    # the changelog (on by default): state changes written in committed
+    # transactions, every partition restored (nothing to replay) and open
+    assert total(m, "dmpflow_changelog_records_total") > 0
+    assert m['dmpflow_transactions_total{result="committed"}'] > 0
+    assert m["dmpflow_restores_total"] == PARTITIONS
+    assert m["dmpflow_restoring_partitions"] == 0
     assert m["process_resident_memory_bytes"] > 1e6
 
     # every metric is documented

@@ -32,6 +32,11 @@ static int on_caught_up(void *opaque, int32_t partition, int64_t next_offset) {
 }
 
 const dmp_engine_sink_t *test_sink_init(test_sink_t *ts) {
-        ts->sink = (dmp_engine_sink_t){on_result, on_group, on_pattern, on_late, on_caught_up, ts};
+        ts->sink = (dmp_engine_sink_t){.result = on_result,
+                                       .group = on_group,
+                                       .pattern = on_pattern,
+                                       .late = on_late,
+                                       .caught_up = on_caught_up,
+                                       .opaque = ts};
         return &ts->sink;
 }

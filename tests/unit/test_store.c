@@ -348,8 +348,10 @@ static void test_drop_partition(void **state) {
                 dmp_store_put_meta(st, p, 10 + p, 20 + p);
         }
         assert_int_equal(dmp_store_commit(st, err, sizeof(err)), 0);
+        dmp_store_put_checkpoint(st, 1, 77);
+        assert_int_equal(dmp_store_commit(st, err, sizeof(err)), 0);
         dmp_store_drop_partition(st, 1);
-        assert_int_equal(dmp_store_pending(st), 3);
+        assert_int_equal(dmp_store_pending(st), 4); /* windows, groups, meta, checkpoint */
         assert_int_equal(dmp_store_commit(st, err, sizeof(err)), 0);
         rows_t r;
         grows_t g;
@@ -360,10 +362,115 @@ static void test_drop_partition(void **state) {
         assert_int_equal(scan_groups(st, 2, &g), 1);
         int64_t off, stime;
         assert_int_equal(dmp_store_get_meta(st, 1, &off, &stime, err, sizeof(err)), 0);
+        assert_int_equal(dmp_store_get_checkpoint(st, 1, &off, err, sizeof(err)), 0);
         r.n = 0;
         assert_int_equal(dmp_store_partitions(st, add_partition, &r, err, sizeof(err)), 2);
         assert_int_equal(r.v[0].win, 0);
         assert_int_equal(r.v[1].win, 2);
+        dmp_store_close(st);
+}
+
+/* ---- the changelog hooks ---- */
+
+/* What a log hook saw: each operation's partition, family, key, value. */
+typedef struct logged {
+        struct {
+                int32_t p;
+                int family;
+                unsigned char key[64], val[64];
+                size_t klen, vlen;
+                int del;
+        } v[32];
+        int n;
+} logged_t;
+
+static void on_log(void *opaque, int32_t partition, int family, const void *key, size_t key_len,
+                   const void *val, size_t val_len) {
+        logged_t *l = opaque;
+        assert_true(l->n < 32 && key_len <= 64 && val_len <= 64);
+        l->v[l->n].p = partition;
+        l->v[l->n].family = family;
+        memcpy(l->v[l->n].key, key, key_len);
+        l->v[l->n].klen = key_len;
+        l->v[l->n].del = val == NULL;
+        if (val)
+                memcpy(l->v[l->n].val, val, val_len);
+        l->v[l->n].vlen = val_len;
+        l->n++;
+}
+
+/* Every batch operation on a partition's state is logged (puts, deletes,
+ * meta), the instance's (partition -1) and the local checkpoint are not;
+ * applying the logged operations to another store reproduces the
+ * partition's state exactly; a replay logs the same state again. */
+static void test_log_apply_replay(void **state) {
+        fixture_t *f = *state;
+        char err[256], dir2[sizeof(f->dir) + 8];
+        dmp_agg_t a = agg_of(1, 1, 1, 1, 0), b = agg_of(2, 5, 2, 3, 0.5);
+        dmp_store_t *st = open_store(f->dir, FP);
+        logged_t lg = {.n = 0};
+        dmp_store_set_log(st, on_log, &lg);
+        put(st, 3, 0, "k1", 10, &a, 1);
+        put(st, 3, 1, "k2", -5, &b, 1);
+        dmp_store_put_group(st, 3, "g", 1, "gv", 2);
+        dmp_store_put_group(st, -1, "inst", 4, "x", 1); /* the instance's: not logged */
+        dmp_store_put_meta(st, 3, 42, 99);
+        dmp_store_put_checkpoint(st, 3, 7); /* local: not logged */
+        assert_int_equal(lg.n, 4);
+        assert_int_equal(dmp_store_commit(st, err, sizeof(err)), 0);
+        put(st, 3, 0, "k1", 10, &b, 1);         /* an update */
+        dmp_store_delete_agg(st, 3, 1, "k2", 2, -5); /* a deletion */
+        assert_int_equal(dmp_store_commit(st, err, sizeof(err)), 0);
+        assert_int_equal(lg.n, 6);
+        assert_int_equal(lg.v[5].del, 1);
+        assert_int_equal(lg.v[5].family, DMP_STORE_FAMILY_WINDOWS);
+        assert_int_equal(lg.v[3].family, DMP_STORE_FAMILY_META);
+        for (int i = 0; i < lg.n; i++)
+                assert_int_equal(lg.v[i].p, 3);
+        int64_t cp;
+        assert_int_equal(dmp_store_get_checkpoint(st, 3, &cp, err, sizeof(err)), 1);
+        assert_int_equal(cp, 7);
+
+        /* another store gets the partition from the log alone */
+        snprintf(dir2, sizeof(dir2), "%s/copy", f->dir);
+        dmp_store_t *st2 = open_store(dir2, FP);
+        for (int i = 0; i < lg.n; i++)
+                assert_int_equal(dmp_store_apply_logged(st2, 3, lg.v[i].family, lg.v[i].key,
+                                                        lg.v[i].klen,
+                                                        lg.v[i].del ? NULL : lg.v[i].val,
+                                                        lg.v[i].vlen, err, sizeof(err)),
+                                 0);
+        /* a record of another partition, an unknown family: refused */
+        assert_int_equal(dmp_store_apply_logged(st2, 4, lg.v[0].family, lg.v[0].key,
+                                                lg.v[0].klen, lg.v[0].val, lg.v[0].vlen, err,
+                                                sizeof(err)),
+                         -1);
+        assert_non_null(strstr(err, "not this partition's state"));
+        assert_int_equal(dmp_store_apply_logged(st2, 3, 'x', lg.v[0].key, lg.v[0].klen,
+                                                lg.v[0].val, lg.v[0].vlen, err, sizeof(err)),
+                         -1);
+        assert_int_equal(dmp_store_commit(st2, err, sizeof(err)), 0);
+        rows_t r;
+        grows_t g;
+        assert_int_equal(scan(st2, 3, &r), 1);
+        assert_row(&r.v[0], 0, "k1", 10, &b, 1);
+        assert_int_equal(scan_groups(st2, 3, &g), 1);
+        assert_int_equal(scan_groups(st2, -1, &g), 0);
+        int64_t off, stime;
+        assert_int_equal(dmp_store_get_meta(st2, 3, &off, &stime, err, sizeof(err)), 1);
+        assert_true(off == 42 && stime == 99);
+        assert_int_equal(dmp_store_get_checkpoint(st2, 3, &cp, err, sizeof(err)), 0);
+
+        /* a replay of st2's partition: its three records, as puts */
+        logged_t rp = {.n = 0};
+        assert_int_equal(dmp_store_replay(st2, 3, on_log, &rp, err, sizeof(err)), 3);
+        for (int i = 0; i < rp.n; i++)
+                assert_int_equal(rp.v[i].del, 0);
+        /* discard drops a pending batch */
+        put(st2, 3, 0, "k9", 0, &a, 1);
+        dmp_store_discard(st2);
+        assert_int_equal(dmp_store_pending(st2), 0);
+        dmp_store_close(st2);
         dmp_store_close(st);
 }
 
@@ -630,6 +737,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_async_commits, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_layout1_migration, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_missing_and_foreign, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_log_apply_replay, setup, teardown),
                 cmocka_unit_test(test_open_error),
                 cmocka_unit_test_setup_teardown(test_probe, setup, teardown),
                 cmocka_unit_test(test_close_null),

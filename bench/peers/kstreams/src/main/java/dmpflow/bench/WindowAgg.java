@@ -5,7 +5,9 @@ import java.io.File;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.time.Duration;
+import java.util.Map;
 import java.util.Properties;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CountDownLatch;
 
 import org.apache.avro.Schema;
@@ -20,6 +22,7 @@ import org.apache.avro.io.EncoderFactory;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.producer.ProducerConfig;
+import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.serialization.Deserializer;
 import org.apache.kafka.common.serialization.Serde;
 import org.apache.kafka.common.serialization.Serdes;
@@ -38,6 +41,7 @@ import org.apache.kafka.streams.kstream.Suppressed;
 import org.apache.kafka.streams.kstream.TimeWindowedKStream;
 import org.apache.kafka.streams.kstream.TimeWindows;
 import org.apache.kafka.streams.kstream.Windowed;
+import org.apache.kafka.streams.processor.StateRestoreListener;
 import org.apache.kafka.streams.processor.TimestampExtractor;
 
 /**
@@ -74,6 +78,12 @@ import org.apache.kafka.streams.processor.TimestampExtractor;
  *
  * --set passes any StreamsConfig / client property (overriding the
  * throughput defaults below). Stops cleanly on SIGTERM/SIGINT.
+ *
+ * Each state store restore (from its changelog, at startup or on a move)
+ * is logged on stderr with its wall-clock bounds in epoch ms, which
+ * bench/run.py's restore phase reads:
+ * "kstreams-bench: restored STORE [P] N records from T0 to T1"; and so is
+ * each state change of the application ("kstreams-bench: state RUNNING at T").
  */
 public final class WindowAgg {
 
@@ -173,6 +183,28 @@ public final class WindowAgg {
         }
     }
 
+    /** Logs every store partition's restore: records and wall-clock bounds. */
+    static final class RestoreLog implements StateRestoreListener {
+        private final Map<String, Long> began = new ConcurrentHashMap<>();
+
+        @Override
+        public void onRestoreStart(TopicPartition tp, String store, long start, long end) {
+            began.put(store + tp, System.currentTimeMillis());
+        }
+
+        @Override
+        public void onBatchRestored(TopicPartition tp, String store, long batchEnd, long n) {
+        }
+
+        @Override
+        public void onRestoreEnd(TopicPartition tp, String store, long total) {
+            long t1 = System.currentTimeMillis();
+            Long t0 = began.remove(store + tp);
+            System.err.println("kstreams-bench: restored " + store + " [" + tp.partition() + "] "
+                    + total + " records from " + (t0 == null ? t1 : t0) + " to " + t1);
+        }
+    }
+
     public static void main(String[] args) throws Exception {
         String bootstrap = null, input = null, output = null, appId = null, stateDir = null;
         String eventSchema = null, resultSchema = null, emit = "suppress";
@@ -266,6 +298,9 @@ public final class WindowAgg {
                 .to(output, Produced.with(Serdes.String(), Serdes.ByteArray()));
 
         KafkaStreams streams = new KafkaStreams(b.build(), p);
+        streams.setGlobalStateRestoreListener(new RestoreLog());
+        streams.setStateListener((now, before) -> System.err.println(
+                "kstreams-bench: state " + now + " at " + System.currentTimeMillis()));
         CountDownLatch done = new CountDownLatch(1);
         streams.setUncaughtExceptionHandler(e -> {
             System.err.println("kstreams-bench: " + e);
