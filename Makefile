@@ -178,7 +178,8 @@ asan:
 	$(Q)$(MAKE) --no-print-directory BUILD=build-asan MALLOC_LIB= \
 		OPT="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
 		build-asan/dmpflow
-	$(Q)DMPFLOW_SANITIZED=1 $(MAKE) --no-print-directory BUILD=build-asan MALLOC_LIB= \
+	$(Q)DMPFLOW_SANITIZED=1 LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
+		$(MAKE) --no-print-directory BUILD=build-asan MALLOC_LIB= \
 		OPT="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
 		test-unit test-integration
 
