@@ -82,6 +82,7 @@ struct dmp_daemon {
         /* With a changelog: its producer (d->producer under exactly_once),
          * its transactions, and the changelog itself. */
         rd_kafka_t *txn_producer;
+        int32_t input_partitions; /* the input topic's, learnt by the startup wait */
         dmp_txn_t *txn;
         dmp_changelog_t *changelog;
         int eos;
@@ -942,27 +943,15 @@ static rd_kafka_t *new_producer(dmp_daemon_t *d, const char *transactional_id,
         return rk;
 }
 
-/* The input topic's partition count (0: it does not exist). */
-static int32_t input_partitions(dmp_daemon_t *d, char *errstr, size_t errstr_size) {
-        int32_t n = dmp_changelog_partitions_of(d->consumer, d->conf->input.topic,
-                                                TXN_TIMEOUT_MS, errstr, errstr_size);
-        if (n < 0)
-                return -1;
-        if (!n)
-                snprintf(errstr, errstr_size, "the input topic %s does not exist (the changelog "
-                         "needs its partition count): create it first", d->conf->input.topic);
-        return n ? n : -1;
-}
-
 /* The changelog: its topic created or checked, the transactions of its
  * producer begun. */
 static int setup_changelog(dmp_daemon_t *d, int *config_error, char *errstr,
                            size_t errstr_size) {
         if (!(d->changelog = dmp_changelog_new(d->conf, d->txn_producer, errstr, errstr_size)))
                 return -1;
-        int32_t n = input_partitions(d, errstr, errstr_size);
-        if (n < 0 || dmp_changelog_prepare(d->changelog, n, dmp_engine_fingerprint(d->engine),
-                                           config_error, errstr, errstr_size))
+        if (dmp_changelog_prepare(d->changelog, d->input_partitions,
+                                  dmp_engine_fingerprint(d->engine), config_error, errstr,
+                                  errstr_size))
                 return -1;
         if (!(d->txn = dmp_txn_new(d->txn_producer, TXN_TIMEOUT_MS, errstr, errstr_size)))
                 return -1;
@@ -1290,6 +1279,7 @@ static dmp_reg_status_t input_attempt(dmp_daemon_t *d, char *e, size_t e_size) {
                                                 BROKER_PROBE_MS, e, e_size);
         if (!n)
                 snprintf(e, e_size, "the changelog takes its partition count; create it");
+        d->input_partitions = n; /* (setup_changelog's) */
         return n > 0 ? DMP_REG_OK : DMP_REG_UNAVAILABLE;
 }
 
