@@ -46,6 +46,19 @@ WINDOWS = [
 LONG = [Window("long", "tumbling", size_ms=10_000_000, grace_ms=0, measures=("score",))]
 
 
+def close_long_window(kafka, dmpflow, proc, reader, src, inputs, producer_conf=None):
+    """Sends an event far in the future on every partition (closing LONG's
+    window), reads until every result of the reference over inputs and
+    those closers is published, stops proc. Returns (closers, reference)."""
+    closed = kafka.produce(src, window_closers(inputs[-1][2], PARTITIONS, 20_000_000),
+                           PARTITIONS, producer_conf=producer_conf)
+    ref = compute(inputs + closed, LONG, [Measure.parse(n, e) for n, e in MEASURES.items()])
+    read_until_all(reader, set(ref.results), proc, timeout=120)
+    assert dmpflow.stop(proc, timeout=30) == 0, proc.stderr[-3000:]
+    reader.drain(2.0)
+    return closed, ref
+
+
 def events_processed(stderr: str) -> int:
     """Events an instance processed, from its progress and stop lines (the
     last one of each run)."""
@@ -224,13 +237,8 @@ def test_state_outlives_its_deleted_input(kafka, dmpflow, tmp_path: Path):
     assert wait_for_log(b, r"assigned 8 partition\(s\)"), b.stderr[-3000:]
     assert wait_for_log(b, r"restored [1-9]\d* changelog records", count=PARTITIONS), \
         b.stderr[-3000:]
-    # close the window: an event far in the future on every partition
-    closed = kafka.produce(src, window_closers(events[-1], PARTITIONS, 20_000_000), PARTITIONS, producer_conf=small)
-    ref = compute(first + second + closed, LONG,
-                  [Measure.parse(n_, e) for n_, e in MEASURES.items()])
-    read_until_all(reader, set(ref.results), b, timeout=120)
-    assert dmpflow.stop(b, timeout=30) == 0, b.stderr[-3000:]
-    reader.drain(2.0)
+    closed, ref = close_long_window(kafka, dmpflow, b, reader, src, first + second,
+                                    producer_conf=small)
     # b read only the second half and the closers: the first half came from
     # the changelog
     assert f"stopped: {len(second) + len(closed)} events" in b.stderr, b.stderr[-2000:]
@@ -288,13 +296,7 @@ def test_restore_waits_for_an_open_transaction(kafka, dmpflow, tmp_path: Path):
     assert wait_for_log(b, r"restored [1-9]\d* changelog records", count=PARTITIONS,
                         timeout=60), b.stderr[-3000:]
 
-    # close the window: an event far in the future on every partition
-    closed = kafka.produce(src, window_closers(events[-1], PARTITIONS, 20_000_000), PARTITIONS)
-    ref = compute(first + second + closed, LONG,
-                  [Measure.parse(n_, e) for n_, e in MEASURES.items()])
-    read_until_all(reader, set(ref.results), b, timeout=120)
-    assert dmpflow.stop(b, timeout=30) == 0, b.stderr[-3000:]
-    reader.drain(2.0)
+    closed, ref = close_long_window(kafka, dmpflow, b, reader, src, first + second)
     assert f"stopped: {len(second) + len(closed)} events" in b.stderr, b.stderr[-2000:]
     assert_matches_reference(reader.records, ref)  # no duplicate
 
@@ -322,9 +324,6 @@ def test_waits_for_its_input_topic(kafka, dmpflow, tmp_path: Path):
     events = make_events(4_000, 53, keys=20, step_ms=5, ooo=0.0, max_delay_ms=0)
     reader = kafka.reader(dst)
     produced = kafka.produce(src, events, PARTITIONS)
-    closed = kafka.produce(src, window_closers(events[-1], PARTITIONS, 20_000_000), PARTITIONS)
-    ref = compute(produced + closed, LONG, [Measure.parse(n_, e) for n_, e in MEASURES.items()])
-    read_until_all(reader, set(ref.results), proc, timeout=60)
-    assert dmpflow.stop(proc, timeout=30) == 0, proc.stderr[-3000:]
+    _closed, ref = close_long_window(kafka, dmpflow, proc, reader, src, produced)
     admin.delete_topics([src])
     assert_matches_reference(reader.records, ref, allow_duplicates=True)
