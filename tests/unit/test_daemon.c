@@ -56,6 +56,16 @@
 #define API_END_TXN               26
 #define API_TXN_OFFSET_COMMIT     28
 
+/* Under ASan: the refused-results cases leak what librdkafka leaks
+ * (tests/lsan.supp), allocated in librdkafka frames built without frame
+ * pointers, where the fast unwinder stops before rd_kafka_produce_batch;
+ * the slow one reaches it, so the suppression applies. Read by ASan at
+ * startup; an ASAN_OPTIONS in the environment still wins. */
+const char *__asan_default_options(void);
+__attribute__((used)) const char *__asan_default_options(void) {
+        return "fast_unwind_on_malloc=0";
+}
+
 /* The daemon's modes. */
 typedef enum { MODE_LOCAL, MODE_ALOS, MODE_EOS } mode_t_;
 static const char *const mode_conf[] = {
@@ -156,6 +166,7 @@ typedef struct run {
         pthread_t tid;
         int rc;
         char errstr[512];
+        uint64_t events_in_end; /* events it processed, once it stopped by itself */
 } run_t;
 
 static void *run_main(void *arg) {
@@ -229,6 +240,7 @@ static int wait_failed(run_t *r) {
         for (int i = 0; i < 6000; i++) {
                 if (pthread_tryjoin_np(r->tid, NULL) == 0) {
                         r->tid = pthread_self(); /* joined */
+                        r->events_in_end = counters(r).events_in;
                         dmp_daemon_destroy(r->d);
                         dmp_conf_destroy(r->conf);
                         return r->rc;
@@ -487,8 +499,12 @@ static void state_write_cycle(mock_t *m, const char *name, mode_t_ mode) {
                 if (mode == MODE_LOCAL)
                         assert_true(committed[p] <= next[p]);
         }
-        /* with a changelog, the restart restores phase 1 and reads nothing */
-        finish_phase1(m, &t, mode, mode == MODE_LOCAL ? PARTITIONS * (KEYS * PER_KEY + 1) : 0);
+        /* with a changelog, the restart restores what the failed commit's
+         * transaction holds and reads only the rest: nothing when phase 1 of
+         * both partitions came in one fetch, one partition's otherwise */
+        uint64_t all = PARTITIONS * (KEYS * PER_KEY + 1);
+        assert_true(r.events_in_end > 0 && r.events_in_end <= all);
+        finish_phase1(m, &t, mode, mode == MODE_LOCAL ? all : all - r.events_in_end);
 }
 
 static void test_failed_state_write_local(void **state) {
