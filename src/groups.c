@@ -101,6 +101,12 @@ dmp_groups_t *dmp_groups_new(dmp_conf_t *conf, dmp_decoder_t *dec, const dmp_mea
 }
 
 static void task_free(gtask_t *t) {
+        /* the retired ones first: they are in no table, and reading the
+         * flags of the others after the tables freed them would be a read
+         * after free (a task closed with changes not committed) */
+        for (size_t i = 0; i < t->dirty.n; i++)
+                if (t->dirty.v[i]->flags & DMP_ENTRY_CLOSED)
+                        free(t->dirty.v[i]);
         for (size_t i = 0; i < t->run.cap; i++) {
                 if (t->run.slots[i])
                         free(t->run.slots[i]->ext); /* a RUNNING entry's window memo */
@@ -110,9 +116,6 @@ static void task_free(gtask_t *t) {
                 free(t->hist.slots[i]);
         for (size_t i = 0; i < t->nktop; i++)
                 free(t->ktop[i]);
-        for (size_t i = 0; i < t->dirty.n; i++) /* closed ones are in no table */
-                if (t->dirty.v[i]->flags & DMP_ENTRY_CLOSED)
-                        free(t->dirty.v[i]);
         dmp_wtable_clear(&t->run);
         dmp_wtable_clear(&t->hist);
         free(t->ktop);

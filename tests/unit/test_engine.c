@@ -1012,6 +1012,34 @@ static void test_group_state_across_restart(void **state) {
         dmp_conf_destroy(conf);
 }
 
+/* A partition closed with group changes not committed (a revocation after
+ * a failed commit): its retired and its live entries are freed once each
+ * (groups.c task_free read the live ones' flags after freeing them: found
+ * by valgrind). */
+static void test_group_partition_closed_uncommitted(void **state) {
+        fixture_t *f = *state;
+        dmp_conf_t *conf = make_conf_with(f->dir, conf_fmt,
+                                          "[group seg]\nfield = segment\nwindows = tum\n"
+                                          "topic = groups\n");
+        char err[512] = "";
+        int cerr = -1;
+        gwins_t gw = {.n = 0};
+        memset(&tsink, 0, sizeof(tsink));
+        tsink.group = on_group;
+        tsink.group_opaque = &gw;
+        dmp_engine_t *e = engine_with(conf, on_emit, &f->recs, &cerr, err, sizeof(err));
+        if (!e)
+                fail_msg("dmp_engine_new: %s", err);
+        open_partition(e, 0);
+        feed_seg(e, 0, 0, "u1", "A", 1, 1.0, 0, NUL);
+        feed_seg(e, 0, 1, "u2", "B", 25, 2.0, 0, NUL); /* closes A's [0, 10) */
+        emit(e); /* A's window retired, B's open: both dirty, nothing committed */
+        assert_int_equal(gw.n, 1);
+        dmp_engine_partition_close(e, 0);
+        dmp_engine_destroy(e);
+        dmp_conf_destroy(conf);
+}
+
 /* topk over keys, k = 3 and k = 20, descending and ascending: a partition
  * keeps at most 2k candidates of a window per pattern (groups.c
  * ktop_admit / ktop_prune), the patterns are the top k of a naive ranking
@@ -1147,6 +1175,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_config_errors, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_group_window_memo, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_dead_entries_final, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_group_partition_closed_uncommitted, setup,
+                                                teardown),
                 cmocka_unit_test_setup_teardown(test_group_state_across_restart, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_topk_keeps_k_candidates, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_dead_entries_update, setup, teardown),
