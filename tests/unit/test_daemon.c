@@ -44,6 +44,7 @@
 
 #include "avro_enc.h"
 #include "config.h"
+#include "event_enc.h"
 #include "dmpflow.h"
 #include "log.h"
 #include "store.h"
@@ -116,14 +117,7 @@ static int teardown(void **state) {
 
 /* Encodes an event of schemas/event.avsc: score = 0.7*price + 0.3*qty. */
 static size_t enc_event(unsigned char *buf, const char *user, int64_t ts, double price) {
-        unsigned char *p = buf;
-        p = dmp_avro_put_string(p, user, strlen(user));
-        p = dmp_avro_put_string(p, "seg", 3);
-        p = dmp_avro_put_long(p, ts);
-        p = dmp_avro_put_double(p, price);
-        p = dmp_avro_put_long(p, 0); /* quantity */
-        p = dmp_avro_put_long(p, 0); /* clicks: null */
-        return (size_t)(p - buf);
+        return test_event_encode(buf, user, "seg", ts, price, 0, 1, 0);
 }
 
 /* Writes phase `ph` of the input to topic: per partition, PER_KEY events

@@ -19,6 +19,7 @@
 #include "avro_plan.h"
 #include "avro_gen.h"
 #include "decoder.h"
+#include "event_enc.h"
 
 #define EVENT_SCHEMA "schemas/event.avsc"
 
@@ -28,25 +29,6 @@ static char *read_schema(void) {
         if (!s)
                 fail_msg("%s", err);
         return s;
-}
-
-/* One event of schemas/event.avsc: user_id, segment, ts, price, quantity,
- * clicks (["null", "long"]: branch 0 null, 1 long). */
-static size_t enc_event(unsigned char *buf, const char *user, const char *segment, int64_t ts,
-                        double price, int32_t quantity, int clicks_null, int64_t clicks) {
-        unsigned char *p = buf;
-        p = dmp_avro_put_string(p, user, strlen(user));
-        p = dmp_avro_put_string(p, segment, strlen(segment));
-        p = dmp_avro_put_long(p, ts);
-        p = dmp_avro_put_double(p, price);
-        p = dmp_avro_put_long(p, quantity);
-        if (clicks_null) {
-                p = dmp_avro_put_long(p, 0);
-        } else {
-                p = dmp_avro_put_long(p, 1);
-                p = dmp_avro_put_long(p, clicks);
-        }
-        return (size_t)(p - buf);
 }
 
 static dmp_decoder_t *event_decoder(const char *key, const char *time) {
@@ -78,7 +60,7 @@ static void test_event_schema(void **state) {
         assert_int_equal(slot(d, "clicks"), 2);
 
         unsigned char buf[256];
-        size_t n = enc_event(buf, "user-17", "gold", 1700000000123, 19.25, -3, 0, 12);
+        size_t n = test_event_encode(buf, "user-17", "gold", 1700000000123, 19.25, -3, 0, 12);
         dmp_event_t ev;
         char err[256];
         assert_int_equal(dmp_decoder_decode(d, buf, n, &ev, err, sizeof(err)), 0);
@@ -92,7 +74,7 @@ static void test_event_schema(void **state) {
         assert_true(ev.num[2] == 12.0);
 
         /* null clicks: its bit is clear, the others are set */
-        n = enc_event(buf, "u", "", -5, -0.5, 2147483647, 1, 0);
+        n = test_event_encode(buf, "u", "", -5, -0.5, 2147483647, 1, 0);
         assert_int_equal(dmp_decoder_decode(d, buf, n, &ev, err, sizeof(err)), 0);
         assert_int_equal(ev.key_len, 1);
         assert_memory_equal(ev.key, "u", 1);
@@ -102,7 +84,7 @@ static void test_event_schema(void **state) {
         assert_true(ev.num[1] == 2147483647.0);
 
         /* an empty key */
-        n = enc_event(buf, "", "s", 0, 0, 0, 0, -9);
+        n = test_event_encode(buf, "", "s", 0, 0, 0, 0, -9);
         assert_int_equal(dmp_decoder_decode(d, buf, n, &ev, err, sizeof(err)), 0);
         assert_int_equal(ev.key_len, 0);
         assert_true(ev.defined == 0x7);
@@ -127,7 +109,7 @@ static void test_no_key_no_time(void **state) {
         int sq = slot(d, "quantity");
         assert_int_equal(sq, 0);
         unsigned char buf[256];
-        size_t n = enc_event(buf, "a", "b", 99, 1.0, 7, 1, 0);
+        size_t n = test_event_encode(buf, "a", "b", 99, 1.0, 7, 1, 0);
         dmp_event_t ev;
         ev.has_time = 1;
         char err[256];
@@ -360,7 +342,7 @@ static void test_truncated(void **state) {
         dmp_event_t ev;
         char err[256];
         for (int nullc = 0; nullc < 2; nullc++) {
-                size_t n = enc_event(buf, "someone", "segment-a", 1700000000000, 1.0, 300, nullc,
+                size_t n = test_event_encode(buf, "someone", "segment-a", 1700000000000, 1.0, 300, nullc,
                                      1000000);
                 assert_int_equal(dmp_decoder_decode(d, buf, n, &ev, err, sizeof(err)), 0);
                 for (size_t cut = 0; cut < n; cut++) {
@@ -395,7 +377,7 @@ static void test_nonfinite(void **state) {
         char err[256];
         const double bad[] = {NAN, INFINITY, -INFINITY};
         for (int i = 0; i < 3; i++) {
-                size_t n = enc_event(buf, "u", "s", 1, bad[i], 1, 1, 0);
+                size_t n = test_event_encode(buf, "u", "s", 1, bad[i], 1, 1, 0);
                 dmp_decoder_reject_nonfinite(d, 0);
                 assert_int_equal(dmp_decoder_decode(d, buf, n, &ev, err, sizeof(err)), 0);
                 assert_true(!isfinite(ev.num[sp]));
@@ -410,7 +392,7 @@ static void test_nonfinite(void **state) {
                 assert_int_equal(dmp_decoder_last_error(d), DMP_DECODE_NONFINITE);
         }
         /* finite values pass; the last error is reset */
-        size_t n = enc_event(buf, "u", "s", 1, 1e308, 1, 1, 0);
+        size_t n = test_event_encode(buf, "u", "s", 1, 1e308, 1, 1, 0);
         assert_int_equal(dmp_decoder_decode(d, buf, n, &ev, err, sizeof(err)), 0);
         assert_int_equal(dmp_decoder_last_error(d), DMP_DECODE_OK);
         dmp_decoder_destroy(d);
@@ -436,7 +418,7 @@ static void test_nonfinite(void **state) {
         d = event_decoder("user_id", "ts");
         slot(d, "quantity");
         dmp_decoder_reject_nonfinite(d, 1);
-        n = enc_event(buf, "u", "s", 1, NAN, 1, 1, 0);
+        n = test_event_encode(buf, "u", "s", 1, NAN, 1, 1, 0);
         assert_int_equal(dmp_decoder_decode(d, buf, n, &ev, err, sizeof(err)), 0);
         dmp_decoder_destroy(d);
 }

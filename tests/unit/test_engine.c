@@ -26,6 +26,7 @@
 #include "log.h"
 #include "util.h"
 
+#include "event_enc.h"
 #include "test_sink.h"
 #include "wtable.h"
 
@@ -235,19 +236,7 @@ static int64_t open_partition(dmp_engine_t *e, int32_t p) {
 /* Encodes an event of schemas/event.avsc (clicks < 0: null). */
 static size_t enc_event(unsigned char *buf, const char *user, const char *segment, int64_t ts,
                         double price, int32_t quantity, int64_t clicks) {
-        unsigned char *p = buf;
-        p = dmp_avro_put_string(p, user, strlen(user));
-        p = dmp_avro_put_string(p, segment, strlen(segment));
-        p = dmp_avro_put_long(p, ts);
-        p = dmp_avro_put_double(p, price);
-        p = dmp_avro_put_long(p, quantity);
-        if (clicks < 0) {
-                p = dmp_avro_put_long(p, 0); /* branch 0: null */
-        } else {
-                p = dmp_avro_put_long(p, 1); /* branch 1: long */
-                p = dmp_avro_put_long(p, clicks);
-        }
-        return (size_t)(p - buf);
+        return test_event_encode(buf, user, segment, ts, price, quantity, clicks < 0, clicks);
 }
 
 #define NUL -1 /* clicks = null */

@@ -31,9 +31,9 @@
 
 #include <math.h>
 
-#include "avro_enc.h"
 #include "config.h"
 #include "engine.h"
+#include "event_enc.h"
 #include "log.h"
 #include "test_sink.h"
 #include "util.h"
@@ -222,16 +222,11 @@ static int64_t resume_offset(dmp_engine_t *e, fixture_t *f) {
 
 /* Feeds an event of key `user` at time ts with price (= v) `v`. */
 static void feed(fixture_t *f, dmp_engine_t *e, const char *user, int64_t ts, double v) {
-        unsigned char buf[256], *p = buf;
-        p = dmp_avro_put_string(p, user, strlen(user));
-        p = dmp_avro_put_string(p, "seg", 3);
-        p = dmp_avro_put_long(p, ts);
-        p = dmp_avro_put_double(p, v);
-        p = dmp_avro_put_long(p, 0); /* quantity */
-        p = dmp_avro_put_long(p, 0); /* clicks: null */
+        unsigned char buf[256];
+        size_t n = test_event_encode(buf, user, "seg", ts, v, 0, 1, 0);
         char err[256] = "";
         tsink.late_mask = 0; /* the late windows of this event */
-        if (dmp_engine_process(e, 0, f->off, "kafka-key", 9, 999999, buf, (size_t)(p - buf),
+        if (dmp_engine_process(e, 0, f->off, "kafka-key", 9, 999999, buf, n,
                                err, sizeof(err)))
                 fail_msg("process offset %lld: %s", (long long)f->off, err);
         f->off++;
