@@ -40,10 +40,10 @@ MALLOC_LIB ?= $(shell pkg-config --libs jemalloc 2>/dev/null || echo -ljemalloc)
 LIB_SRCS := $(filter-out src/main.c,$(wildcard src/*.c))
 LIB_OBJS := $(LIB_SRCS:src/%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/schemas.o $(BUILD)/obj/gen/web.o
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
-# test_daemon first: it runs longest, mostly waiting (scripts/run-unit-tests
-# runs the suites side by side)
-UNIT_BINS := $(BUILD)/tests/test_daemon \
-	$(filter-out $(BUILD)/tests/test_daemon,$(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%))
+# The daemon suites first: they run longest, mostly waiting on the mock
+# cluster (scripts/run-unit-tests runs the suites side by side)
+UNIT_SLOW := $(BUILD)/tests/test_daemon $(BUILD)/tests/test_daemon_txn
+UNIT_BINS := $(UNIT_SLOW) $(filter-out $(UNIT_SLOW),$(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%))
 # Helpers shared by unit tests, fuzz targets and benchmarks (tests/support/).
 SUPPORT_SRCS := $(wildcard tests/support/*.c)
 SUPPORT_OBJS := $(SUPPORT_SRCS:tests/support/%.c=$(BUILD)/obj/support/%.o)
@@ -108,7 +108,17 @@ $(BUILD)/obj/support/%.o: tests/support/%.c
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libdmpflow.a $(SUPPORT_OBJS)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
-	$(Q)$(CC) $(CFLAGS) -Itests/support $< -o $@ $(SUPPORT_OBJS) $(BUILD)/libdmpflow.a $(LDLIBS) -lcmocka
+	$(Q)$(CC) $(CFLAGS) -Itests/support $< -o $@ $(UNIT_EXTRA) $(SUPPORT_OBJS) $(BUILD)/libdmpflow.a $(LDLIBS) -lcmocka
+
+# The daemon on the mock cluster (tests/unit/daemon_mock.h), shared by the
+# two suites that drive it: split so that they run side by side.
+DAEMON_MOCK_OBJ := $(BUILD)/obj/unit/daemon_mock.o
+$(DAEMON_MOCK_OBJ): tests/unit/daemon_mock.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CFLAGS) -Itests/support -c $< -o $@
+$(BUILD)/tests/test_daemon $(BUILD)/tests/test_daemon_txn: $(DAEMON_MOCK_OBJ)
+$(BUILD)/tests/test_daemon $(BUILD)/tests/test_daemon_txn: UNIT_EXTRA := $(DAEMON_MOCK_OBJ)
 
 # libFuzzer targets (tests/fuzz/fuzz_*.c, docs/FUZZING.md); built by `make fuzz`
 # with clang and the sanitizers. The same files without their entry points
@@ -290,4 +300,4 @@ docs: $(BUILD)/dmpflow
 clean:
 	rm -rf build build-asan build-clang build-fuzz
 
--include $(LIB_OBJS:.o=.d) $(SUPPORT_OBJS:.o=.d) $(FUZZ_NOENTRY_OBJS:.o=.d) $(BUILD)/obj/main.d
+-include $(LIB_OBJS:.o=.d) $(SUPPORT_OBJS:.o=.d) $(DAEMON_MOCK_OBJ:.o=.d) $(FUZZ_NOENTRY_OBJS:.o=.d) $(BUILD)/obj/main.d
