@@ -11,8 +11,8 @@
 #include "util.h"
 
 #define ADMIN_TIMEOUT_MS 30000
-#define POLICY_TIMEOUT_MS 5000 /* a broker that does not answer DescribeConfigs
-                                * (librdkafka's mock cluster): not checked */
+#define POLICY_TIMEOUT_MS 5000 /* a cluster that does not answer DescribeConfigs:
+                                * not checked */
 #define RESTORE_BATCH    1024 /* messages taken from the restore consumer per call */
 
 /* One partition's changelog bookkeeping. */
@@ -216,9 +216,30 @@ static int create_topic(dmp_changelog_t *cl, int32_t partitions, char *errstr,
         return rc;
 }
 
+/* Whether the cluster's metadata names a controller among its brokers:
+ * DescribeConfigs goes to the controller, and librdkafka waits for it until
+ * the request times out. librdkafka 2.0's mock cluster names broker 0 of
+ * brokers 1..n (5 s lost per start without this check). */
+static int controller_known(dmp_changelog_t *cl) {
+        const struct rd_kafka_metadata *md;
+        if (rd_kafka_metadata(cl->producer, 0, NULL, &md, POLICY_TIMEOUT_MS))
+                return 0;
+        int32_t id = rd_kafka_controllerid(cl->producer, POLICY_TIMEOUT_MS);
+        int known = 0;
+        for (int i = 0; i < md->broker_cnt && id >= 0; i++)
+                known |= md->brokers[i].id == id;
+        rd_kafka_metadata_destroy(md);
+        return known;
+}
+
 /* The topic's cleanup.policy must keep the latest record of each key. */
 static int check_policy(dmp_changelog_t *cl, int *config_error, char *errstr,
                         size_t errstr_size) {
+        if (!controller_known(cl)) {
+                dmp_info("changelog topic %s: its cleanup.policy is not checked: the cluster "
+                         "names no controller among its brokers", cl->topic);
+                return 0;
+        }
         rd_kafka_ConfigResource_t *res = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC,
                                                                      cl->topic);
         rd_kafka_queue_t *q = rd_kafka_queue_new(cl->producer);

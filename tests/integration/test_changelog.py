@@ -327,3 +327,22 @@ def test_waits_for_its_input_topic(kafka, dmpflow, tmp_path: Path):
     _closed, ref = close_long_window(kafka, dmpflow, proc, reader, src, produced)
     admin.delete_topics([src])
     assert_matches_reference(reader.records, ref, allow_duplicates=True)
+
+
+def test_refuses_a_changelog_that_is_not_compacted(kafka, dmpflow, tmp_path: Path):
+    """A changelog topic that deletes old segments (cleanup.policy=delete)
+    would lose state: startup refuses it with exit 2 and says what to
+    change. (On a real broker the policy is asked of the controller; only
+    a cluster that names no controller, librdkafka's mock, goes unchecked.)"""
+    src = kafka.topic(PARTITIONS, "in")
+    dst = kafka.topic(PARTITIONS, "out")
+    group = f"{src}-g"
+    changelog = kafka.topic(PARTITIONS, "changelog", {"cleanup.policy": "delete"})
+    conf = config(dmpflow, kafka, tmp_path, "a", src, dst, group, "at_least_once")
+    conf.write_text(conf.read_text().replace("[state]\n",
+                                             f"[state]\nchangelog.topic = {changelog}\n"))
+    proc = dmpflow.run("run", "-c", conf, timeout=60)
+    assert proc.poll() == 2, proc.stderr[-3000:]
+    assert f"the changelog topic {changelog} has cleanup.policy=delete: it must be " \
+           "compact" in proc.stderr, proc.stderr[-3000:]
+    assert "is not checked" not in proc.stderr, proc.stderr[-3000:]

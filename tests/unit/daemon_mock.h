@@ -12,9 +12,9 @@
  * errors), and the group's offsets are checked without a changelog only.
  * Exactly-once visibility and aborted transactions are tested on a real
  * broker (tests/integration/test_crash.py, test_scaleout.py).
- * Each daemon start waits ~10 s on the mock (its DescribeConfigs has no
- * controller to go to, its group join waits 3 s): the two suites run side
- * by side (scripts/run-unit-tests). */
+ * Each daemon start waits ~5 s on the mock (its group join waits 3 s, its
+ * InitProducerId 1.5 s): the two suites run side by side
+ * (scripts/run-unit-tests). */
 #ifndef DMP_TEST_DAEMON_MOCK_H
 #define DMP_TEST_DAEMON_MOCK_H
 
