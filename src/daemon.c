@@ -183,6 +183,13 @@ static void consumer_error_cb(rd_kafka_t *rk, int err, const char *reason, void 
 static void delivery_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
         (void)rk;
         dmp_daemon_t *d = opaque;
+        /* Records purged by a transaction's abort (librdkafka purges on
+         * abort; dmpflow never purges otherwise): that transaction failed
+         * already and its work is redone. Their reports can come after the
+         * next transaction began, which must not fail for them (it did: an
+         * abort, then aborts in a row, on a loaded machine). */
+        if (m->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE || m->err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT)
+                return;
         if (d->changelog && dmp_changelog_owns(d->changelog, m)) {
                 dmp_changelog_delivered(d->changelog, m);
                 return;
