@@ -900,6 +900,24 @@ static void on_group(void *opaque, const dmp_group_result_t *r) {
         gw->n++;
 }
 
+/* [group seg]: per segment, over window tum. */
+static const char group_seg_tum[] = "[group seg]\nfield = segment\nwindows = tum\n"
+                                    "topic = groups\n";
+
+/* An engine of conf whose group windows go to gw, partition 0 open. */
+static dmp_engine_t *group_engine(fixture_t *f, dmp_conf_t *conf, gwins_t *gw) {
+        char err[512] = "";
+        int cerr = -1;
+        memset(&tsink, 0, sizeof(tsink));
+        tsink.group = on_group;
+        tsink.group_opaque = gw;
+        dmp_engine_t *e = engine_with(conf, on_emit, &f->recs, &cerr, err, sizeof(err));
+        if (!e)
+                fail_msg("dmp_engine_new: %s %s", err, conf->errors ? conf->errors : "");
+        open_partition(e, 0);
+        return e;
+}
+
 /* A group value's window memo (groups.c) must forget a window entry that
  * retired: here A's window [0, 10) closes and is freed at a commit, then
  * B's entry for [30, 40) is allocated (maybe in the freed block) before
@@ -908,18 +926,9 @@ static void on_group(void *opaque, const dmp_group_result_t *r) {
  * asan); a plain build fails only if the block is reused that way. */
 static void test_group_window_memo(void **state) {
         fixture_t *f = *state;
-        dmp_conf_t *conf = make_conf_with(f->dir, conf_fmt, "[group seg]\nfield = segment\n"
-                                          "windows = tum\ntopic = groups\n");
-        char err[512] = "";
-        int cerr = -1;
+        dmp_conf_t *conf = make_conf_with(f->dir, conf_fmt, group_seg_tum);
         gwins_t gw = {.n = 0};
-        memset(&tsink, 0, sizeof(tsink));
-        tsink.group = on_group;
-        tsink.group_opaque = &gw;
-        dmp_engine_t *e = engine_with(conf, on_emit, &f->recs, &cerr, err, sizeof(err));
-        if (!e)
-                fail_msg("dmp_engine_new: %s %s", err, conf->errors ? conf->errors : "");
-        open_partition(e, 0);
+        dmp_engine_t *e = group_engine(f, conf, &gw);
         feed_seg(e, 0, 0, "u1", "A", 1, 1.0, 0, NUL);   /* score 2 in [0, 10) */
         feed_seg(e, 0, 1, "u2", "B", 25, 2.0, 0, NUL);  /* closes [0, 10) */
         emit(e); /* A's [0, 10) out, freed at the commit */
@@ -1007,19 +1016,9 @@ static void test_group_state_across_restart(void **state) {
  * by valgrind). */
 static void test_group_partition_closed_uncommitted(void **state) {
         fixture_t *f = *state;
-        dmp_conf_t *conf = make_conf_with(f->dir, conf_fmt,
-                                          "[group seg]\nfield = segment\nwindows = tum\n"
-                                          "topic = groups\n");
-        char err[512] = "";
-        int cerr = -1;
+        dmp_conf_t *conf = make_conf_with(f->dir, conf_fmt, group_seg_tum);
         gwins_t gw = {.n = 0};
-        memset(&tsink, 0, sizeof(tsink));
-        tsink.group = on_group;
-        tsink.group_opaque = &gw;
-        dmp_engine_t *e = engine_with(conf, on_emit, &f->recs, &cerr, err, sizeof(err));
-        if (!e)
-                fail_msg("dmp_engine_new: %s", err);
-        open_partition(e, 0);
+        dmp_engine_t *e = group_engine(f, conf, &gw);
         feed_seg(e, 0, 0, "u1", "A", 1, 1.0, 0, NUL);
         feed_seg(e, 0, 1, "u2", "B", 25, 2.0, 0, NUL); /* closes A's [0, 10) */
         emit(e); /* A's window retired, B's open: both dirty, nothing committed */
