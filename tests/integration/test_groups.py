@@ -83,9 +83,14 @@ def rel_close(a: float, b: float) -> bool:
 
 
 def run_pipeline(kafka, dmpflow, tmp_path, src, measures, windows, groups, patterns,
-                 expect_groups: int, expect_patterns: int, before_stop=None):
+                 expect_groups: int, expect_patterns: int, before_stop=None,
+                 want_windowed=()):
     """Runs dmpflow over topic src until the expected numbers of group results
-    and patterns arrived (at least), stops it; returns what it published."""
+    and patterns arrived (at least) and every (group, window, start, value,
+    measure) of want_windowed was published, stops it; returns what it
+    published. (A count alone is not enough: running statistics come at
+    every commit where they changed, so on a loaded machine the count was
+    reached before the last windows came out.)"""
     out = kafka.topic(PARTITIONS, "out")
     gtopic = kafka.topic(1, "groups")
     ptopic = kafka.topic(1, "patterns")
@@ -99,6 +104,11 @@ def run_pipeline(kafka, dmpflow, tmp_path, src, measures, windows, groups, patte
     proc = dmpflow.start("run", "-c", dmpflow.write_config(cfg))
     preader.until(expect_patterns, timeout=60)
     greader.until(expect_groups, timeout=30)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not set(want_windowed) <= {
+            (r["group"], r["window"], r["start"], r["value"], r["measure"])
+            for r in (rec[3] for rec in greader.records) if r["window"] is not None}:
+        greader.until(len(greader.records) + 1, timeout=0.5)
     assert proc.poll() is None, f"dmpflow exited early: {proc.stderr[-2000:]}"
     if before_stop:
         time.sleep(1.0)  # a commit after the last event: running statistics published
@@ -187,7 +197,7 @@ def test_groups_and_patterns_match_reference(kafka, dmpflow, tmp_path):
     got_groups, got_patterns, proc = run_pipeline(
         kafka, dmpflow, tmp_path, src, measures, windows, groups, patterns,
         expect_groups=len(ref.windowed) + n_running, expect_patterns=len(ref.patterns),
-        before_stop=check_group_queries)
+        before_stop=check_group_queries, want_windowed=ref.windowed)
     check_groups(ref, got_groups)
     check_patterns(ref, got_patterns)
     assert f"{ref.late_group_pairs} late group updates" in proc.stderr, proc.stderr[-1500:]
